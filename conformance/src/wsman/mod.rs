@@ -1,0 +1,38 @@
+//! The runner's own WS-Management (WinRM) client.
+//!
+//! It speaks SOAP 1.2 over HTTP(S) with Basic auth to the simulator, to real Hyper-V hosts and
+//! (later) to a replay of recorded exchanges. It knows WS-Management and WMI's CIM binding, and
+//! nothing about Hyper-V replication: classes are names, properties are values, jobs are
+//! `CIM_ConcreteJob` states.
+//!
+//! - [`WsmanClient`]: `identify`, `get`, `enumerate` (+ `pull`, `release`), `invoke`, raw `send`,
+//!   `wait_for_job`.
+//! - Responses are read by namespace URI and local name ([`parse`]); faults become
+//!   [`WsmanError::Fault`], 401 becomes [`WsmanError::Unauthorized`].
+//! - [`Recorder`] sees every exchange ([`Exchange`] is JSON-serialisable).
+
+pub mod client;
+pub mod envelope;
+pub mod error;
+pub mod job;
+mod msgid;
+pub mod ns;
+pub mod parse;
+pub mod recorder;
+pub mod types;
+mod xml;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testserver;
+
+pub use client::{ClientOptions, Credentials, RawResponse, WsmanClient};
+pub use error::{QName, Result, SoapFault, WsmanError};
+pub use job::{DEFAULT_JOB_POLL, JobPhase, JobWait, PollStyle, job_phase};
+pub use ns::{class_uri, class_uri_in, ns_wildcard_uri};
+pub use recorder::{Exchange, MemoryRecorder, OpKind, Recorder};
+pub use types::{
+    EnumItem, EnumOpts, EnumPage, Epr, EprMode, IdentifyInfo, Instance, InvokeOutput, Param,
+    PropValue, SelectorSet,
+};

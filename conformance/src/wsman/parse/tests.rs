@@ -1,0 +1,502 @@
+//! Parsing of the captures quoted in `reference/wsman.md` (and their sources), plus shapes the
+//! sources disagree on.
+
+use super::*;
+
+/// Runs `decode` as the client does and hands back the typed result.
+fn ok<T>(body: &str, expected: Option<&str>, f: impl FnOnce(Node<'_, '_>) -> Result<T>) -> T {
+    match decode(200, &[], body, expected, f) {
+        Ok(v) => v,
+        Err(e) => panic!("decode failed: {e}"),
+    }
+}
+
+/// wsman.md §1.3: optimised EnumerateResponse, runner-mei/wsman Go test
+/// `enumerateResponseWithAddressing` (Hyper-V v1), items in `w:Items`, EPR-valued property.
+const ENUMERATE_RESPONSE_W_ITEMS: &str = r#"<s:Envelope xml:lang="zh-CN" xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">
+  <s:Header>
+    <a:Action>http://schemas.xmlsoap.org/ws/2004/09/enumeration/EnumerateResponse</a:Action>
+    <a:MessageID>uuid:B82A9456-26E4-487B-BED6-A95736911AB0</a:MessageID>
+    <a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>
+    <a:RelatesTo>uuid:9776229c-9e00-4f22-c7a9-86664c90959a</a:RelatesTo>
+  </s:Header>
+  <s:Body>
+    <n:EnumerateResponse>
+      <n:EnumerationContext>uuid:40DF132C-91C8-4A4C-B99B-E8012432DA5D</n:EnumerationContext>
+      <w:Items>
+        <p:Msvm_SettingsDefineCapabilities xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/Msvm_SettingsDefineCapabilities" xmlns:cim="http://schemas.dmtf.org/wbem/wscim/1/common" xsi:type="p:Msvm_SettingsDefineCapabilities_Type">
+          <p:GroupComponent xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">
+            <a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address>
+            <a:ReferenceParameters>
+              <w:ResourceURI>http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/Msvm_AllocationCapabilities</w:ResourceURI>
+              <w:SelectorSet><w:Selector Name="InstanceID">Microsoft:06FF76FA-2D58-4BAF-9F8D-455773824F37</w:Selector></w:SelectorSet>
+            </a:ReferenceParameters>
+          </p:GroupComponent>
+          <p:PropertyPolicy>0</p:PropertyPolicy>
+        </p:Msvm_SettingsDefineCapabilities>
+      </w:Items>
+      <n:EndOfSequence/>
+    </n:EnumerateResponse>
+  </s:Body>
+</s:Envelope>"#;
+
+#[test]
+fn enumerate_response_with_w_items() {
+    let page = ok(
+        ENUMERATE_RESPONSE_W_ITEMS,
+        Some("uuid:9776229c-9e00-4f22-c7a9-86664c90959a"),
+        enum_page,
+    );
+    assert!(page.end_of_sequence);
+    assert_eq!(
+        page.context.as_deref(),
+        Some("uuid:40DF132C-91C8-4A4C-B99B-E8012432DA5D")
+    );
+    // EndOfSequence wins over the repeated context: nothing left to pull.
+    assert_eq!(page.next_context(), None);
+    assert_eq!(page.items.len(), 1);
+    let inst = page.items[0].instance().expect("instance item");
+    assert_eq!(inst.class, "Msvm_SettingsDefineCapabilities");
+    assert_eq!(
+        inst.namespace,
+        "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/Msvm_SettingsDefineCapabilities"
+    );
+    assert_eq!(inst.u32("PropertyPolicy"), Some(0));
+    let epr = inst
+        .get("GroupComponent")
+        .and_then(PropValue::as_epr)
+        .expect("EPR property");
+    assert_eq!(epr.address, ns::ANONYMOUS);
+    assert_eq!(
+        epr.resource_uri,
+        "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/Msvm_AllocationCapabilities"
+    );
+    assert_eq!(epr.class(), "Msvm_AllocationCapabilities");
+    assert_eq!(
+        epr.selector("instanceid"),
+        Some("Microsoft:06FF76FA-2D58-4BAF-9F8D-455773824F37")
+    );
+}
+
+/// wsman.md §1.2/§1.3: PullResponse with `n:Items` and EndOfSequence, no context (the last
+/// page), holding the Msvm_ConcreteJob instance of the GetResponse sample; here with other
+/// prefixes to prove nothing depends on them.
+const PULL_RESPONSE_N_ITEMS: &str = r#"<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:wsen="http://schemas.xmlsoap.org/ws/2004/09/enumeration">
+  <env:Header>
+    <wsa:Action>http://schemas.xmlsoap.org/ws/2004/09/enumeration/PullResponse</wsa:Action>
+    <wsa:MessageID>uuid:0B3DD648-8231-4CBB-9626-B1EB0FB07A53</wsa:MessageID>
+    <wsa:RelatesTo>uuid:452E314E-4267-4F1D-AE4F-5E3483848E3B</wsa:RelatesTo>
+  </env:Header>
+  <env:Body>
+    <wsen:PullResponse>
+      <wsen:Items>
+        <j:Msvm_ConcreteJob xmlns:j="http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_ConcreteJob" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:cim="http://schemas.dmtf.org/wbem/wscim/1/common" xsi:type="j:Msvm_ConcreteJob_Type">
+          <j:Caption>Failback</j:Caption>
+          <j:ElapsedTime><cim:Interval>P0DT0H0M2S</cim:Interval></j:ElapsedTime>
+          <j:ErrorCode>0</j:ErrorCode>
+          <j:ErrorDescription xsi:nil="true"/>
+          <j:InstanceID>9C7D3E22-5B1A-4C59-8E5B-3D0E8E6B1A00</j:InstanceID>
+          <j:JobState>7</j:JobState>
+          <j:PercentComplete>100</j:PercentComplete>
+          <j:StartTime><cim:Datetime>2024-05-01T10:00:00.123456Z</cim:Datetime></j:StartTime>
+          <j:Tags>a</j:Tags><j:Tags xsi:nil="true"/><j:Tags>c &amp; d</j:Tags>
+        </j:Msvm_ConcreteJob>
+      </wsen:Items>
+      <wsen:EndOfSequence/>
+    </wsen:PullResponse>
+  </env:Body>
+</env:Envelope>"#;
+
+#[test]
+fn pull_response_with_n_items_and_typed_values() {
+    let page = ok(
+        PULL_RESPONSE_N_ITEMS,
+        Some("uuid:452E314E-4267-4F1D-AE4F-5E3483848E3B"),
+        enum_page,
+    );
+    assert!(page.end_of_sequence);
+    assert_eq!(page.context, None);
+    assert_eq!(page.items.len(), 1);
+    let job = page.items[0].instance().expect("instance");
+    assert_eq!(job.class, "Msvm_ConcreteJob");
+    assert_eq!(job.u16("JobState"), Some(7));
+    assert_eq!(job.u16("PercentComplete"), Some(100));
+    assert_eq!(job.text("Caption"), Some("Failback"));
+    assert_eq!(job.get("ErrorDescription"), Some(&PropValue::Null));
+    assert_eq!(
+        job.get("ElapsedTime"),
+        Some(&PropValue::Interval("P0DT0H0M2S".into()))
+    );
+    assert_eq!(
+        job.get("StartTime"),
+        Some(&PropValue::Datetime("2024-05-01T10:00:00.123456Z".into()))
+    );
+    assert_eq!(
+        job.get("Tags"),
+        Some(&PropValue::Array(vec![
+            PropValue::Text("a".into()),
+            PropValue::Null,
+            PropValue::Text("c & d".into()),
+        ]))
+    );
+    // Case-insensitive fallback, as WMI property names are.
+    assert_eq!(job.u16("jobstate"), Some(7));
+}
+
+#[test]
+fn pull_page_with_context_and_no_end_continues() {
+    let body = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration">
+      <s:Header><a:RelatesTo>uuid:X</a:RelatesTo></s:Header>
+      <s:Body><n:PullResponse><n:EnumerationContext> uuid:CTX </n:EnumerationContext><n:Items><p:A xmlns:p="urn:a"><p:K>1</p:K></p:A><p:A xmlns:p="urn:a"><p:K>2</p:K></p:A></n:Items></n:PullResponse></s:Body></s:Envelope>"#;
+    let page = ok(body, Some("uuid:X"), enum_page);
+    assert!(!page.end_of_sequence);
+    assert_eq!(page.next_context(), Some("uuid:CTX"));
+    assert_eq!(page.items.len(), 2);
+}
+
+#[test]
+fn epr_mode_items() {
+    let body = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">
+      <s:Header><a:RelatesTo>uuid:X</a:RelatesTo></s:Header>
+      <s:Body><n:PullResponse><n:Items>
+        <a:EndpointReference><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address><a:ReferenceParameters><w:ResourceURI>urn:cs</w:ResourceURI><w:SelectorSet><w:Selector Name="Name">G1</w:Selector></w:SelectorSet></a:ReferenceParameters></a:EndpointReference>
+        <w:Item><p:CS xmlns:p="urn:cs"><p:Name>G2</p:Name></p:CS><a:EndpointReference><a:Address>x</a:Address><a:ReferenceParameters><w:ResourceURI>urn:cs</w:ResourceURI><w:SelectorSet><w:Selector Name="Name">G2</w:Selector></w:SelectorSet></a:ReferenceParameters></a:EndpointReference></w:Item>
+      </n:Items><w:EndOfSequence/></n:PullResponse></s:Body></s:Envelope>"#;
+    let page = ok(body, Some("uuid:X"), enum_page);
+    assert!(page.end_of_sequence, "w:EndOfSequence is accepted too");
+    assert_eq!(page.items.len(), 2);
+    match &page.items[0] {
+        EnumItem::Epr(e) => assert_eq!(e.selector("Name"), Some("G1")),
+        other => panic!("expected EPR, got {other:?}"),
+    }
+    match &page.items[1] {
+        EnumItem::InstanceAndEpr(i, e) => {
+            assert_eq!(i.text("Name"), Some("G2"));
+            assert_eq!(e.selector("Name"), Some("G2"));
+        }
+        other => panic!("expected instance+EPR, got {other:?}"),
+    }
+}
+
+/// wsman.md §1.1: InitiateFailback_OUTPUT with a Job EPR (libvirt form, no wrapper) and
+/// ReturnValue 4096.
+const INVOKE_OUTPUT_JOB: &str = r#"<s:Envelope xml:lang="en-US" xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_ReplicationService">
+  <s:Header>
+    <a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>
+    <a:RelatesTo>uuid:11111111-2222-3333-4444-555555555555</a:RelatesTo>
+    <a:Action>http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_ReplicationService/InitiateFailbackResponse</a:Action>
+    <a:MessageID>uuid:AAAAAAAA-0000-0000-0000-000000000001</a:MessageID>
+  </s:Header>
+  <s:Body>
+    <p:InitiateFailback_OUTPUT>
+      <p:Job>
+        <a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address>
+        <a:ReferenceParameters>
+          <w:ResourceURI>http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_ConcreteJob</w:ResourceURI>
+          <w:SelectorSet>
+            <w:Selector Name="InstanceID">9C7D3E22-5B1A-4C59-8E5B-3D0E8E6B1A00</w:Selector>
+            <w:Selector Name="__cimnamespace">root/virtualization/v2</w:Selector>
+          </w:SelectorSet>
+        </a:ReferenceParameters>
+      </p:Job>
+      <p:ReturnValue>4096</p:ReturnValue>
+    </p:InitiateFailback_OUTPUT>
+  </s:Body>
+</s:Envelope>"#;
+
+#[test]
+fn invoke_output_with_job() {
+    let out = ok(
+        INVOKE_OUTPUT_JOB,
+        Some("uuid:11111111-2222-3333-4444-555555555555"),
+        |b| invoke_output(b, "InitiateFailback"),
+    );
+    assert_eq!(out.return_value, 4096);
+    assert_eq!(
+        out.job_instance_id(),
+        Some("9C7D3E22-5B1A-4C59-8E5B-3D0E8E6B1A00")
+    );
+    let job = out.job.as_ref().expect("job");
+    assert_eq!(job.class(), "Msvm_ConcreteJob");
+    assert_eq!(
+        job.selector("__cimnamespace"),
+        Some("root/virtualization/v2")
+    );
+    assert!(!out.out.contains_key("ReturnValue"));
+    assert!(out.out.contains_key("Job"));
+}
+
+#[test]
+fn invoke_output_with_wrapped_job_epr() {
+    // r4sd/go-wsman's fixture form: the reference wrapped in a:EndpointReference.
+    let body = INVOKE_OUTPUT_JOB
+        .replace("<p:Job>", "<p:Job><a:EndpointReference>")
+        .replace("</p:Job>", "</a:EndpointReference></p:Job>");
+    let out = ok(
+        &body,
+        Some("uuid:11111111-2222-3333-4444-555555555555"),
+        |b| invoke_output(b, "InitiateFailback"),
+    );
+    assert_eq!(
+        out.job_instance_id(),
+        Some("9C7D3E22-5B1A-4C59-8E5B-3D0E8E6B1A00")
+    );
+}
+
+#[test]
+fn invoke_output_errors_are_protocol_errors() {
+    let wrong_method = decode(200, &[], INVOKE_OUTPUT_JOB, None, |b| {
+        invoke_output(b, "RequestStateChange")
+    });
+    assert!(
+        matches!(wrong_method, Err(WsmanError::Protocol(m)) if m.contains("RequestStateChange_OUTPUT"))
+    );
+    let no_rv = INVOKE_OUTPUT_JOB.replace("<p:ReturnValue>4096</p:ReturnValue>", "");
+    assert!(matches!(
+        decode(200, &[], &no_rv, None, |b| invoke_output(
+            b,
+            "InitiateFailback"
+        )),
+        Err(WsmanError::Protocol(_))
+    ));
+    let bad_rv = INVOKE_OUTPUT_JOB.replace(">4096<", ">lots<");
+    assert!(matches!(
+        decode(200, &[], &bad_rv, None, |b| invoke_output(
+            b,
+            "InitiateFailback"
+        )),
+        Err(WsmanError::Protocol(_))
+    ));
+}
+
+/// wsman.md §1.4 capture 1: w:InvalidSelectors (pypsrp recorded responses), HTTP 500.
+const INVALID_SELECTORS_FAULT: &str = r#"<s:Envelope xml:lang="en-US" xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:x="http://schemas.xmlsoap.org/ws/2004/09/transfer" xmlns:e="http://schemas.xmlsoap.org/ws/2004/08/eventing" xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd"><s:Header><a:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/fault</a:Action><a:MessageID>uuid:3ED7300E-14C7-4D87-9C57-3FB6259EC2FB</a:MessageID><a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To><a:RelatesTo>uuid:877294B2-0B63-493A-9A91-DD6A4D68B0B3</a:RelatesTo></s:Header><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>w:InvalidSelectors</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">The WS-Management service cannot process the request because the request contained invalid selectors for the resource. </s:Text></s:Reason><s:Detail><w:FaultDetail>http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors</w:FaultDetail><f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="2150858843" Machine="127.0.0.1"><f:Message>The WS-Management service cannot process the request because the request contained invalid selectors for the resource. </f:Message></f:WSManFault></s:Detail></s:Fault></s:Body></s:Envelope>"#;
+
+#[test]
+fn invalid_selectors_fault() {
+    let err = decode(
+        500,
+        &[],
+        INVALID_SELECTORS_FAULT,
+        Some("uuid:whatever"),
+        get_response,
+    )
+    .expect_err("fault");
+    let f = err.fault().expect("a Fault");
+    assert_eq!(f.http_status, 500);
+    assert!(f.is_sender());
+    assert_eq!(f.code.namespace, ns::SOAP);
+    assert!(f.subcode_is(ns::WSMAN, "InvalidSelectors"));
+    assert_eq!(f.wsman_code, Some(2150858843));
+    assert_eq!(
+        f.fault_detail.as_deref(),
+        Some("http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors")
+    );
+    assert!(
+        f.reason
+            .starts_with("The WS-Management service cannot process the request")
+    );
+    assert!(
+        f.message
+            .as_deref()
+            .is_some_and(|m| m.contains("invalid selectors"))
+    );
+    assert_eq!(
+        f.action.as_deref(),
+        Some("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault")
+    );
+    // The same parse is available for raw bodies (recordings, replay).
+    assert_eq!(fault(500, INVALID_SELECTORS_FAULT).as_ref(), Some(f));
+    assert_eq!(fault(200, ENUMERATE_RESPONSE_W_ITEMS), None);
+}
+
+/// wsman.md §1.4 capture 6: n:CannotProcessFilter, WinRb/WinRM
+/// `tests/spec/stubs/responses/soap_fault_v1.xml` (pretty-printed, single-quoted attributes,
+/// a nested provider WSManFault).
+const CANNOT_PROCESS_FILTER_FAULT: &str = r#"<s:Envelope xml:lang='en-US' xmlns:s='http://www.w3.org/2003/05/soap-envelope' xmlns:a='http://schemas.xmlsoap.org/ws/2004/08/addressing' xmlns:x='http://schemas.xmlsoap.org/ws/2004/09/transfer' xmlns:e='http://schemas.xmlsoap.org/ws/2004/08/eventing' xmlns:n='http://schemas.xmlsoap.org/ws/2004/09/enumeration' xmlns:w='http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd'>
+  <s:Header>
+    <a:Action>http://schemas.xmlsoap.org/ws/2004/09/enumeration/fault</a:Action>
+    <a:MessageID>uuid:AF8907B2-F47E-4DE5-A4AA-E1EC36EA0E49</a:MessageID>
+    <a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>
+    <a:RelatesTo>uuid:B90EC4BB-4484-4ADA-920B-019517747915</a:RelatesTo>
+  </s:Header>
+  <s:Body>
+    <s:Fault>
+      <s:Code>
+        <s:Value>s:Sender</s:Value>
+        <s:Subcode>
+          <s:Value>n:CannotProcessFilter</s:Value>
+        </s:Subcode>
+      </s:Code>
+      <s:Reason>
+        <s:Text xml:lang='en-US'>
+          The data source could not process the filter. The filter might be
+          missing or it might be invalid. Change the filter and try the request
+          again. 
+        </s:Text>
+      </s:Reason>
+      <s:Detail>
+        <f:WSManFault xmlns:f='http://schemas.microsoft.com/wbem/wsman/1/wsmanfault' Code='2150858778' Machine=''>
+          <f:Message>
+            <f:ProviderFault provider='WMIv1 plugin for Windows Remote Management ' path='%systemroot%\system32\WsmWmiPl.dll'>
+              <f:WSManFault xmlns:f='http://schemas.microsoft.com/wbem/wsman/1/wsmanfault' Code='2150858778' Machine='' xml:lang='en-US'>
+                <f:Message>The specified class does not exist in the given namespace. </f:Message>
+              </f:WSManFault>
+            </f:ProviderFault>
+          </f:Message>
+        </f:WSManFault>
+      </s:Detail>
+    </s:Fault>
+  </s:Body>
+</s:Envelope>"#;
+
+#[test]
+fn cannot_process_filter_fault() {
+    let err = decode(500, &[], CANNOT_PROCESS_FILTER_FAULT, None, enum_page).expect_err("fault");
+    let f = err.fault().expect("a Fault");
+    assert!(f.is_sender());
+    assert!(f.subcode_is(ns::ENUMERATION, "CannotProcessFilter"));
+    assert_eq!(f.wsman_code, Some(2150858778));
+    assert_eq!(f.fault_detail, None);
+    assert!(
+        f.reason
+            .trim()
+            .starts_with("The data source could not process the filter.")
+    );
+    assert_eq!(
+        f.message.as_deref(),
+        Some("The specified class does not exist in the given namespace.")
+    );
+    assert_eq!(
+        f.action.as_deref(),
+        Some("http://schemas.xmlsoap.org/ws/2004/09/enumeration/fault")
+    );
+    let shown = err.to_string();
+    assert!(
+        shown.contains("CannotProcessFilter") && shown.contains("2150858778"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn fault_under_http_200_and_400_is_still_a_fault() {
+    for status in [200, 400] {
+        let err =
+            decode(status, &[], INVALID_SELECTORS_FAULT, None, get_response).expect_err("fault");
+        assert_eq!(err.fault().map(|f| f.http_status), Some(status));
+    }
+}
+
+#[test]
+fn relates_to_mismatch_and_absence() {
+    let err = decode(200, &[], INVOKE_OUTPUT_JOB, Some("uuid:OTHER"), |b| {
+        invoke_output(b, "InitiateFailback")
+    })
+    .expect_err("mismatch");
+    match err {
+        WsmanError::RelatesToMismatch { expected, got } => {
+            assert_eq!(expected, "uuid:OTHER");
+            assert_eq!(
+                got.as_deref(),
+                Some("uuid:11111111-2222-3333-4444-555555555555")
+            );
+        }
+        other => panic!("expected RelatesToMismatch, got {other:?}"),
+    }
+    let no_relates = INVOKE_OUTPUT_JOB.replace(
+        "<a:RelatesTo>uuid:11111111-2222-3333-4444-555555555555</a:RelatesTo>",
+        "",
+    );
+    assert!(matches!(
+        decode(
+            200,
+            &[],
+            &no_relates,
+            Some("uuid:11111111-2222-3333-4444-555555555555"),
+            |b| { invoke_output(b, "InitiateFailback") }
+        ),
+        Err(WsmanError::RelatesToMismatch { got: None, .. })
+    ));
+}
+
+#[test]
+fn unauthorized_http_and_malformed() {
+    let www = vec!["Basic realm=\"WSMAN\"".to_string(), "Negotiate".to_string()];
+    match decode(401, &www, "", Some("uuid:X"), get_response) {
+        Err(WsmanError::Unauthorized { www_authenticate }) => assert_eq!(www_authenticate, www),
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    assert!(matches!(
+        decode(503, &[], "Service Unavailable", None, get_response),
+        Err(WsmanError::Http { status: 503, .. })
+    ));
+    assert!(matches!(
+        decode(500, &[], ENUMERATE_RESPONSE_W_ITEMS, None, enum_page),
+        Err(WsmanError::Http { status: 500, .. })
+    ));
+    for bad in ["", "<s:Envelope", "not xml at all", "<a><b></a>"] {
+        assert!(
+            matches!(
+                decode(200, &[], bad, None, get_response),
+                Err(WsmanError::MalformedXml { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    // Well-formed but not SOAP 1.2.
+    let soap11 =
+        r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/></s:Envelope>"#;
+    assert!(matches!(
+        decode(200, &[], soap11, None, get_response),
+        Err(WsmanError::Protocol(_))
+    ));
+    let no_body =
+        r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Header/></s:Envelope>"#;
+    assert!(matches!(
+        decode(200, &[], no_body, None, get_response),
+        Err(WsmanError::Protocol(_))
+    ));
+    let empty_body =
+        r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body/></s:Envelope>"#;
+    assert!(matches!(
+        decode(200, &[], empty_body, None, get_response),
+        Err(WsmanError::Protocol(_))
+    ));
+    assert!(matches!(
+        decode(200, &[], empty_body, None, enum_page),
+        Err(WsmanError::Protocol(_))
+    ));
+}
+
+#[test]
+fn get_response_and_unmodelled_content() {
+    let body = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing">
+      <s:Header><a:RelatesTo>uuid:G</a:RelatesTo></s:Header>
+      <s:Body><p:Thing xmlns:p="urn:thing" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+        <p:Flag>true</p:Flag><p:Nested><p:Inner>1</p:Inner></p:Nested><p:Empty/><p:Nil xsi:nil="1"/>
+      </p:Thing></s:Body></s:Envelope>"#;
+    let inst = ok(body, Some("uuid:G"), get_response);
+    assert_eq!(inst.class, "Thing");
+    assert_eq!(inst.bool("Flag"), Some(true));
+    assert_eq!(inst.get("Empty"), Some(&PropValue::Text(String::new())));
+    assert_eq!(inst.get("Nil"), Some(&PropValue::Null));
+    match inst.get("Nested") {
+        Some(PropValue::Xml(x)) => assert!(
+            x.starts_with("<p:Nested>") && x.contains("<p:Inner>1</p:Inner>"),
+            "{x}"
+        ),
+        other => panic!("expected raw XML, got {other:?}"),
+    }
+}
+
+#[test]
+fn identify() {
+    let body = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd"><s:Header/><s:Body><wsmid:IdentifyResponse><wsmid:ProtocolVersion>http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd</wsmid:ProtocolVersion><wsmid:ProductVendor>Microsoft Corporation</wsmid:ProductVendor><wsmid:ProductVersion>OS: 0.0.0 SP: 0.0 Stack: 3.0</wsmid:ProductVersion><wsmid:SecurityProfiles><wsmid:SecurityProfileName>http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/http/basic</wsmid:SecurityProfileName></wsmid:SecurityProfiles></wsmid:IdentifyResponse></s:Body></s:Envelope>"#;
+    let info = ok(body, None, identify_response);
+    assert_eq!(
+        info.product_vendor.as_deref(),
+        Some("Microsoft Corporation")
+    );
+    assert_eq!(info.protocol_version.as_deref(), Some(ns::WSMAN));
+    assert!(info.fields.contains_key("SecurityProfiles"));
+}

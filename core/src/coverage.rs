@@ -1,0 +1,106 @@
+//! Coverage: which rows of the transition table, which return codes and which fault kinds a
+//! test suite exercised, with counts, and which it did not. Reads the table; restates nothing.
+
+use crate::engine::Answer;
+use crate::enums::ReturnCode;
+use crate::faults::FaultKind;
+use crate::table::RULES;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// Calls accepted or refused by each rule.
+    pub rules: BTreeMap<String, u64>,
+    pub codes: BTreeMap<u32, u64>,
+    pub faults: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoverageReport {
+    pub rules: Vec<Row>,
+    pub return_codes: Vec<Row>,
+    pub fault_kinds: Vec<Row>,
+    pub rules_covered: usize,
+    pub rules_total: usize,
+    pub missing_rules: Vec<String>,
+    pub missing_return_codes: Vec<u32>,
+    pub missing_fault_kinds: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub id: String,
+    pub description: String,
+    pub count: u64,
+}
+
+impl Coverage {
+    pub fn record(&mut self, answer: &Answer) {
+        if let Some(r) = answer.rule {
+            *self.rules.entry(r.to_string()).or_default() += 1;
+        }
+        *self.codes.entry(answer.code).or_default() += 1;
+        for f in &answer.faults {
+            self.record_fault(f);
+        }
+    }
+
+    pub fn record_fault(&mut self, f: &FaultKind) {
+        *self.faults.entry(f.name().to_string()).or_default() += 1;
+    }
+
+    pub fn report(&self) -> CoverageReport {
+        let rules: Vec<Row> = RULES
+            .iter()
+            .map(|r| Row {
+                id: r.id.to_string(),
+                description: format!(
+                    "{} ({}: {})",
+                    r.op.label(),
+                    r.source.kind(),
+                    r.source.text()
+                ),
+                count: self.rules.get(r.id).copied().unwrap_or(0),
+            })
+            .collect();
+        let return_codes: Vec<Row> = ReturnCode::ALL
+            .iter()
+            .map(|c| Row {
+                id: c.number().to_string(),
+                description: c.label().to_string(),
+                count: self.codes.get(&c.number()).copied().unwrap_or(0),
+            })
+            .collect();
+        let fault_kinds: Vec<Row> = FaultKind::NAMES
+            .iter()
+            .map(|k| Row {
+                id: (*k).to_string(),
+                description: String::new(),
+                count: self.faults.get(*k).copied().unwrap_or(0),
+            })
+            .collect();
+        CoverageReport {
+            rules_covered: rules.iter().filter(|r| r.count > 0).count(),
+            rules_total: rules.len(),
+            missing_rules: rules
+                .iter()
+                .filter(|r| r.count == 0)
+                .map(|r| r.id.clone())
+                .collect(),
+            missing_return_codes: return_codes
+                .iter()
+                .filter(|r| r.count == 0)
+                .filter_map(|r| r.id.parse().ok())
+                .collect(),
+            missing_fault_kinds: fault_kinds
+                .iter()
+                .filter(|r| r.count == 0)
+                .map(|r| r.id.clone())
+                .collect(),
+            rules,
+            return_codes,
+            fault_kinds,
+        }
+    }
+}

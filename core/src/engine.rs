@@ -1,0 +1,1605 @@
+//! The engine: carries out operations on a [`World`] by reading the transition table
+//! ([`crate::table::RULES`]). It holds no rule of its own: it resolves the rule, checks the
+//! call's arguments (`validate`, each check with its source), and implements the effect
+//! primitives the table names.
+
+use crate::enums::*;
+use crate::faults::{self, FaultKind};
+use crate::ops::{JobArgs, OpKind, Operation};
+use crate::profile::ReverseOutcome;
+use crate::table::{self, Effect, From, Guard, Power, RelSel, Rule, Scope, To};
+use crate::time::Millis;
+use crate::world::*;
+use serde::{Deserialize, Serialize};
+
+/// The answer to a call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    /// ReturnValue.
+    pub code: u32,
+    /// The job started (ReturnValue 4096).
+    pub job: Option<JobId>,
+    /// TestReplicaSystem's ResultingSystem.
+    pub resulting_system: Option<VmId>,
+    /// The table row that accepted or refused the call.
+    pub rule: Option<&'static str>,
+    /// Why a call was refused, in words.
+    pub reason: Option<String>,
+    /// Faults of the plan that fired for this call (transport kinds are applied by the caller).
+    pub faults: Vec<FaultKind>,
+    pub output: Output,
+}
+
+/// Method-specific output parameters.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub enum Output {
+    #[default]
+    None,
+    Statistics {
+        health: ReplicationHealth,
+        state: ReplicationState,
+        last_replication_time: Option<Millis>,
+        replication_count: u64,
+        pending_bytes: u64,
+    },
+    Certificates(Vec<String>),
+}
+
+impl Answer {
+    fn new() -> Answer {
+        Answer {
+            code: 0,
+            job: None,
+            resulting_system: None,
+            rule: None,
+            reason: None,
+            faults: Vec::new(),
+            output: Output::None,
+        }
+    }
+    fn refused(
+        mut self,
+        code: u32,
+        rule: Option<&'static str>,
+        reason: impl Into<String>,
+    ) -> Answer {
+        self.code = code;
+        self.rule = rule;
+        self.reason = Some(reason.into());
+        self
+    }
+    pub fn return_code(&self) -> Result<ReturnCode, UnknownValue> {
+        ReturnCode::from_number(self.code)
+    }
+}
+
+/// Something that changed, for journals, demos and live views.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    StateChanged {
+        at: Millis,
+        host: HostName,
+        vm: VmId,
+        rel: RelIx,
+        from: Option<ReplicationState>,
+        to: Option<ReplicationState>,
+    },
+    ModeChanged {
+        at: Millis,
+        host: HostName,
+        vm: VmId,
+        from: ReplicationMode,
+        to: ReplicationMode,
+    },
+    PowerChanged {
+        at: Millis,
+        host: HostName,
+        vm: VmId,
+        to: EnabledState,
+    },
+    JobStarted {
+        at: Millis,
+        host: HostName,
+        job: JobId,
+        job_type: JobType,
+        rule: String,
+    },
+    JobEnded {
+        at: Millis,
+        host: HostName,
+        job: JobId,
+        job_type: JobType,
+        state: JobState,
+        error_code: u16,
+    },
+    VmCreated {
+        at: Millis,
+        host: HostName,
+        vm: VmId,
+        name: String,
+    },
+    VmRemoved {
+        at: Millis,
+        host: HostName,
+        vm: VmId,
+    },
+}
+
+/// Why no rule accepted a call, ranked so the most specific reason wins.
+struct Refusal {
+    rank: u8,
+    code: u32,
+    rule: &'static str,
+    reason: String,
+}
+
+fn rel_for(sel: RelSel, op: &Operation) -> Option<RelIx> {
+    match sel {
+        RelSel::Primary => Some(RelIx::Primary),
+        RelSel::Extended => Some(RelIx::Extended),
+        RelSel::Arg => Some(op.rel_arg().unwrap_or(RelIx::Primary)),
+        RelSel::NoRel => None,
+    }
+}
+
+fn state_name(s: Option<ReplicationState>) -> String {
+    s.map_or("no relationship".into(), |s| s.to_string())
+}
+
+impl ReplicationSettings {
+    /// Missing properties keep the existing values (INFERRED, reference §5.2).
+    pub fn patched(&self, p: &SettingsPatch) -> ReplicationSettings {
+        let mut s = self.clone();
+        if let Some(v) = &p.primary_connection_point {
+            s.primary_connection_point = v.clone();
+        }
+        if let Some(v) = &p.recovery_connection_point {
+            s.recovery_connection_point = v.clone();
+        }
+        if let Some(v) = p.recovery_server_port.and_then(|v| u16::try_from(v).ok()) {
+            s.recovery_server_port = v;
+        }
+        if let Some(v) = p
+            .authentication_type
+            .and_then(|v| AuthenticationType::from_number(v).ok())
+        {
+            s.authentication_type = v;
+        }
+        if let Some(v) = &p.certificate_thumbprint {
+            s.certificate_thumbprint = v.clone();
+        }
+        if let Some(v) = p.compression_enabled {
+            s.compression_enabled = v;
+        }
+        if let Some(v) = p.bypass_proxy_server {
+            s.bypass_proxy_server = v;
+        }
+        if let Some(v) = p.replicate_host_kvp_items {
+            s.replicate_host_kvp_items = v;
+        }
+        if let Some(v) = p.recovery_history.and_then(|v| u16::try_from(v).ok()) {
+            s.recovery_history = v;
+        }
+        if let Some(v) = p.replication_interval.and_then(|v| u16::try_from(v).ok()) {
+            s.replication_interval = v;
+        }
+        if let Some(v) = p
+            .application_consistent_snapshot_interval
+            .and_then(|v| u16::try_from(v).ok())
+        {
+            s.application_consistent_snapshot_interval = v;
+        }
+        if let Some(v) = p.auto_resynchronize_enabled {
+            s.auto_resynchronize_enabled = v;
+        }
+        if let Some(v) = &p.included_disks {
+            s.included_disks = v.clone();
+        }
+        s
+    }
+}
+
+/// Argument checks made before any rule is looked at. Each names its source.
+fn validate_settings(p: &SettingsPatch) -> Result<(), String> {
+    // DOC msvm-replicationsettingdata: "ReplicationInterval ... Valid: 30, 300, 900".
+    if let Some(v) = p.replication_interval
+        && ![30, 300, 900].contains(&v)
+    {
+        return Err(format!(
+            "ReplicationInterval {v} is not one of 30, 300, 900 (DOC msvm-replicationsettingdata)"
+        ));
+    }
+    // DOC: RecoveryHistory "valid 0–24".
+    if let Some(v) = p.recovery_history
+        && v > 24
+    {
+        return Err(format!(
+            "RecoveryHistory {v} is outside 0..=24 (DOC msvm-replicationsettingdata)"
+        ));
+    }
+    // DOC: AuthenticationType 1 Kerberos, 2 Certificate.
+    if let Some(v) = p.authentication_type
+        && AuthenticationType::from_number(v).is_err()
+    {
+        return Err(format!(
+            "AuthenticationType {v} is not 1 (Kerberos) or 2 (Certificate) (DOC)"
+        ));
+    }
+    // PS: certificate authentication requires a thumbprint (DECOMP 44358932247).
+    if p.authentication_type == Some(2)
+        && p.certificate_thumbprint
+            .as_deref()
+            .is_none_or(|t| t.trim().is_empty())
+    {
+        return Err("AuthenticationType 2 (Certificate) needs CertificateThumbPrint (PS check, DECOMP 44358932247)".into());
+    }
+    if let Some(v) = p.recovery_server_port
+        && v > u32::from(u16::MAX)
+    {
+        return Err(format!("RecoveryServerPortNumber {v} is not a uint16"));
+    }
+    // DOC: ApplicationConsistentSnapshotInterval 1–12 hours; 0 = off (INFERRED).
+    if let Some(v) = p.application_consistent_snapshot_interval
+        && v > 12
+    {
+        return Err(format!(
+            "ApplicationConsistentSnapshotInterval {v} is outside 0..=12 hours (DOC)"
+        ));
+    }
+    Ok(())
+}
+
+/// The settings checks, for topology validation (same rules as a method call).
+pub fn validate_settings_public(p: &SettingsPatch) -> Result<(), String> {
+    validate_settings(p)
+}
+
+fn rp_matches(rp: &RecoveryPoint, key: &str) -> bool {
+    let key = key.trim();
+    rp.id.eq_ignore_ascii_case(key)
+        || rp
+            .id
+            .strip_prefix("Microsoft:")
+            .is_some_and(|g| g.eq_ignore_ascii_case(key))
+}
+
+impl World {
+    fn emit(&mut self, e: Event) {
+        self.generation += 1;
+        self.events.push(e);
+    }
+
+    /// Takes the events recorded since the last call.
+    pub fn drain_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Carries out one call on `host` at time `now`.
+    pub fn apply(&mut self, host: &str, op: &Operation, now: Millis) -> Answer {
+        self.advance(now);
+        let ans = Answer::new();
+        let Some(host) = self
+            .hosts
+            .keys()
+            .find(|h| h.eq_ignore_ascii_case(host))
+            .cloned()
+        else {
+            return ans.refused(32777, None, format!("no host named {host}"));
+        };
+        let found = op.vm().and_then(|v| self.find_vm(&host, v));
+        let vm_id = found.map(|v| v.id.clone());
+        let vm_name = found.map(|v| v.name.clone());
+        let fired = faults::draw(
+            &mut self.faults,
+            &mut self.rng,
+            &host,
+            op.method(),
+            vm_id.as_deref().or(op.vm()),
+            vm_name.as_deref(),
+        );
+        let mut ans = Answer {
+            faults: fired,
+            ..ans
+        };
+        let mut planned_failure = None;
+        for f in ans.faults.clone() {
+            match f {
+                FaultKind::HostDown => {
+                    return ans.refused(32777, None, format!("{host} is down (fault plan)"));
+                }
+                FaultKind::ReturnCode { code } => {
+                    return ans.refused(code, None, format!("fault plan answers {code}"));
+                }
+                FaultKind::FailJob {
+                    error_code,
+                    description,
+                    after_percent,
+                } => {
+                    planned_failure = Some(PlannedFailure {
+                        after_percent,
+                        error_code,
+                        description,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let kind = match op.kind() {
+            Ok(k) => k,
+            Err(code) => {
+                return ans.refused(
+                    code.number(),
+                    None,
+                    "the requested value is not one the method page documents",
+                );
+            }
+        };
+        let stopped = self.hosts.get(&host).is_some_and(|h| !h.service_running);
+        if stopped
+            && !matches!(
+                kind,
+                OpKind::StartService | OpKind::PowerOn | OpKind::PowerOff
+            )
+        {
+            return ans.refused(
+                32777,
+                None,
+                "the replication service is stopped (StopService); INFERRED 32777",
+            );
+        }
+        if op.vm().is_some() && vm_id.is_none() {
+            // INFERRED: a reference to a VM the host does not have is an invalid parameter.
+            return ans.refused(
+                32773,
+                None,
+                format!("no VM {} on {host}", op.vm().unwrap_or_default()),
+            );
+        }
+        if let Err(why) = self.validate(&host, vm_id.as_deref(), op) {
+            return ans.refused(32773, None, why);
+        }
+        // A VM never has two running jobs (reference: DOC 32774 "System is in use").
+        if let Some(id) = &vm_id
+            && let Some(busy) = self.vm(&host, id).and_then(|v| v.busy_with.clone())
+            && !matches!(kind, OpKind::GetReplicationStatistics | OpKind::CancelJob)
+        {
+            let code = self.profile.busy_code;
+            return ans.refused(code, None, format!("the VM is busy with job {busy}"));
+        }
+        match self.select(&host, vm_id.as_deref(), op, kind) {
+            Ok(rule) => self.accept(ans, &host, vm_id, op, rule, planned_failure),
+            Err(refusal) => {
+                let async_rule = table::RULES
+                    .iter()
+                    .find(|r| r.op == kind && r.job.is_some());
+                if refusal.code == 32775
+                    && self.profile.wrong_state == crate::profile::WrongStateAnswer::FailingJob
+                    && let Some(r) = async_rule
+                    && let Some(t) = r.job
+                {
+                    // Profile (a), alternative: the state error surfaces through the job.
+                    let failure = PlannedFailure {
+                        after_percent: 0,
+                        error_code: 32775,
+                        description: refusal.reason.clone(),
+                    };
+                    let id = self.new_job(&host, t, None, Some(failure));
+                    ans.code = 4096;
+                    ans.job = Some(id);
+                    ans.rule = Some(refusal.rule);
+                    ans.reason = Some(refusal.reason);
+                    return ans;
+                }
+                ans.refused(refusal.code, Some(refusal.rule), refusal.reason)
+            }
+        }
+    }
+
+    fn validate(&self, host: &str, vm: Option<&str>, op: &Operation) -> Result<(), String> {
+        if let Some(p) = op.settings() {
+            validate_settings(p)?;
+        }
+        if let Operation::CreateReplicationRelationship { settings, .. } = op
+            && settings
+                .recovery_connection_point
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+        {
+            return Err(
+                "CreateReplicationRelationship needs RecoveryConnectionPoint (INFERRED 32773)"
+                    .into(),
+            );
+        }
+        // Reference §5.1: an unknown recovery point identifier is refused with 32773.
+        if let (Some(key), Some(vm)) = (op.recovery_point(), vm) {
+            let known = self
+                .vm(host, vm)
+                .is_some_and(|v| v.recovery_points.iter().any(|rp| rp_matches(rp, key)));
+            if !known {
+                return Err(format!(
+                    "unknown recovery point {key} (reference §5.1: 32773)"
+                ));
+            }
+        }
+        if let Operation::RequestJobStateChange { job, requested } = op {
+            if self.job(host, job).is_none() {
+                return Err(format!("no job {job} on {host}"));
+            }
+            // DOC requeststatechange-msvm-concretejob: only Terminate (4) cancels here.
+            if *requested != RequestedJobState::Terminate.number() {
+                return Err(format!(
+                    "RequestedState {requested} is not supported for a replication job (only 4 Terminate)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn guard_holds(
+        &self,
+        g: Guard,
+        host: &str,
+        vm: Option<&Vm>,
+        rel: Option<RelIx>,
+        op: &Operation,
+    ) -> bool {
+        match g {
+            Guard::LastReplicationTimeSet => vm
+                .and_then(|v| v.rel(rel.unwrap_or(RelIx::Primary)))
+                .is_some_and(|r| r.last_replication_time.is_some()),
+            Guard::NoTestReplica => vm.is_some_and(|v| v.test_replica.is_none()),
+            Guard::NoExtendedOnReplica => vm.is_none_or(|v| {
+                !(v.mode == ReplicationMode::Replica
+                    && rel != Some(RelIx::Extended)
+                    && v.rel(RelIx::Extended).is_some())
+            }),
+            Guard::HasExtended => vm.is_some_and(|v| v.rel(RelIx::Extended).is_some()),
+            Guard::PrimaryRelReplicating => vm
+                .and_then(|v| v.rel(RelIx::Primary))
+                .is_some_and(|r| r.state == ReplicationState::Replicating),
+            Guard::PeerReachable => {
+                let peer = match op {
+                    Operation::CreateReplicationRelationship { settings, .. } => settings
+                        .recovery_connection_point
+                        .clone()
+                        .unwrap_or_default(),
+                    _ => vm
+                        .and_then(|v| v.rel(rel.unwrap_or(RelIx::Primary)))
+                        .map(|r| r.peer_host.clone())
+                        .unwrap_or_default(),
+                };
+                self.reachable(host, &peer)
+            }
+            Guard::ConnectionPointReachable => match op {
+                Operation::TestReplicationConnection {
+                    connection_point, ..
+                } => self.reachable(host, connection_point),
+                _ => true,
+            },
+            Guard::AuthorizationExists => {
+                let key = match op {
+                    Operation::ModifyAuthorizationEntry { entry } => {
+                        &entry.allowed_primary_host_system
+                    }
+                    Operation::RemoveAuthorizationEntry {
+                        allowed_primary_host_system,
+                    } => allowed_primary_host_system,
+                    _ => return true,
+                };
+                self.hosts.get(host).is_some_and(|h| {
+                    h.authorization
+                        .iter()
+                        .any(|a| a.allowed_primary_host_system.eq_ignore_ascii_case(key))
+                })
+            }
+            Guard::JobRunning => match op {
+                Operation::RequestJobStateChange { job, .. } => {
+                    self.job(host, job).is_some_and(Job::is_running)
+                }
+                _ => true,
+            },
+        }
+    }
+
+    /// Whether `host` can reach `peer`: the peer exists (by name, case-insensitive, ignoring a
+    /// DNS suffix), is not down, and no partition separates them.
+    pub fn reachable(&self, host: &str, peer: &str) -> bool {
+        let Some(peer) = self.resolve_host(peer) else {
+            return false;
+        };
+        let down = self.faults.iter().any(|r| {
+            matches!(r.spec.kind, FaultKind::HostDown)
+                && r.spec.method.is_none()
+                && r.spec.vm.is_none()
+                && r.spec.count.is_none_or(|c| r.fired < c)
+                && r.spec.probability.is_none()
+                && r.spec
+                    .host
+                    .as_deref()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(&peer))
+        });
+        !down && !faults::partitioned(&self.faults, host, &peer)
+    }
+
+    /// Finds a host by name or by a connection point such as `hv-replica.contoso.com`.
+    pub fn resolve_host(&self, name: &str) -> Option<HostName> {
+        let name = name.trim();
+        let short = name.split('.').next().unwrap_or(name);
+        self.hosts
+            .keys()
+            .find(|h| h.eq_ignore_ascii_case(name) || h.eq_ignore_ascii_case(short))
+            .cloned()
+    }
+
+    fn select(
+        &self,
+        host: &str,
+        vm_id: Option<&str>,
+        op: &Operation,
+        kind: OpKind,
+    ) -> Result<&'static Rule, Refusal> {
+        let vm = vm_id.and_then(|id| self.vm(host, id));
+        let mut best: Option<Refusal> = None;
+        let mut consider = |r: Refusal| {
+            if best.as_ref().is_none_or(|b| r.rank > b.rank) {
+                best = Some(r);
+            }
+        };
+        for r in table::RULES.iter().filter(|r| r.op == kind) {
+            let rel = match r.scope {
+                Scope::Vm(sel) => rel_for(sel, op),
+                _ => None,
+            };
+            if let Scope::Vm(_) = r.scope {
+                let Some(v) = vm else { continue };
+                if !r.modes.is_empty() && !r.modes.contains(&v.mode) {
+                    consider(Refusal {
+                        rank: 0,
+                        code: r.refusal,
+                        rule: r.id,
+                        reason: format!(
+                            "{} needs mode {:?}; the VM is {}",
+                            kind.label(),
+                            r.modes.iter().map(|m| m.ident()).collect::<Vec<_>>(),
+                            v.mode
+                        ),
+                    });
+                    continue;
+                }
+                let current = rel.and_then(|ix| v.rel(ix)).map(|x| x.state);
+                let from_ok = match r.from {
+                    From::Any => true,
+                    From::AnyRelationship => current.is_some(),
+                    From::NoRelationship => current.is_none(),
+                    From::States(s) => current.is_some_and(|c| s.contains(&c)),
+                };
+                if !from_ok {
+                    consider(Refusal {
+                        rank: 1,
+                        code: r.refusal,
+                        rule: r.id,
+                        reason: format!(
+                            "{} is not allowed in {} (rule {})",
+                            kind.label(),
+                            state_name(current),
+                            r.id
+                        ),
+                    });
+                    continue;
+                }
+                let need_off = match r.power {
+                    Power::Off => Some(true),
+                    Power::On => Some(false),
+                    Power::OffIfProfileSaysFailback => {
+                        self.profile.failback_requires_off.then_some(true)
+                    }
+                    Power::Any => None,
+                };
+                if let Some(off) = need_off
+                    && v.is_off() != off
+                {
+                    consider(Refusal {
+                        rank: 2,
+                        code: r.refusal,
+                        rule: r.id,
+                        reason: format!(
+                            "{} needs the VM {}; it is {}",
+                            kind.label(),
+                            if off { "off" } else { "running" },
+                            v.power
+                        ),
+                    });
+                    continue;
+                }
+            }
+            if let Some(g) = r
+                .guards
+                .iter()
+                .copied()
+                .find(|&g| !self.guard_holds(g, host, vm, rel, op))
+            {
+                consider(Refusal {
+                    rank: 3,
+                    code: g.code(),
+                    rule: r.id,
+                    reason: format!(
+                        "{} refused: {:?} does not hold (rule {})",
+                        kind.label(),
+                        g,
+                        r.id
+                    ),
+                });
+                continue;
+            }
+            return Ok(r);
+        }
+        Err(best.unwrap_or(Refusal {
+            rank: 0,
+            code: 32775,
+            rule: "none",
+            reason: format!("no rule accepts {} here", kind.label()),
+        }))
+    }
+
+    fn new_job(
+        &mut self,
+        host: &str,
+        t: JobType,
+        change: Option<PendingChange>,
+        failure: Option<PlannedFailure>,
+    ) -> JobId {
+        let id = self.rng.guid();
+        let pace = match self.pace {
+            PaceMode::Time => Pace::Time {
+                duration: self.profile.job_duration(t),
+            },
+            PaceMode::Polls(n) => Pace::Polls {
+                needed: n.max(1),
+                seen: 0,
+            },
+        };
+        let job = Job {
+            id: id.clone(),
+            host: host.to_string(),
+            job_type: t,
+            state: JobState::New,
+            percent: 0,
+            submitted: self.now,
+            last_change: self.now,
+            ended: None,
+            error_code: 0,
+            error_description: String::new(),
+            pace,
+            failure,
+            caption: t.label().to_string(),
+            change,
+        };
+        let rule = job
+            .change
+            .as_ref()
+            .map(|c| c.rule.clone())
+            .unwrap_or_default();
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.jobs.insert(id.clone(), job);
+        }
+        self.emit(Event::JobStarted {
+            at: self.now,
+            host: host.to_string(),
+            job: id.clone(),
+            job_type: t,
+            rule,
+        });
+        id
+    }
+
+    fn accept(
+        &mut self,
+        mut ans: Answer,
+        host: &str,
+        vm_id: Option<VmId>,
+        op: &Operation,
+        rule: &'static Rule,
+        failure: Option<PlannedFailure>,
+    ) -> Answer {
+        ans.rule = Some(rule.id);
+        let rel = match rule.scope {
+            Scope::Vm(sel) => rel_for(sel, op),
+            _ => None,
+        };
+        let args = JobArgs {
+            recovery_point: op.recovery_point().map(str::to_string),
+            settings: op.settings().cloned(),
+            initial_type: match op {
+                Operation::StartReplication { initial_type, .. } => Some(*initial_type),
+                _ => None,
+            },
+        };
+        let rollback = vm_id
+            .as_deref()
+            .and_then(|id| self.vm(host, id))
+            .map(|v| Rollback {
+                mode: v.mode,
+                state: rel.and_then(|ix| v.rel(ix)).map(|r| r.state),
+            });
+        for e in rule.effects.iter().copied().filter(|e| e.at_accept()) {
+            self.effect(
+                e,
+                host,
+                vm_id.as_deref(),
+                rel.unwrap_or(RelIx::Primary),
+                op,
+                &args,
+                &mut ans,
+            );
+        }
+        let Some(job_type) = rule.job else {
+            self.finish_rule(rule, host, vm_id.as_deref(), rel, op, &args, &mut ans);
+            ans.code = 0;
+            return ans;
+        };
+        if let (Some(via), Some(ix), Some(id)) = (rule.via, rel, vm_id.as_deref()) {
+            self.set_state(host, id, ix, Some(via));
+        }
+        let change = PendingChange {
+            rule: rule.id.to_string(),
+            vm: vm_id.clone(),
+            rel: rel.unwrap_or(RelIx::Primary),
+            args,
+            rollback,
+        };
+        let job = self.new_job(host, job_type, Some(change), failure);
+        if let Some(id) = vm_id.as_deref()
+            && let Some(v) = self.vm_mut(host, id)
+        {
+            v.busy_with = Some(job.clone());
+        }
+        // Remember which operation started the job so completion can replay its arguments.
+        ans.code = 4096;
+        ans.job = Some(job);
+        ans
+    }
+
+    /// Applies a rule's completion effects and its `to`.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_rule(
+        &mut self,
+        rule: &Rule,
+        host: &str,
+        vm: Option<&str>,
+        rel: Option<RelIx>,
+        op: &Operation,
+        args: &JobArgs,
+        ans: &mut Answer,
+    ) {
+        let ix = rel.unwrap_or(RelIx::Primary);
+        for e in rule.effects.iter().copied().filter(|e| !e.at_accept()) {
+            self.effect(e, host, vm, ix, op, args, ans);
+        }
+        let (Some(vm), Some(ix)) = (vm, rel) else {
+            return;
+        };
+        match rule.to {
+            To::Unchanged | To::ReverseOutcome => {}
+            To::State(s) => self.set_state(host, vm, ix, Some(s)),
+            To::PreFailover => {
+                let back = self
+                    .vm(host, vm)
+                    .and_then(|v| v.rel(ix))
+                    .and_then(|r| r.pre_failover_state)
+                    .unwrap_or(ReplicationState::Replicating);
+                self.set_state(host, vm, ix, Some(back));
+                if let Some(r) = self.vm_mut(host, vm).and_then(|v| v.rel_mut(ix)) {
+                    r.pre_failover_state = None;
+                    r.failed_over_replication_type = ReplicationType::None;
+                    r.failover_point = None;
+                }
+            }
+            To::Removed => {
+                self.set_state(host, vm, ix, None);
+                let now_none = self
+                    .vm(host, vm)
+                    .is_some_and(|v| v.rels.iter().all(Option::is_none));
+                if now_none {
+                    self.set_mode(host, vm, ReplicationMode::None);
+                }
+            }
+        }
+    }
+
+    /// Sets (or, with `None`, removes) a relationship's state, recording the change.
+    fn set_state(&mut self, host: &str, vm: &str, ix: RelIx, to: Option<ReplicationState>) {
+        let at = self.now;
+        let Some(v) = self.vm_mut(host, vm) else {
+            return;
+        };
+        let slot = &mut v.rels[ix.index()];
+        let from = slot.as_ref().map(|r| r.state);
+        match (slot.as_mut(), to) {
+            (Some(r), Some(s)) => r.state = s,
+            (Some(_), None) => *slot = None,
+            (None, Some(s)) => {
+                *slot = Some(Relationship {
+                    state: s,
+                    health: ReplicationHealth::Ok,
+                    peer_host: String::new(),
+                    settings: ReplicationSettings::default(),
+                    last_replication_time: None,
+                    last_replication_type: ReplicationType::None,
+                    last_apply_time: None,
+                    failed_over_replication_type: ReplicationType::None,
+                    pre_failover_state: None,
+                    failover_point: None,
+                    replication_count: 0,
+                })
+            }
+            (None, None) => {}
+        }
+        if from != to {
+            self.emit(Event::StateChanged {
+                at,
+                host: host.into(),
+                vm: vm.into(),
+                rel: ix,
+                from,
+                to,
+            });
+        }
+    }
+
+    fn set_mode(&mut self, host: &str, vm: &str, to: ReplicationMode) {
+        let at = self.now;
+        let Some(v) = self.vm_mut(host, vm) else {
+            return;
+        };
+        let from = v.mode;
+        v.mode = to;
+        if from != to {
+            self.emit(Event::ModeChanged {
+                at,
+                host: host.into(),
+                vm: vm.into(),
+                from,
+                to,
+            });
+        }
+    }
+
+    fn set_power(&mut self, host: &str, vm: &str, to: EnabledState) {
+        let at = self.now;
+        let Some(v) = self.vm_mut(host, vm) else {
+            return;
+        };
+        if v.power != to {
+            v.power = to;
+            self.emit(Event::PowerChanged {
+                at,
+                host: host.into(),
+                vm: vm.into(),
+                to,
+            });
+        }
+    }
+
+    /// The peer of a relationship: (host, same VM id), if that host has the VM.
+    fn peer_of(&self, host: &str, vm: &str, ix: RelIx) -> Option<HostName> {
+        let peer = self.vm(host, vm)?.rel(ix)?.peer_host.clone();
+        let peer = self.resolve_host(&peer)?;
+        self.vm(&peer, vm).is_some().then_some(peer)
+    }
+
+    fn add_recovery_point(&mut self, host: &str, vm: &str, kind: RecoveryPointKind) {
+        let id = format!("Microsoft:{}", self.rng.guid());
+        let now = self.now;
+        let Some(v) = self.vm_mut(host, vm) else {
+            return;
+        };
+        let history = v
+            .rel(RelIx::Primary)
+            .map_or(4, |r| r.settings.recovery_history)
+            .max(1) as usize;
+        v.recovery_points.push(RecoveryPoint {
+            name: format!(
+                "{} - {} - {}",
+                v.name,
+                kind.replication_type().label(),
+                crate::time::rfc3339(now)
+            ),
+            id,
+            kind,
+            created: now,
+        });
+        // RecoveryHistory: "max number of recovery snapshots" (DOC); 0 keeps only the latest.
+        let excess = v.recovery_points.len().saturating_sub(history);
+        v.recovery_points.drain(..excess);
+    }
+
+    /// Records a replication on both sides of a relationship and a recovery point on the replica.
+    fn record_replication(&mut self, host: &str, vm: &str, ix: RelIx, kind: RecoveryPointKind) {
+        let now = self.now;
+        if let Some(r) = self.vm_mut(host, vm).and_then(|v| v.rel_mut(ix)) {
+            r.last_replication_time = Some(now);
+            r.last_replication_type = kind.replication_type();
+            r.health = ReplicationHealth::Ok;
+            r.replication_count += 1;
+        }
+        if let Some(peer) = self.peer_of(host, vm, ix) {
+            let peer_ix = RelIx::Primary;
+            if let Some(r) = self.vm_mut(&peer, vm).and_then(|v| v.rel_mut(peer_ix)) {
+                r.last_replication_time = Some(now);
+                r.last_apply_time = Some(now);
+                r.last_replication_type = kind.replication_type();
+                r.health = ReplicationHealth::Ok;
+                r.replication_count += 1;
+            }
+            self.add_recovery_point(&peer, vm, kind);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn effect(
+        &mut self,
+        e: Effect,
+        host: &str,
+        vm: Option<&str>,
+        ix: RelIx,
+        op: &Operation,
+        args: &JobArgs,
+        ans: &mut Answer,
+    ) {
+        let now = self.now;
+        match e {
+            Effect::AddAuthorization | Effect::ModifyAuthorization => {
+                let entry = match op {
+                    Operation::AddAuthorizationEntry { entry }
+                    | Operation::ModifyAuthorizationEntry { entry } => entry.clone(),
+                    _ => return,
+                };
+                if let Some(h) = self.hosts.get_mut(host) {
+                    h.authorization.retain(|a| {
+                        !a.allowed_primary_host_system
+                            .eq_ignore_ascii_case(&entry.allowed_primary_host_system)
+                    });
+                    h.authorization.push(entry);
+                    self.generation += 1;
+                }
+                return;
+            }
+            Effect::RemoveAuthorization => {
+                if let (
+                    Operation::RemoveAuthorizationEntry {
+                        allowed_primary_host_system: key,
+                    },
+                    Some(h),
+                ) = (op, self.hosts.get_mut(host))
+                {
+                    h.authorization
+                        .retain(|a| !a.allowed_primary_host_system.eq_ignore_ascii_case(key));
+                    self.generation += 1;
+                }
+                return;
+            }
+            Effect::ModifyServiceSettings => {
+                if let (
+                    Operation::ModifyServiceSettings {
+                        recovery_server_enabled: Some(on),
+                    },
+                    Some(h),
+                ) = (op, self.hosts.get_mut(host))
+                {
+                    h.service_settings.recovery_server_enabled = *on;
+                    self.generation += 1;
+                }
+                return;
+            }
+            Effect::StartService | Effect::StopService => {
+                if let Some(h) = self.hosts.get_mut(host) {
+                    h.service_running = e == Effect::StartService;
+                    self.generation += 1;
+                }
+                return;
+            }
+            Effect::CancelJob => {
+                if let Operation::RequestJobStateChange { job, .. } = op {
+                    self.end_job(
+                        host,
+                        job,
+                        JobState::Terminated,
+                        0,
+                        "The job was cancelled.".into(),
+                    );
+                }
+                return;
+            }
+            _ => {}
+        }
+        let Some(vm) = vm else { return };
+        match e {
+            Effect::SetMode(m) => self.set_mode(host, vm, m),
+            Effect::PowerOn => self.set_power(host, vm, EnabledState::Enabled),
+            Effect::PowerOff => self.set_power(host, vm, EnabledState::Disabled),
+            Effect::RememberPreFailover => {
+                if let Some(r) = self.vm_mut(host, vm).and_then(|v| v.rel_mut(ix)) {
+                    r.pre_failover_state = Some(r.state);
+                }
+            }
+            Effect::SetFailedOverType => {
+                let prepared = self
+                    .peer_of(host, vm, ix)
+                    .and_then(|p| self.vm(&p, vm))
+                    .and_then(|v| v.rel(RelIx::Primary))
+                    .is_some_and(|r| r.state == ReplicationState::SyncedReplicationComplete);
+                let v = self.vm(host, vm);
+                let point = match &args.recovery_point {
+                    Some(key) => {
+                        v.and_then(|v| v.recovery_points.iter().find(|rp| rp_matches(rp, key)))
+                    }
+                    None => v.and_then(|v| v.recovery_points.last()),
+                };
+                let point_id = point.map(|p| p.id.clone());
+                let t = if prepared && args.recovery_point.is_none() {
+                    ReplicationType::Planned
+                } else {
+                    point.map_or(ReplicationType::Regular, |p| p.kind.replication_type())
+                };
+                if let Some(r) = self.vm_mut(host, vm).and_then(|v| v.rel_mut(ix)) {
+                    r.failed_over_replication_type = t;
+                    r.failover_point = point_id;
+                }
+            }
+            Effect::CreatePeerReplica => {
+                let patch = args.settings.clone().unwrap_or_default();
+                let mut settings = ReplicationSettings::default().patched(&patch);
+                let peer = self
+                    .resolve_host(&settings.recovery_connection_point)
+                    .unwrap_or_default();
+                settings.primary_connection_point = host.to_string();
+                let name = self
+                    .vm(host, vm)
+                    .map(|v| v.name.clone())
+                    .unwrap_or_default();
+                self.set_state(host, vm, ix, Some(ReplicationState::ReadyForReplication));
+                if let Some(r) = self.vm_mut(host, vm).and_then(|v| v.rel_mut(ix)) {
+                    r.peer_host = peer.clone();
+                    r.settings = settings.clone();
+                }
+                let mode = if ix == RelIx::Extended {
+                    ReplicationMode::ExtendedReplica
+                } else {
+                    ReplicationMode::Replica
+                };
+                let exists = self.vm(&peer, vm).is_some();
+                if !exists && let Some(h) = self.hosts.get_mut(&peer) {
+                    h.vms.insert(
+                        vm.to_string(),
+                        Vm {
+                            id: vm.to_string(),
+                            name: name.clone(),
+                            power: EnabledState::Disabled,
+                            mode: ReplicationMode::None,
+                            rels: [None, None],
+                            recovery_points: Vec::new(),
+                            test_replica: None,
+                            test_of: None,
+                            busy_with: None,
+                        },
+                    );
+                    self.emit(Event::VmCreated {
+                        at: now,
+                        host: peer.clone(),
+                        vm: vm.into(),
+                        name,
+                    });
+                }
+                self.set_mode(&peer, vm, mode);
+                self.set_state(
+                    &peer,
+                    vm,
+                    RelIx::Primary,
+                    Some(ReplicationState::WaitingToCompleteInitialReplication),
+                );
+                if let Some(r) = self
+                    .vm_mut(&peer, vm)
+                    .and_then(|v| v.rel_mut(RelIx::Primary))
+                {
+                    r.peer_host = host.to_string();
+                    r.settings = settings;
+                }
+            }
+            Effect::PeerState(s) => {
+                let peer = self
+                    .vm(host, vm)
+                    .and_then(|v| v.rel(ix))
+                    .map(|r| r.peer_host.clone());
+                if let Some(peer) = peer.and_then(|p| self.resolve_host(&p))
+                    && self
+                        .vm(&peer, vm)
+                        .and_then(|v| v.rel(RelIx::Primary))
+                        .is_some()
+                {
+                    self.set_state(&peer, vm, RelIx::Primary, Some(s));
+                }
+            }
+            Effect::Delta => self.record_replication(host, vm, ix, RecoveryPointKind::Standard),
+            Effect::FinalSync => self.record_replication(host, vm, ix, RecoveryPointKind::Planned),
+            Effect::KeepFailoverPoint => {
+                if let Some(v) = self.vm_mut(host, vm) {
+                    let keep = v.rel(ix).and_then(|r| r.failover_point.clone());
+                    let last = v.recovery_points.last().map(|p| p.id.clone());
+                    let keep = keep.or(last);
+                    v.recovery_points.retain(|p| Some(&p.id) == keep.as_ref());
+                }
+            }
+            Effect::Reverse => self.reverse(host, vm, ix, args),
+            Effect::CreateTestReplica => {
+                let id = self.rng.guid();
+                let name = self
+                    .vm(host, vm)
+                    .map(|v| format!("{} - Test", v.name))
+                    .unwrap_or_default();
+                if let Some(h) = self.hosts.get_mut(host) {
+                    h.vms.insert(
+                        id.clone(),
+                        Vm {
+                            id: id.clone(),
+                            name: name.clone(),
+                            power: EnabledState::Disabled,
+                            mode: ReplicationMode::TestReplica,
+                            rels: [None, None],
+                            recovery_points: Vec::new(),
+                            test_replica: None,
+                            test_of: Some(vm.to_string()),
+                            busy_with: None,
+                        },
+                    );
+                }
+                if let Some(v) = self.vm_mut(host, vm) {
+                    v.test_replica = Some(id.clone());
+                }
+                self.emit(Event::VmCreated {
+                    at: now,
+                    host: host.into(),
+                    vm: id.clone(),
+                    name,
+                });
+                ans.resulting_system = Some(id);
+            }
+            Effect::DestroyTestReplica => self.destroy_test_vm(host, vm),
+            Effect::PromoteExtended => {
+                let ext_peer = self.peer_of(host, vm, RelIx::Extended);
+                if let Some(v) = self.vm_mut(host, vm) {
+                    let ext = v.rels[1].take();
+                    v.rels[0] = ext;
+                }
+                self.set_mode(host, vm, ReplicationMode::Primary);
+                if let Some(p) = ext_peer {
+                    self.set_mode(&p, vm, ReplicationMode::Replica);
+                }
+            }
+            Effect::ApplySettings => {
+                if let Some(p) = &args.settings
+                    && let Some(r) = self.vm_mut(host, vm).and_then(|v| v.rel_mut(ix))
+                {
+                    r.settings = r.settings.patched(p);
+                }
+            }
+            Effect::FailbackSync => {
+                let kind = RecoveryPointKind::Standard;
+                if let Some(r) = self.vm_mut(host, vm).and_then(|v| v.rel_mut(ix)) {
+                    r.last_replication_time = Some(now);
+                    r.last_replication_type = kind.replication_type();
+                }
+                if let Some(peer) = self.peer_of(host, vm, ix)
+                    && let Some(r) = self
+                        .vm_mut(&peer, vm)
+                        .and_then(|v| v.rel_mut(RelIx::Primary))
+                {
+                    r.last_replication_time = Some(now);
+                    r.last_apply_time = Some(now);
+                }
+            }
+            Effect::ResetStatistics => {
+                if let Some(r) = self.vm_mut(host, vm).and_then(|v| v.rel_mut(ix)) {
+                    r.replication_count = 0;
+                }
+            }
+            _ => {}
+        }
+        if let Operation::GetReplicationStatistics { .. } = op
+            && let Some(r) = self.vm(host, vm).and_then(|v| v.rel(ix))
+        {
+            ans.output = Output::Statistics {
+                health: r.health,
+                state: r.state,
+                last_replication_time: r.last_replication_time,
+                replication_count: r.replication_count,
+                pending_bytes: 0,
+            };
+        }
+    }
+
+    fn destroy_test_vm(&mut self, host: &str, test_vm: &str) {
+        let at = self.now;
+        let Some(h) = self.hosts.get_mut(host) else {
+            return;
+        };
+        if let Some(t) = h.vms.remove(test_vm) {
+            if let Some(orig) = t.test_of.and_then(|o| h.vms.get_mut(&o)) {
+                orig.test_replica = None;
+            }
+            self.emit(Event::VmRemoved {
+                at,
+                host: host.into(),
+                vm: test_vm.into(),
+            });
+        }
+    }
+
+    /// Profile choice (c): the recovery VM becomes Primary, the old primary its Replica.
+    fn reverse(&mut self, host: &str, vm: &str, ix: RelIx, args: &JobArgs) {
+        let Some(rel) = self.vm(host, vm).and_then(|v| v.rel(ix)).cloned() else {
+            return;
+        };
+        let planned = rel.failed_over_replication_type == ReplicationType::Planned;
+        let (s_new, s_old) = match (self.profile.reverse, planned) {
+            (ReverseOutcome::PlannedResumes, true) | (ReverseOutcome::AlwaysReplicating, _) => {
+                (ReplicationState::Replicating, ReplicationState::Replicating)
+            }
+            _ => (
+                ReplicationState::ReadyForReplication,
+                ReplicationState::WaitingToCompleteInitialReplication,
+            ),
+        };
+        let old_primary = self.resolve_host(&rel.peer_host);
+        // PS sets RecoveryConnectionPoint to the old PrimaryConnectionPoint when no name is given
+        // (DECOMP 44358932247).
+        let mut settings = rel.settings.clone();
+        settings.recovery_connection_point = old_primary
+            .clone()
+            .unwrap_or_else(|| rel.settings.primary_connection_point.clone());
+        settings.primary_connection_point = host.to_string();
+        if let Some(p) = &args.settings {
+            settings = settings.patched(p);
+        }
+        self.set_mode(host, vm, ReplicationMode::Primary);
+        self.set_state(host, vm, ix, Some(s_new));
+        let now = self.now;
+        if let Some(v) = self.vm_mut(host, vm) {
+            v.recovery_points.clear();
+            if let Some(r) = v.rel_mut(ix) {
+                r.settings = settings.clone();
+                r.failed_over_replication_type = ReplicationType::None;
+                r.pre_failover_state = None;
+                r.failover_point = None;
+                r.health = ReplicationHealth::Ok;
+                if s_new == ReplicationState::Replicating {
+                    r.last_replication_time = Some(now);
+                }
+            }
+        }
+        let Some(old) = old_primary else { return };
+        if self.vm(&old, vm).is_none() {
+            return;
+        }
+        self.set_power(&old, vm, EnabledState::Disabled);
+        self.set_mode(&old, vm, ReplicationMode::Replica);
+        self.set_state(&old, vm, RelIx::Primary, Some(s_old));
+        if let Some(v) = self.vm_mut(&old, vm) {
+            v.recovery_points.clear();
+            if let Some(r) = v.rel_mut(RelIx::Primary) {
+                r.peer_host = host.to_string();
+                r.settings = settings;
+                r.failed_over_replication_type = ReplicationType::None;
+                r.pre_failover_state = None;
+                r.failover_point = None;
+                if s_old == ReplicationState::Replicating {
+                    r.last_replication_time = Some(now);
+                }
+            }
+        }
+        if s_old == ReplicationState::Replicating {
+            // The replica starts with the synced point as its first recovery point.
+            self.add_recovery_point(&old, vm, RecoveryPointKind::Planned);
+        }
+    }
+
+    /// Ends a job: success applies its rule; failure and cancel restore the state before it.
+    fn end_job(
+        &mut self,
+        host: &str,
+        job_id: &str,
+        state: JobState,
+        error_code: u16,
+        description: String,
+    ) {
+        let now = self.now;
+        let Some(job) = self
+            .hosts
+            .get_mut(host)
+            .and_then(|h| h.jobs.get_mut(job_id))
+        else {
+            return;
+        };
+        if !job.is_running() {
+            return;
+        }
+        job.state = state;
+        job.ended = Some(now);
+        job.last_change = now;
+        job.error_code = error_code;
+        job.error_description = description;
+        if state == JobState::Completed {
+            job.percent = 100;
+        }
+        let job_type = job.job_type;
+        let change = job.change.clone();
+        if let Some(c) = change {
+            if let Some(vm) = c.vm.as_deref()
+                && let Some(v) = self.vm_mut(host, vm)
+                && v.busy_with.as_deref() == Some(job_id)
+            {
+                v.busy_with = None;
+            }
+            if let Some(rule) = table::rule(&c.rule) {
+                if state == JobState::Completed {
+                    let op = self.replay_op(&c, rule);
+                    let mut scratch = Answer::new();
+                    let rel = match rule.scope {
+                        Scope::Vm(RelSel::NoRel) => None,
+                        Scope::Vm(_) => Some(c.rel),
+                        _ => None,
+                    };
+                    self.finish_rule(rule, host, c.vm.as_deref(), rel, &op, &c.args, &mut scratch);
+                } else if let (Some(vm), Some(rb)) = (c.vm.as_deref(), c.rollback.as_ref()) {
+                    self.set_mode(host, vm, rb.mode);
+                    if matches!(rule.scope, Scope::Vm(sel) if sel != RelSel::NoRel) {
+                        self.set_state(host, vm, c.rel, rb.state);
+                    }
+                    if rule.effects.contains(&Effect::CreateTestReplica) {
+                        let test = self.vm(host, vm).and_then(|v| v.test_replica.clone());
+                        if let Some(t) = test {
+                            self.destroy_test_vm(host, &t);
+                        }
+                    }
+                }
+            }
+        }
+        self.emit(Event::JobEnded {
+            at: now,
+            host: host.into(),
+            job: job_id.into(),
+            job_type,
+            state,
+            error_code,
+        });
+    }
+
+    /// Rebuilds the operation a job carries out from its stored arguments, so completion runs
+    /// through the same effect code as a synchronous call.
+    fn replay_op(&self, c: &PendingChange, rule: &Rule) -> Operation {
+        let vm = c.vm.clone().unwrap_or_default();
+        let settings = c.args.settings.clone().unwrap_or_default();
+        match rule.op {
+            OpKind::CreateReplicationRelationship => {
+                Operation::CreateReplicationRelationship { vm, settings }
+            }
+            OpKind::ReverseReplicationRelationship => {
+                Operation::ReverseReplicationRelationship { vm, settings }
+            }
+            OpKind::ModifyReplicationSettings => {
+                Operation::ModifyReplicationSettings { vm, settings }
+            }
+            OpKind::InitiateFailback => Operation::InitiateFailback {
+                vm,
+                settings,
+                recovery_point: c.args.recovery_point.clone(),
+            },
+            OpKind::RemoveReplicationRelationship => {
+                Operation::RemoveReplicationRelationship { vm, rel: c.rel }
+            }
+            _ => Operation::ReplicateDelta { vm },
+        }
+    }
+
+    /// When a running job is due to end (or fail), under time pacing.
+    fn due(job: &Job) -> Option<(Millis, bool)> {
+        let Pace::Time { duration } = job.pace else {
+            return None;
+        };
+        if let Some(f) = &job.failure {
+            let at = job.submitted + duration * u64::from(f.after_percent.min(100)) / 100;
+            return Some((at, false));
+        }
+        Some((job.submitted + duration, true))
+    }
+
+    /// Moves time forward to `now`: jobs progress and end in order, ended jobs past their
+    /// retention are removed, and replicating primaries send their deltas. Time never goes back.
+    pub fn advance(&mut self, now: Millis) {
+        if now < self.now {
+            return;
+        }
+        loop {
+            let next = self
+                .hosts
+                .values()
+                .flat_map(|h| h.jobs.values())
+                .filter(|j| j.is_running())
+                .filter_map(|j| Self::due(j).map(|(at, ok)| (at, j.host.clone(), j.id.clone(), ok)))
+                .filter(|(at, ..)| *at <= now)
+                .min();
+            let Some((at, host, id, ok)) = next else {
+                break;
+            };
+            self.now = self.now.max(at);
+            self.finish_job(&host, &id, ok);
+        }
+        self.now = now;
+        self.refresh_progress();
+        self.purge_jobs();
+        self.background_deltas();
+    }
+
+    fn finish_job(&mut self, host: &str, id: &str, ok: bool) {
+        if ok {
+            self.end_job(host, id, JobState::Completed, 0, String::new());
+        } else {
+            let f = self.job(host, id).and_then(|j| j.failure.clone());
+            let (code, text) = f.map_or((32768, String::new()), |f| (f.error_code, f.description));
+            self.end_job(host, id, JobState::Exception, code, text);
+        }
+    }
+
+    fn refresh_progress(&mut self) {
+        let now = self.now;
+        for job in self.hosts.values_mut().flat_map(|h| h.jobs.values_mut()) {
+            if !job.is_running() {
+                continue;
+            }
+            let (state, pct) = match job.pace {
+                Pace::Time { duration } => {
+                    let elapsed = now.saturating_sub(job.submitted);
+                    let pct = (elapsed * 100 / duration.max(1)).min(99) as u8;
+                    if elapsed == 0 {
+                        (JobState::New, 0)
+                    } else if pct < 10 {
+                        (JobState::Starting, pct)
+                    } else {
+                        (JobState::Running, pct)
+                    }
+                }
+                Pace::Polls { needed, seen } => {
+                    let pct = (u64::from(seen) * 100 / u64::from(needed.max(1))).min(99) as u8;
+                    match seen {
+                        0 => (JobState::New, 0),
+                        1 => (JobState::Starting, pct),
+                        _ => (JobState::Running, pct),
+                    }
+                }
+            };
+            if job.state != state {
+                job.last_change = now;
+            }
+            job.state = state;
+            job.percent = pct;
+        }
+    }
+
+    fn purge_jobs(&mut self) {
+        let (now, keep) = (self.now, self.profile.job_retention_ms);
+        for h in self.hosts.values_mut() {
+            h.jobs
+                .retain(|_, j| j.ended.is_none_or(|e| now.saturating_sub(e) < keep));
+        }
+    }
+
+    fn background_deltas(&mut self) {
+        let now = self.now;
+        let mut due = Vec::new();
+        for (hname, h) in &self.hosts {
+            for v in h.vms.values() {
+                if v.mode != ReplicationMode::Primary || v.busy_with.is_some() {
+                    continue;
+                }
+                let Some(r) = v.rel(RelIx::Primary) else {
+                    continue;
+                };
+                if r.state != ReplicationState::Replicating {
+                    continue;
+                }
+                let interval = u64::from(r.settings.replication_interval.max(30)) * 1000;
+                let last = r.last_replication_time.unwrap_or(0);
+                if now >= last.saturating_add(interval) {
+                    due.push((hname.clone(), v.id.clone(), r.peer_host.clone()));
+                }
+            }
+        }
+        for (host, vm, peer) in due {
+            if self.reachable(&host, &peer) {
+                let op = Operation::ReplicateDelta { vm: vm.clone() };
+                if let Ok(rule) = self.select(&host, Some(&vm), &op, OpKind::ReplicateDelta) {
+                    let mut scratch = Answer::new();
+                    self.finish_rule(
+                        rule,
+                        &host,
+                        Some(&vm),
+                        Some(RelIx::Primary),
+                        &op,
+                        &JobArgs::default(),
+                        &mut scratch,
+                    );
+                }
+            } else if let Some(r) = self
+                .vm_mut(&host, &vm)
+                .and_then(|v| v.rel_mut(RelIx::Primary))
+                && r.health != ReplicationHealth::Warning
+            {
+                // Deltas cannot reach the replica: health degrades (INFERRED).
+                r.health = ReplicationHealth::Warning;
+                self.generation += 1;
+            }
+        }
+    }
+
+    /// A client read a job (`polls:N` pacing counts reads).
+    pub fn observe_job(&mut self, host: &str, id: &str) {
+        let Some(job) = self.hosts.get_mut(host).and_then(|h| h.jobs.get_mut(id)) else {
+            return;
+        };
+        let Pace::Polls { needed, seen } = &mut job.pace else {
+            return;
+        };
+        if !job.state.is_terminal() {
+            *seen += 1;
+            let (seen, needed) = (*seen, *needed);
+            let pct = (u64::from(seen) * 100 / u64::from(needed.max(1))) as u8;
+            let fail_now = job.failure.as_ref().is_some_and(|f| pct >= f.after_percent);
+            if fail_now {
+                self.finish_job(host, id, false);
+            } else if seen >= needed {
+                self.finish_job(host, id, true);
+            }
+            self.refresh_progress();
+        }
+    }
+
+    /// The time at which every running job will have ended under time pacing; polls-paced jobs
+    /// are ended by reading them. For oracles and tests that want a quiescent world.
+    pub fn settle(&mut self) {
+        let running: Vec<(String, String)> = self
+            .running_jobs()
+            .filter(|j| matches!(j.pace, Pace::Polls { .. }))
+            .map(|j| (j.host.clone(), j.id.clone()))
+            .collect();
+        for (h, id) in running {
+            for _ in 0..10_000 {
+                if self.job(&h, &id).is_none_or(|j| !j.is_running()) {
+                    break;
+                }
+                self.observe_job(&h, &id);
+            }
+        }
+        let latest = self
+            .running_jobs()
+            .filter_map(Self::due)
+            .map(|(at, _)| at)
+            .max();
+        if let Some(at) = latest {
+            self.advance(at.max(self.now));
+        }
+    }
+
+    /// Adds a fault rule, returning its id.
+    pub fn add_fault(
+        &mut self,
+        spec: crate::faults::FaultSpec,
+    ) -> Result<u64, crate::faults::FaultSpecError> {
+        spec.validate()?;
+        let id = self.next_fault_id;
+        self.next_fault_id += 1;
+        self.faults
+            .push(crate::faults::FaultRule { id, spec, fired: 0 });
+        self.generation += 1;
+        Ok(id)
+    }
+}

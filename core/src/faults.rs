@@ -1,0 +1,190 @@
+//! Fault plans as data: rules matched by host, method and VM, limited by a count or a
+//! probability drawn from the world's seeded RNG.
+
+use crate::rng::SimRng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The method answers this ReturnValue and changes nothing.
+    ReturnCode { code: u32 },
+    /// The method starts its job, which ends in Exception (10) once it passes `after_percent`.
+    FailJob {
+        error_code: u16,
+        #[serde(default = "default_description")]
+        description: String,
+        #[serde(default)]
+        after_percent: u8,
+    },
+    /// The answer is delayed (applied by the transport).
+    Delay { ms: u64 },
+    /// The connection is closed without an answer (applied by the transport).
+    DropConnection,
+    /// The host's replication service is unreachable: every method answers 32777.
+    HostDown,
+    /// The two hosts cannot reach each other: calls that need the peer answer 32777 and deltas
+    /// stop flowing.
+    Partition { a: String, b: String },
+}
+
+fn default_description() -> String {
+    "The operation failed (injected fault).".into()
+}
+
+impl FaultKind {
+    pub const NAMES: &'static [&'static str] = &[
+        "return_code",
+        "fail_job",
+        "delay",
+        "drop_connection",
+        "host_down",
+        "partition",
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::ReturnCode { .. } => "return_code",
+            FaultKind::FailJob { .. } => "fail_job",
+            FaultKind::Delay { .. } => "delay",
+            FaultKind::DropConnection => "drop_connection",
+            FaultKind::HostDown => "host_down",
+            FaultKind::Partition { .. } => "partition",
+        }
+    }
+}
+
+/// A rule as a test writes it (no id yet).
+// No `deny_unknown_fields`: serde cannot combine it with the flattened kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultSpec {
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Method name, e.g. `InitiateFailback`; for reads, the WS-Management operation (`Get`,
+    /// `Enumerate`, `Pull`).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// VM GUID or ElementName.
+    #[serde(default)]
+    pub vm: Option<String>,
+    /// Fire at most this many times.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Fire with this probability (0..=1), drawn from the world's seeded RNG.
+    #[serde(default)]
+    pub probability: Option<f64>,
+    #[serde(flatten)]
+    pub kind: FaultKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRule {
+    pub id: u64,
+    #[serde(flatten)]
+    pub spec: FaultSpec,
+    pub fired: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultSpecError {
+    #[error("probability must be between 0 and 1, got {0}")]
+    Probability(String),
+    #[error("fail_job after_percent must be 0..=100, got {0}")]
+    Percent(u8),
+    #[error("return_code {0} is not a documented return code (0, 4096, 32768-32779)")]
+    Code(u32),
+    #[error("partition needs two different hosts")]
+    Partition,
+}
+
+impl FaultSpec {
+    pub fn validate(&self) -> Result<(), FaultSpecError> {
+        if let Some(p) = self.probability
+            && !(0.0..=1.0).contains(&p)
+        {
+            return Err(FaultSpecError::Probability(p.to_string()));
+        }
+        match &self.kind {
+            FaultKind::FailJob { after_percent, .. } if *after_percent > 100 => {
+                Err(FaultSpecError::Percent(*after_percent))
+            }
+            FaultKind::ReturnCode { code }
+                if crate::enums::ReturnCode::from_number(*code).is_err() =>
+            {
+                Err(FaultSpecError::Code(*code))
+            }
+            FaultKind::Partition { a, b } if a.eq_ignore_ascii_case(b) => {
+                Err(FaultSpecError::Partition)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl FaultRule {
+    fn applies_to(
+        &self,
+        host: &str,
+        method: &str,
+        vm_id: Option<&str>,
+        vm_name: Option<&str>,
+    ) -> bool {
+        let s = &self.spec;
+        if matches!(s.kind, FaultKind::Partition { .. }) {
+            return false;
+        }
+        if s.count.is_some_and(|c| self.fired >= c) {
+            return false;
+        }
+        let host_ok = s
+            .host
+            .as_deref()
+            .is_none_or(|h| h.eq_ignore_ascii_case(host));
+        let method_ok = s
+            .method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method));
+        let vm_ok = s.vm.as_deref().is_none_or(|v| {
+            vm_id.is_some_and(|id| id.eq_ignore_ascii_case(v)) || vm_name == Some(v)
+        });
+        host_ok && method_ok && vm_ok
+    }
+}
+
+/// Finds the rules that fire for this call, counts them, and returns their kinds in rule order.
+/// A probabilistic rule consumes one draw from `rng` each time it is considered, so the same
+/// seed and the same calls fire the same faults.
+pub fn draw(
+    rules: &mut [FaultRule],
+    rng: &mut SimRng,
+    host: &str,
+    method: &str,
+    vm_id: Option<&str>,
+    vm_name: Option<&str>,
+) -> Vec<FaultKind> {
+    let mut fired = Vec::new();
+    for rule in rules.iter_mut() {
+        if !rule.applies_to(host, method, vm_id, vm_name) {
+            continue;
+        }
+        if let Some(p) = rule.spec.probability
+            && rng.next_f64() >= p
+        {
+            continue;
+        }
+        rule.fired += 1;
+        fired.push(rule.spec.kind.clone());
+    }
+    fired
+}
+
+/// Whether a partition rule separates the two hosts.
+pub fn partitioned(rules: &[FaultRule], a: &str, b: &str) -> bool {
+    rules.iter().any(|r| match &r.spec.kind {
+        FaultKind::Partition { a: x, b: y } => {
+            (x.eq_ignore_ascii_case(a) && y.eq_ignore_ascii_case(b))
+                || (x.eq_ignore_ascii_case(b) && y.eq_ignore_ascii_case(a))
+        }
+        _ => false,
+    })
+}

@@ -1,0 +1,380 @@
+//! The simulated world: hosts, VMs, relationships, recovery points, jobs, settings.
+//!
+//! A replicated VM exists once on each host it is replicated to, with the same GUID, as in real
+//! Hyper-V Replica (DESIGN.md "The simulated world"). Everything here is plain data (serde), so
+//! the control API can show it and persistence can save it; behaviour lives in `engine`.
+
+use crate::enums::*;
+use crate::faults::FaultRule;
+use crate::profile::Profile;
+use crate::rng::SimRng;
+use crate::time::Millis;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub type HostName = String;
+pub type VmId = String;
+pub type JobId = String;
+
+/// Index of a relationship on a VM: 0 the primary relationship (`\HVR\0`), 1 the extended one
+/// (`\HVR\1`) (DOC msvm-replicationrelationship, InstanceID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RelIx {
+    Primary = 0,
+    Extended = 1,
+}
+
+impl RelIx {
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+    pub fn from_index(i: u32) -> Option<RelIx> {
+        match i {
+            0 => Some(RelIx::Primary),
+            1 => Some(RelIx::Extended),
+            _ => None,
+        }
+    }
+}
+
+/// The settings of one relationship (`Msvm_ReplicationSettingData`, DOC msvm-replicationsettingdata).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReplicationSettings {
+    pub primary_connection_point: String,
+    pub recovery_connection_point: String,
+    pub recovery_server_port: u16,
+    pub authentication_type: AuthenticationType,
+    pub certificate_thumbprint: String,
+    pub compression_enabled: bool,
+    pub bypass_proxy_server: bool,
+    pub replicate_host_kvp_items: bool,
+    pub recovery_history: u16,
+    pub replication_interval: u16,
+    pub application_consistent_snapshot_interval: u16,
+    pub auto_resynchronize_enabled: bool,
+    pub included_disks: Vec<String>,
+}
+
+impl Default for ReplicationSettings {
+    fn default() -> Self {
+        // Defaults from the class page: port 0 unless set, history 0, interval 300 s,
+        // ReplicateHostKvpItems True, AutoResynchronizeEnabled False.
+        ReplicationSettings {
+            primary_connection_point: String::new(),
+            recovery_connection_point: String::new(),
+            recovery_server_port: 80,
+            authentication_type: AuthenticationType::Kerberos,
+            certificate_thumbprint: String::new(),
+            compression_enabled: true,
+            bypass_proxy_server: false,
+            replicate_host_kvp_items: true,
+            recovery_history: 4,
+            replication_interval: 300,
+            application_consistent_snapshot_interval: 0,
+            auto_resynchronize_enabled: false,
+            included_disks: Vec::new(),
+        }
+    }
+}
+
+/// A partial settings instance, as a client sends it embedded in a method call. Missing
+/// properties keep the values of the existing settings (INFERRED, reference §5.2).
+/// Field names are the WMI property names, so topology files read like the class page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SettingsPatch {
+    pub primary_connection_point: Option<String>,
+    pub recovery_connection_point: Option<String>,
+    #[serde(rename = "RecoveryServerPortNumber")]
+    pub recovery_server_port: Option<u32>,
+    pub authentication_type: Option<u32>,
+    #[serde(rename = "CertificateThumbPrint")]
+    pub certificate_thumbprint: Option<String>,
+    pub compression_enabled: Option<bool>,
+    pub bypass_proxy_server: Option<bool>,
+    pub replicate_host_kvp_items: Option<bool>,
+    pub recovery_history: Option<u32>,
+    pub replication_interval: Option<u32>,
+    pub application_consistent_snapshot_interval: Option<u32>,
+    pub auto_resynchronize_enabled: Option<bool>,
+    pub included_disks: Option<Vec<String>>,
+}
+
+/// One replication relationship as seen from one VM instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relationship {
+    pub state: ReplicationState,
+    pub health: ReplicationHealth,
+    /// The host at the other end of this relationship.
+    pub peer_host: HostName,
+    pub settings: ReplicationSettings,
+    pub last_replication_time: Option<Millis>,
+    pub last_replication_type: ReplicationType,
+    pub last_apply_time: Option<Millis>,
+    pub failed_over_replication_type: ReplicationType,
+    /// The state to return to when a failover is reverted (DOC revertfailover: "InitiateFailover
+    /// can be called again").
+    pub pre_failover_state: Option<ReplicationState>,
+    /// The recovery point the current failover used (kept by CommitFailover).
+    #[serde(default)]
+    pub failover_point: Option<String>,
+    /// Deltas sent since the statistics were last reset (Msvm_ReplicationStatistics).
+    #[serde(default)]
+    pub replication_count: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecoveryPointKind {
+    Standard,
+    ApplicationConsistent,
+    Planned,
+}
+
+impl RecoveryPointKind {
+    /// `VirtualSystemType` of the snapshot VSSD (DOC msvm-virtualsystemsettingdata).
+    pub const fn virtual_system_type(self) -> &'static str {
+        match self {
+            RecoveryPointKind::Standard => "Microsoft:Hyper-V:Snapshot:Replica:Standard",
+            RecoveryPointKind::ApplicationConsistent => {
+                "Microsoft:Hyper-V:Snapshot:Replica:ApplicationConsistent"
+            }
+            RecoveryPointKind::Planned => "Microsoft:Hyper-V:Snapshot:Replica:PlannedFailover",
+        }
+    }
+    pub const fn replication_type(self) -> ReplicationType {
+        match self {
+            RecoveryPointKind::Standard => ReplicationType::Regular,
+            RecoveryPointKind::ApplicationConsistent => ReplicationType::ApplicationConsistent,
+            RecoveryPointKind::Planned => ReplicationType::Planned,
+        }
+    }
+}
+
+/// A recovery point on a replica VM: an `Msvm_VirtualSystemSettingData` snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryPoint {
+    /// Stable identifier: the VSSD InstanceID, `Microsoft:<GUID>` (INFERRED form, reference §5.1).
+    pub id: String,
+    pub kind: RecoveryPointKind,
+    pub created: Millis,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vm {
+    pub id: VmId,
+    pub name: String,
+    pub power: EnabledState,
+    pub mode: ReplicationMode,
+    /// `[primary relationship, extended relationship]`.
+    pub rels: [Option<Relationship>; 2],
+    pub recovery_points: Vec<RecoveryPoint>,
+    /// On a replica: its test VM while a test failover runs.
+    pub test_replica: Option<VmId>,
+    /// On a test VM: the replica it was made from.
+    pub test_of: Option<VmId>,
+    /// The job currently changing this VM, if any (a VM never has two).
+    pub busy_with: Option<JobId>,
+}
+
+impl Vm {
+    pub fn rel(&self, ix: RelIx) -> Option<&Relationship> {
+        self.rels[ix.index()].as_ref()
+    }
+    pub fn rel_mut(&mut self, ix: RelIx) -> Option<&mut Relationship> {
+        self.rels[ix.index()].as_mut()
+    }
+    /// `Msvm_ComputerSystem.ReplicationState` reflects the primary relationship only (DOC,
+    /// reference §7 gotcha 2).
+    pub fn replication_state(&self) -> ReplicationState {
+        self.rel(RelIx::Primary)
+            .map_or(ReplicationState::Disabled, |r| r.state)
+    }
+    pub fn replication_health(&self) -> ReplicationHealth {
+        self.rel(RelIx::Primary)
+            .map_or(ReplicationHealth::NotApplicable, |r| r.health)
+    }
+    pub fn is_off(&self) -> bool {
+        self.power == EnabledState::Disabled
+    }
+}
+
+/// An authorization entry of a recovery server (`Msvm_ReplicationAuthorizationSettingData`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthorizationEntry {
+    pub allowed_primary_host_system: String,
+    pub trust_group: String,
+    pub replica_storage_location: String,
+}
+
+/// `Msvm_ReplicationServiceSettingData` (DOC msvm-replicationservicesettingdata).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceSettings {
+    pub recovery_server_enabled: bool,
+    pub allowed_authentication_type: u16,
+    pub http_port: u16,
+    pub https_port: u16,
+    pub certificate_thumbprint: String,
+    pub monitoring_interval: u32,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            recovery_server_enabled: true,
+            allowed_authentication_type: 1,
+            http_port: 80,
+            https_port: 443,
+            certificate_thumbprint: String::new(),
+            monitoring_interval: 43_200,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    pub name: HostName,
+    pub vms: BTreeMap<VmId, Vm>,
+    pub jobs: BTreeMap<JobId, Job>,
+    pub service_settings: ServiceSettings,
+    pub authorization: Vec<AuthorizationEntry>,
+    /// `Msvm_ReplicationService` StartService/StopService.
+    pub service_running: bool,
+}
+
+/// How a job's progress is driven.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Pace {
+    /// Ends `duration` ms after submission.
+    Time { duration: Millis },
+    /// Ends after it has been read `needed` times (`polls:N` clock mode).
+    Polls { needed: u32, seen: u32 },
+}
+
+/// The world-wide pacing of new jobs (the simulator's clock mode decides it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaceMode {
+    Time,
+    Polls(u32),
+}
+
+/// What a job does to the world when it ends well.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingChange {
+    /// The row of the transition table this job carries out.
+    pub rule: String,
+    pub vm: Option<VmId>,
+    pub rel: RelIx,
+    /// Operation arguments needed at completion.
+    pub args: crate::ops::JobArgs,
+    /// The state before the call, restored when the job fails or is cancelled.
+    pub rollback: Option<Rollback>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollback {
+    pub mode: ReplicationMode,
+    pub state: Option<ReplicationState>,
+}
+
+/// A planned failure of a job (fault plan "failing job").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedFailure {
+    pub after_percent: u8,
+    pub error_code: u16,
+    pub description: String,
+}
+
+/// `Msvm_ConcreteJob` (DOC msvm-concretejob).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub host: HostName,
+    pub job_type: JobType,
+    pub state: JobState,
+    pub percent: u8,
+    pub submitted: Millis,
+    pub last_change: Millis,
+    pub ended: Option<Millis>,
+    pub error_code: u16,
+    pub error_description: String,
+    pub pace: Pace,
+    pub failure: Option<PlannedFailure>,
+    pub change: Option<PendingChange>,
+    pub caption: String,
+}
+
+impl Job {
+    pub fn is_running(&self) -> bool {
+        !self.state.is_terminal()
+    }
+}
+
+/// The whole simulated world. Plain data: `engine` implements its behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct World {
+    pub hosts: BTreeMap<HostName, Host>,
+    pub profile: Profile,
+    pub faults: Vec<FaultRule>,
+    pub next_fault_id: u64,
+    pub rng: SimRng,
+    /// The latest time the world was told about.
+    pub now: Millis,
+    /// How jobs advance: by time or by being read.
+    pub pace: PaceMode,
+    /// What changed since the caller last drained it (for journals, demos, live views).
+    #[serde(skip)]
+    pub events: Vec<crate::engine::Event>,
+    /// A counter of every state change, so clients (the live page, persistence) can tell whether
+    /// anything happened.
+    pub generation: u64,
+}
+
+impl World {
+    pub fn new(profile: Profile, seed: u64, now: Millis) -> World {
+        World {
+            hosts: BTreeMap::new(),
+            profile,
+            faults: Vec::new(),
+            next_fault_id: 1,
+            rng: SimRng::seeded(seed),
+            now,
+            pace: PaceMode::Time,
+            events: Vec::new(),
+            generation: 0,
+        }
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.get(name)
+    }
+
+    pub fn vm(&self, host: &str, vm: &str) -> Option<&Vm> {
+        self.hosts.get(host)?.vms.get(vm)
+    }
+
+    pub fn vm_mut(&mut self, host: &str, vm: &str) -> Option<&mut Vm> {
+        self.hosts.get_mut(host)?.vms.get_mut(vm)
+    }
+
+    pub fn job(&self, host: &str, job: &str) -> Option<&Job> {
+        self.hosts.get(host)?.jobs.get(job)
+    }
+
+    /// Finds a VM on a host by GUID or, failing that, by ElementName.
+    pub fn find_vm(&self, host: &str, key: &str) -> Option<&Vm> {
+        let h = self.hosts.get(host)?;
+        h.vms
+            .get(&key.to_ascii_uppercase())
+            .or_else(|| h.vms.values().find(|v| v.name == key))
+    }
+
+    pub fn running_jobs(&self) -> impl Iterator<Item = &Job> {
+        self.hosts
+            .values()
+            .flat_map(|h| h.jobs.values())
+            .filter(|j| j.is_running())
+    }
+}
