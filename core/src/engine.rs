@@ -889,7 +889,7 @@ impl World {
     }
 
     fn add_recovery_point(&mut self, host: &str, vm: &str, kind: RecoveryPointKind) {
-        let id = format!("Microsoft:{}", self.rng.guid());
+        let id = format!("Microsoft:{}", self.rp_rng.guid());
         let now = self.now;
         let Some(v) = self.vm_mut(host, vm) else {
             return;

@@ -339,7 +339,7 @@ impl TopologySpec {
                     RecoveryPointKind::Standard
                 };
                 replica.recovery_points.push(RecoveryPoint {
-                    id: format!("Microsoft:{}", world.rng.guid()),
+                    id: format!("Microsoft:{}", world.rp_rng.guid()),
                     name: format!(
                         "{} - {} - {}",
                         v.name,

@@ -312,6 +312,10 @@ impl Job {
     }
 }
 
+fn default_rp_rng() -> SimRng {
+    SimRng::seeded(0x5EED_0F_9017)
+}
+
 /// The whole simulated world. Plain data: `engine` implements its behaviour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct World {
@@ -320,6 +324,10 @@ pub struct World {
     pub faults: Vec<FaultRule>,
     pub next_fault_id: u64,
     pub rng: SimRng,
+    /// A separate stream for recovery point ids: background deltas happen at times that
+    /// depend on the clock, and must not shift the job ids a seeded run repeats.
+    #[serde(default = "default_rp_rng")]
+    pub rp_rng: SimRng,
     /// The latest time the world was told about.
     pub now: Millis,
     /// How jobs advance: by time or by being read.
@@ -340,6 +348,7 @@ impl World {
             faults: Vec::new(),
             next_fault_id: 1,
             rng: SimRng::seeded(seed),
+            rp_rng: SimRng::seeded(seed ^ 0x5EED_0F_9017),
             now,
             pace: PaceMode::Time,
             events: Vec::new(),

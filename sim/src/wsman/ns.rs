@@ -1,0 +1,77 @@
+//! Namespace URIs and action URIs of WS-Management as WinRM speaks it.
+//!
+//! Everything in the protocol layer matches on these URIs, never on prefixes: winrm.exe,
+//! pywinrm and pypsrp all pick different prefixes for the same namespaces (wsman.md §1.0).
+
+/// SOAP 1.2 envelope. WinRM speaks only SOAP 1.2.
+pub const SOAP: &str = "http://www.w3.org/2003/05/soap-envelope";
+/// WS-Addressing, the 2004/08 submission version (not the 2005/08 W3C one) used by WinRM.
+pub const ADDRESSING: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing";
+/// WS-Transfer 2004/09 (Get).
+pub const TRANSFER: &str = "http://schemas.xmlsoap.org/ws/2004/09/transfer";
+/// WS-Eventing 2004/08: declared on WinRM envelopes (`e:`) although we never use it.
+pub const EVENTING: &str = "http://schemas.xmlsoap.org/ws/2004/08/eventing";
+/// WS-Enumeration 2004/09 (Enumerate, Pull, Release).
+pub const ENUMERATION: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration";
+/// DMTF WS-Management (DSP0226) schema namespace, the `w:` prefix.
+pub const WSMAN: &str = "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd";
+/// Microsoft extensions (MS-WSMV), the `p:` prefix at envelope level.
+pub const MS_WSMAN: &str = "http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd";
+/// Microsoft `f:WSManFault` detail namespace.
+pub const WSMAN_FAULT: &str = "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault";
+/// CIM binding common types (`cim:Datetime`, `cim:Interval`).
+pub const CIM_COMMON: &str = "http://schemas.dmtf.org/wbem/wscim/1/common";
+/// XML Schema instance (`xsi:nil`, `xsi:type`).
+pub const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+/// The reserved `xml:` namespace (`xml:lang` on Locale and DataLocale).
+pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
+/// WS-Management Identify (no Action header; body `wsmid:Identify`).
+pub const IDENTIFY: &str = "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd";
+
+/// The WQL filter dialect WinRM accepts with a `…/<namespace>/*` resource URI.
+pub const WQL_DIALECT: &str = "http://schemas.microsoft.com/wbem/wsman/1/WQL";
+/// DSP0226 says a `w:Filter` without a Dialect attribute is XPath 1.0.
+pub const XPATH_DIALECT: &str = "http://www.w3.org/TR/1999/REC-xpath-19991116";
+/// WS-Addressing anonymous role: the `a:To` of every response and the `a:Address` of EPRs.
+pub const ANONYMOUS: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
+/// Base of every WMI resource URI: `{WMI_BASE}root/virtualization/v2/Msvm_ConcreteJob`.
+pub const WMI_BASE: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/";
+/// Protocol version announced by Identify (the DMTF schema URI, as WinRM does).
+pub const PROTOCOL_VERSION: &str = WSMAN;
+
+/// WS-Management fault detail URIs (`w:FaultDetail`).
+pub mod detail {
+    pub const UNEXPECTED_SELECTORS: &str =
+        "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors";
+    pub const INSUFFICIENT_SELECTORS: &str =
+        "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InsufficientSelectors";
+    pub const DUPLICATE_SELECTORS: &str =
+        "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/DuplicateSelectors";
+    pub const INVALID_RESOURCE_URI: &str =
+        "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidResourceURI";
+    pub const INVALID_VALUE: &str =
+        "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidValue";
+    pub const MAX_ENVELOPE_SIZE: &str =
+        "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/MaxEnvelopeSize";
+}
+
+/// Action URIs (`a:Action`).
+pub mod action {
+    pub const GET: &str = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get";
+    pub const GET_RESPONSE: &str = "http://schemas.xmlsoap.org/ws/2004/09/transfer/GetResponse";
+    pub const ENUMERATE: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate";
+    pub const ENUMERATE_RESPONSE: &str =
+        "http://schemas.xmlsoap.org/ws/2004/09/enumeration/EnumerateResponse";
+    pub const PULL: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Pull";
+    pub const PULL_RESPONSE: &str =
+        "http://schemas.xmlsoap.org/ws/2004/09/enumeration/PullResponse";
+    pub const RELEASE: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Release";
+    pub const RELEASE_RESPONSE: &str =
+        "http://schemas.xmlsoap.org/ws/2004/09/enumeration/ReleaseResponse";
+    /// Header Action of `w:` faults (wsman.md §1.4).
+    pub const WSMAN_FAULT: &str = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault";
+    /// Header Action of `a:` faults (wsman.md §1.4).
+    pub const ADDRESSING_FAULT: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/fault";
+    /// Header Action of `n:` faults (wsman.md §1.4).
+    pub const ENUMERATION_FAULT: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/fault";
+}

@@ -1,0 +1,527 @@
+//! A small owned XML element tree, built on `quick_xml::NsReader`.
+//!
+//! Every element and attribute is resolved to (namespace URI, local name) at parse time so
+//! that nothing downstream can be tempted to compare prefixes: the same envelope arrives as
+//! `s:`/`a:`/`w:` from winrm.exe, `env:` from pywinrm and `wsa:`/`wsman:` from pypsrp.
+//!
+//! The input comes from the network, so the parser is defensive: no DTD (which is how entity
+//! expansion attacks get in), only the five predefined entities and numeric character
+//! references, and caps on nesting depth and element count. Errors are values, never panics.
+
+use std::borrow::Cow;
+
+use quick_xml::XmlVersion;
+use quick_xml::escape::{EscapeError, resolve_xml_entity};
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+
+/// One attribute, resolved. `xmlns` declarations are not kept: they are consumed by
+/// namespace resolution and carry no meaning afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    /// Namespace URI; `None` for an unprefixed attribute (attributes never take the
+    /// default namespace).
+    pub ns: Option<String>,
+    pub local: String,
+    /// The value after entity expansion and XML attribute-value normalisation.
+    pub value: String,
+}
+
+/// One element with its resolved name, attributes, child elements and direct text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Element {
+    /// Namespace URI; `None` when the element is in no namespace.
+    pub ns: Option<String>,
+    pub local: String,
+    pub attrs: Vec<Attr>,
+    pub children: Vec<Element>,
+    /// Concatenation of the direct text, CDATA and references of this element, in document
+    /// order, except that whitespace-only runs next to child elements (indentation) are
+    /// dropped. Empty for a pretty-printed container element.
+    pub text: String,
+}
+
+impl Element {
+    /// Whether this element is `{ns}local`.
+    pub fn is(&self, ns: &str, local: &str) -> bool {
+        self.local == local && self.ns.as_deref() == Some(ns)
+    }
+
+    /// First child element named `{ns}local`.
+    pub fn child(&self, ns: &str, local: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.is(ns, local))
+    }
+
+    /// All child elements named `{ns}local`, in document order.
+    pub fn children_named<'a>(
+        &'a self,
+        ns: &'a str,
+        local: &'a str,
+    ) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.is(ns, local))
+    }
+
+    /// The direct text with XML whitespace trimmed at both ends.
+    pub fn text_trimmed(&self) -> &str {
+        self.text.trim_matches(is_xml_space)
+    }
+
+    /// Value of the unprefixed attribute `local` (e.g. `Name` on `w:Selector`).
+    pub fn attr(&self, local: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|a| a.ns.is_none() && a.local == local)
+            .map(|a| a.value.as_str())
+    }
+
+    /// Value of the namespaced attribute `{ns}local` (e.g. `s:mustUnderstand`, `xsi:nil`).
+    pub fn attr_ns(&self, ns: &str, local: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|a| a.local == local && a.ns.as_deref() == Some(ns))
+            .map(|a| a.value.as_str())
+    }
+
+    /// `{ns}local` in Clark notation, for error messages.
+    pub fn clark_name(&self) -> String {
+        match &self.ns {
+            Some(ns) => format!("{{{ns}}}{}", self.local),
+            None => self.local.clone(),
+        }
+    }
+}
+
+/// XML whitespace (S production): narrower than `char::is_whitespace` on purpose.
+pub fn is_xml_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+/// Hard limits of one parse. The defaults are far above any real WS-Management envelope
+/// (winrm.exe's deepest is about 8 levels) and far below what could hurt the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_elements: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 64,
+            max_elements: 10_000,
+        }
+    }
+}
+
+/// Why a document was refused. Positions are byte offsets in the (decoded) input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    #[error("input is not valid UTF-8 (first invalid byte at offset {position})")]
+    InvalidUtf8 { position: usize },
+    #[error("input starts with a UTF-16 byte order mark but is not valid UTF-16")]
+    InvalidUtf16,
+    #[error("XML syntax error at byte {position}: {message}")]
+    Syntax { position: u64, message: String },
+    #[error("DOCTYPE/DTD at byte {position} is not allowed")]
+    DoctypeForbidden { position: u64 },
+    #[error(
+        "entity reference `&{name};` at byte {position} is not allowed (only the five predefined entities and character references are)"
+    )]
+    EntityForbidden { name: String, position: u64 },
+    #[error("invalid character reference `&{reference};` at byte {position}")]
+    BadCharRef { reference: String, position: u64 },
+    #[error("element nesting deeper than {limit} levels at byte {position}")]
+    TooDeep { limit: usize, position: u64 },
+    #[error("more than {limit} elements in the document")]
+    TooManyElements { limit: usize },
+    #[error("namespace prefix `{prefix}` at byte {position} is not declared")]
+    UnboundPrefix { prefix: String, position: u64 },
+    #[error("text outside the root element at byte {position}")]
+    TextOutsideRoot { position: u64 },
+    #[error("a second root element at byte {position}")]
+    SecondRoot { position: u64 },
+    #[error("document ends inside element `{open}`")]
+    UnexpectedEof { open: String },
+    #[error("document has no root element")]
+    NoRoot,
+}
+
+/// Parses a whole document with the default [`Limits`].
+pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
+    parse_with(input, Limits::default())
+}
+
+/// Parses a whole document and returns its root element.
+pub fn parse_with(input: &[u8], limits: Limits) -> Result<Element, XmlError> {
+    let text = decode(input)?;
+    parse_str_with(&text, limits)
+}
+
+/// Parses a document that is already a string (embedded CIM-XML instances are).
+pub fn parse_str_with(text: &str, limits: Limits) -> Result<Element, XmlError> {
+    let mut reader = NsReader::from_str(text);
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    let mut count = 0usize;
+    // Whitespace-only text is held back, borrowed from the input, until we know whether it
+    // is a value (`<a> </a>`) or indentation next to child elements; indentation is then
+    // dropped without ever being copied, which saves an allocation per container element.
+    let mut pending_ws: Option<Cow<'_, str>> = None;
+
+    loop {
+        let position = reader.buffer_position();
+        let event = match reader.read_event() {
+            Ok(ev) => ev,
+            Err(e) => return Err(map_qx_error(e, reader.error_position())),
+        };
+        match event {
+            Event::Start(_) | Event::Empty(_) if root.is_some() => {
+                return Err(XmlError::SecondRoot { position });
+            }
+            Event::Start(start) => {
+                pending_ws = None;
+                count = check_limits(count, stack.len(), limits, position)?;
+                stack.push(build_element(&reader, &start, position)?);
+            }
+            Event::Empty(start) => {
+                pending_ws = None;
+                count = check_limits(count, stack.len(), limits, position)?;
+                let el = build_element(&reader, &start, position)?;
+                attach(&mut stack, &mut root, el);
+            }
+            Event::End(_) => {
+                // quick-xml already checked that the end tag matches its start tag.
+                if let Some(mut el) = stack.pop() {
+                    if let Some(ws) = pending_ws.take()
+                        && el.children.is_empty()
+                    {
+                        el.text.push_str(&ws);
+                    }
+                    attach(&mut stack, &mut root, el);
+                }
+            }
+            Event::Text(t) => {
+                let content = t.xml10_content();
+                if content.chars().all(is_xml_space) {
+                    if !stack.is_empty() {
+                        match &mut pending_ws {
+                            Some(ws) => ws.to_mut().push_str(&content),
+                            None => pending_ws = Some(content),
+                        }
+                    }
+                } else {
+                    flush_ws(&mut stack, &mut pending_ws);
+                    push_text(&mut stack, &content, position)?;
+                }
+            }
+            Event::CData(c) => {
+                let content = c.xml10_content();
+                flush_ws(&mut stack, &mut pending_ws);
+                push_text(&mut stack, &content, position)?;
+            }
+            Event::GeneralRef(r) => {
+                let resolved: Cow<'_, str> = if r.is_char_ref() {
+                    match r.resolve_char_ref() {
+                        Ok(Some(c)) => Cow::Owned(c.to_string()),
+                        _ => {
+                            return Err(XmlError::BadCharRef {
+                                reference: r.to_string(),
+                                position,
+                            });
+                        }
+                    }
+                } else {
+                    match resolve_xml_entity(&r) {
+                        Some(s) => Cow::Borrowed(s),
+                        None => {
+                            return Err(XmlError::EntityForbidden {
+                                name: r.to_string(),
+                                position,
+                            });
+                        }
+                    }
+                };
+                flush_ws(&mut stack, &mut pending_ws);
+                push_text(&mut stack, &resolved, position)?;
+            }
+            Event::DocType(_) => return Err(XmlError::DoctypeForbidden { position }),
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::Eof => break,
+        }
+    }
+
+    if let Some(open) = stack.last() {
+        return Err(XmlError::UnexpectedEof {
+            open: open.clark_name(),
+        });
+    }
+    root.ok_or(XmlError::NoRoot)
+}
+
+/// Decodes the HTTP body. UTF-8 (with or without BOM) is the norm; WinRM also accepts
+/// UTF-16 with a BOM, which Windows clients may send, so that is decoded too.
+fn decode(input: &[u8]) -> Result<Cow<'_, str>, XmlError> {
+    if let Some(rest) = input.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        return utf8(rest);
+    }
+    let le = input.strip_prefix(&[0xFF, 0xFE]);
+    let be = input.strip_prefix(&[0xFE, 0xFF]);
+    let (body, little) = match (le, be) {
+        (Some(b), _) => (b, true),
+        (None, Some(b)) => (b, false),
+        (None, None) => return utf8(input),
+    };
+    if body.len() % 2 != 0 {
+        return Err(XmlError::InvalidUtf16);
+    }
+    let units = body.chunks_exact(2).map(|p| match p {
+        [a, b] if little => u16::from_le_bytes([*a, *b]),
+        [a, b] => u16::from_be_bytes([*a, *b]),
+        _ => 0,
+    });
+    char::decode_utf16(units)
+        .collect::<Result<String, _>>()
+        .map(Cow::Owned)
+        .map_err(|_| XmlError::InvalidUtf16)
+}
+
+fn utf8(bytes: &[u8]) -> Result<Cow<'_, str>, XmlError> {
+    std::str::from_utf8(bytes)
+        .map(Cow::Borrowed)
+        .map_err(|e| XmlError::InvalidUtf8 {
+            position: e.valid_up_to(),
+        })
+}
+
+fn check_limits(
+    count: usize,
+    depth: usize,
+    limits: Limits,
+    position: u64,
+) -> Result<usize, XmlError> {
+    if depth >= limits.max_depth {
+        return Err(XmlError::TooDeep {
+            limit: limits.max_depth,
+            position,
+        });
+    }
+    if count >= limits.max_elements {
+        return Err(XmlError::TooManyElements {
+            limit: limits.max_elements,
+        });
+    }
+    Ok(count + 1)
+}
+
+fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(el),
+        None => *root = Some(el),
+    }
+}
+
+fn flush_ws(stack: &mut [Element], pending: &mut Option<Cow<'_, str>>) {
+    if let Some(ws) = pending.take()
+        && let Some(top) = stack.last_mut()
+    {
+        top.text.push_str(&ws);
+    }
+}
+
+fn push_text(stack: &mut [Element], text: &str, position: u64) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(top) => {
+            top.text.push_str(text);
+            Ok(())
+        }
+        None if text.chars().all(is_xml_space) => Ok(()),
+        None => Err(XmlError::TextOutsideRoot { position }),
+    }
+}
+
+fn build_element<R>(
+    reader: &NsReader<R>,
+    start: &BytesStart<'_>,
+    position: u64,
+) -> Result<Element, XmlError> {
+    let resolver = reader.resolver();
+    let (res, local) = resolver.resolve_element(start.name());
+    let ns = resolved_ns(res, position)?;
+    let mut attrs = Vec::new();
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| XmlError::Syntax {
+            position,
+            message: format!("bad attribute: {e}"),
+        })?;
+        if attr.key.as_namespace_binding().is_some() {
+            continue;
+        }
+        let (res, a_local) = resolver.resolve_attribute(attr.key);
+        let a_ns = resolved_ns(res, position)?;
+        let value = attr
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(|e| map_qx_error(e, position))?;
+        attrs.push(Attr {
+            ns: a_ns,
+            local: a_local.as_ref().to_owned(),
+            value: value.into_owned(),
+        });
+    }
+    Ok(Element {
+        ns,
+        local: local.as_ref().to_owned(),
+        attrs,
+        children: Vec::new(),
+        text: String::new(),
+    })
+}
+
+fn resolved_ns(res: ResolveResult<'_>, position: u64) -> Result<Option<String>, XmlError> {
+    match res {
+        ResolveResult::Bound(ns) => Ok(Some(ns.0.to_owned())),
+        ResolveResult::Unbound => Ok(None),
+        ResolveResult::Unknown(prefix) => Err(XmlError::UnboundPrefix { prefix, position }),
+    }
+}
+
+fn map_qx_error(e: quick_xml::Error, position: u64) -> XmlError {
+    match e {
+        quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, name)) => {
+            XmlError::EntityForbidden { name, position }
+        }
+        other => XmlError::Syntax {
+            position,
+            message: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Element, XmlError> {
+        parse(s.as_bytes())
+    }
+
+    #[test]
+    fn resolves_namespaces_not_prefixes() {
+        let a = p(r#"<x:r xmlns:x="urn:a"><x:c y:at="1" plain="2" xmlns:y="urn:b"/></x:r>"#);
+        let b = p(r#"<r xmlns="urn:a"><c q:at="1" plain="2" xmlns:q="urn:b"/></r>"#);
+        let (Ok(a), Ok(b)) = (a, b) else {
+            panic!("both documents are well-formed");
+        };
+        assert_eq!(a, b);
+        assert!(a.is("urn:a", "r"));
+        let c = a.child("urn:a", "c");
+        assert_eq!(c.and_then(|c| c.attr_ns("urn:b", "at")), Some("1"));
+        assert_eq!(c.and_then(|c| c.attr("plain")), Some("2"));
+        assert_eq!(
+            c.map(|c| c.attrs.len()),
+            Some(2),
+            "xmlns declarations are dropped"
+        );
+    }
+
+    #[test]
+    fn text_entities_cdata_and_char_refs() {
+        let el = p("<a>x &lt;&amp;&gt;&quot;&apos; &#65;&#x42;<![CDATA[<INSTANCE/>&amp;]]></a>");
+        assert_eq!(
+            el.map(|e| e.text),
+            Ok("x <&>\"' AB<INSTANCE/>&amp;".to_string())
+        );
+    }
+
+    #[test]
+    fn indentation_is_dropped_but_whitespace_values_kept() {
+        let el = p("<r>\n  <a>  </a>\n  <b> x </b><c> <!-- c --> </c><d>\n <e/> t</d>\n</r>");
+        let Ok(el) = el else { panic!("well-formed") };
+        assert_eq!(el.text, "");
+        let texts: Vec<_> = el.children.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["  ", " x ", "  ", " t"]);
+        assert_eq!(
+            p("<a> <![CDATA[ ]]> </a>").map(|e| e.text),
+            Ok("   ".to_string())
+        );
+        assert_eq!(p("<a> &#32;</a>").map(|e| e.text), Ok("  ".to_string()));
+    }
+
+    #[test]
+    fn attribute_values_are_unescaped() {
+        let el = p(r#"<a v="&lt;x&gt; &#33;"/>"#);
+        assert_eq!(el.as_ref().ok().and_then(|e| e.attr("v")), Some("<x> !"));
+    }
+
+    #[test]
+    fn refuses_doctype_and_custom_entities() {
+        let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><a>&lol;</a>"#;
+        assert!(matches!(p(bomb), Err(XmlError::DoctypeForbidden { .. })));
+        assert!(matches!(
+            p("<a>&lol;</a>"),
+            Err(XmlError::EntityForbidden { ref name, .. }) if name == "lol"
+        ));
+        assert!(matches!(
+            p(r#"<a b="&ext;"/>"#),
+            Err(XmlError::EntityForbidden { ref name, .. }) if name == "ext"
+        ));
+        assert!(matches!(p("<a>&#0;</a>"), Err(XmlError::BadCharRef { .. })));
+    }
+
+    #[test]
+    fn depth_and_count_caps() {
+        let deep = "<a>".repeat(65) + &"</a>".repeat(65);
+        assert!(matches!(p(&deep), Err(XmlError::TooDeep { limit: 64, .. })));
+        let ok = "<a>".repeat(64) + &"</a>".repeat(64);
+        assert!(p(&ok).is_ok());
+        let many = format!("<r>{}</r>", "<c/>".repeat(20));
+        let limits = Limits {
+            max_depth: 64,
+            max_elements: 10,
+        };
+        assert!(matches!(
+            parse_with(many.as_bytes(), limits),
+            Err(XmlError::TooManyElements { limit: 10 })
+        ));
+    }
+
+    #[test]
+    fn structural_errors() {
+        assert!(matches!(p(""), Err(XmlError::NoRoot)));
+        assert!(matches!(
+            p("<a>"),
+            Err(XmlError::UnexpectedEof { .. }) | Err(XmlError::Syntax { .. })
+        ));
+        assert!(matches!(p("<a></b>"), Err(XmlError::Syntax { .. })));
+        assert!(matches!(p("<a/><b/>"), Err(XmlError::SecondRoot { .. })));
+        assert!(matches!(p("x<a/>"), Err(XmlError::TextOutsideRoot { .. })));
+        assert!(matches!(p("<q:a/>"), Err(XmlError::UnboundPrefix { .. })));
+        assert!(matches!(
+            parse(&[b'<', b'a', b'>', 0xFF, b'<', b'/', b'a', b'>']),
+            Err(XmlError::InvalidUtf8 { position: 3 })
+        ));
+    }
+
+    #[test]
+    fn utf16_and_bom() {
+        let mut le = vec![0xFF, 0xFE];
+        for u in "<a>é</a>".encode_utf16() {
+            le.extend_from_slice(&u.to_le_bytes());
+        }
+        assert_eq!(parse(&le).map(|e| e.text), Ok("é".to_string()));
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice(b"<a/>");
+        assert!(parse(&bom).is_ok());
+    }
+
+    #[test]
+    fn xml_lang_resolves_to_xml_namespace() {
+        let el = p(r#"<a xml:lang="en-US"/>"#);
+        assert_eq!(
+            el.as_ref()
+                .ok()
+                .and_then(|e| e.attr_ns(crate::wsman::ns::XML, "lang")),
+            Some("en-US")
+        );
+    }
+}

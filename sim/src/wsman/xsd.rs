@@ -1,0 +1,235 @@
+//! The few XML Schema lexical forms WS-Management needs: `xs:duration` (OperationTimeout,
+//! `cim:Interval`) and `xs:dateTime` in UTC (`cim:Datetime`). Hand-written so the protocol
+//! layer carries no date crate.
+
+use std::fmt::Write as _;
+
+/// Why an `xs:duration` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid xs:duration `{value}`: {reason}")]
+pub struct DurationError {
+    pub value: String,
+    pub reason: &'static str,
+}
+
+/// Parses a non-negative `xs:duration` (`PT60.000S`, `PT20S`, `P1DT2H`) into milliseconds.
+///
+/// Fractions of a millisecond are truncated. Years and months have no fixed length; they are
+/// counted as 365 and 30 days, which only matters for absurd timeouts. A negative duration
+/// (`-PT1S`) is refused because every caller here uses durations as timeouts, and WinRM
+/// answers `PT-1S` with a fault (wsman.md §1.4, capture 8).
+pub fn parse_duration_ms(value: &str) -> Result<u64, DurationError> {
+    let err = |reason| DurationError {
+        value: value.to_owned(),
+        reason,
+    };
+    let s = value.trim_matches(crate::wsman::xml::is_xml_space);
+    if s.starts_with('-') {
+        return Err(err("negative durations are not allowed"));
+    }
+    let Some(mut rest) = s.strip_prefix('P') else {
+        return Err(err("must start with 'P'"));
+    };
+    const DAY: u128 = 86_400_000;
+    let mut total: u128 = 0;
+    let mut in_time = false;
+    let mut any = false;
+    let mut any_after_t = false;
+    // Designators must appear in this order; `last` is the index of the last one seen.
+    let date_order = ['Y', 'M', 'D'];
+    let time_order = ['H', 'M', 'S'];
+    let mut last: Option<usize> = None;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('T') {
+            if in_time {
+                return Err(err("'T' appears twice"));
+            }
+            in_time = true;
+            last = None;
+            rest = r;
+            continue;
+        }
+        let digits_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| err("number without a designator"))?;
+        if digits_end == 0 {
+            return Err(err("expected a number"));
+        }
+        let (int_part, after) = rest.split_at(digits_end);
+        let int: u128 = int_part.parse().map_err(|_| err("number too large"))?;
+        let (frac_ms, after) = match after.strip_prefix('.') {
+            Some(f) => {
+                let end = f
+                    .find(|c: char| !c.is_ascii_digit())
+                    .ok_or_else(|| err("fraction without a designator"))?;
+                if end == 0 {
+                    return Err(err("empty fraction"));
+                }
+                let (frac, after) = f.split_at(end);
+                let ms = frac
+                    .bytes()
+                    .chain(std::iter::repeat(b'0'))
+                    .take(3)
+                    .fold(0u128, |acc, b| acc * 10 + u128::from(b - b'0'));
+                (Some(ms), after)
+            }
+            None => (None, after),
+        };
+        let mut chars = after.chars();
+        let designator = chars.next().ok_or_else(|| err("missing designator"))?;
+        rest = chars.as_str();
+        let order: &[char] = if in_time { &time_order } else { &date_order };
+        let idx = order
+            .iter()
+            .position(|&d| d == designator)
+            .ok_or_else(|| err("unknown or misplaced designator"))?;
+        if last.is_some_and(|l| idx <= l) {
+            return Err(err("designators out of order or repeated"));
+        }
+        last = Some(idx);
+        if frac_ms.is_some() && !(in_time && designator == 'S') {
+            return Err(err("only seconds may have a fraction"));
+        }
+        let unit: u128 = match (in_time, designator) {
+            (false, 'Y') => 365 * DAY,
+            (false, 'M') => 30 * DAY,
+            (false, _) => DAY,
+            (true, 'H') => 3_600_000,
+            (true, 'M') => 60_000,
+            (true, _) => 1_000,
+        };
+        total = int
+            .checked_mul(unit)
+            .and_then(|v| v.checked_add(total))
+            .and_then(|v| v.checked_add(frac_ms.unwrap_or(0)))
+            .ok_or_else(|| err("duration too large"))?;
+        any = true;
+        any_after_t |= in_time;
+    }
+    if !any {
+        return Err(err("no component"));
+    }
+    if in_time && !any_after_t {
+        return Err(err("'T' must be followed by a time component"));
+    }
+    u64::try_from(total).map_err(|_| err("duration too large"))
+}
+
+/// Formats milliseconds as the `xs:duration` WinRM writes in `cim:Interval`:
+/// `P0DT0H1M40S` (real WinRM output, wsman.md §2.3), with a `.mmm` fraction only when the
+/// value is not a whole number of seconds.
+pub fn format_interval_ms(ms: u64) -> String {
+    let days = ms / 86_400_000;
+    let hours = ms / 3_600_000 % 24;
+    let minutes = ms / 60_000 % 60;
+    let seconds = ms / 1_000 % 60;
+    let frac = ms % 1_000;
+    let mut out = String::with_capacity(24);
+    let _ = write!(out, "P{days}DT{hours}H{minutes}M{seconds}");
+    if frac != 0 {
+        let _ = write!(out, ".{frac:03}");
+    }
+    out.push('S');
+    out
+}
+
+/// Formats milliseconds since the UNIX epoch as `2024-05-01T10:00:00.123Z`.
+pub fn format_datetime_ms(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let mut out = String::with_capacity(24);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1_000 % 60,
+        in_day % 1_000
+    );
+    out
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    // d is in 1..=31 and m in 1..=12 by construction, so the casts cannot truncate.
+    (y, m as u32, d as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_clients_send() {
+        assert_eq!(parse_duration_ms("PT60.000S"), Ok(60_000));
+        assert_eq!(parse_duration_ms("PT20S"), Ok(20_000));
+        assert_eq!(parse_duration_ms("PT0.5S"), Ok(500));
+        assert_eq!(parse_duration_ms("PT1.23456S"), Ok(1_234));
+        assert_eq!(parse_duration_ms("P1DT2H3M4S"), Ok(93_784_000));
+        assert_eq!(parse_duration_ms(" PT1M "), Ok(60_000));
+        assert_eq!(parse_duration_ms("P1M"), Ok(30 * 86_400_000));
+    }
+
+    #[test]
+    fn durations_refused() {
+        for bad in [
+            "",
+            "P",
+            "PT",
+            "PT-1S",
+            "-PT1S",
+            "T1S",
+            "PT1",
+            "PTS",
+            "P1S",
+            "PT1.S",
+            "P1.5D",
+            "PT1S2M",
+            "PT1H1H",
+            "P1DT",
+            "PT99999999999999999999999999999999999999999S",
+            "PT1STT",
+            "PT١S",
+        ] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn intervals() {
+        assert_eq!(format_interval_ms(100_000), "P0DT0H1M40S");
+        assert_eq!(format_interval_ms(2_000), "P0DT0H0M2S");
+        assert_eq!(format_interval_ms(2_005), "P0DT0H0M2.005S");
+        assert_eq!(format_interval_ms(90_061_001), "P1DT1H1M1.001S");
+        for ms in [0, 1, 999, 1_000, 86_399_999, 90_061_001] {
+            assert_eq!(parse_duration_ms(&format_interval_ms(ms)), Ok(ms));
+        }
+    }
+
+    #[test]
+    fn datetimes() {
+        assert_eq!(format_datetime_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_datetime_ms(1_714_557_600_123),
+            "2024-05-01T10:00:00.123Z"
+        );
+        assert_eq!(
+            format_datetime_ms(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(format_datetime_ms(-1), "1969-12-31T23:59:59.999Z");
+        // Extremes must not panic.
+        let _ = format_datetime_ms(i64::MIN);
+        let _ = format_datetime_ms(i64::MAX);
+    }
+}
