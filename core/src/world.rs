@@ -313,7 +313,7 @@ impl Job {
 }
 
 fn default_rp_rng() -> SimRng {
-    SimRng::seeded(0x5EED_0F_9017)
+    SimRng::seeded(0x005E_ED0F_9017)
 }
 
 /// The whole simulated world. Plain data: `engine` implements its behaviour.
@@ -348,7 +348,7 @@ impl World {
             faults: Vec::new(),
             next_fault_id: 1,
             rng: SimRng::seeded(seed),
-            rp_rng: SimRng::seeded(seed ^ 0x5EED_0F_9017),
+            rp_rng: SimRng::seeded(seed ^ 0x005E_ED0F_9017),
             now,
             pace: PaceMode::Time,
             events: Vec::new(),

@@ -1,1 +1,13 @@
+//! replica-sim: a fake Hyper-V host speaking Hyper-V Replica's WMI API over WS-Management,
+//! plus a JSON control API for tests. Replication rules live in `replica-core`; this crate
+//! does the IO: HTTP, XML, clocks, persistence.
+
+pub mod classes;
+pub mod control;
+pub mod dispatch;
+pub mod server;
+pub mod state;
+pub mod ui;
 pub mod wsman;
+
+pub use server::{Credential, Sim, SimConfig, SimHandle};

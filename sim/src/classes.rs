@@ -1,0 +1,600 @@
+//! The readable WMI classes: each simulated host's view of the world as `Msvm_*` instances,
+//! with the properties real clients read (reference hyperv-replication.md §2, §5, §6).
+//! Views only: every value comes from `replica-core`'s world.
+
+use crate::wsman::Epr;
+use crate::wsman::writer::{Instance, Value};
+use replica_core::world::{Host, Job, RecoveryPoint, RelIx, Relationship, Vm};
+use replica_core::{EnabledState, JobState, ReplicationMode, World};
+
+pub const NAMESPACE: &str = "root/virtualization/v2";
+pub const CLASS_BASE: &str =
+    "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/";
+
+/// The classes a client can read, with their key properties.
+pub const CLASSES: &[(&str, &[&str])] = &[
+    ("Msvm_ComputerSystem", &["CreationClassName", "Name"]),
+    (
+        "Msvm_ReplicationService",
+        &[
+            "CreationClassName",
+            "Name",
+            "SystemCreationClassName",
+            "SystemName",
+        ],
+    ),
+    ("Msvm_ReplicationRelationship", &["InstanceID"]),
+    ("Msvm_ReplicationSettingData", &["InstanceID"]),
+    ("Msvm_ConcreteJob", &["InstanceID"]),
+    ("Msvm_VirtualSystemSettingData", &["InstanceID"]),
+    ("Msvm_ReplicationServiceSettingData", &["InstanceID"]),
+    ("Msvm_ReplicationAuthorizationSettingData", &["InstanceID"]),
+    (
+        "Msvm_VirtualSystemManagementService",
+        &[
+            "CreationClassName",
+            "Name",
+            "SystemCreationClassName",
+            "SystemName",
+        ],
+    ),
+];
+
+pub fn class_uri(class: &str) -> String {
+    format!("{CLASS_BASE}{class}")
+}
+
+/// The class named by a resource URI under `root/virtualization/v2`, case-insensitively.
+pub fn class_of_uri(uri: &str) -> Option<&'static str> {
+    let rest = uri.strip_prefix(CLASS_BASE).or_else(|| {
+        // Some clients spell the base with different case (WinRM is case-insensitive here).
+        let lower = uri.to_ascii_lowercase();
+        lower
+            .starts_with(&CLASS_BASE.to_ascii_lowercase())
+            .then(|| &uri[CLASS_BASE.len()..])
+    })?;
+    CLASSES
+        .iter()
+        .map(|(c, _)| *c)
+        .find(|c| c.eq_ignore_ascii_case(rest))
+}
+
+pub fn keys_of(class: &str) -> &'static [&'static str] {
+    CLASSES
+        .iter()
+        .find(|(c, _)| c.eq_ignore_ascii_case(class))
+        .map_or(&[], |(_, k)| k)
+}
+
+fn text(s: impl Into<String>) -> Value {
+    Value::Text(s.into())
+}
+fn int(i: impl Into<i64>) -> Value {
+    Value::Int(i.into())
+}
+fn time(t: Option<u64>) -> Value {
+    t.map_or(Value::Null, |ms| Value::Datetime(ms as i64))
+}
+
+fn inst(class: &str, props: Vec<(&str, Value)>) -> Instance {
+    Instance {
+        class: class.to_string(),
+        resource_uri: class_uri(class),
+        props: props.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    }
+}
+
+pub fn vm_epr(vm_id: &str) -> Epr {
+    Epr::anonymous(
+        class_uri("Msvm_ComputerSystem"),
+        vec![
+            ("CreationClassName".into(), "Msvm_ComputerSystem".into()),
+            ("Name".into(), vm_id.into()),
+        ],
+    )
+}
+
+pub fn job_epr(job_id: &str) -> Epr {
+    Epr::anonymous(
+        class_uri("Msvm_ConcreteJob"),
+        vec![
+            ("InstanceID".into(), job_id.into()),
+            ("__cimnamespace".into(), NAMESPACE.into()),
+        ],
+    )
+}
+
+pub fn relationship_id(vm: &str, ix: RelIx) -> String {
+    format!("Microsoft:{vm}\\HVR\\{}", ix.index())
+}
+
+fn host_system(host: &Host) -> Instance {
+    inst(
+        "Msvm_ComputerSystem",
+        vec![
+            ("Caption", text("Hosting Computer System")),
+            ("CreationClassName", text("Msvm_ComputerSystem")),
+            ("Description", text("Microsoft Hosting Computer System")),
+            ("ElementName", text(&host.name)),
+            ("EnabledState", int(2)),
+            ("HealthState", int(5)),
+            ("Name", text(&host.name)),
+            ("OperationalStatus", Value::Array(vec![int(2)])),
+            ("ReplicationMode", int(0)),
+            ("ReplicationState", int(0)),
+            ("ReplicationHealth", int(0)),
+        ],
+    )
+}
+
+pub fn computer_system(vm: &Vm) -> Instance {
+    let rel = vm.rel(RelIx::Primary);
+    inst(
+        "Msvm_ComputerSystem",
+        vec![
+            ("Caption", text("Virtual Machine")),
+            ("CreationClassName", text("Msvm_ComputerSystem")),
+            ("Description", text("Microsoft Virtual Machine")),
+            ("ElementName", text(&vm.name)),
+            ("EnabledDefault", int(2)),
+            ("EnabledState", int(vm.power.number())),
+            (
+                "FailedOverReplicationType",
+                int(rel.map_or(0, |r| r.failed_over_replication_type.number())),
+            ),
+            ("HealthState", int(5)),
+            ("LastApplicationConsistentReplicationTime", Value::Null),
+            (
+                "LastReplicationTime",
+                time(rel.and_then(|r| r.last_replication_time)),
+            ),
+            (
+                "LastReplicationType",
+                int(rel.map_or(0, |r| r.last_replication_type.number())),
+            ),
+            ("Name", text(&vm.id)),
+            ("OperationalStatus", Value::Array(vec![int(2)])),
+            ("ReplicationHealth", int(vm.replication_health().number())),
+            ("ReplicationMode", int(vm.mode.number())),
+            ("ReplicationState", int(vm.replication_state().number())),
+            (
+                "RequestedState",
+                int(if vm.power == EnabledState::Enabled {
+                    2
+                } else {
+                    3
+                }),
+            ),
+            ("Status", text("OK")),
+        ],
+    )
+}
+
+fn service(host: &Host) -> Instance {
+    inst(
+        "Msvm_ReplicationService",
+        vec![
+            ("Caption", text("Hyper-V Replica Service")),
+            ("CreationClassName", text("Msvm_ReplicationService")),
+            ("Description", text("Replication Service")),
+            ("ElementName", text("Hyper-V Replica Service")),
+            ("EnabledDefault", int(2)),
+            (
+                "EnabledState",
+                int(if host.service_running { 2 } else { 3 }),
+            ),
+            ("HealthState", int(5)),
+            ("Name", text("vmms")),
+            ("OperationalStatus", Value::Array(vec![int(2)])),
+            ("RequestedState", int(12)),
+            ("Started", Value::Bool(host.service_running)),
+            ("Status", text("OK")),
+            ("SystemCreationClassName", text("Msvm_ComputerSystem")),
+            ("SystemName", text(&host.name)),
+        ],
+    )
+}
+
+fn vsms(host: &Host) -> Instance {
+    inst(
+        "Msvm_VirtualSystemManagementService",
+        vec![
+            ("Caption", text("Virtual Machine Management Service")),
+            (
+                "CreationClassName",
+                text("Msvm_VirtualSystemManagementService"),
+            ),
+            ("ElementName", text("Msvm_VirtualSystemManagementService")),
+            ("EnabledState", int(2)),
+            ("Name", text("vmms")),
+            ("SystemCreationClassName", text("Msvm_ComputerSystem")),
+            ("SystemName", text(&host.name)),
+        ],
+    )
+}
+
+fn relationship(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
+    inst(
+        "Msvm_ReplicationRelationship",
+        vec![
+            ("Caption", text("Replication Relationship")),
+            (
+                "Description",
+                text("Virtual Machine Replication Relationship"),
+            ),
+            ("ElementName", text(&vm.name)),
+            (
+                "FailedOverReplicationType",
+                int(r.failed_over_replication_type.number()),
+            ),
+            ("InstanceID", text(relationship_id(&vm.id, ix))),
+            ("LastApplicationConsistentReplicationTime", Value::Null),
+            ("LastApplyTime", time(r.last_apply_time)),
+            ("LastReplicationTime", time(r.last_replication_time)),
+            ("LastReplicationType", int(r.last_replication_type.number())),
+            ("ReplicationHealth", int(r.health.number())),
+            ("ReplicationState", int(r.state.number())),
+        ],
+    )
+}
+
+pub fn setting_data(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
+    let s = &r.settings;
+    inst(
+        "Msvm_ReplicationSettingData",
+        vec![
+            (
+                "ApplicationConsistentSnapshotInterval",
+                int(s.application_consistent_snapshot_interval),
+            ),
+            ("AuthenticationType", int(s.authentication_type.number())),
+            (
+                "AutoResynchronizeEnabled",
+                Value::Bool(s.auto_resynchronize_enabled),
+            ),
+            ("BypassProxyServer", Value::Bool(s.bypass_proxy_server)),
+            ("Caption", text("Replication Settings")),
+            (
+                "CertificateThumbPrint",
+                if s.certificate_thumbprint.is_empty() {
+                    Value::Null
+                } else {
+                    text(&s.certificate_thumbprint)
+                },
+            ),
+            ("CompressionEnabled", Value::Bool(s.compression_enabled)),
+            (
+                "Description",
+                text("Virtual Machine Replication Settings Data"),
+            ),
+            ("ElementName", text(&vm.name)),
+            ("EnableWriteOrderPreservationAcrossDisks", Value::Bool(true)),
+            (
+                "IncludedDisks",
+                Value::Array(s.included_disks.iter().map(text).collect()),
+            ),
+            ("InstanceID", text(relationship_id(&vm.id, ix))),
+            ("PrimaryConnectionPoint", text(&s.primary_connection_point)),
+            ("PrimaryHostSystem", text(&s.primary_connection_point)),
+            (
+                "RecoveryConnectionPoint",
+                text(&s.recovery_connection_point),
+            ),
+            ("RecoveryHistory", int(s.recovery_history)),
+            ("RecoveryHostSystem", text(&s.recovery_connection_point)),
+            ("RecoveryServerPortNumber", int(s.recovery_server_port)),
+            (
+                "ReplicateHostKvpItems",
+                Value::Bool(s.replicate_host_kvp_items),
+            ),
+            ("ReplicationInterval", int(s.replication_interval)),
+            (
+                "ReplicationProvider",
+                text("22391CDC-272C-4DDF-BA88-9BEFB1A0975C"),
+            ),
+            ("VirtualSystemIdentifier", text(&vm.id)),
+            ("VirtualSystemType", text("Microsoft:Hyper-V:Replica")),
+        ],
+    )
+}
+
+pub fn job(j: &Job, now: u64) -> Instance {
+    let failed = matches!(
+        j.state,
+        JobState::Exception | JobState::Terminated | JobState::Killed
+    );
+    let end = j.ended.unwrap_or(now);
+    inst(
+        "Msvm_ConcreteJob",
+        vec![
+            ("Cancellable", Value::Bool(true)),
+            ("Caption", text(&j.caption)),
+            ("DeleteOnCompletion", Value::Bool(false)),
+            ("Description", text(&j.caption)),
+            (
+                "ElapsedTime",
+                Value::Interval(end.saturating_sub(j.submitted)),
+            ),
+            ("ElementName", text(&j.caption)),
+            ("ErrorCode", int(j.error_code)),
+            (
+                "ErrorDescription",
+                if j.error_description.is_empty() {
+                    Value::Null
+                } else {
+                    text(&j.error_description)
+                },
+            ),
+            (
+                "ErrorSummaryDescription",
+                if j.error_description.is_empty() {
+                    Value::Null
+                } else {
+                    text(&j.error_description)
+                },
+            ),
+            ("HealthState", int(5)),
+            ("InstanceID", text(&j.id)),
+            ("JobRunTimes", int(1)),
+            ("JobState", int(j.state.number())),
+            ("JobStatus", text(j.state.label())),
+            ("JobType", int(j.job_type.number())),
+            ("LocalOrUtcTime", int(2)),
+            ("Name", text(&j.caption)),
+            (
+                "OperationalStatus",
+                Value::Array(vec![int(if failed { 6 } else { 2 })]),
+            ),
+            ("PercentComplete", int(j.percent)),
+            ("StartTime", Value::Datetime(j.submitted as i64)),
+            ("Status", text(if failed { "Error" } else { "OK" })),
+            (
+                "StatusDescriptions",
+                Value::Array(vec![text(if failed { "Error" } else { "OK" })]),
+            ),
+            // DOC msvm-concretejob: TimeBeforeRemoval is fixed at 5 minutes.
+            ("TimeBeforeRemoval", Value::Interval(300_000)),
+            (
+                "TimeOfLastStateChange",
+                Value::Datetime(j.last_change as i64),
+            ),
+            ("TimeSubmitted", Value::Datetime(j.submitted as i64)),
+        ],
+    )
+}
+
+fn realized_settings(vm: &Vm) -> Instance {
+    inst(
+        "Msvm_VirtualSystemSettingData",
+        vec![
+            ("Caption", text("Virtual Machine Settings")),
+            (
+                "Description",
+                text("Active settings for the virtual machine."),
+            ),
+            ("ElementName", text(&vm.name)),
+            ("InstanceID", text(format!("Microsoft:{}", vm.id))),
+            ("Parent", Value::Null),
+            ("VirtualSystemIdentifier", text(&vm.id)),
+            (
+                "VirtualSystemType",
+                text("Microsoft:Hyper-V:System:Realized"),
+            ),
+        ],
+    )
+}
+
+pub fn recovery_point(vm: &Vm, rp: &RecoveryPoint) -> Instance {
+    inst(
+        "Msvm_VirtualSystemSettingData",
+        vec![
+            ("Caption", text("Virtual Machine Settings")),
+            ("CreationTime", Value::Datetime(rp.created as i64)),
+            (
+                "Description",
+                text("Snapshot settings for the virtual machine"),
+            ),
+            ("ElementName", text(&rp.name)),
+            ("InstanceID", text(&rp.id)),
+            ("Parent", Value::Null),
+            ("VirtualSystemIdentifier", text(&vm.id)),
+            ("VirtualSystemType", text(rp.kind.virtual_system_type())),
+        ],
+    )
+}
+
+fn service_settings(host: &Host) -> Instance {
+    let s = &host.service_settings;
+    inst(
+        "Msvm_ReplicationServiceSettingData",
+        vec![
+            (
+                "AllowedAuthenticationType",
+                int(s.allowed_authentication_type),
+            ),
+            ("Caption", text("Replication Service Settings")),
+            (
+                "CertificateThumbPrint",
+                if s.certificate_thumbprint.is_empty() {
+                    Value::Null
+                } else {
+                    text(&s.certificate_thumbprint)
+                },
+            ),
+            (
+                "Description",
+                text("Virtual Machine Replication Service Settings Data"),
+            ),
+            ("ElementName", text("Replication Service Settings")),
+            ("HttpPort", int(s.http_port)),
+            ("HttpsPort", int(s.https_port)),
+            (
+                "InstanceID",
+                text(format!(
+                    "Microsoft:{}\\ReplicationServiceSettingData",
+                    host.name
+                )),
+            ),
+            ("MonitoringInterval", int(s.monitoring_interval)),
+            (
+                "RecoveryServerEnabled",
+                Value::Bool(s.recovery_server_enabled),
+            ),
+        ],
+    )
+}
+
+fn authorization(host: &Host) -> Vec<Instance> {
+    host.authorization
+        .iter()
+        .map(|a| {
+            inst(
+                "Msvm_ReplicationAuthorizationSettingData",
+                vec![
+                    (
+                        "AllowedPrimaryHostSystem",
+                        text(&a.allowed_primary_host_system),
+                    ),
+                    ("Caption", text("Replication Authorization Settings")),
+                    (
+                        "Description",
+                        text("Virtual Machine Replication Authorization Settings Data"),
+                    ),
+                    ("ElementName", text(&a.allowed_primary_host_system)),
+                    // DOC: "always set to Null"; a stable id is still handy for Get (INFERRED).
+                    (
+                        "InstanceID",
+                        text(format!(
+                            "Microsoft:{}\\Authorization\\{}",
+                            host.name, a.allowed_primary_host_system
+                        )),
+                    ),
+                    ("ReplicaStorageLocation", text(&a.replica_storage_location)),
+                    ("TrustGroup", text(&a.trust_group)),
+                ],
+            )
+        })
+        .collect()
+}
+
+/// Every instance of `class` on `host`, in a stable order.
+pub fn instances(world: &World, host: &str, class: &str) -> Vec<Instance> {
+    let Some(h) = world.host(host) else {
+        return Vec::new();
+    };
+    let vms = || h.vms.values();
+    match class {
+        "Msvm_ComputerSystem" => std::iter::once(host_system(h))
+            .chain(vms().map(computer_system))
+            .collect(),
+        "Msvm_ReplicationService" => vec![service(h)],
+        "Msvm_VirtualSystemManagementService" => vec![vsms(h)],
+        "Msvm_ReplicationRelationship" => vms()
+            .flat_map(|v| {
+                [RelIx::Primary, RelIx::Extended]
+                    .into_iter()
+                    .filter_map(move |ix| v.rel(ix).map(|r| relationship(v, ix, r)))
+            })
+            .collect(),
+        "Msvm_ReplicationSettingData" => vms()
+            .flat_map(|v| {
+                [RelIx::Primary, RelIx::Extended]
+                    .into_iter()
+                    .filter_map(move |ix| v.rel(ix).map(|r| setting_data(v, ix, r)))
+            })
+            .collect(),
+        "Msvm_ConcreteJob" => h.jobs.values().map(|j| job(j, world.now)).collect(),
+        "Msvm_VirtualSystemSettingData" => vms()
+            .flat_map(|v| {
+                std::iter::once(realized_settings(v)).chain(
+                    v.recovery_points
+                        .iter()
+                        .map(move |rp| recovery_point(v, rp)),
+                )
+            })
+            .collect(),
+        "Msvm_ReplicationServiceSettingData" => vec![service_settings(h)],
+        "Msvm_ReplicationAuthorizationSettingData" => authorization(h),
+        _ => Vec::new(),
+    }
+}
+
+/// A fast lookup for the Get hot paths (job polling, VM reads); falls back to a scan.
+pub fn find(
+    world: &World,
+    host: &str,
+    class: &str,
+    selectors: &[(String, String)],
+) -> Option<Instance> {
+    let sel = |name: &str| {
+        selectors
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let h = world.host(host)?;
+    match class {
+        "Msvm_ConcreteJob" => {
+            let id = sel("InstanceID")?;
+            h.jobs
+                .values()
+                .find(|j| j.id.eq_ignore_ascii_case(id))
+                .map(|j| job(j, world.now))
+        }
+        "Msvm_ComputerSystem" => {
+            let name = sel("Name")?;
+            match h.vms.get(&name.to_ascii_uppercase()) {
+                Some(v) => Some(computer_system(v)),
+                None => h.name.eq_ignore_ascii_case(name).then(|| host_system(h)),
+            }
+        }
+        _ => instances(world, host, class)
+            .into_iter()
+            .find(|i| matches_selectors(i, selectors)),
+    }
+}
+
+/// The text of a property, for WQL comparisons and selector matching (`None` for NULL).
+pub fn prop_text(inst: &Instance, name: &str) -> Option<String> {
+    let (_, v) = inst
+        .props
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))?;
+    value_text(v)
+}
+
+fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::Text(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Bool(b) => Some(if *b { "TRUE".into() } else { "FALSE".into() }),
+        Value::Datetime(ms) => Some(replica_core::time::cim_datetime(*ms as u64)),
+        Value::Interval(ms) => Some(replica_core::time::cim_interval(*ms)),
+        Value::Ref(_) => None,
+        Value::Array(a) => a.first().and_then(value_text),
+    }
+}
+
+pub fn matches_selectors(inst: &Instance, selectors: &[(String, String)]) -> bool {
+    selectors
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("__cimnamespace"))
+        .all(|(k, v)| prop_text(inst, k).is_some_and(|p| p.eq_ignore_ascii_case(v)))
+}
+
+/// The EPR of an instance (from its class's key properties).
+pub fn epr_of(inst: &Instance) -> Epr {
+    let keys = keys_of(&inst.class);
+    Epr::anonymous(
+        inst.resource_uri.clone(),
+        keys.iter()
+            .filter_map(|k| prop_text(inst, k).map(|v| ((*k).to_string(), v)))
+            .collect(),
+    )
+}
+
+/// Whether a VM mode makes sense to show (helps readers of the state JSON).
+pub fn mode_name(m: ReplicationMode) -> &'static str {
+    m.ident()
+}

@@ -1,0 +1,789 @@
+//! One WS-Management request against one world: parse, dispatch on the action, answer.
+//! Sans-IO: the server hands in the bytes and the caller's access level, and gets back the
+//! HTTP status, the body, and any transport fault (delay, dropped connection) to apply.
+
+use crate::classes::{self, class_of_uri, keys_of};
+use crate::state::{EnumContext, EnumItem, JournalEntry, Limits, WorldSlot};
+use crate::wsman::body::{EnumerateRequest, InvokeInput, ParamValue, PullRequest, ReleaseRequest};
+use crate::wsman::cimxml::{self, CimValue, EmbeddedInstance};
+use crate::wsman::fault::{Fault, FaultKind, SelectorProblem};
+use crate::wsman::writer::{self, Instance, Item, ReplyHeader, Value};
+use crate::wsman::{Request, ns, wql};
+use replica_core::engine::Output;
+use replica_core::faults::{self, FaultKind as Plan};
+use replica_core::methods::{Arg, Call, ParamKind, signature};
+use replica_core::ops::WmiClass;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+/// Who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadWrite,
+    /// Read-only credentials: method calls answer 32769 Access Denied.
+    ReadOnly,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    /// Fault plan: answer after this delay.
+    pub delay_ms: u64,
+    /// Fault plan: close the connection without an answer.
+    pub drop_connection: bool,
+}
+
+/// What the journal learns while a request is handled.
+#[derive(Default)]
+struct Note {
+    operation: &'static str,
+    class: Option<String>,
+    method: Option<String>,
+    vm: Option<String>,
+    code: Option<u32>,
+    job: Option<String>,
+    rule: Option<String>,
+    reason: Option<String>,
+    fault: Option<String>,
+    faults: Vec<String>,
+    delay_ms: u64,
+    drop: bool,
+}
+
+type Outcome = Result<String, Fault>;
+
+/// Handles one request body addressed to `host` in `slot`'s world.
+pub fn handle(
+    slot: &mut WorldSlot,
+    host: &str,
+    bytes: &[u8],
+    access: Access,
+    limits: &Limits,
+) -> Reply {
+    let started = Instant::now();
+    let now = slot.tick();
+    let mut note = Note {
+        operation: "Rejected",
+        ..Note::default()
+    };
+    let guid = slot.fresh_guid();
+    let (status, body) = match Request::parse(bytes) {
+        Err(e) => {
+            let fault = e.to_fault().with_machine(host);
+            note.fault = Some(subcode_name(&fault.kind));
+            let h = ReplyHeader {
+                message_guid: &guid,
+                relates_to: e.message_id.as_deref(),
+                lang: None,
+            };
+            (fault.http_status(), fault.to_xml(&h))
+        }
+        Ok(req) => {
+            let out = if bytes.len() > limits.max_envelope {
+                // The request itself is over the server's MaxEnvelopeSizekb (500 KB default).
+                note.operation = "Rejected";
+                Err(Fault::new(FaultKind::EncodingLimit).with_message(format!(
+                    "The request is {} bytes; the service's MaxEnvelopeSize is {} bytes.",
+                    bytes.len(),
+                    limits.max_envelope
+                )))
+            } else {
+                route(slot, host, &req, access, limits, &mut note)
+            };
+            let h = req.reply(&guid);
+            match out {
+                Ok(body) if writer::exceeds_max_envelope_size(&body, req.max_envelope_size) => {
+                    let f = Fault::new(FaultKind::EncodingLimit).with_machine(host).with_message(format!(
+                        "The response is {} bytes, over the request's MaxEnvelopeSize of {} bytes.",
+                        body.len(),
+                        req.max_envelope_size.unwrap_or(0)
+                    ));
+                    note.fault = Some(subcode_name(&f.kind));
+                    (f.http_status(), f.to_xml(&h))
+                }
+                Ok(body) => (200, body),
+                Err(f) => {
+                    let f = f.with_machine(host);
+                    note.fault = Some(subcode_name(&f.kind));
+                    (f.http_status(), f.to_xml(&h))
+                }
+            }
+        }
+    };
+    let entry = JournalEntry {
+        seq: 0,
+        at: now,
+        host: host.to_string(),
+        operation: note.operation.to_string(),
+        class: note.class,
+        method: note.method,
+        vm: note.vm,
+        code: note.code,
+        job: note.job,
+        rule: note.rule,
+        reason: note.reason,
+        fault: note.fault,
+        http_status: status,
+        faults: note.faults,
+        micros: started.elapsed().as_micros() as u64,
+    };
+    slot.record(entry, limits.max_journal);
+    Reply {
+        status,
+        body,
+        delay_ms: note.delay_ms,
+        drop_connection: note.drop,
+    }
+}
+
+fn subcode_name(k: &FaultKind) -> String {
+    k.subcode().map_or_else(
+        || format!("{:?}", k.soap_code()),
+        |s| format!("{}:{}", s.prefix, s.local),
+    )
+}
+
+fn route(
+    slot: &mut WorldSlot,
+    host: &str,
+    req: &Request,
+    access: Access,
+    limits: &Limits,
+    note: &mut Note,
+) -> Outcome {
+    if req.is_identify() {
+        note.operation = "Identify";
+        return Ok(writer::identify_response_with_profiles(
+            "Microsoft Corporation",
+            "OS: 10.0.20348 SP: 0.0 Stack: 3.0",
+            ns::PROTOCOL_VERSION,
+            &["http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/http/basic"],
+        ));
+    }
+    let action = req.action.as_deref().unwrap_or_default();
+    let resource = req.resource_uri.as_deref().unwrap_or_default();
+    let op_name = match action {
+        ns::action::GET => "Get",
+        ns::action::ENUMERATE => "Enumerate",
+        ns::action::PULL => "Pull",
+        ns::action::RELEASE => "Release",
+        _ => "Invoke",
+    };
+    note.operation = op_name;
+    // Transport faults of the plan apply to reads too; method calls draw theirs in the model.
+    if op_name != "Invoke" {
+        let fired = faults::draw(
+            &mut slot.world.faults,
+            &mut slot.world.rng,
+            host,
+            op_name,
+            None,
+            None,
+        );
+        for f in &fired {
+            slot.coverage.record_fault(f);
+            note.faults.push(f.name().to_string());
+            match f {
+                Plan::Delay { ms } => note.delay_ms += ms,
+                Plan::DropConnection => note.drop = true,
+                Plan::HostDown => {
+                    return Err(Fault::new(FaultKind::InternalError)
+                        .with_message(format!("The Hyper-V Virtual Machine Management service on {host} is not available (fault plan).")));
+                }
+                _ => {}
+            }
+        }
+    }
+    match op_name {
+        "Get" => get(slot, host, req, note),
+        "Enumerate" => enumerate(slot, host, req, limits, note),
+        "Pull" => pull(slot, req, limits),
+        "Release" => {
+            let r = ReleaseRequest::parse(req.body.as_ref()).map_err(|e| e.to_fault())?;
+            match slot.enums.remove(&r.context) {
+                Some(_) => Ok(writer::release_response(&req.reply(&slot.fresh_guid()))),
+                None => Err(Fault::new(FaultKind::InvalidEnumerationContext)),
+            }
+        }
+        _ => match req.invoke_method() {
+            Some(method) => invoke(slot, host, req, resource, method, access, note),
+            None => Err(
+                Fault::new(FaultKind::ActionNotSupported).with_message(format!(
+                    "The action {action} is not supported by the service."
+                )),
+            ),
+        },
+    }
+}
+
+fn unknown_resource(resource: &str) -> Fault {
+    Fault::new(FaultKind::DestinationUnreachable).with_message(format!(
+        "The WS-Management service cannot find the resource {resource}."
+    ))
+}
+
+/// Checks selectors against the class's keys, as WinRM does before asking the provider.
+fn check_selectors(class: &str, selectors: &[(String, String)]) -> Result<(), Fault> {
+    let keys = keys_of(class);
+    let real: Vec<_> = selectors
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("__cimnamespace"))
+        .collect();
+    if real.is_empty() {
+        return Err(
+            Fault::new(FaultKind::InvalidSelectors(SelectorProblem::Insufficient)).with_message(
+                format!("{class} is addressed by its keys: {}", keys.join(", ")),
+            ),
+        );
+    }
+    for (i, (k, _)) in real.iter().enumerate() {
+        if !keys.iter().any(|key| key.eq_ignore_ascii_case(k)) {
+            return Err(
+                Fault::new(FaultKind::InvalidSelectors(SelectorProblem::Unexpected)).with_message(
+                    format!("{k} is not a key of {class}; keys are {}", keys.join(", ")),
+                ),
+            );
+        }
+        if real[..i].iter().any(|(p, _)| p.eq_ignore_ascii_case(k)) {
+            return Err(Fault::new(FaultKind::InvalidSelectors(
+                SelectorProblem::Duplicate,
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn get(slot: &mut WorldSlot, host: &str, req: &Request, note: &mut Note) -> Outcome {
+    let resource = req.resource_uri.as_deref().unwrap_or_default();
+    let class = class_of_uri(resource).ok_or_else(|| unknown_resource(resource))?;
+    note.class = Some(class.to_string());
+    check_selectors(class, &req.selectors)?;
+    if class == "Msvm_ConcreteJob"
+        && let Some(id) = req.selector("InstanceID")
+    {
+        slot.world.observe_job(host, id);
+    }
+    let inst = classes::find(&slot.world, host, class, &req.selectors).ok_or_else(|| {
+        Fault::new(FaultKind::DestinationUnreachable).with_message(format!(
+            "The service cannot find the resource identified by the resource URI and selectors ({class}: {}).",
+            req.selectors.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let guid = slot.fresh_guid();
+    Ok(writer::get_response(&req.reply(&guid), &inst))
+}
+
+/// The instances a WQL query or a plain class enumeration selects.
+fn select(
+    slot: &mut WorldSlot,
+    host: &str,
+    req: &Request,
+    e: &EnumerateRequest,
+    note: &mut Note,
+) -> Result<Vec<Instance>, Fault> {
+    let resource = req.resource_uri.as_deref().unwrap_or_default();
+    let cannot = |msg: String| Fault::new(FaultKind::CannotProcessFilter).with_message(msg);
+    let Some(filter) = &e.filter else {
+        let class = class_of_uri(resource).ok_or_else(|| unknown_resource(resource))?;
+        note.class = Some(class.to_string());
+        return Ok(classes::instances(&slot.world, host, class));
+    };
+    if !filter.dialect.eq_ignore_ascii_case(ns::WQL_DIALECT) {
+        return Err(cannot(format!(
+            "The filter dialect {} is not supported; use WQL.",
+            filter.dialect
+        )));
+    }
+    // WinRM needs the namespace wildcard URI for WQL (wsman.md §1.3).
+    if !resource.ends_with("/*") || !resource.starts_with(classes::CLASS_BASE.trim_end_matches('/'))
+    {
+        return Err(Fault::new(FaultKind::InvalidParameter)
+            .with_message("A WQL filter needs the resource URI http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/*"));
+    }
+    let q = wql::Query::parse(&filter.text)
+        .map_err(|err| cannot(format!("{err} in `{}`", filter.text)))?;
+    match q {
+        wql::Query::Select {
+            class,
+            projection: _,
+            conditions,
+        } => {
+            let known = classes::CLASSES
+                .iter()
+                .map(|(c, _)| *c)
+                .find(|c| c.eq_ignore_ascii_case(&class))
+                .ok_or_else(|| cannot(format!("Invalid class {class} in `{}`", filter.text)))?;
+            note.class = Some(known.to_string());
+            if known == "Msvm_ConcreteJob" {
+                // polls:N pacing counts every read of a job.
+                let ids: Vec<String> = slot
+                    .world
+                    .host(host)
+                    .map(|h| h.jobs.keys().cloned().collect())
+                    .unwrap_or_default();
+                let wanted = conditions
+                    .iter()
+                    .find(|c| c.prop.eq_ignore_ascii_case("InstanceID"))
+                    .map(|c| c.value.clone());
+                for id in ids
+                    .iter()
+                    .filter(|id| wanted.as_deref().is_none_or(|w| w.eq_ignore_ascii_case(id)))
+                {
+                    slot.world.observe_job(host, id);
+                }
+            }
+            let all = classes::instances(&slot.world, host, known);
+            for c in &conditions {
+                if !all.is_empty()
+                    && !all[0]
+                        .props
+                        .iter()
+                        .any(|(k, _)| k.eq_ignore_ascii_case(&c.prop))
+                {
+                    return Err(cannot(format!(
+                        "Invalid property {} in `{}`",
+                        c.prop, filter.text
+                    )));
+                }
+            }
+            Ok(all
+                .into_iter()
+                .filter(|i| {
+                    conditions
+                        .iter()
+                        .all(|c| classes::prop_text(i, &c.prop).is_some_and(|v| c.matches(&v)))
+                })
+                .collect())
+        }
+        wql::Query::Associators {
+            source_class,
+            source_keys,
+            assoc_class,
+            result_class,
+            ..
+        } => {
+            note.class = result_class.clone();
+            let vm = source_keys
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("Name"))
+                .map(|(_, v)| v.clone());
+            let (Some(vm), true) = (vm, source_class.eq_ignore_ascii_case("Msvm_ComputerSystem"))
+            else {
+                return Err(cannot(format!(
+                    "Only ASSOCIATORS OF Msvm_ComputerSystem are modelled, not {source_class}"
+                )));
+            };
+            let assoc = assoc_class.unwrap_or_default();
+            let result = result_class.unwrap_or_default();
+            let Some(v) = slot
+                .world
+                .host(host)
+                .and_then(|h| h.vms.get(&vm.to_ascii_uppercase()))
+            else {
+                return Ok(Vec::new());
+            };
+            let list = if assoc.eq_ignore_ascii_case("Msvm_SnapshotOfVirtualSystem")
+                || result.eq_ignore_ascii_case("Msvm_VirtualSystemSettingData")
+            {
+                v.recovery_points
+                    .iter()
+                    .map(|rp| classes::recovery_point(v, rp))
+                    .collect()
+            } else if assoc.eq_ignore_ascii_case("Msvm_SystemReplicationRelationship")
+                || result.eq_ignore_ascii_case("Msvm_ReplicationRelationship")
+            {
+                classes::instances(&slot.world, host, "Msvm_ReplicationRelationship")
+                    .into_iter()
+                    .filter(|i| {
+                        classes::prop_text(i, "InstanceID")
+                            .is_some_and(|id| id.to_ascii_uppercase().contains(&v.id))
+                    })
+                    .collect()
+            } else {
+                return Err(cannot(format!(
+                    "Association {assoc} / {result} is not modelled"
+                )));
+            };
+            Ok(list)
+        }
+    }
+}
+
+fn enumerate(
+    slot: &mut WorldSlot,
+    host: &str,
+    req: &Request,
+    limits: &Limits,
+    note: &mut Note,
+) -> Outcome {
+    let e = EnumerateRequest::parse(req.body.as_ref()).map_err(|e| e.to_fault())?;
+    let found = select(slot, host, req, &e, note)?;
+    let mut items: VecDeque<EnumItem> = found
+        .into_iter()
+        .map(|i| {
+            if e.mode_epr {
+                EnumItem::Epr(classes::epr_of(&i))
+            } else {
+                EnumItem::Instance(i)
+            }
+        })
+        .collect();
+    expire_contexts(slot, limits);
+    let guid = slot.fresh_guid();
+    let h = req.reply(&guid);
+    if !e.optimize {
+        let ctx = new_context(slot, items, limits);
+        return Ok(writer::enumerate_response(&h, &ctx));
+    }
+    // MaxElements defaults to 1 (DSP0226); libvirt reads one item per page.
+    let max = e.max_elements.unwrap_or(1).clamp(1, limits.max_batch_items) as usize;
+    let page: Vec<EnumItem> = items.drain(..max.min(items.len())).collect();
+    let refs: Vec<Item<'_>> = page.iter().map(as_item).collect();
+    if items.is_empty() {
+        Ok(writer::enumerate_response_optimized(&h, &refs, None, true))
+    } else {
+        let guid2 = slot.fresh_guid();
+        let ctx = format!("uuid:{guid2}");
+        let body = writer::enumerate_response_optimized(&h, &refs, Some(&ctx), false);
+        slot.enums.insert(
+            ctx,
+            EnumContext {
+                items,
+                created: Instant::now(),
+            },
+        );
+        Ok(body)
+    }
+}
+
+fn as_item(i: &EnumItem) -> Item<'_> {
+    match i {
+        EnumItem::Instance(x) => Item::Instance(x),
+        EnumItem::Epr(x) => Item::Epr(x),
+    }
+}
+
+fn new_context(slot: &mut WorldSlot, items: VecDeque<EnumItem>, limits: &Limits) -> String {
+    let ctx = format!("uuid:{}", slot.fresh_guid());
+    expire_contexts(slot, limits);
+    slot.enums.insert(
+        ctx.clone(),
+        EnumContext {
+            items,
+            created: Instant::now(),
+        },
+    );
+    ctx
+}
+
+/// Contexts expire, and their number is bounded: a client that never pulls or releases
+/// cannot grow memory without limit.
+fn expire_contexts(slot: &mut WorldSlot, limits: &Limits) {
+    let ttl = std::time::Duration::from_millis(limits.enum_context_ttl_ms);
+    slot.enums.retain(|_, c| c.created.elapsed() < ttl);
+    while slot.enums.len() >= limits.max_enum_contexts {
+        let oldest = slot
+            .enums
+            .iter()
+            .min_by_key(|(_, c)| c.created)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => {
+                slot.enums.remove(&k);
+            }
+            None => break,
+        }
+    }
+}
+
+fn pull(slot: &mut WorldSlot, req: &Request, limits: &Limits) -> Outcome {
+    let p = PullRequest::parse(req.body.as_ref()).map_err(|e| e.to_fault())?;
+    expire_contexts(
+        slot,
+        &Limits {
+            max_enum_contexts: usize::MAX,
+            ..limits.clone()
+        },
+    );
+    let Some(mut ctx) = slot.enums.remove(&p.context) else {
+        return Err(Fault::new(FaultKind::InvalidEnumerationContext)
+            .with_message("The enumeration context is not valid: it expired, was released, or was never issued."));
+    };
+    let max = p.max_elements.unwrap_or(1).clamp(1, limits.max_batch_items) as usize;
+    let page: Vec<EnumItem> = ctx.items.drain(..max.min(ctx.items.len())).collect();
+    let refs: Vec<Item<'_>> = page.iter().map(as_item).collect();
+    let guid = slot.fresh_guid();
+    let h = req.reply(&guid);
+    if ctx.items.is_empty() {
+        Ok(writer::pull_response(&h, &refs, None, true))
+    } else {
+        let body = writer::pull_response(&h, &refs, Some(&p.context), false);
+        ctx.created = Instant::now();
+        slot.enums.insert(p.context.clone(), ctx);
+        Ok(body)
+    }
+}
+
+/// Decodes one parameter by its declared kind.
+fn decode_param(kind: ParamKind, values: &[&ParamValue]) -> Result<Arg, String> {
+    let Some(first) = values.first() else {
+        return Ok(Arg::Null);
+    };
+    Ok(match (kind, first) {
+        (_, ParamValue::Nil) => Arg::Null,
+        (ParamKind::Ref(_), ParamValue::Epr(e)) => Arg::Ref {
+            class: e
+                .resource_uri
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            keys: e.selectors.iter().cloned().collect(),
+        },
+        (ParamKind::Instance(_), ParamValue::Text(t)) if t.trim().is_empty() => Arg::Null,
+        (ParamKind::Instance(_), ParamValue::Text(t)) => {
+            let inst = EmbeddedInstance::parse(t).map_err(|e| format!("embedded instance: {e}"))?;
+            let mut props = BTreeMap::new();
+            for (k, v) in inst.properties {
+                match v {
+                    CimValue::Null => {}
+                    CimValue::Scalar(s) => {
+                        props.insert(k, vec![s]);
+                    }
+                    CimValue::Array(a) => {
+                        props.insert(k, a);
+                    }
+                }
+            }
+            Arg::Instance {
+                class: inst.class_name,
+                props,
+            }
+        }
+        (ParamKind::StrArray, _) => Arg::List(
+            values
+                .iter()
+                .filter_map(|v| match v {
+                    ParamValue::Text(t) => Some(t.clone()),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        (_, ParamValue::Text(t)) => Arg::Text(t.clone()),
+        (_, ParamValue::Epr(_)) => {
+            return Err("a reference was given where a value was expected".into());
+        }
+    })
+}
+
+fn invoke(
+    slot: &mut WorldSlot,
+    host: &str,
+    req: &Request,
+    resource: &str,
+    method: &str,
+    access: Access,
+    note: &mut Note,
+) -> Outcome {
+    let class_name = class_of_uri(resource).ok_or_else(|| unknown_resource(resource))?;
+    note.class = Some(class_name.to_string());
+    note.method = Some(method.to_string());
+    let class = match class_name {
+        "Msvm_ReplicationService" => WmiClass::ReplicationService,
+        "Msvm_ComputerSystem" => WmiClass::ComputerSystem,
+        "Msvm_ConcreteJob" => WmiClass::ConcreteJob,
+        "Msvm_VirtualSystemManagementService" => WmiClass::VirtualSystemManagementService,
+        _ => {
+            return Err(Fault::new(FaultKind::ActionNotSupported)
+                .with_message(format!("{class_name} has no method {method}")));
+        }
+    };
+    let sig = signature(class, method).ok_or_else(|| {
+        Fault::new(FaultKind::ActionNotSupported)
+            .with_message(format!("{class_name} has no method {method}"))
+    })?;
+    check_selectors(class_name, &req.selectors)?;
+    let target = classes::find(&slot.world, host, class_name, &req.selectors).ok_or_else(|| {
+        Fault::new(FaultKind::DestinationUnreachable)
+            .with_message(format!("No {class_name} instance matches the selectors."))
+    })?;
+    let input =
+        InvokeInput::parse(req.body.as_ref(), resource, sig.name).map_err(|e| e.to_fault())?;
+    for (name, _) in &input.params {
+        if !sig.inputs.iter().any(|(p, _)| p.eq_ignore_ascii_case(name)) {
+            return Err(
+                Fault::new(FaultKind::InvalidParameter).with_message(format!(
+                    "{name} is not a parameter of {class_name}.{}",
+                    sig.name
+                )),
+            );
+        }
+    }
+    let guid = slot.fresh_guid();
+    let h = req.reply(&guid);
+    let out_nil = |outs: &[&'static str]| -> Vec<(&'static str, Value)> {
+        outs.iter().map(|o| (*o, Value::Null)).collect()
+    };
+    let answer_code = |code: u32, note: &mut Note| {
+        note.code = Some(code);
+        writer::invoke_response(&h, resource, sig.name, &out_nil(sig.outputs), code)
+    };
+    if access == Access::ReadOnly {
+        note.reason = Some("read-only credentials".into());
+        return Ok(answer_code(32769, note));
+    }
+    if class == WmiClass::ConcreteJob && sig.name == "GetError" {
+        return Ok(get_error(slot, host, &target, &h, resource, note));
+    }
+    let mut args = BTreeMap::new();
+    for (name, kind) in sig.inputs {
+        let values: Vec<&ParamValue> = input.get_all(name).collect();
+        match decode_param(*kind, &values) {
+            Ok(a) => {
+                args.insert((*name).to_string(), a);
+            }
+            Err(why) => {
+                // INFERRED: a parameter the provider cannot read is "Invalid parameter".
+                note.reason = Some(format!("{name}: {why}"));
+                return Ok(answer_code(32773, note));
+            }
+        }
+    }
+    let call = Call {
+        class: Some(class),
+        method: sig.name.to_string(),
+        target_vm: (class == WmiClass::ComputerSystem)
+            .then(|| classes::prop_text(&target, "Name"))
+            .flatten(),
+        target_job: (class == WmiClass::ConcreteJob)
+            .then(|| classes::prop_text(&target, "InstanceID"))
+            .flatten(),
+        args,
+    };
+    let op = match call.to_operation() {
+        Ok(op) => op,
+        Err((code, why)) => {
+            note.reason = Some(why);
+            return Ok(answer_code(code.number(), note));
+        }
+    };
+    note.vm = op.vm().map(str::to_string);
+    let now = slot.world.now;
+    let ans = slot.world.apply(host, &op, now);
+    slot.coverage.record(&ans);
+    note.code = Some(ans.code);
+    note.job = ans.job.clone();
+    note.rule = ans.rule.map(str::to_string);
+    note.reason = ans.reason.clone();
+    for f in &ans.faults {
+        note.faults.push(f.name().to_string());
+        match f {
+            Plan::Delay { ms } => note.delay_ms += ms,
+            Plan::DropConnection => note.drop = true,
+            _ => {}
+        }
+    }
+    let mut outs: Vec<(&str, Value)> = Vec::new();
+    for o in sig.outputs {
+        let v = match *o {
+            "Job" => ans
+                .job
+                .as_deref()
+                .map_or(Value::Null, |j| Value::Ref(classes::job_epr(j))),
+            "ResultingSystem" => ans
+                .resulting_system
+                .as_deref()
+                .map_or(Value::Null, |v| Value::Ref(classes::vm_epr(v))),
+            "ReplicationStatistics" => match &ans.output {
+                Output::Statistics {
+                    health,
+                    last_replication_time,
+                    replication_count,
+                    pending_bytes,
+                    ..
+                } => {
+                    let last = last_replication_time
+                        .map(replica_core::time::cim_datetime)
+                        .unwrap_or_default();
+                    let s = cimxml::write_instance(
+                        "Msvm_ReplicationStatistics",
+                        &[
+                            (
+                                "ReplicationHealth",
+                                "uint32",
+                                CimValue::Scalar(health.number().to_string()),
+                            ),
+                            (
+                                "ReplicationSuccessCount",
+                                "uint32",
+                                CimValue::Scalar(replication_count.to_string()),
+                            ),
+                            (
+                                "PendingReplicationSize",
+                                "uint64",
+                                CimValue::Scalar(pending_bytes.to_string()),
+                            ),
+                            ("EndStatisticTime", "datetime", CimValue::Scalar(last)),
+                        ],
+                    );
+                    Value::Array(vec![Value::Text(s)])
+                }
+                _ => Value::Null,
+            },
+            "EncodedCertificates" => Value::Array(Vec::new()),
+            _ => Value::Null,
+        };
+        outs.push((o, v));
+    }
+    Ok(writer::invoke_response(
+        &h, resource, sig.name, &outs, ans.code,
+    ))
+}
+
+/// `Msvm_ConcreteJob.GetError`: an embedded `Msvm_Error` when the job failed, else Null
+/// (DOC geterror-msvm-concretejob).
+fn get_error(
+    slot: &mut WorldSlot,
+    host: &str,
+    target: &Instance,
+    h: &ReplyHeader<'_>,
+    resource: &str,
+    note: &mut Note,
+) -> String {
+    note.code = Some(0);
+    let id = classes::prop_text(target, "InstanceID").unwrap_or_default();
+    let err = slot
+        .world
+        .job(host, &id)
+        .filter(|j| j.error_code != 0)
+        .map(|j| {
+            cimxml::write_instance(
+                "Msvm_Error",
+                &[
+                    ("ErrorType", "uint16", CimValue::Scalar("4".into())),
+                    (
+                        "Message",
+                        "string",
+                        CimValue::Scalar(j.error_description.clone()),
+                    ),
+                    (
+                        "MessageID",
+                        "string",
+                        CimValue::Scalar(j.error_code.to_string()),
+                    ),
+                    ("PerceivedSeverity", "uint16", CimValue::Scalar("5".into())),
+                    ("ErrorSource", "string", CimValue::Scalar(j.id.clone())),
+                    ("ErrorSourceFormat", "uint16", CimValue::Scalar("0".into())),
+                    ("CIMStatusCode", "uint32", CimValue::Scalar("1".into())),
+                ],
+            )
+        });
+    writer::invoke_response(
+        h,
+        resource,
+        "GetError",
+        &[("Error", err.map_or(Value::Null, Value::Text))],
+        0,
+    )
+}
