@@ -17,3 +17,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 REPLICA_SIM_BIN="$PWD/target/release/replica-sim" .venv/bin/python -m pytest -q tests/interop
+
+echo "== browser: the live page /_replica/ui in headless Chromium"
+# Opens the page, drives a failback through WS-Management, checks the page shows it live, and
+# saves screenshots in tests/browser/out/. Without Chromium: fails under CI=true, skips otherwise.
+REPLICA_SIM_BIN="$PWD/target/release/replica-sim" .venv/bin/python tests/browser/ui_e2e.py

@@ -471,6 +471,24 @@ impl World {
                 };
                 self.reachable(host, &peer)
             }
+            Guard::PeerHasNoCopy => {
+                let target = match op {
+                    Operation::CreateReplicationRelationship { settings, .. } => settings
+                        .recovery_connection_point
+                        .as_deref()
+                        .and_then(|p| self.resolve_host(p)),
+                    _ => None,
+                };
+                match (target, vm) {
+                    (Some(t), Some(v)) => {
+                        !t.eq_ignore_ascii_case(host)
+                            && self
+                                .vm(&t, &v.id)
+                                .is_none_or(|copy| copy.mode == ReplicationMode::None)
+                    }
+                    _ => true,
+                }
+            }
             Guard::ConnectionPointReachable => match op {
                 Operation::TestReplicationConnection {
                     connection_point, ..
@@ -682,6 +700,10 @@ impl World {
             .unwrap_or_default();
         if let Some(h) = self.hosts.get_mut(host) {
             h.jobs.insert(id.clone(), job);
+            self.ensure_index();
+            if let Some(ix) = self.index.as_mut() {
+                ix.running.push((host.to_string(), id.clone()));
+            }
         }
         self.emit(Event::JobStarted {
             at: self.now,
@@ -810,6 +832,9 @@ impl World {
     /// Sets (or, with `None`, removes) a relationship's state, recording the change.
     fn set_state(&mut self, host: &str, vm: &str, ix: RelIx, to: Option<ReplicationState>) {
         let at = self.now;
+        if let Some(index) = self.index.as_mut() {
+            index.next_delta = 0;
+        }
         let Some(v) = self.vm_mut(host, vm) else {
             return;
         };
@@ -1091,6 +1116,8 @@ impl World {
                         name,
                     });
                 }
+                // A reused mode-None copy becomes a replica, and replicas are off.
+                self.set_power(&peer, vm, EnabledState::Disabled);
                 self.set_mode(&peer, vm, mode);
                 self.set_state(
                     &peer,
@@ -1332,6 +1359,13 @@ impl World {
             job.percent = 100;
         }
         let job_type = job.job_type;
+        let retention = self.profile.job_retention_ms;
+        if let Some(ix) = self.index.as_mut() {
+            ix.running.retain(|(h, id)| !(h == host && id == job_id));
+            ix.next_purge = ix.next_purge.min(now.saturating_add(retention));
+            // The VM is free again: it may be due for a delta.
+            ix.next_delta = 0;
+        }
         let change = job.change.clone();
         if let Some(c) = change {
             if let Some(vm) = c.vm.as_deref()
@@ -1419,12 +1453,14 @@ impl World {
         if now < self.now {
             return;
         }
+        self.ensure_index();
         loop {
             let next = self
-                .hosts
-                .values()
-                .flat_map(|h| h.jobs.values())
-                .filter(|j| j.is_running())
+                .index
+                .as_ref()
+                .into_iter()
+                .flat_map(|ix| ix.running.iter())
+                .filter_map(|(h, id)| self.job(h, id))
                 .filter_map(|j| Self::due(j).map(|(at, ok)| (at, j.host.clone(), j.id.clone(), ok)))
                 .filter(|(at, ..)| *at <= now)
                 .min();
@@ -1440,6 +1476,20 @@ impl World {
         self.background_deltas();
     }
 
+    /// Builds the run index from the data (after a load, or the first time).
+    fn ensure_index(&mut self) {
+        if self.index.is_none() {
+            let running = self
+                .hosts
+                .values()
+                .flat_map(|h| h.jobs.values())
+                .filter(|j| j.is_running())
+                .map(|j| (j.host.clone(), j.id.clone()))
+                .collect();
+            self.index = Some(RunIndex { running, next_purge: 0, next_delta: 0 });
+        }
+    }
+
     fn finish_job(&mut self, host: &str, id: &str, ok: bool) {
         if ok {
             self.end_job(host, id, JobState::Completed, 0, String::new());
@@ -1452,7 +1502,12 @@ impl World {
 
     fn refresh_progress(&mut self) {
         let now = self.now;
-        for job in self.hosts.values_mut().flat_map(|h| h.jobs.values_mut()) {
+        self.ensure_index();
+        let Some(index) = self.index.as_ref() else { return };
+        for (h, id) in &index.running {
+            let Some(job) = self.hosts.get_mut(h).and_then(|h| h.jobs.get_mut(id)) else {
+                continue;
+            };
             if !job.is_running() {
                 continue;
             }
@@ -1487,15 +1542,32 @@ impl World {
 
     fn purge_jobs(&mut self) {
         let (now, keep) = (self.now, self.profile.job_retention_ms);
+        if self.index.as_ref().is_some_and(|ix| now < ix.next_purge) {
+            return;
+        }
+        let mut next = Millis::MAX;
         for h in self.hosts.values_mut() {
-            h.jobs
-                .retain(|_, j| j.ended.is_none_or(|e| now.saturating_sub(e) < keep));
+            h.jobs.retain(|_, j| match j.ended {
+                Some(e) if now.saturating_sub(e) >= keep => false,
+                Some(e) => {
+                    next = next.min(e.saturating_add(keep));
+                    true
+                }
+                None => true,
+            });
+        }
+        if let Some(ix) = self.index.as_mut() {
+            ix.next_purge = next;
         }
     }
 
     fn background_deltas(&mut self) {
         let now = self.now;
+        if self.index.as_ref().is_some_and(|ix| now < ix.next_delta) {
+            return;
+        }
         let mut due = Vec::new();
+        let mut next = Millis::MAX;
         for (hname, h) in &self.hosts {
             for v in h.vms.values() {
                 if v.mode != ReplicationMode::Primary || v.busy_with.is_some() {
@@ -1508,9 +1580,12 @@ impl World {
                     continue;
                 }
                 let interval = u64::from(r.settings.replication_interval.max(30)) * 1000;
-                let last = r.last_replication_time.unwrap_or(0);
-                if now >= last.saturating_add(interval) {
+                let at = r.last_replication_time.unwrap_or(0).saturating_add(interval);
+                if now >= at {
                     due.push((hname.clone(), v.id.clone(), r.peer_host.clone()));
+                    next = next.min(now.saturating_add(interval));
+                } else {
+                    next = next.min(at);
                 }
             }
         }
@@ -1538,6 +1613,10 @@ impl World {
                 r.health = ReplicationHealth::Warning;
                 self.generation += 1;
             }
+        }
+        // The scan is the truth for now; a state change since resets `next_delta` to 0.
+        if let Some(ix) = self.index.as_mut() {
+            ix.next_delta = next;
         }
     }
 

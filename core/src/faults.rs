@@ -93,6 +93,8 @@ pub enum FaultSpecError {
     Percent(u8),
     #[error("return_code {0} is not a documented return code (0, 4096, 32768-32779)")]
     Code(u32),
+    #[error("return_code 4096 promises a job; use kind fail_job to make a job fail")]
+    JobStarted,
     #[error("partition needs two different hosts")]
     Partition,
 }
@@ -113,6 +115,8 @@ impl FaultSpec {
             {
                 Err(FaultSpecError::Code(*code))
             }
+            // 4096 promises a job; a fault that only answers cannot keep that promise.
+            FaultKind::ReturnCode { code: 4096 } => Err(FaultSpecError::JobStarted),
             FaultKind::Partition { a, b } if a.eq_ignore_ascii_case(b) => {
                 Err(FaultSpecError::Partition)
             }

@@ -89,6 +89,10 @@ pub enum Guard {
     /// The call needs the other host: it must exist and not be partitioned or down (INFERRED
     /// 32777 "System is not available").
     PeerReachable,
+    /// The recovery host named by the call is another host that does not already hold this VM
+    /// in a replication mode: a VM has one replica per relationship, and an extended replica
+    /// is a third host (BOOK p.552). INFERRED 32773: the RecoveryConnectionPoint is invalid.
+    PeerHasNoCopy,
     /// The authorization entry named by the call must exist (INFERRED 32773).
     AuthorizationExists,
     /// TestReplicationConnection's target must be a reachable host (INFERRED 32777).
@@ -107,7 +111,7 @@ impl Guard {
             | Guard::HasExtended
             | Guard::PrimaryRelReplicating => 32775,
             Guard::PeerReachable | Guard::ConnectionPointReachable => 32777,
-            Guard::AuthorizationExists => 32773,
+            Guard::AuthorizationExists | Guard::PeerHasNoCopy => 32773,
             Guard::JobRunning => 4097,
         }
     }
@@ -244,7 +248,7 @@ pub static RULES: &[Rule] = &[
     Rule {
         to: To::State(S::ReadyForReplication),
         job: Some(JobType::CreateReplicationRelationship),
-        guards: &[Guard::PeerReachable],
+        guards: &[Guard::PeerReachable, Guard::PeerHasNoCopy],
         effects: &[Effect::SetMode(M::Primary), Effect::CreatePeerReplica],
         source: Source::Doc(
             "createreplicationrelationship: enables replication; state 1 Ready INFERRED from the PS mapping of 1 as ReadyForInitialReplication",
@@ -260,7 +264,7 @@ pub static RULES: &[Rule] = &[
         scope: Scope::Vm(RelSel::Extended),
         to: To::State(S::ReadyForReplication),
         job: Some(JobType::CreateReplicationRelationship),
-        guards: &[Guard::PrimaryRelReplicating, Guard::PeerReachable],
+        guards: &[Guard::PrimaryRelReplicating, Guard::PeerReachable, Guard::PeerHasNoCopy],
         effects: &[Effect::CreatePeerReplica],
         source: Source::Doc(
             "createreplicationrelationship: on a replica VM it extends the relationship (\\HVR\\1)",
@@ -276,9 +280,10 @@ pub static RULES: &[Rule] = &[
         via: Some(S::WaitingToCompleteInitialReplication),
         to: To::State(S::WaitingToCompleteInitialReplication),
         job: Some(JobType::ReplicateStateChange),
+        power: Power::Off,
         effects: &[Effect::SetMode(M::Replica)],
         source: Source::PowerShell(
-            "Enable-VMReplication -AsReplica calls RRSC(2) on a mode-None VM (DECOMP 44426856526)",
+            "Enable-VMReplication -AsReplica calls RRSC(2) on a mode-None VM (DECOMP 44426856526); the VM must be off: INFERRED, a replica never runs until failed over",
         ),
         ..vm(
             "enable-as-replica",

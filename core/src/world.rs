@@ -338,6 +338,20 @@ pub struct World {
     /// A counter of every state change, so clients (the live page, persistence) can tell whether
     /// anything happened.
     pub generation: u64,
+    /// Derived bookkeeping that keeps `advance` cheap; rebuilt from the data when absent.
+    #[serde(skip)]
+    pub(crate) index: Option<RunIndex>,
+}
+
+/// What `advance` would otherwise find by scanning every job and VM on every call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RunIndex {
+    /// Jobs not yet ended, as (host, id).
+    pub running: Vec<(HostName, JobId)>,
+    /// No ended job is due for removal before this time.
+    pub next_purge: Millis,
+    /// No replicating primary is due for a delta before this time (0: scan).
+    pub next_delta: Millis,
 }
 
 impl World {
@@ -353,6 +367,7 @@ impl World {
             pace: PaceMode::Time,
             events: Vec::new(),
             generation: 0,
+            index: None,
         }
     }
 

@@ -108,6 +108,8 @@ pub fn relationship_id(vm: &str, ix: RelIx) -> String {
     format!("Microsoft:{vm}\\HVR\\{}", ix.index())
 }
 
+/// The host itself is an `Msvm_ComputerSystem` too (Caption "Hosting Computer System"); it
+/// carries the same properties as a VM row, so WQL conditions behave alike on both.
 fn host_system(host: &Host) -> Instance {
     inst(
         "Msvm_ComputerSystem",
@@ -116,13 +118,20 @@ fn host_system(host: &Host) -> Instance {
             ("CreationClassName", text("Msvm_ComputerSystem")),
             ("Description", text("Microsoft Hosting Computer System")),
             ("ElementName", text(&host.name)),
+            ("EnabledDefault", int(2)),
             ("EnabledState", int(2)),
+            ("FailedOverReplicationType", int(0)),
             ("HealthState", int(5)),
+            ("LastApplicationConsistentReplicationTime", Value::Null),
+            ("LastReplicationTime", Value::Null),
+            ("LastReplicationType", int(0)),
             ("Name", text(&host.name)),
             ("OperationalStatus", Value::Array(vec![int(2)])),
+            ("ReplicationHealth", int(0)),
             ("ReplicationMode", int(0)),
             ("ReplicationState", int(0)),
-            ("ReplicationHealth", int(0)),
+            ("RequestedState", int(2)),
+            ("Status", text("OK")),
         ],
     )
 }
@@ -243,6 +252,7 @@ pub fn setting_data(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
     inst(
         "Msvm_ReplicationSettingData",
         vec![
+            ("AdditionalSettings", Value::Null),
             (
                 "ApplicationConsistentSnapshotInterval",
                 int(s.application_consistent_snapshot_interval),
@@ -251,6 +261,15 @@ pub fn setting_data(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
             (
                 "AutoResynchronizeEnabled",
                 Value::Bool(s.auto_resynchronize_enabled),
+            ),
+            // DOC: 18:30 to 06:00 local; DMTF interval form, so written as cim:Interval.
+            (
+                "AutoResynchronizeIntervalEnd",
+                Value::Interval(6 * 3_600_000),
+            ),
+            (
+                "AutoResynchronizeIntervalStart",
+                Value::Interval(18 * 3_600_000 + 30 * 60_000),
             ),
             ("BypassProxyServer", Value::Bool(s.bypass_proxy_server)),
             ("Caption", text("Replication Settings")),
@@ -292,13 +311,15 @@ pub fn setting_data(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
                 "ReplicationProvider",
                 text("22391CDC-272C-4DDF-BA88-9BEFB1A0975C"),
             ),
+            ("RootCertificateThumbPrint", Value::Null),
             ("VirtualSystemIdentifier", text(&vm.id)),
             ("VirtualSystemType", text("Microsoft:Hyper-V:Replica")),
         ],
     )
 }
 
-pub fn job(j: &Job, now: u64) -> Instance {
+/// A job; `retention_ms` is the profile's `job_retention_ms`, shown as `TimeBeforeRemoval`.
+pub fn job(j: &Job, now: u64, retention_ms: u64) -> Instance {
     let failed = matches!(
         j.state,
         JobState::Exception | JobState::Terminated | JobState::Killed
@@ -352,8 +373,8 @@ pub fn job(j: &Job, now: u64) -> Instance {
                 "StatusDescriptions",
                 Value::Array(vec![text(if failed { "Error" } else { "OK" })]),
             ),
-            // DOC msvm-concretejob: TimeBeforeRemoval is fixed at 5 minutes.
-            ("TimeBeforeRemoval", Value::Interval(300_000)),
+            // DOC msvm-concretejob: TimeBeforeRemoval is 5 minutes; the profile may change it.
+            ("TimeBeforeRemoval", Value::Interval(retention_ms)),
             (
                 "TimeOfLastStateChange",
                 Value::Datetime(j.last_change as i64),
@@ -368,6 +389,7 @@ fn realized_settings(vm: &Vm) -> Instance {
         "Msvm_VirtualSystemSettingData",
         vec![
             ("Caption", text("Virtual Machine Settings")),
+            ("CreationTime", Value::Null),
             (
                 "Description",
                 text("Active settings for the virtual machine."),
@@ -436,6 +458,8 @@ fn service_settings(host: &Host) -> Instance {
                 )),
             ),
             ("MonitoringInterval", int(s.monitoring_interval)),
+            // DOC: 9:00, with a zero date part (an interval in DMTF form).
+            ("MonitoringStartTime", Value::Interval(9 * 3_600_000)),
             (
                 "RecoveryServerEnabled",
                 Value::Bool(s.recovery_server_enabled),
@@ -503,7 +527,11 @@ pub fn instances(world: &World, host: &str, class: &str) -> Vec<Instance> {
                     .filter_map(move |ix| v.rel(ix).map(|r| setting_data(v, ix, r)))
             })
             .collect(),
-        "Msvm_ConcreteJob" => h.jobs.values().map(|j| job(j, world.now)).collect(),
+        "Msvm_ConcreteJob" => h
+            .jobs
+            .values()
+            .map(|j| job(j, world.now, world.profile.job_retention_ms))
+            .collect(),
         "Msvm_VirtualSystemSettingData" => vms()
             .flat_map(|v| {
                 std::iter::once(realized_settings(v)).chain(
@@ -519,7 +547,9 @@ pub fn instances(world: &World, host: &str, class: &str) -> Vec<Instance> {
     }
 }
 
-/// A fast lookup for the Get hot paths (job polling, VM reads); falls back to a scan.
+/// The instance a selector set names: a fast lookup for the Get hot paths (job polling, VM
+/// reads), a scan otherwise. Every selector must match, not only the one used to look up:
+/// `CreationClassName=Other` names no `Msvm_ComputerSystem`.
 pub fn find(
     world: &World,
     host: &str,
@@ -533,13 +563,13 @@ pub fn find(
             .map(|(_, v)| v.as_str())
     };
     let h = world.host(host)?;
-    match class {
+    let found = match class {
         "Msvm_ConcreteJob" => {
             let id = sel("InstanceID")?;
             h.jobs
                 .values()
                 .find(|j| j.id.eq_ignore_ascii_case(id))
-                .map(|j| job(j, world.now))
+                .map(|j| job(j, world.now, world.profile.job_retention_ms))
         }
         "Msvm_ComputerSystem" => {
             let name = sel("Name")?;
@@ -551,6 +581,170 @@ pub fn find(
         _ => instances(world, host, class)
             .into_iter()
             .find(|i| matches_selectors(i, selectors)),
+    };
+    found.filter(|i| matches_selectors(i, selectors))
+}
+
+/// The properties of each readable class, as a WQL query may name them (WMI checks a query
+/// against the class definition, not against the instances that happen to exist).
+pub fn properties(class: &str) -> &'static [&'static str] {
+    const CS: &[&str] = &[
+        "Caption",
+        "CreationClassName",
+        "Description",
+        "ElementName",
+        "EnabledDefault",
+        "EnabledState",
+        "FailedOverReplicationType",
+        "HealthState",
+        "LastApplicationConsistentReplicationTime",
+        "LastReplicationTime",
+        "LastReplicationType",
+        "Name",
+        "OperationalStatus",
+        "ReplicationHealth",
+        "ReplicationMode",
+        "ReplicationState",
+        "RequestedState",
+        "Status",
+    ];
+    const SERVICE: &[&str] = &[
+        "Caption",
+        "CreationClassName",
+        "Description",
+        "ElementName",
+        "EnabledDefault",
+        "EnabledState",
+        "HealthState",
+        "Name",
+        "OperationalStatus",
+        "RequestedState",
+        "Started",
+        "Status",
+        "SystemCreationClassName",
+        "SystemName",
+    ];
+    const VSMS: &[&str] = &[
+        "Caption",
+        "CreationClassName",
+        "ElementName",
+        "EnabledState",
+        "Name",
+        "SystemCreationClassName",
+        "SystemName",
+    ];
+    const REL: &[&str] = &[
+        "Caption",
+        "Description",
+        "ElementName",
+        "FailedOverReplicationType",
+        "InstanceID",
+        "LastApplicationConsistentReplicationTime",
+        "LastApplyTime",
+        "LastReplicationTime",
+        "LastReplicationType",
+        "ReplicationHealth",
+        "ReplicationState",
+    ];
+    const RSD: &[&str] = &[
+        "AdditionalSettings",
+        "ApplicationConsistentSnapshotInterval",
+        "AuthenticationType",
+        "AutoResynchronizeEnabled",
+        "AutoResynchronizeIntervalEnd",
+        "AutoResynchronizeIntervalStart",
+        "BypassProxyServer",
+        "Caption",
+        "CertificateThumbPrint",
+        "CompressionEnabled",
+        "Description",
+        "ElementName",
+        "EnableWriteOrderPreservationAcrossDisks",
+        "IncludedDisks",
+        "InstanceID",
+        "PrimaryConnectionPoint",
+        "PrimaryHostSystem",
+        "RecoveryConnectionPoint",
+        "RecoveryHistory",
+        "RecoveryHostSystem",
+        "RecoveryServerPortNumber",
+        "ReplicateHostKvpItems",
+        "ReplicationInterval",
+        "ReplicationProvider",
+        "RootCertificateThumbPrint",
+        "VirtualSystemIdentifier",
+        "VirtualSystemType",
+    ];
+    const JOB: &[&str] = &[
+        "Cancellable",
+        "Caption",
+        "DeleteOnCompletion",
+        "Description",
+        "ElapsedTime",
+        "ElementName",
+        "ErrorCode",
+        "ErrorDescription",
+        "ErrorSummaryDescription",
+        "HealthState",
+        "InstanceID",
+        "JobRunTimes",
+        "JobState",
+        "JobStatus",
+        "JobType",
+        "LocalOrUtcTime",
+        "Name",
+        "OperationalStatus",
+        "PercentComplete",
+        "StartTime",
+        "Status",
+        "StatusDescriptions",
+        "TimeBeforeRemoval",
+        "TimeOfLastStateChange",
+        "TimeSubmitted",
+    ];
+    const VSSD: &[&str] = &[
+        "Caption",
+        "CreationTime",
+        "Description",
+        "ElementName",
+        "InstanceID",
+        "Parent",
+        "VirtualSystemIdentifier",
+        "VirtualSystemType",
+    ];
+    const SERVICE_SD: &[&str] = &[
+        "AllowedAuthenticationType",
+        "Caption",
+        "CertificateThumbPrint",
+        "Description",
+        "ElementName",
+        "HttpPort",
+        "HttpsPort",
+        "InstanceID",
+        "MonitoringInterval",
+        "MonitoringStartTime",
+        "RecoveryServerEnabled",
+    ];
+    const AUTH: &[&str] = &[
+        "AllowedPrimaryHostSystem",
+        "Caption",
+        "Description",
+        "ElementName",
+        "InstanceID",
+        "ReplicaStorageLocation",
+        "TrustGroup",
+    ];
+    match class {
+        "Msvm_ComputerSystem" => CS,
+        "Msvm_ReplicationService" => SERVICE,
+        "Msvm_VirtualSystemManagementService" => VSMS,
+        "Msvm_ReplicationRelationship" => REL,
+        "Msvm_ReplicationSettingData" => RSD,
+        "Msvm_ConcreteJob" => JOB,
+        "Msvm_VirtualSystemSettingData" => VSSD,
+        "Msvm_ReplicationServiceSettingData" => SERVICE_SD,
+        "Msvm_ReplicationAuthorizationSettingData" => AUTH,
+        _ => &[],
     }
 }
 
@@ -597,4 +791,94 @@ pub fn epr_of(inst: &Instance) -> Epr {
 /// Whether a VM mode makes sense to show (helps readers of the state JSON).
 pub fn mode_name(m: ReplicationMode) -> &'static str {
     m.ident()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{ClockMode, WorldSlot};
+    use replica_core::ops::Operation;
+
+    /// The default world with one job on HV-REPLICA, so that every class has instances.
+    fn world() -> World {
+        let spec = crate::server::default_topology();
+        let mut slot = match WorldSlot::new("t", spec, 1, ClockMode::Manual) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let now = slot.world.now;
+        let ans = slot.world.apply(
+            "HV-REPLICA",
+            &Operation::InitiateFailover {
+                vm: "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B02".into(),
+                recovery_point: None,
+            },
+            now,
+        );
+        assert_eq!(ans.code, 4096, "{ans:?}");
+        slot.world
+    }
+
+    #[test]
+    fn every_instance_has_exactly_the_schema_properties_in_order() {
+        let w = world();
+        for (class, keys) in CLASSES {
+            let schema = properties(class);
+            assert!(!schema.is_empty(), "{class} has no schema");
+            for k in *keys {
+                assert!(schema.contains(k), "{class}: key {k} not in the schema");
+            }
+            for host in ["HV-PRIMARY", "HV-REPLICA"] {
+                let all = instances(&w, host, class);
+                if !matches!(
+                    *class,
+                    "Msvm_ReplicationAuthorizationSettingData" | "Msvm_ConcreteJob"
+                ) {
+                    assert!(!all.is_empty(), "{class} on {host} has no instance");
+                }
+                for i in all {
+                    let names: Vec<&str> = i.props.iter().map(|(k, _)| k.as_str()).collect();
+                    assert_eq!(names, schema, "{class} on {host}");
+                }
+            }
+        }
+        assert!(!instances(&w, "HV-REPLICA", "Msvm_ConcreteJob").is_empty());
+    }
+
+    #[test]
+    fn find_checks_every_selector() {
+        let w = world();
+        let vm = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01";
+        let sel = |ccn: &str| {
+            vec![
+                ("CreationClassName".to_string(), ccn.to_string()),
+                ("Name".to_string(), vm.to_string()),
+            ]
+        };
+        assert!(
+            find(
+                &w,
+                "HV-PRIMARY",
+                "Msvm_ComputerSystem",
+                &sel("Msvm_ComputerSystem")
+            )
+            .is_some()
+        );
+        assert!(find(&w, "HV-PRIMARY", "Msvm_ComputerSystem", &sel("Other")).is_none());
+        let host = vec![("Name".to_string(), "hv-primary".to_string())];
+        assert!(find(&w, "HV-PRIMARY", "Msvm_ComputerSystem", &host).is_some());
+    }
+
+    #[test]
+    fn job_shows_the_configured_retention() {
+        let w = world();
+        let jobs = instances(&w, "HV-REPLICA", "Msvm_ConcreteJob");
+        let Some(j) = jobs.first() else {
+            panic!("no job")
+        };
+        assert_eq!(
+            prop_text(j, "TimeBeforeRemoval").as_deref(),
+            Some(replica_core::time::cim_interval(300_000).as_str())
+        );
+    }
 }

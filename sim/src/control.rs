@@ -3,13 +3,14 @@
 //! `sim/openapi.json`, which the tests check the server against.
 
 use crate::server::{App, HostCtx, world_of};
-use crate::state::{ClockMode, JournalEntry, WorldSlot, lock};
+use crate::state::{ClockMode, WorldSlot, lock};
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use replica_core::diagram::{self, Format};
-use replica_core::faults::FaultSpec;
+use replica_core::faults::{FaultKind, FaultSpec};
 use replica_core::topology::{ProfileSpec, TopologySpec};
 use replica_core::world::{Job, RelIx, Vm};
 use replica_core::{ReplicationState, World};
@@ -38,27 +39,46 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
     crate::server::ct_eq_pub(token.as_bytes(), given.trim().as_bytes())
 }
 
+type QueryResult = Result<Query<BTreeMap<String, String>>, QueryRejection>;
+type BodyResult = Result<Bytes, BytesRejection>;
+/// The query and the body of a request, or the JSON error that refuses it.
+type Inputs = Result<(BTreeMap<String, String>, Bytes), Box<Response<Body>>>;
+
+/// Turns axum's own rejections (a malformed query string, an unreadable or oversized body) into
+/// the API's JSON errors.
+fn inputs(q: QueryResult, body: BodyResult) -> Inputs {
+    let q = q.map_err(|e| error(e.status(), format!("query string: {}", e.body_text())))?;
+    let body = body.map_err(|e| error(e.status(), format!("request body: {}", e.body_text())))?;
+    Ok((q.0, body))
+}
+
 pub async fn default_world(
     State(ctx): State<HostCtx>,
     Path(rest): Path<String>,
     method: Method,
-    Query(q): Query<BTreeMap<String, String>>,
+    q: QueryResult,
     headers: HeaderMap,
-    body: Bytes,
+    body: BodyResult,
 ) -> Response<Body> {
     let world = world_of(&headers);
-    handle(&ctx, &world, &rest, method, q, headers, body)
+    match inputs(q, body) {
+        Ok((q, body)) => handle(&ctx, &world, &rest, method, q, headers, body),
+        Err(r) => *r,
+    }
 }
 
 pub async fn named_world(
     State(ctx): State<HostCtx>,
     Path((world, rest)): Path<(String, String)>,
     method: Method,
-    Query(q): Query<BTreeMap<String, String>>,
+    q: QueryResult,
     headers: HeaderMap,
-    body: Bytes,
+    body: BodyResult,
 ) -> Response<Body> {
-    handle(&ctx, &world, &rest, method, q, headers, body)
+    match inputs(q, body) {
+        Ok((q, body)) => handle(&ctx, &world, &rest, method, q, headers, body),
+        Err(r) => *r,
+    }
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(
@@ -72,6 +92,44 @@ fn parse_body<T: for<'de> Deserialize<'de>>(
             StatusCode::BAD_REQUEST,
             format!("invalid JSON body: {e}"),
         ))
+    })
+}
+
+/// Every control endpoint: method and path below `/_replica/v1/` (`{x}` is a path parameter).
+/// `sim/openapi.json` documents exactly these; a test holds the two together.
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "health"),
+    ("GET", "openapi.json"),
+    ("POST", "reset"),
+    ("GET", "state"),
+    ("GET", "faults"),
+    ("POST", "faults"),
+    ("DELETE", "faults"),
+    ("DELETE", "faults/{id}"),
+    ("GET", "clock"),
+    ("POST", "clock"),
+    ("GET", "journal"),
+    ("GET", "coverage"),
+    ("GET", "diagram"),
+    ("GET", "worlds"),
+    ("DELETE", "worlds/{name}"),
+];
+
+/// The OpenAPI document of this API, served at `GET /_replica/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The longest delay a fault may ask for: a test double should not hold a connection forever.
+pub const MAX_DELAY_MS: u64 = 600_000;
+
+/// The endpoint pattern a request path matches, if any (`faults/3` → `faults/{id}`).
+fn pattern_of(parts: &[&str]) -> Option<&'static str> {
+    ENDPOINTS.iter().map(|(_, p)| *p).find(|p| {
+        let pat: Vec<&str> = p.split('/').collect();
+        pat.len() == parts.len()
+            && pat
+                .iter()
+                .zip(parts)
+                .all(|(a, b)| a.starts_with('{') || a == b)
     })
 }
 
@@ -90,10 +148,157 @@ struct ResetBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClockBody {
+    /// `realtime`, `manual`, `polls`, or the CLI form `realtime:10` / `polls:3`.
     mode: Option<String>,
     speed: Option<f64>,
     n: Option<u32>,
     advance_ms: Option<u64>,
+    /// A duration: `1500ms`, `2s`, `1.5s`, `5m`, `1h`.
+    advance: Option<String>,
+}
+
+/// Parses `1500ms`, `2s`, `1.5s`, `5m`, `1h` (a bare number is milliseconds).
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let factor = match unit.trim() {
+        "" | "ms" => 1.0,
+        "s" => 1000.0,
+        "m" | "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        other => {
+            return Err(format!(
+                "duration `{text}`: unknown unit `{other}`; expected ms, s, m or h"
+            ));
+        }
+    };
+    match num.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 && n * factor <= 1e15 => Ok((n * factor).round() as u64),
+        _ => Err(format!(
+            "duration `{text}` is not a number with a unit, e.g. 1500ms, 2s, 5m"
+        )),
+    }
+}
+
+fn clock_mode_of(b: &ClockBody, mode: &str) -> Result<ClockMode, String> {
+    let m = match mode.trim().to_ascii_lowercase().as_str() {
+        "realtime" => ClockMode::Realtime {
+            speed: b.speed.unwrap_or(1.0),
+        },
+        "manual" => ClockMode::Manual,
+        "polls" => ClockMode::Polls {
+            n: b.n.unwrap_or(1),
+        },
+        _ => ClockMode::parse(mode)?,
+    };
+    let valid = match m {
+        ClockMode::Realtime { speed } => speed > 0.0 && speed.is_finite() && speed <= 1e6,
+        ClockMode::Polls { n } => (1..=10_000).contains(&n),
+        ClockMode::Manual => true,
+    };
+    if valid {
+        Ok(m)
+    } else {
+        Err(format!(
+            "invalid clock `{mode}`: realtime needs 0 < speed <= 1000000, polls needs 1 <= n <= 10000"
+        ))
+    }
+}
+
+/// Reads a fault rule strictly: a misspelt field would otherwise make a rule that silently
+/// matches everything (FaultSpec cannot deny unknown fields because of its flattened kind).
+fn parse_fault(body: &Bytes, world: &World) -> Result<FaultSpec, String> {
+    let v: Json = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+    let Some(obj) = v.as_object() else {
+        return Err("a fault rule is a JSON object".into());
+    };
+    let kinds = FaultKind::NAMES.join(", ");
+    let Some(kind) = obj.get("kind").and_then(Json::as_str) else {
+        return Err(format!("a fault rule needs `kind`: one of {kinds}"));
+    };
+    let own: &[&str] = match kind {
+        "return_code" => &["code"],
+        "fail_job" => &["error_code", "description", "after_percent"],
+        "delay" => &["ms"],
+        "drop_connection" | "host_down" => &[],
+        "partition" => &["a", "b"],
+        other => {
+            return Err(format!(
+                "unknown fault kind `{other}`; expected one of {kinds}"
+            ));
+        }
+    };
+    const COMMON: &[&str] = &["kind", "host", "method", "vm", "count", "probability"];
+    for key in obj.keys() {
+        if !COMMON.contains(&key.as_str()) && !own.contains(&key.as_str()) {
+            let mut allowed: Vec<&str> = COMMON.to_vec();
+            allowed.extend_from_slice(own);
+            return Err(format!(
+                "unknown field `{key}` in a `{kind}` fault; expected {}",
+                allowed.join(", ")
+            ));
+        }
+    }
+    let spec: FaultSpec =
+        serde_json::from_value(v.clone()).map_err(|e| format!("fault rule: {e}"))?;
+    spec.validate().map_err(|e| e.to_string())?;
+    let hosts = || world.hosts.keys().cloned().collect::<Vec<_>>().join(", ");
+    let mut named = Vec::new();
+    if let Some(h) = &spec.host {
+        named.push(("host", h.clone()));
+    }
+    if let FaultKind::Partition { a, b } = &spec.kind {
+        named.push(("a", a.clone()));
+        named.push(("b", b.clone()));
+    }
+    for (field, h) in named {
+        if world.resolve_host(&h).is_none() {
+            return Err(format!(
+                "{field}: unknown host `{h}`; expected one of {}",
+                hosts()
+            ));
+        }
+    }
+    if let Some(m) = &spec.method {
+        if m.eq_ignore_ascii_case("RequestReplicationStateChangeEx") {
+            return Err(
+                "method: the model matches RequestReplicationStateChangeEx calls under the name \
+                 RequestReplicationStateChange; use that"
+                    .into(),
+            );
+        }
+        let known = replica_core::methods::METHODS
+            .iter()
+            .map(|s| s.name)
+            .chain(["Get", "Enumerate", "Pull", "Release"])
+            .any(|k| k.eq_ignore_ascii_case(m));
+        if !known {
+            return Err(format!(
+                "method: `{m}` is neither a modelled WMI method nor Get, Enumerate, Pull or Release"
+            ));
+        }
+    }
+    if spec.count == Some(0) {
+        return Err("count: 0 would never fire; expected at least 1 (or leave it out)".into());
+    }
+    if let FaultKind::Delay { ms } = spec.kind
+        && ms > MAX_DELAY_MS
+    {
+        return Err(format!("delay ms {ms} is over the limit of {MAX_DELAY_MS}"));
+    }
+    Ok(spec)
+}
+
+fn allowed_methods(pattern: &str) -> String {
+    ENDPOINTS
+        .iter()
+        .filter(|(_, p)| *p == pattern)
+        .map(|(m, _)| *m)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -112,20 +317,48 @@ fn handle(
             "the control API needs the control token (Authorization: Bearer <token>)",
         );
     }
-    if rest == "worlds" && method == Method::GET {
-        return ok(json!({ "worlds": ctx.app.worlds.names() }));
-    }
-    if let Some(name) = rest.strip_prefix("worlds/")
-        && method == Method::DELETE
+    let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
+    let Some(pattern) = pattern_of(&parts) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no control endpoint /_replica/v1/{rest}; see GET /_replica/v1/openapi.json"),
+        );
+    };
+    if !ENDPOINTS
+        .iter()
+        .any(|(m, p)| *p == pattern && *m == method.as_str())
     {
-        return if ctx.app.worlds.remove(name) {
-            ok(json!({ "removed": name }))
-        } else {
-            error(
-                StatusCode::NOT_FOUND,
-                format!("no world `{name}` (the default world cannot be removed)"),
+        let allow = allowed_methods(pattern);
+        let mut r = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on /_replica/v1/{pattern}; allowed: {allow}"),
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&allow) {
+            r.headers_mut().insert(header::ALLOW, v);
+        }
+        return r;
+    }
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", ["openapi.json"]) => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                OPENAPI,
             )
-        };
+                .into_response();
+        }
+        ("GET", ["worlds"]) => return ok(json!({ "worlds": ctx.app.worlds.names() })),
+        ("DELETE", ["worlds", name]) => {
+            return if ctx.app.worlds.remove(name) {
+                ok(json!({ "removed": name }))
+            } else {
+                error(
+                    StatusCode::NOT_FOUND,
+                    format!("no world `{name}` (the default world cannot be removed)"),
+                )
+            };
+        }
+        _ => {}
     }
     let slot = match ctx.app.worlds.get(world) {
         Ok(s) => s,
@@ -133,69 +366,48 @@ fn handle(
     };
     let mut s = lock(&slot);
     s.tick();
-    let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
-    match (method.clone(), parts.as_slice()) {
-        (Method::GET, ["health"]) => ok(json!({
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", ["health"]) => ok(json!({
             "ok": true,
             "world": s.name,
             "host": ctx.host,
             "hosts": ctx.app.host_urls.read().map(|u| u.clone()).unwrap_or_default(),
             "version": env!("CARGO_PKG_VERSION"),
         })),
-        (Method::POST, ["reset"]) => {
-            let b: Option<ResetBody> = match parse_body(&body) {
-                Ok(b) => b,
-                Err(r) => return *r,
-            };
-            let mut spec = ctx.app.worlds.default_spec.clone();
-            if let Some(b) = &b {
-                if let Some(t) = &b.topology {
-                    spec = t.clone();
-                }
-                if let Some(text) = &b.topology_toml {
-                    match toml::from_str::<TopologySpec>(text) {
-                        Ok(t) => spec = t,
-                        Err(e) => {
-                            return error(StatusCode::BAD_REQUEST, format!("topology_toml: {e}"));
-                        }
-                    }
-                }
-                if let Some(p) = &b.profile {
-                    spec.profile = Some(ProfileSpec::Named(p.clone()));
-                }
-                if let Some(seed) = b.seed {
-                    s.seed = seed;
-                }
+        ("POST", ["reset"]) => reset(&mut s, &ctx.app, &body),
+        ("GET", ["state"]) => ok(state_json(&s)),
+        ("GET", ["faults"]) => ok(json!({ "faults": s.world.faults })),
+        ("POST", ["faults"]) => {
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "POST faults needs a fault rule as JSON, e.g. {\"kind\":\"return_code\",\"code\":32768}",
+                );
             }
-            match s.reset(spec) {
-                Ok(()) => ok(json!({ "reset": true, "world": s.name })),
-                Err(e) => error(StatusCode::BAD_REQUEST, e),
-            }
-        }
-        (Method::GET, ["state"]) => ok(state_json(&s)),
-        (Method::GET, ["faults"]) => ok(json!({ "faults": s.world.faults })),
-        (Method::POST, ["faults"]) => {
-            let spec: FaultSpec = match parse_body(&body) {
-                Ok(Some(f)) => f,
-                Ok(None) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        "POST faults needs a fault rule as JSON",
-                    );
-                }
-                Err(r) => return *r,
+            let spec = match parse_fault(&body, &s.world) {
+                Ok(spec) => spec,
+                Err(e) => return error(StatusCode::BAD_REQUEST, e),
             };
             match s.world.add_fault(spec) {
-                Ok(id) => (StatusCode::CREATED, axum::Json(json!({ "id": id }))).into_response(),
+                Ok(id) => {
+                    s.changes += 1;
+                    let rule = s.world.faults.iter().find(|f| f.id == id).cloned();
+                    (
+                        StatusCode::CREATED,
+                        axum::Json(json!({ "id": id, "rule": rule })),
+                    )
+                        .into_response()
+                }
                 Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
             }
         }
-        (Method::DELETE, ["faults"]) => {
+        ("DELETE", ["faults"]) => {
             let n = s.world.faults.len();
             s.world.faults.clear();
+            s.changes += 1;
             ok(json!({ "removed": n }))
         }
-        (Method::DELETE, ["faults", id]) => {
+        ("DELETE", ["faults", id]) => {
             let Ok(id) = id.parse::<u64>() else {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -207,76 +419,62 @@ fn handle(
             if s.world.faults.len() == before {
                 error(StatusCode::NOT_FOUND, format!("no fault {id}"))
             } else {
+                s.changes += 1;
                 ok(json!({ "removed": 1 }))
             }
         }
-        (Method::GET, ["clock"]) => ok(clock_json(&s)),
-        (Method::POST, ["clock"]) => {
+        ("GET", ["clock"]) => ok(clock_json(&s)),
+        ("POST", ["clock"]) => {
             let b: ClockBody = match parse_body(&body) {
                 Ok(Some(b)) => b,
                 Ok(None) => {
                     return error(
                         StatusCode::BAD_REQUEST,
-                        "POST clock needs {\"mode\": ...} or {\"advance_ms\": N}",
+                        "POST clock needs {\"mode\": ...} and/or {\"advance_ms\": N} / {\"advance\": \"2s\"}",
                     );
                 }
                 Err(r) => return *r,
             };
-            if let Some(mode) = &b.mode {
-                let m = match mode.as_str() {
-                    "realtime" => ClockMode::Realtime {
-                        speed: b.speed.unwrap_or(1.0),
-                    },
-                    "manual" => ClockMode::Manual,
-                    "polls" => ClockMode::Polls {
-                        n: b.n.unwrap_or(1),
-                    },
-                    other => ClockMode::parse(other).unwrap_or(ClockMode::Manual),
-                };
-                let valid = match m {
-                    ClockMode::Realtime { speed } => {
-                        speed > 0.0 && speed.is_finite() && speed <= 1e6
-                    }
-                    ClockMode::Polls { n } => (1..=10_000).contains(&n),
-                    ClockMode::Manual => matches!(mode.as_str(), "manual"),
-                };
-                if !valid {
+            let mode = match b.mode.as_deref().map(|m| clock_mode_of(&b, m)).transpose() {
+                Ok(m) => m,
+                Err(e) => return error(StatusCode::BAD_REQUEST, e),
+            };
+            if b.mode.is_none() && (b.speed.is_some() || b.n.is_some()) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "speed and n go with a mode: {\"mode\": \"realtime\", \"speed\": 10}",
+                );
+            }
+            let advance = match (&b.advance, b.advance_ms) {
+                (Some(_), Some(_)) => {
                     return error(
                         StatusCode::BAD_REQUEST,
-                        format!(
-                            "invalid clock: mode `{mode}` (realtime with 0 < speed <= 1e6, manual, or polls with 1 <= n <= 10000)"
-                        ),
+                        "give advance or advance_ms, not both",
                     );
                 }
+                (Some(text), None) => match parse_duration(text) {
+                    Ok(ms) => Some(ms),
+                    Err(e) => return error(StatusCode::BAD_REQUEST, e),
+                },
+                (None, ms) => ms,
+            };
+            if let Some(m) = mode {
                 s.clock.set_mode(m);
                 s.world.pace = m.pace();
+                s.changes += 1;
             }
-            if let Some(ms) = b.advance_ms {
+            if let Some(ms) = advance {
                 s.clock.advance(ms);
                 s.tick();
+                s.changes += 1;
             }
             ok(clock_json(&s))
         }
-        (Method::GET, ["journal"]) => {
-            let since: u64 = q.get("since").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let limit: usize = q
-                .get("limit")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1000)
-                .min(10_000);
-            let entries: Vec<&JournalEntry> = s
-                .journal
-                .iter()
-                .filter(|e| e.seq > since)
-                .take(limit)
-                .collect();
-            let next = entries.last().map_or(since, |e| e.seq);
-            ok(json!({ "entries": entries, "next": next }))
-        }
-        (Method::GET, ["coverage"]) => {
+        ("GET", ["journal"]) => journal(&s, &q),
+        ("GET", ["coverage"]) => {
             ok(serde_json::to_value(s.coverage.report()).unwrap_or(Json::Null))
         }
-        (Method::GET, ["diagram"]) => {
+        ("GET", ["diagram"]) => {
             let format = q
                 .get("format")
                 .map_or(Some(Format::Mermaid), |f| Format::parse(f));
@@ -284,7 +482,7 @@ fn handle(
                 return error(StatusCode::BAD_REQUEST, "format must be mermaid or dot");
             };
             let highlight: Vec<ReplicationState> =
-                if q.get("highlight").is_some_and(|v| v != "false") {
+                if q.get("highlight").is_some_and(|v| v != "false" && v != "0") {
                     current_states(&s.world)
                 } else {
                     Vec::new()
@@ -296,22 +494,117 @@ fn handle(
             )
                 .into_response()
         }
-        (
-            _,
-            [
-                "health" | "reset" | "state" | "faults" | "clock" | "journal" | "coverage"
-                | "diagram",
-                ..,
-            ],
-        ) => error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not allowed on /_replica/v1/{rest}"),
-        ),
         _ => error(
             StatusCode::NOT_FOUND,
             format!("no control endpoint /_replica/v1/{rest}"),
         ),
     }
+}
+
+fn reset(s: &mut WorldSlot, app: &App, body: &Bytes) -> Response<Body> {
+    let b: Option<ResetBody> = match parse_body(body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let mut spec = app.worlds.default_spec.clone();
+    let mut seed = s.seed;
+    if let Some(b) = &b {
+        if b.topology.is_some() && b.topology_toml.is_some() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give topology or topology_toml, not both",
+            );
+        }
+        if let Some(t) = &b.topology {
+            spec = t.clone();
+        }
+        if let Some(text) = &b.topology_toml {
+            match crate::topology_file::parse("topology_toml", text) {
+                Ok(t) => spec = t,
+                Err(e) => {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({
+                            "error": e.to_string(),
+                            "line": e.line,
+                            "column": e.column,
+                            "field": e.field,
+                        })),
+                    )
+                        .into_response();
+                }
+            }
+        }
+        if let Some(p) = &b.profile {
+            spec.profile = Some(ProfileSpec::Named(p.clone()));
+        }
+        if let Some(x) = b.seed {
+            seed = x;
+        }
+    }
+    // Checked before anything changes: a refused reset leaves the world as it was.
+    if let Err(e) = spec.build(seed, 0) {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": e.to_string(), "field": e.path })),
+        )
+            .into_response();
+    }
+    let old_seed = s.seed;
+    s.seed = seed;
+    match s.reset(spec) {
+        Ok(()) => ok(json!({ "reset": true, "world": s.name, "seed": s.seed })),
+        Err(e) => {
+            s.seed = old_seed;
+            error(StatusCode::BAD_REQUEST, e)
+        }
+    }
+}
+
+fn journal(s: &WorldSlot, q: &BTreeMap<String, String>) -> Response<Body> {
+    let since: u64 = match q.get("since").map(|v| v.parse()) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "since must be a journal sequence number (the `next` of the previous page)",
+            );
+        }
+    };
+    let limit: usize = match q.get("limit").map(|v| v.parse::<usize>()) {
+        None => 1000,
+        Some(Ok(n)) if (1..=10_000).contains(&n) => n,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "limit must be 1..=10000"),
+    };
+    let entries: Vec<Json> = s
+        .journal
+        .iter()
+        .filter(|e| e.seq > since)
+        .take(limit)
+        .map(|e| {
+            let mut v = serde_json::to_value(e).unwrap_or(Json::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "at_rfc3339".into(),
+                    Json::String(replica_core::time::rfc3339(e.at)),
+                );
+            }
+            v
+        })
+        .collect();
+    let next = entries
+        .last()
+        .and_then(|e| e.get("seq"))
+        .and_then(Json::as_u64)
+        .unwrap_or(since);
+    let latest = s.next_seq.saturating_sub(1);
+    ok(json!({
+        "entries": entries,
+        "next": next,
+        "latest": latest,
+        "more": next < latest,
+    }))
 }
 
 pub fn current_states(w: &World) -> Vec<ReplicationState> {
@@ -391,8 +684,9 @@ fn vm_json(vm: &Vm) -> Json {
 fn job_json(j: &Job) -> Json {
     json!({
         "id": j.id,
-        "type": { "value": j.job_type.number(), "name": j.job_type.label() },
-        "state": { "value": j.state.number(), "name": j.state.label() },
+        "host": j.host,
+        "type": { "value": j.job_type.number(), "name": j.job_type.ident(), "label": j.job_type.label() },
+        "state": { "value": j.state.number(), "name": j.state.ident(), "label": j.state.label() },
         "percent": j.percent,
         "submitted": replica_core::time::rfc3339(j.submitted),
         "ended": j.ended.map(replica_core::time::rfc3339),
@@ -434,15 +728,19 @@ pub fn state_json(s: &WorldSlot) -> Json {
         "profile": w.profile,
         "hosts": hosts,
         "faults": w.faults,
+        "journal_next": s.next_seq,
     })
 }
 
-/// The live page (issue 9 fills it in; a plain pointer until then).
+/// The live page (`crate::ui`): hosts, VMs, jobs, the state machine and the journal.
 pub async fn ui(State(_ctx): State<HostCtx>) -> Response<Body> {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        crate::ui::PAGE,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        crate::ui::page(),
     )
         .into_response()
 }

@@ -4,7 +4,9 @@
 
 use crate::classes::{self, class_of_uri, keys_of};
 use crate::state::{EnumContext, EnumItem, JournalEntry, Limits, WorldSlot};
-use crate::wsman::body::{EnumerateRequest, InvokeInput, ParamValue, PullRequest, ReleaseRequest};
+use crate::wsman::body::{
+    EnumerateRequest, EnumerationMode, InvokeInput, ParamValue, PullRequest, ReleaseRequest,
+};
 use crate::wsman::cimxml::{self, CimValue, EmbeddedInstance};
 use crate::wsman::fault::{Fault, FaultKind, SelectorProblem};
 use crate::wsman::writer::{self, Instance, Item, ReplyHeader, Value};
@@ -22,6 +24,10 @@ pub enum Access {
     ReadWrite,
     /// Read-only credentials: method calls answer 32769 Access Denied.
     ReadOnly,
+    /// Authenticated, but with no rights on `root/virtualization/v2` (a user outside Hyper-V
+    /// Administrators): everything but Identify is the `w:AccessDenied` fault, as WinRM
+    /// answers when WMI refuses the caller (`Code="5"`, E_ACCESSDENIED's Win32 code).
+    Denied,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,9 +74,21 @@ pub fn handle(
         ..Note::default()
     };
     let guid = slot.fresh_guid();
-    let (status, body) = match Request::parse(bytes) {
+    let parsed = Request::parse(bytes);
+    // The size limit comes first, as in WinRM, whose HTTP layer refuses an oversized request
+    // before any SOAP processing; the MessageID is still echoed when it can be read.
+    let too_big = (bytes.len() > limits.max_envelope).then(|| {
+        Fault::new(FaultKind::EncodingLimit)
+            .with_machine(host)
+            .with_message(format!(
+                "The request is {} bytes; the service's MaxEnvelopeSize is {} bytes.",
+                bytes.len(),
+                limits.max_envelope
+            ))
+    });
+    let (status, body) = match parsed {
         Err(e) => {
-            let fault = e.to_fault().with_machine(host);
+            let fault = too_big.unwrap_or_else(|| e.to_fault().with_machine(host));
             note.fault = Some(subcode_name(&fault.kind));
             let h = ReplyHeader {
                 message_guid: &guid,
@@ -80,16 +98,9 @@ pub fn handle(
             (fault.http_status(), fault.to_xml(&h))
         }
         Ok(req) => {
-            let out = if bytes.len() > limits.max_envelope {
-                // The request itself is over the server's MaxEnvelopeSizekb (500 KB default).
-                note.operation = "Rejected";
-                Err(Fault::new(FaultKind::EncodingLimit).with_message(format!(
-                    "The request is {} bytes; the service's MaxEnvelopeSize is {} bytes.",
-                    bytes.len(),
-                    limits.max_envelope
-                )))
-            } else {
-                route(slot, host, &req, access, limits, &mut note)
+            let out = match too_big {
+                Some(f) => Err(f),
+                None => route(slot, host, &req, access, limits, &mut note),
             };
             let h = req.reply(&guid);
             match out {
@@ -137,6 +148,42 @@ pub fn handle(
     }
 }
 
+/// The IdentifyResponse WinRM gives without credentials, to a request carrying the HTTP header
+/// `WSMANIDENTIFY: unauthenticated` (what `Test-WSMan` sends): the OS version is hidden as
+/// `OS: 0.0.0`. `None` when the body is not an Identify (the caller then asks for credentials).
+pub fn identify_unauthenticated(bytes: &[u8]) -> Option<Reply> {
+    let req = Request::parse(bytes).ok()?;
+    req.is_identify().then(|| Reply {
+        status: 200,
+        body: writer::identify_response(
+            "Microsoft Corporation",
+            "OS: 0.0.0 SP: 0.0 Stack: 3.0",
+            ns::PROTOCOL_VERSION,
+        ),
+        delay_ms: 0,
+        drop_connection: false,
+    })
+}
+
+/// The answer to a request body too large to even be read (over the HTTP layer's cap): the
+/// same `w:EncodingLimit` fault as any request over MaxEnvelopeSize, without `a:RelatesTo`.
+pub fn body_too_large(host: &str, guid: &str) -> Reply {
+    let fault = Fault::new(FaultKind::EncodingLimit)
+        .with_machine(host)
+        .with_message("The request is larger than the service's MaxEnvelopeSize.");
+    let h = ReplyHeader {
+        message_guid: guid,
+        relates_to: None,
+        lang: None,
+    };
+    Reply {
+        status: fault.http_status(),
+        body: fault.to_xml(&h),
+        delay_ms: 0,
+        drop_connection: false,
+    }
+}
+
 fn subcode_name(k: &FaultKind) -> String {
     k.subcode().map_or_else(
         || format!("{:?}", k.soap_code()),
@@ -171,6 +218,10 @@ fn route(
         _ => "Invoke",
     };
     note.operation = op_name;
+    if access == Access::Denied {
+        note.reason = Some("credentials without rights on root/virtualization/v2".into());
+        return Err(Fault::new(FaultKind::AccessDenied));
+    }
     // Transport faults of the plan apply to reads too; method calls draw theirs in the model.
     if op_name != "Invoke" {
         let fired = faults::draw(
@@ -203,7 +254,8 @@ fn route(
             let r = ReleaseRequest::parse(req.body.as_ref()).map_err(|e| e.to_fault())?;
             match slot.enums.remove(&r.context) {
                 Some(_) => Ok(writer::release_response(&req.reply(&slot.fresh_guid()))),
-                None => Err(Fault::new(FaultKind::InvalidEnumerationContext)),
+                None => Err(Fault::new(FaultKind::InvalidEnumerationContext)
+                    .with_message("The enumeration context is not valid: it expired, was released, or was never issued.")),
             }
         }
         _ => match req.invoke_method() {
@@ -306,7 +358,7 @@ fn select(
     match q {
         wql::Query::Select {
             class,
-            projection: _,
+            projection,
             conditions,
         } => {
             let known = classes::CLASSES
@@ -315,6 +367,21 @@ fn select(
                 .find(|c| c.eq_ignore_ascii_case(&class))
                 .ok_or_else(|| cannot(format!("Invalid class {class} in `{}`", filter.text)))?;
             note.class = Some(known.to_string());
+            // WMI checks the names against the class definition, whatever instances exist;
+            // system properties (`__PATH`, …) are always allowed.
+            let schema = classes::properties(known);
+            let named = conditions
+                .iter()
+                .map(|c| c.prop.as_str())
+                .chain(projection.iter().flatten().map(String::as_str));
+            for p in named {
+                if !p.starts_with("__") && !schema.iter().any(|s| s.eq_ignore_ascii_case(p)) {
+                    return Err(cannot(format!(
+                        "Invalid property {p} of {known} in `{}`",
+                        filter.text
+                    )));
+                }
+            }
             if known == "Msvm_ConcreteJob" {
                 // polls:N pacing counts every read of a job.
                 let ids: Vec<String> = slot
@@ -334,19 +401,6 @@ fn select(
                 }
             }
             let all = classes::instances(&slot.world, host, known);
-            for c in &conditions {
-                if !all.is_empty()
-                    && !all[0]
-                        .props
-                        .iter()
-                        .any(|(k, _)| k.eq_ignore_ascii_case(&c.prop))
-                {
-                    return Err(cannot(format!(
-                        "Invalid property {} in `{}`",
-                        c.prop, filter.text
-                    )));
-                }
-            }
             Ok(all
                 .into_iter()
                 .filter(|i| {
@@ -421,11 +475,12 @@ fn enumerate(
     let found = select(slot, host, req, &e, note)?;
     let mut items: VecDeque<EnumItem> = found
         .into_iter()
-        .map(|i| {
-            if e.mode_epr {
-                EnumItem::Epr(classes::epr_of(&i))
-            } else {
-                EnumItem::Instance(i)
+        .map(|i| match e.mode {
+            EnumerationMode::Objects => EnumItem::Instance(i),
+            EnumerationMode::Epr => EnumItem::Epr(classes::epr_of(&i)),
+            EnumerationMode::ObjectAndEpr => {
+                let epr = classes::epr_of(&i);
+                EnumItem::ObjectAndEpr(i, epr)
             }
         })
         .collect();
@@ -438,13 +493,13 @@ fn enumerate(
     }
     // MaxElements defaults to 1 (DSP0226); libvirt reads one item per page.
     let max = e.max_elements.unwrap_or(1).clamp(1, limits.max_batch_items) as usize;
-    let page: Vec<EnumItem> = items.drain(..max.min(items.len())).collect();
+    let ctx = format!("uuid:{}", slot.fresh_guid());
+    let overhead = writer::enumerate_response_optimized(&h, &[], Some(&ctx), true).len();
+    let page = take_page(&mut items, max, budget(req, overhead))?;
     let refs: Vec<Item<'_>> = page.iter().map(as_item).collect();
     if items.is_empty() {
         Ok(writer::enumerate_response_optimized(&h, &refs, None, true))
     } else {
-        let guid2 = slot.fresh_guid();
-        let ctx = format!("uuid:{guid2}");
         let body = writer::enumerate_response_optimized(&h, &refs, Some(&ctx), false);
         slot.enums.insert(
             ctx,
@@ -457,10 +512,52 @@ fn enumerate(
     }
 }
 
+/// Room left for items once the envelope itself is written, under the request's
+/// MaxEnvelopeSize (`None`: no limit asked for).
+fn budget(req: &Request, overhead: usize) -> Option<usize> {
+    req.max_envelope_size.map(|m| {
+        usize::try_from(m)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(overhead)
+    })
+}
+
+/// Takes up to `max` items, and no more than fit in `budget` bytes: WinRM sends fewer items
+/// when the page would exceed MaxEnvelopeSize, and faults only when not even one fits
+/// (DSP0226 §8.2, `wsman:EncodingLimit`). The items stay queued when it faults.
+fn take_page(
+    items: &mut VecDeque<EnumItem>,
+    max: usize,
+    budget: Option<usize>,
+) -> Result<Vec<EnumItem>, Fault> {
+    let mut page = Vec::new();
+    let mut used = 0usize;
+    while page.len() < max {
+        let Some(next) = items.front() else { break };
+        let len = writer::item_len(&as_item(next));
+        if let Some(b) = budget
+            && used + len > b
+        {
+            if page.is_empty() {
+                return Err(Fault::new(FaultKind::EncodingLimit).with_message(format!(
+                    "One item is {len} bytes; it does not fit in the request's MaxEnvelopeSize."
+                )));
+            }
+            break;
+        }
+        used += len;
+        if let Some(item) = items.pop_front() {
+            page.push(item);
+        }
+    }
+    Ok(page)
+}
+
 fn as_item(i: &EnumItem) -> Item<'_> {
     match i {
         EnumItem::Instance(x) => Item::Instance(x),
         EnumItem::Epr(x) => Item::Epr(x),
+        EnumItem::ObjectAndEpr(x, e) => Item::ObjectAndEpr(x, e),
     }
 }
 
@@ -511,10 +608,18 @@ fn pull(slot: &mut WorldSlot, req: &Request, limits: &Limits) -> Outcome {
             .with_message("The enumeration context is not valid: it expired, was released, or was never issued."));
     };
     let max = p.max_elements.unwrap_or(1).clamp(1, limits.max_batch_items) as usize;
-    let page: Vec<EnumItem> = ctx.items.drain(..max.min(ctx.items.len())).collect();
-    let refs: Vec<Item<'_>> = page.iter().map(as_item).collect();
     let guid = slot.fresh_guid();
     let h = req.reply(&guid);
+    let overhead = writer::pull_response(&h, &[], Some(&p.context), true).len();
+    let page = match take_page(&mut ctx.items, max, budget(req, overhead)) {
+        Ok(page) => page,
+        Err(f) => {
+            // The client may retry with a larger MaxEnvelopeSize: keep its place.
+            slot.enums.insert(p.context.clone(), ctx);
+            return Err(f);
+        }
+    };
+    let refs: Vec<Item<'_>> = page.iter().map(as_item).collect();
     if ctx.items.is_empty() {
         Ok(writer::pull_response(&h, &refs, None, true))
     } else {
@@ -684,6 +789,21 @@ fn invoke(
             _ => {}
         }
     }
+    // The model fills `output` only when a rule has effects; for a successful statistics call
+    // without any, read the relationship here (a view of the same world).
+    let mut output = ans.output.clone();
+    if let (0, Output::None, replica_core::ops::Operation::GetReplicationStatistics { vm, rel }) =
+        (ans.code, &output, &op)
+        && let Some(r) = slot.world.find_vm(host, vm).and_then(|v| v.rel(*rel))
+    {
+        output = Output::Statistics {
+            health: r.health,
+            state: r.state,
+            last_replication_time: r.last_replication_time,
+            replication_count: r.replication_count,
+            pending_bytes: 0,
+        };
+    }
     let mut outs: Vec<(&str, Value)> = Vec::new();
     for o in sig.outputs {
         let v = match *o {
@@ -695,7 +815,7 @@ fn invoke(
                 .resulting_system
                 .as_deref()
                 .map_or(Value::Null, |v| Value::Ref(classes::vm_epr(v))),
-            "ReplicationStatistics" => match &ans.output {
+            "ReplicationStatistics" => match &output {
                 Output::Statistics {
                     health,
                     last_replication_time,

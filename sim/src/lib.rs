@@ -4,9 +4,12 @@
 
 pub mod classes;
 pub mod control;
+pub mod demo;
 pub mod dispatch;
+pub mod persist;
 pub mod server;
 pub mod state;
+pub mod topology_file;
 pub mod ui;
 pub mod wsman;
 

@@ -1,6 +1,5 @@
 //! `replica-sim`: serve the simulated hosts, draw the state machine, or run the offline demo.
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use replica_core::diagram::{self, Format};
 use replica_core::topology::TopologySpec;
@@ -29,6 +28,20 @@ enum Command {
         #[arg(long, default_value = "mermaid", value_parser = ["mermaid", "dot"])]
         format: String,
     },
+    /// Narrated walk through planned failover, commit, reverse and InitiateFailback on an
+    /// in-process simulator (real WS-Management calls over loopback). Colour on a terminal
+    /// unless NO_COLOR is set.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Wait for Enter before each step.
+    #[arg(long)]
+    step: bool,
+    /// How much faster than real time the demo's clock runs.
+    #[arg(long, default_value_t = 4.0)]
+    speed: f64,
 }
 
 #[derive(clap::Args)]
@@ -45,6 +58,10 @@ struct ServeArgs {
     /// Read-only credentials USER:PASS: reads work, method calls answer 32769 Access Denied.
     #[arg(long)]
     read_only_credentials: Vec<String>,
+    /// Credentials that authenticate but have no rights (USER:PASS): every WS-Management
+    /// operation except Identify answers the w:AccessDenied fault.
+    #[arg(long)]
+    denied_credentials: Vec<String>,
     /// realtime[:SPEED], manual, or polls:N.
     #[arg(long, default_value = "realtime")]
     clock: String,
@@ -54,21 +71,20 @@ struct ServeArgs {
     /// Require this token (Authorization: Bearer TOKEN) on the control API.
     #[arg(long)]
     control_token: Option<String>,
+    /// Keep every world in FILE: loaded on start (an invalid file is refused, exit 2), saved
+    /// atomically on change and on SIGTERM/SIGINT. An existing FILE wins over --topology,
+    /// --seed and --clock.
+    #[arg(long)]
+    state_file: Option<PathBuf>,
 }
 
 fn load_topology(path: &std::path::Path) -> anyhow::Result<TopologySpec> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let spec: TopologySpec =
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    // Build once now so a bad topology is refused before anything listens.
-    spec.build(0, 0)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(spec)
+    // Refused before anything listens, with file, line and what was expected.
+    replica_sim::topology_file::load(path).map_err(anyhow::Error::new)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let topology = match &args.topology {
+    let mut topology = match &args.topology {
         Some(p) => load_topology(p)?,
         None => replica_sim::server::default_topology(),
     };
@@ -79,23 +95,50 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for c in &args.read_only_credentials {
         credentials.push(Credential::parse(c, true).map_err(anyhow::Error::msg)?);
     }
-    let clock = ClockMode::parse(&args.clock).map_err(anyhow::Error::msg)?;
+    let mut clock = ClockMode::parse(&args.clock).map_err(anyhow::Error::msg)?;
+    let mut seed = args.seed;
+    let saved = match &args.state_file {
+        Some(path) => replica_sim::persist::prepare(path, &mut topology, &mut seed, &mut clock)?,
+        None => None,
+    };
     if !args.listen.ip().is_loopback() {
         tracing::warn!(listen = %args.listen, "listening on a non-loopback address: anyone who can reach it can drive the simulator");
     }
     let config = SimConfig {
         topology,
-        seed: args.seed,
+        seed,
         credentials: credentials.clone(),
         clock,
         listen: args.listen,
         control_token: args.control_token.clone(),
+        denied_credentials: args
+            .denied_credentials
+            .iter()
+            .map(|c| Credential::parse(c, false))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?,
         ..SimConfig::default()
     };
     let handle = Sim::start(config).await?;
+    let saver = match &args.state_file {
+        Some(path) => {
+            match saved {
+                Some(file) => file.restore(&handle.app.worlds),
+                // A new file is written at once: an unwritable path fails now, not at SIGTERM.
+                None => replica_sim::persist::save(&handle.app, path).await?,
+            }
+            Some(replica_sim::persist::Saver::spawn(
+                handle.app.clone(),
+                path.clone(),
+                replica_sim::persist::CHECK_EVERY,
+            ))
+        }
+        None => None,
+    };
     for c in &credentials {
         tracing::info!(user = %c.user, read_only = c.read_only, "credentials (Basic auth)");
     }
+    let stop = stop_signal();
     // Key order as DESIGN.md shows it: `ready` first (serde_json's map would sort it last).
     let hosts = serde_json::to_string(&handle.hosts())?;
     println!("{{\"ready\":true,\"hosts\":{hosts}}}");
@@ -106,40 +149,47 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .get(replica_sim::state::DEFAULT_WORLD)
             .map_err(anyhow::Error::msg)?;
         let s = lock(&slot);
-        tracing::info!(
-            hosts = s.world.hosts.len(),
-            seed = args.seed,
-            "simulator ready"
-        );
+        tracing::info!(hosts = s.world.hosts.len(), seed, "simulator ready");
     }
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("stopping");
     handle.shutdown().await;
+    if let Some(saver) = saver {
+        saver.finish().await?;
+    }
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM/SIGINT handlers now (before the ready line, so a signal sent as soon
+/// as a caller sees it stops the simulator cleanly) and returns the wait for one of them.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let streams = {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
+        (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            match streams {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
                 }
             }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -157,6 +207,11 @@ fn main() -> std::process::ExitCode {
             print!("{}", diagram::render(f, &[]));
             Ok(())
         }
+        Command::Demo(args) => replica_sim::demo::run(replica_sim::demo::DemoOptions {
+            step: args.step,
+            speed: args.speed,
+            color: replica_sim::demo::DemoOptions::color_auto(),
+        }),
         Command::Serve(args) => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

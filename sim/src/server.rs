@@ -8,6 +8,7 @@ use crate::state::{ClockMode, DEFAULT_WORLD, Limits, Worlds, lock};
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
@@ -69,6 +70,9 @@ pub struct SimConfig {
     /// When set, the control API needs `Authorization: Bearer <token>`.
     pub control_token: Option<String>,
     pub limits: Limits,
+    /// Credentials that authenticate but have no rights on `root/virtualization/v2`: every
+    /// WS-Management operation but Identify answers the `w:AccessDenied` fault.
+    pub denied_credentials: Vec<Credential>,
 }
 
 impl Default for SimConfig {
@@ -85,6 +89,7 @@ impl Default for SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             control_token: None,
             limits: Limits::default(),
+            denied_credentials: Vec::new(),
         }
     }
 }
@@ -93,6 +98,7 @@ impl Default for SimConfig {
 pub struct App {
     pub worlds: Worlds,
     pub credentials: Vec<Credential>,
+    pub denied_credentials: Vec<Credential>,
     pub control_token: Option<String>,
     pub limits: Limits,
     pub host_urls: std::sync::RwLock<BTreeMap<String, String>>,
@@ -163,6 +169,7 @@ impl Sim {
         let app = Arc::new(App {
             worlds,
             credentials: config.credentials.clone(),
+            denied_credentials: config.denied_credentials.clone(),
             control_token: config.control_token.clone(),
             limits: config.limits.clone(),
             host_urls: std::sync::RwLock::new(BTreeMap::new()),
@@ -307,6 +314,13 @@ fn authenticate(app: &App, headers: &HeaderMap) -> Option<Access> {
             });
         }
     }
+    for c in &app.denied_credentials {
+        let ok =
+            ct_eq(c.user.as_bytes(), user.as_bytes()) & ct_eq(c.pass.as_bytes(), pass.as_bytes());
+        if ok && found.is_none() {
+            found = Some(Access::Denied);
+        }
+    }
     found
 }
 
@@ -323,7 +337,7 @@ pub fn world_of(headers: &HeaderMap) -> String {
 async fn wsman_default(
     State(ctx): State<HostCtx>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response<Body> {
     let world = world_of(&headers);
     wsman(ctx, &world, headers, body).await
@@ -333,13 +347,31 @@ async fn wsman_world(
     State(ctx): State<HostCtx>,
     Path(world): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response<Body> {
     wsman(ctx, &world, headers, body).await
 }
 
-async fn wsman(ctx: HostCtx, world: &str, headers: HeaderMap, body: Bytes) -> Response<Body> {
-    let Some(access) = authenticate(&ctx.app, &headers) else {
+async fn wsman(
+    ctx: HostCtx,
+    world: &str,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response<Body> {
+    // `Test-WSMan` without credentials: WinRM answers Identify alone unauthenticated.
+    let unauthenticated_identify = headers
+        .get("wsmanidentify")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("unauthenticated"));
+    let access = authenticate(&ctx.app, &headers);
+    let identify = match (&access, &body) {
+        (None, Ok(bytes)) if unauthenticated_identify => dispatch::identify_unauthenticated(bytes),
+        _ => None,
+    };
+    if let Some(reply) = identify {
+        return soap_response(reply);
+    }
+    let Some(access) = access else {
         // The challenge advertises Basic only: the simulator speaks no Negotiate.
         let mut r = (StatusCode::UNAUTHORIZED, "").into_response();
         r.headers_mut().insert(
@@ -347,6 +379,17 @@ async fn wsman(ctx: HostCtx, world: &str, headers: HeaderMap, body: Bytes) -> Re
             HeaderValue::from_static("Basic realm=\"WSMAN\""),
         );
         return r;
+    };
+    let body = match body {
+        Ok(b) => b,
+        // Over the HTTP layer's cap: the envelope-size fault, not a bare 413.
+        Err(_) => {
+            let guid = match ctx.app.worlds.get(world) {
+                Ok(slot) => lock(&slot).fresh_guid(),
+                Err(_) => "00000000-0000-0000-0000-000000000000".into(),
+            };
+            return soap_response(dispatch::body_too_large(&ctx.host, &guid));
+        }
     };
     let slot = match ctx.app.worlds.get(world) {
         Ok(s) => s,
@@ -359,6 +402,10 @@ async fn wsman(ctx: HostCtx, world: &str, headers: HeaderMap, body: Bytes) -> Re
     if reply.delay_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(reply.delay_ms)).await;
     }
+    soap_response(reply)
+}
+
+fn soap_response(reply: dispatch::Reply) -> Response<Body> {
     let mut resp = Response::builder()
         .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header(header::CONTENT_TYPE, "application/soap+xml;charset=UTF-8")

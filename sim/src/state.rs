@@ -143,6 +143,7 @@ pub struct EnumContext {
 pub enum EnumItem {
     Instance(Instance),
     Epr(Epr),
+    ObjectAndEpr(Instance, Epr),
 }
 
 /// Server-wide limits (the hardening defaults; README "Limits").
@@ -185,6 +186,10 @@ pub struct WorldSlot {
     /// Response MessageIDs and enumeration contexts: its own stream, so transport ids never
     /// shift the model's ids.
     pub ids: SimRng,
+    /// Counts changes the control API makes outside the model (faults cleared, clock set,
+    /// reset), so persistence can tell that something happened even when
+    /// `world.generation` did not move.
+    pub changes: u64,
 }
 
 impl WorldSlot {
@@ -208,7 +213,46 @@ impl WorldSlot {
             coverage: Coverage::default(),
             enums: HashMap::new(),
             ids: SimRng::seeded(seed ^ 0x1D5),
+            changes: 0,
         })
+    }
+
+    /// Puts a saved world back (persistence): virtual time resumes at `clock_now`, the
+    /// journal keeps its cursor. Enumeration contexts are not saved.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        name: &str,
+        mut world: World,
+        spec: TopologySpec,
+        seed: u64,
+        clock: ClockMode,
+        clock_now: Millis,
+        journal: Vec<JournalEntry>,
+        next_seq: u64,
+        coverage: Coverage,
+        ids: SimRng,
+    ) -> WorldSlot {
+        world.pace = clock.pace();
+        WorldSlot {
+            name: name.to_string(),
+            clock: Clock::new(clock, clock_now.max(world.now)),
+            world,
+            spec,
+            seed,
+            journal: journal.into(),
+            next_seq,
+            coverage,
+            enums: HashMap::new(),
+            ids,
+            changes: 0,
+        }
+    }
+
+    /// A fingerprint of everything persistence saves, cheap to compare: the model's
+    /// generation, the journal cursor (every call, including reads that move `polls:N` jobs
+    /// and fault counters) and the control API's own changes.
+    pub fn fingerprint(&self) -> (u64, u64, u64) {
+        (self.world.generation, self.next_seq, self.changes)
     }
 
     /// Brings the model to the clock's present.
@@ -218,10 +262,13 @@ impl WorldSlot {
         now
     }
 
-    /// Replaces the world with a fresh one from `spec`; journal and coverage start over.
+    /// Replaces the world with a fresh one from `spec`; journal and coverage start over, but
+    /// the journal's sequence numbers go on, so a client's `since` cursor stays meaningful.
     pub fn reset(&mut self, spec: TopologySpec) -> Result<(), String> {
         let mode = self.clock.mode;
-        let fresh = WorldSlot::new(&self.name, spec, self.seed, mode)?;
+        let mut fresh = WorldSlot::new(&self.name, spec, self.seed, mode)?;
+        fresh.next_seq = self.next_seq;
+        fresh.changes = self.changes + 1;
         *self = fresh;
         Ok(())
     }
@@ -251,6 +298,21 @@ pub struct Worlds {
 
 pub const DEFAULT_WORLD: &str = "default";
 
+/// World names travel in paths and headers: 1-64 characters of A-Z, a-z, 0-9, `-` and `_`.
+pub fn check_world_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "world name `{name}` must be 1-64 characters of A-Z, a-z, 0-9, - and _"
+        ));
+    }
+    Ok(())
+}
+
 /// Locks a mutex, recovering the data if a previous holder panicked: one failed request must
 /// not take the simulator down with it.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -277,16 +339,7 @@ impl Worlds {
 
     /// A world by name; a new name creates a world from the default topology.
     pub fn get(&self, name: &str) -> Result<Arc<Mutex<WorldSlot>>, String> {
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(format!(
-                "world name `{name}` must be 1-64 characters of A-Z, a-z, 0-9, - and _"
-            ));
-        }
+        check_world_name(name)?;
         let mut slots = lock(&self.slots);
         if let Some(s) = slots.get(name) {
             return Ok(s.clone());
@@ -309,6 +362,14 @@ impl Worlds {
 
     pub fn names(&self) -> Vec<String> {
         lock(&self.slots).keys().cloned().collect()
+    }
+
+    /// Every world, in name order (persistence walks them one lock at a time).
+    pub fn all(&self) -> Vec<(String, Arc<Mutex<WorldSlot>>)> {
+        lock(&self.slots)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Puts a loaded world in place (persistence).

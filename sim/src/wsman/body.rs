@@ -41,8 +41,21 @@ pub struct EnumerateRequest {
     /// `w:MaxElements`: only meaningful with `optimize`.
     pub max_elements: Option<u32>,
     pub filter: Option<Filter>,
-    /// `w:EnumerationMode` EnumerateEPR: items are EPRs, not objects.
-    pub mode_epr: bool,
+    /// `w:EnumerationMode`: objects (the default), EPRs, or both.
+    pub mode: EnumerationMode,
+}
+
+/// What each enumeration item is (DSP0226 §8.7, `w:EnumerationMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EnumerationMode {
+    /// No `w:EnumerationMode`: the objects.
+    #[default]
+    Objects,
+    /// `EnumerateEPR`: an `a:EndpointReference` per item (libvirt, for EPR parameters).
+    Epr,
+    /// `EnumerateObjectAndEPR`: a `w:Item` holding the object then its `a:EndpointReference`
+    /// (what the CIM cmdlets' WinRM client asks for, so it can invoke methods on the results).
+    ObjectAndEpr,
 }
 
 impl EnumerateRequest {
@@ -62,12 +75,8 @@ impl EnumerateRequest {
         });
         if let Some(mode) = el.child(ns::WSMAN, "EnumerationMode") {
             match mode.text_trimmed() {
-                "EnumerateEPR" => req.mode_epr = true,
-                "EnumerateObjectAndEPR" => {
-                    return Err(BodyError::new(
-                        "w:EnumerationMode EnumerateObjectAndEPR is not supported",
-                    ));
-                }
+                "EnumerateEPR" => req.mode = EnumerationMode::Epr,
+                "EnumerateObjectAndEPR" => req.mode = EnumerationMode::ObjectAndEpr,
                 other => {
                     return Err(BodyError::new(format!(
                         "unknown w:EnumerationMode `{other}`"
@@ -373,7 +382,7 @@ mod tests {
                     dialect: ns::WQL_DIALECT.into(),
                     text: "SELECT * FROM Msvm_ConcreteJob WHERE InstanceID = '9C7D3E22'".into(),
                 }),
-                mode_epr: false,
+                mode: EnumerationMode::Objects,
             })
         );
         let parse = |inner: &str| {
@@ -389,7 +398,9 @@ mod tests {
         assert_eq!(parse(""), Ok(EnumerateRequest::default()));
         let epr =
             parse("<w:EnumerationMode>EnumerateEPR</w:EnumerationMode><w:Filter>x</w:Filter>");
-        assert!(epr.as_ref().is_ok_and(|e| e.mode_epr));
+        assert!(epr.as_ref().is_ok_and(|e| e.mode == EnumerationMode::Epr));
+        let both = parse("<w:EnumerationMode>EnumerateObjectAndEPR</w:EnumerationMode>");
+        assert!(both.is_ok_and(|e| e.mode == EnumerationMode::ObjectAndEpr));
         assert_eq!(
             epr.ok().and_then(|e| e.filter).map(|f| f.dialect),
             Some(ns::XPATH_DIALECT.to_owned())

@@ -27,7 +27,8 @@ pub mod xsd;
 mod fuzz;
 
 pub use body::{
-    BodyError, EnumerateRequest, Filter, InvokeInput, ParamValue, PullRequest, ReleaseRequest,
+    BodyError, EnumerateRequest, EnumerationMode, Filter, InvokeInput, ParamValue, PullRequest,
+    ReleaseRequest,
 };
 pub use cimxml::{CimError, CimValue, EmbeddedInstance};
 pub use envelope::{Request, RequestError, RequestErrorKind};

@@ -62,6 +62,8 @@ pub struct Instance {
 pub enum Item<'a> {
     Instance(&'a Instance),
     Epr(&'a Epr),
+    /// `EnumerateObjectAndEPR`: `w:Item` wrapping the object, then its reference.
+    ObjectAndEpr(&'a Instance, &'a Epr),
 }
 
 /// Namespace declarations of every WinRM response envelope, in WinRM's order
@@ -278,13 +280,28 @@ fn write_items(out: &mut String, items: &[Item<'_>]) {
     for item in items {
         match item {
             Item::Instance(inst) => write_instance(out, inst),
-            Item::Epr(epr) => {
-                out.push_str("<a:EndpointReference>");
-                epr.write_children(out);
-                out.push_str("</a:EndpointReference>");
+            Item::Epr(epr) => write_epr_item(out, epr),
+            Item::ObjectAndEpr(inst, epr) => {
+                out.push_str("<w:Item>");
+                write_instance(out, inst);
+                write_epr_item(out, epr);
+                out.push_str("</w:Item>");
             }
         }
     }
+}
+
+fn write_epr_item(out: &mut String, epr: &Epr) {
+    out.push_str("<a:EndpointReference>");
+    epr.write_children(out);
+    out.push_str("</a:EndpointReference>");
+}
+
+/// The serialized size of one item, to fill a page up to the client's MaxEnvelopeSize.
+pub fn item_len(item: &Item<'_>) -> usize {
+    let mut out = String::new();
+    write_items(&mut out, std::slice::from_ref(item));
+    out.len()
 }
 
 /// `<p:{Class} xmlns:p="{ResourceURI}" xmlns:xsi=… xmlns:cim=… xsi:type="p:{Class}_Type">`

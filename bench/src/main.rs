@@ -1,0 +1,497 @@
+//! `replica-bench`: every figure of BENCHMARKS.md from one command.
+//!
+//! Throughput is measured side by side with a baseline — a minimal axum server answering a
+//! fixed SOAP body of the same size — and reported as a ratio, because this machine's absolute
+//! speed drifts. The load client is a bare hyper HTTP/1.1 client with one keep-alive
+//! connection per worker, so the client costs the same for both servers.
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use replica_core::ops::Operation;
+use replica_core::topology::TopologySpec;
+use replica_sim::{Sim, SimConfig};
+use serde_json::json;
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "replica-bench", about = "Benchmarks of replica-sim, reported against a same-size baseline")]
+struct Args {
+    /// Seconds per throughput measurement.
+    #[arg(long, default_value_t = 3.0)]
+    secs: f64,
+    /// Path of the replica-sim binary (for startup and RSS); default: next to this binary.
+    #[arg(long)]
+    sim_bin: Option<std::path::PathBuf>,
+    /// Number of polling clients in the many-clients run.
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// Only the quick subset (used by the test suite to keep the command working).
+    #[arg(long)]
+    quick: bool,
+}
+
+const BASE: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/";
+const AUTH: &str = "Basic YWRtaW46YWRtaW4="; // admin:admin
+
+fn envelope(n: u64, to: &str, resource: &str, action: &str, selectors: &str, body: &str) -> String {
+    format!(
+        concat!(
+            "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:a=\"http://schemas.xmlsoap.org/ws/2004/08/addressing\" ",
+            "xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\" xmlns:n=\"http://schemas.xmlsoap.org/ws/2004/09/enumeration\">",
+            "<s:Header><a:To>{to}</a:To><w:ResourceURI s:mustUnderstand=\"true\">{resource}</w:ResourceURI>",
+            "<a:ReplyTo><a:Address s:mustUnderstand=\"true\">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address></a:ReplyTo>",
+            "<a:Action s:mustUnderstand=\"true\">{action}</a:Action><w:MaxEnvelopeSize s:mustUnderstand=\"true\">512000</w:MaxEnvelopeSize>",
+            "<a:MessageID>uuid:00000000-0000-4000-8000-{n:012X}</a:MessageID><w:OperationTimeout>PT60S</w:OperationTimeout>{selectors}</s:Header>",
+            "<s:Body>{body}</s:Body></s:Envelope>"
+        ),
+        to = to,
+        resource = resource,
+        action = action,
+        selectors = selectors,
+        body = body,
+        n = n
+    )
+}
+
+fn service_selectors(host: &str) -> String {
+    format!(
+        "<w:SelectorSet><w:Selector Name=\"CreationClassName\">Msvm_ReplicationService</w:Selector><w:Selector Name=\"Name\">vmms</w:Selector><w:Selector Name=\"SystemCreationClassName\">Msvm_ComputerSystem</w:Selector><w:Selector Name=\"SystemName\">{host}</w:Selector></w:SelectorSet>"
+    )
+}
+
+fn invoke(n: u64, host: &str, method: &str, vm: &str) -> String {
+    let res = format!("{BASE}Msvm_ReplicationService");
+    let body = format!(
+        "<p:{method}_INPUT xmlns:p=\"{res}\"><p:ComputerSystem><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address><a:ReferenceParameters><w:ResourceURI>{BASE}Msvm_ComputerSystem</w:ResourceURI><w:SelectorSet><w:Selector Name=\"CreationClassName\">Msvm_ComputerSystem</w:Selector><w:Selector Name=\"Name\">{vm}</w:Selector></w:SelectorSet></a:ReferenceParameters></p:ComputerSystem></p:{method}_INPUT>"
+    );
+    envelope(n, "http://127.0.0.1/wsman", &res, &format!("{res}/{method}"), &service_selectors(host), &body)
+}
+
+fn get_job(n: u64, id: &str) -> String {
+    let sel = format!("<w:SelectorSet><w:Selector Name=\"InstanceID\">{id}</w:Selector></w:SelectorSet>");
+    envelope(n, "http://127.0.0.1/wsman", &format!("{BASE}Msvm_ConcreteJob"), "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get", &sel, "")
+}
+
+fn wql(n: u64, query: &str) -> String {
+    let body = format!(
+        "<n:Enumerate><w:OptimizeEnumeration/><w:MaxElements>32000</w:MaxElements><w:Filter Dialect=\"http://schemas.microsoft.com/wbem/wsman/1/WQL\">{query}</w:Filter></n:Enumerate>"
+    );
+    envelope(n, "http://127.0.0.1/wsman", &format!("{BASE}*"), "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate", "", &body)
+}
+
+const APP_01: &str = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01";
+
+struct Client {
+    send: SendRequest<Full<Bytes>>,
+    world: Option<String>,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr, world: Option<String>) -> anyhow::Result<Client> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(Client { send, world })
+    }
+
+    async fn post(&mut self, path: &str, body: String) -> anyhow::Result<(u16, Bytes)> {
+        self.send.ready().await?;
+        let mut req = hyper::Request::post(path)
+            .header("host", "127.0.0.1")
+            .header("authorization", AUTH)
+            .header("content-type", "application/soap+xml;charset=UTF-8");
+        if let Some(w) = &self.world {
+            req = req.header("x-replica-world", w);
+        }
+        let resp = self.send.send_request(req.body(Full::new(Bytes::from(body)))?).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok((status, bytes))
+    }
+}
+
+fn job_id(resp: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(resp).ok()?;
+    let start = text.find("Name=\"InstanceID\">")? + "Name=\"InstanceID\">".len();
+    let end = text[start..].find('<')?;
+    Some(text[start..start + end].to_string())
+}
+
+fn field<'a>(resp: &'a [u8], name: &str) -> Option<&'a str> {
+    let text = std::str::from_utf8(resp).ok()?;
+    let open = format!("<p:{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = text[start..].find('<')?;
+    Some(&text[start..start + end])
+}
+
+struct Load {
+    calls: u64,
+    errors: u64,
+    secs: f64,
+}
+
+impl Load {
+    fn per_sec(&self) -> f64 {
+        self.calls as f64 / self.secs
+    }
+}
+
+/// Runs `concurrency` workers for `secs`, each doing `step` repeatedly; counts HTTP calls.
+async fn load<F, Fut>(concurrency: usize, secs: f64, step: F) -> Load
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
+{
+    let calls = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let step = Arc::new(step);
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (calls, errors, step) = (calls.clone(), errors.clone(), step.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                match step(w, i).await {
+                    Ok(n) => calls.fetch_add(n, Ordering::Relaxed),
+                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                };
+                i += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Load { calls: calls.load(Ordering::Relaxed), errors: errors.load(Ordering::Relaxed), secs: started.elapsed().as_secs_f64() }
+}
+
+/// A connection per worker, created lazily and reused (keep-alive, as WinRM clients do).
+struct Pool {
+    addr: SocketAddr,
+    conns: Vec<tokio::sync::Mutex<Option<Client>>>,
+    worlds: bool,
+}
+
+impl Pool {
+    fn new(addr: SocketAddr, n: usize, worlds: bool) -> Arc<Pool> {
+        Arc::new(Pool { addr, conns: (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(), worlds })
+    }
+    async fn with<T>(&self, w: usize, f: impl AsyncFnOnce(&mut Client) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut slot = self.conns[w].lock().await;
+        if slot.is_none() {
+            let world = self.worlds.then(|| format!("bench-{w}"));
+            *slot = Some(Client::connect(self.addr, world).await?);
+        }
+        let client = slot.as_mut().context("connection")?;
+        let r = f(client).await;
+        if r.is_err() {
+            *slot = None;
+        }
+        r
+    }
+}
+
+async fn ok_post(c: &mut Client, path: &str, body: String) -> anyhow::Result<Bytes> {
+    let (status, bytes) = c.post(path, body).await?;
+    if status != 200 {
+        bail!("HTTP {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    Ok(bytes)
+}
+
+/// One failback cycle in a worker's own world: reset, InitiateFailover, poll to the end,
+/// InitiateFailback, poll to the end. Returns the number of HTTP calls made.
+async fn failback_cycle(c: &mut Client, n: u64) -> anyhow::Result<u64> {
+    let mut calls = 0;
+    ok_post(c, "/_replica/v1/reset", String::new()).await?;
+    ok_post(c, "/_replica/v1/clock", r#"{"mode":"polls","n":2}"#.into()).await?;
+    calls += 2;
+    for method in ["InitiateFailover", "InitiateFailback"] {
+        let r = ok_post(c, "/wsman", invoke(n, "HV-REPLICA", method, APP_01)).await?;
+        calls += 1;
+        if field(&r, "ReturnValue") != Some("4096") {
+            bail!("{method} answered {:?}", field(&r, "ReturnValue"));
+        }
+        let id = job_id(&r).context("no job id")?;
+        loop {
+            let j = ok_post(c, "/wsman", get_job(n, &id)).await?;
+            calls += 1;
+            match field(&j, "JobState") {
+                Some("7") => break,
+                Some("2" | "3" | "4") => {}
+                other => bail!("job ended {other:?}"),
+            }
+        }
+    }
+    Ok(calls)
+}
+
+async fn baseline_server(body_len: usize) -> anyhow::Result<SocketAddr> {
+    // A fixed SOAP body of the same size as the simulator's answer.
+    let mut body = String::from("<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body>");
+    while body.len() + 23 < body_len {
+        body.push('x');
+    }
+    body.push_str("</s:Body></s:Envelope>");
+    let body: &'static str = Box::leak(body.into_boxed_str());
+    let app = axum::Router::new().route(
+        "/wsman",
+        axum::routing::post(move || async move { ([("content-type", "application/soap+xml;charset=UTF-8")], body) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+fn report(name: &str, v: serde_json::Value) {
+    let mut o = json!({ "bench": name });
+    if let (Some(o), Some(v)) = (o.as_object_mut(), v.as_object()) {
+        o.extend(v.clone());
+    }
+    println!("{o}");
+}
+
+fn sim_bin(args: &Args) -> std::path::PathBuf {
+    args.sim_bin.clone().unwrap_or_else(|| {
+        std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("replica-sim"))).unwrap_or_else(|| "replica-sim".into())
+    })
+}
+
+/// Starts `replica-sim serve`, returns (child, time to the ready line, hosts).
+fn spawn_sim(bin: &std::path::Path, extra: &[&str]) -> anyhow::Result<(std::process::Child, Duration, serde_json::Value)> {
+    let t0 = Instant::now();
+    let mut child = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let dt = t0.elapsed();
+    let v: serde_json::Value = serde_json::from_str(line.trim()).with_context(|| format!("ready line `{line}`"))?;
+    Ok((child, dt, v["hosts"].clone()))
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn big_topology(vms: usize) -> String {
+    let mut s = String::from("[[hosts]]\nname = \"HV-PRIMARY\"\n\n[[hosts]]\nname = \"HV-REPLICA\"\n");
+    for i in 0..vms {
+        s.push_str(&format!(
+            "\n[[vms]]\nname = \"vm-{i:05}\"\nhost = \"HV-PRIMARY\"\nreplication = {{ replica_host = \"HV-REPLICA\", recovery_points = 2 }}\n"
+        ));
+    }
+    s
+}
+
+fn model_ops(n: u64) -> serde_json::Value {
+    let spec: TopologySpec = match toml::from_str(replica_sim::server::DEFAULT_TOPOLOGY) {
+        Ok(s) => s,
+        Err(_) => return json!({ "error": "default topology" }),
+    };
+    let Ok(mut world) = spec.build(1, 1_767_225_600_000) else { return json!({ "error": "build" }) };
+    let vms = ["6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01", "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B02", "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B03"];
+    let ops: Vec<(&str, Operation)> = vms
+        .iter()
+        .flat_map(|vm| {
+            let vm = vm.to_string();
+            [
+                ("HV-REPLICA", Operation::InitiateFailover { vm: vm.clone(), recovery_point: None }),
+                ("HV-REPLICA", Operation::InitiateFailback { vm: vm.clone(), settings: Default::default(), recovery_point: None }),
+                ("HV-REPLICA", Operation::CommitFailover { vm: vm.clone() }),
+                ("HV-REPLICA", Operation::RevertFailover { vm: vm.clone() }),
+                ("HV-PRIMARY", Operation::RequestReplicationStateChange { vm: vm.clone(), rel: replica_core::world::RelIx::Primary, requested: 7 }),
+                ("HV-PRIMARY", Operation::RequestReplicationStateChange { vm: vm.clone(), rel: replica_core::world::RelIx::Primary, requested: 3 }),
+                ("HV-PRIMARY", Operation::InitiateFailover { vm, recovery_point: None }),
+            ]
+        })
+        .collect();
+    let mut now = world.now;
+    let mut accepted = 0u64;
+    let t0 = Instant::now();
+    for i in 0..n {
+        let (host, op) = &ops[(i as usize * 7 + i as usize / 5) % ops.len()];
+        now += 50;
+        let a = world.apply(host, op, now);
+        if a.code == 4096 || a.code == 0 {
+            accepted += 1;
+        }
+        world.events.clear();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    json!({ "ops": n, "accepted": accepted, "secs": secs, "ops_per_sec": n as f64 / secs })
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let secs = if args.quick { 0.5 } else { args.secs };
+    let machine = json!({
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "model": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())),
+    });
+    report("machine", machine);
+
+    // --- in-process model
+    report("model_ops", tokio::task::spawn_blocking(move || model_ops(if args.quick { 100_000 } else { 2_000_000 })).await?);
+
+    // --- simulator and baseline side by side
+    let sim = Sim::start(SimConfig { seed: 1, ..SimConfig::default() }).await?;
+    let replica = *sim.addrs().get("HV-REPLICA").context("HV-REPLICA")?;
+    // A finished job to Get, and the size of its Get response for the baseline.
+    let (job, job_get_len) = {
+        let mut c = Client::connect(replica, Some("bench-get".into())).await?;
+        let r = ok_post(&mut c, "/wsman", invoke(1, "HV-REPLICA", "InitiateFailover", APP_01)).await?;
+        let id = job_id(&r).context("job id")?;
+        ok_post(&mut c, "/_replica/v1/clock", r#"{"mode":"manual"}"#.into()).await?;
+        ok_post(&mut c, "/_replica/v1/clock", r#"{"advance_ms":5000}"#.into()).await?;
+        let g = ok_post(&mut c, "/wsman", get_job(2, &id)).await?;
+        (id, g.len())
+    };
+    let baseline = baseline_server(job_get_len).await?;
+    for conc in [1usize, 16] {
+        let pool = Pool::new(baseline, conc, false);
+        let b = load(conc, secs, move |w, i| {
+            let pool = pool.clone();
+            async move { pool.with(w, async move |c| ok_post(c, "/wsman", get_job(i, "x")).await.map(|_| 1)).await }
+        })
+        .await;
+        let pool = Pool::new(replica, conc, false);
+        let job2 = job.clone();
+        let g = load(conc, secs, move |w, i| {
+            let (pool, job) = (pool.clone(), job2.clone());
+            async move {
+                pool.with(w, async move |c| {
+                    c.world = Some("bench-get".into());
+                    ok_post(c, "/wsman", get_job(i, &job)).await.map(|_| 1)
+                })
+                .await
+            }
+        })
+        .await;
+        let pool = Pool::new(replica, conc, false);
+        let e = load(conc, secs, move |w, i| {
+            let pool = pool.clone();
+            async move { pool.with(w, async move |c| ok_post(c, "/wsman", wql(i, "SELECT * FROM Msvm_ComputerSystem WHERE ElementName = 'app-01'")).await.map(|_| 1)).await }
+        })
+        .await;
+        let pool = Pool::new(replica, conc, true);
+        let f = load(conc, secs, move |w, i| {
+            let pool = pool.clone();
+            async move { pool.with(w, async move |c| failback_cycle(c, i).await).await }
+        })
+        .await;
+        let base = b.per_sec();
+        report("baseline_fixed_soap", json!({ "concurrency": conc, "calls_per_sec": base, "errors": b.errors, "body_bytes": job_get_len }));
+        report("get_concretejob", json!({ "concurrency": conc, "calls_per_sec": g.per_sec(), "ratio_to_baseline": g.per_sec() / base, "errors": g.errors }));
+        report("wql_enumerate", json!({ "concurrency": conc, "calls_per_sec": e.per_sec(), "ratio_to_baseline": e.per_sec() / base, "errors": e.errors }));
+        report("failback_invoke_and_poll", json!({ "concurrency": conc, "calls_per_sec": f.per_sec(), "ratio_to_baseline": f.per_sec() / base, "errors": f.errors, "note": "cycle = reset + clock + InitiateFailover + polls + InitiateFailback + polls, per-worker world, polls:2 pacing" }));
+    }
+
+    // --- many clients polling jobs every 100 ms
+    {
+        let clients = if args.quick { 50 } else { args.clients };
+        let run_secs = if args.quick { 1.0 } else { 5.0 };
+        let ok = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let worst = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        let t0 = Instant::now();
+        for i in 0..clients {
+            let (ok, errors, worst, job) = (ok.clone(), errors.clone(), worst.clone(), job.clone());
+            tasks.push(tokio::spawn(async move {
+                // Spread the start over the first 100 ms, as real pollers are not in lockstep.
+                tokio::time::sleep(Duration::from_micros((i as u64 * 100_000) / clients.max(1) as u64)).await;
+                let Ok(mut c) = Client::connect(replica, Some("bench-get".into())).await else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                let end = Instant::now() + Duration::from_secs_f64(run_secs);
+                let mut n = 0u64;
+                while Instant::now() < end {
+                    tick.tick().await;
+                    let t = Instant::now();
+                    match ok_post(&mut c, "/wsman", get_job(n, &job)).await {
+                        Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                    };
+                    worst.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    n += 1;
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        let el = t0.elapsed().as_secs_f64();
+        report("many_clients_polling", json!({
+            "clients": clients, "interval_ms": 100, "secs": el,
+            "calls": ok.load(Ordering::Relaxed), "errors": errors.load(Ordering::Relaxed),
+            "calls_per_sec": ok.load(Ordering::Relaxed) as f64 / el, "worst_latency_ms": worst.load(Ordering::Relaxed) as f64 / 1000.0,
+        }));
+    }
+    sim.shutdown().await;
+
+    // --- startup and peak RSS of the real binary
+    let bin = sim_bin(&args);
+    if bin.exists() {
+        let mut times = Vec::new();
+        for _ in 0..if args.quick { 2 } else { 10 } {
+            let (mut child, dt, _) = spawn_sim(&bin, &[])?;
+            times.push(dt.as_secs_f64() * 1000.0);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        times.sort_by(f64::total_cmp);
+        report("startup_to_ready", json!({ "runs": times.len(), "median_ms": times[times.len() / 2], "max_ms": times[times.len() - 1] }));
+        let dir = std::env::temp_dir().join(format!("replica-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let big = dir.join("big.toml");
+        let big_vms = if args.quick { 1000 } else { 10_000 };
+        std::fs::write(&big, big_topology(big_vms))?;
+        for (label, extra) in [("default", vec![]), ("generated", vec!["--topology", big.to_str().unwrap_or_default()])] {
+            let (mut child, dt, hosts) = spawn_sim(&bin, &extra)?;
+            // Exercise it a little so the figure includes request handling.
+            let url = hosts["HV-REPLICA"].as_str().unwrap_or_default().trim_start_matches("http://").trim_end_matches("/wsman").to_string();
+            if let Ok(addr) = url.parse::<SocketAddr>() {
+                let mut c = Client::connect(addr, None).await?;
+                for i in 0..200 {
+                    let _ = c.post("/wsman", wql(i, "SELECT * FROM Msvm_ComputerSystem WHERE ElementName = 'app-01'")).await;
+                }
+                let _ = c.post("/wsman", invoke(9, "HV-REPLICA", "InitiateFailover", APP_01)).await;
+            }
+            let rss = peak_rss_kib(child.id());
+            report("peak_rss", json!({ "topology": label, "vms": if label == "default" { 4 } else { big_vms }, "peak_rss_mib": rss.map(|k| k as f64 / 1024.0), "startup_ms": dt.as_secs_f64() * 1000.0 }));
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        report("startup_to_ready", json!({ "skipped": format!("{} not built (cargo build --release -p replica-sim)", bin.display()) }));
+    }
+    Ok(())
+}
