@@ -23,7 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "replica-bench", about = "Benchmarks of replica-sim, reported against a same-size baseline")]
+#[command(
+    name = "replica-bench",
+    about = "Benchmarks of replica-sim, reported against a same-size baseline"
+)]
 struct Args {
     /// Seconds per throughput measurement.
     #[arg(long, default_value_t = 3.0)]
@@ -73,19 +76,41 @@ fn invoke(n: u64, host: &str, method: &str, vm: &str) -> String {
     let body = format!(
         "<p:{method}_INPUT xmlns:p=\"{res}\"><p:ComputerSystem><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address><a:ReferenceParameters><w:ResourceURI>{BASE}Msvm_ComputerSystem</w:ResourceURI><w:SelectorSet><w:Selector Name=\"CreationClassName\">Msvm_ComputerSystem</w:Selector><w:Selector Name=\"Name\">{vm}</w:Selector></w:SelectorSet></a:ReferenceParameters></p:ComputerSystem></p:{method}_INPUT>"
     );
-    envelope(n, "http://127.0.0.1/wsman", &res, &format!("{res}/{method}"), &service_selectors(host), &body)
+    envelope(
+        n,
+        "http://127.0.0.1/wsman",
+        &res,
+        &format!("{res}/{method}"),
+        &service_selectors(host),
+        &body,
+    )
 }
 
 fn get_job(n: u64, id: &str) -> String {
-    let sel = format!("<w:SelectorSet><w:Selector Name=\"InstanceID\">{id}</w:Selector></w:SelectorSet>");
-    envelope(n, "http://127.0.0.1/wsman", &format!("{BASE}Msvm_ConcreteJob"), "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get", &sel, "")
+    let sel =
+        format!("<w:SelectorSet><w:Selector Name=\"InstanceID\">{id}</w:Selector></w:SelectorSet>");
+    envelope(
+        n,
+        "http://127.0.0.1/wsman",
+        &format!("{BASE}Msvm_ConcreteJob"),
+        "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get",
+        &sel,
+        "",
+    )
 }
 
 fn wql(n: u64, query: &str) -> String {
     let body = format!(
         "<n:Enumerate><w:OptimizeEnumeration/><w:MaxElements>32000</w:MaxElements><w:Filter Dialect=\"http://schemas.microsoft.com/wbem/wsman/1/WQL\">{query}</w:Filter></n:Enumerate>"
     );
-    envelope(n, "http://127.0.0.1/wsman", &format!("{BASE}*"), "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate", "", &body)
+    envelope(
+        n,
+        "http://127.0.0.1/wsman",
+        &format!("{BASE}*"),
+        "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate",
+        "",
+        &body,
+    )
 }
 
 const APP_01: &str = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01";
@@ -113,7 +138,10 @@ impl Client {
         if let Some(w) = &self.world {
             req = req.header("x-replica-world", w);
         }
-        let resp = self.send.send_request(req.body(Full::new(Bytes::from(body)))?).await?;
+        let resp = self
+            .send
+            .send_request(req.body(Full::new(Bytes::from(body)))?)
+            .await?;
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await?.to_bytes();
         Ok((status, bytes))
@@ -175,7 +203,11 @@ where
     for t in tasks {
         let _ = t.await;
     }
-    Load { calls: calls.load(Ordering::Relaxed), errors: errors.load(Ordering::Relaxed), secs: started.elapsed().as_secs_f64() }
+    Load {
+        calls: calls.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        secs: started.elapsed().as_secs_f64(),
+    }
 }
 
 /// A connection per worker, created lazily and reused (keep-alive, as WinRM clients do).
@@ -187,9 +219,17 @@ struct Pool {
 
 impl Pool {
     fn new(addr: SocketAddr, n: usize, worlds: bool) -> Arc<Pool> {
-        Arc::new(Pool { addr, conns: (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(), worlds })
+        Arc::new(Pool {
+            addr,
+            conns: (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            worlds,
+        })
     }
-    async fn with<T>(&self, w: usize, f: impl AsyncFnOnce(&mut Client) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    async fn with<T>(
+        &self,
+        w: usize,
+        f: impl AsyncFnOnce(&mut Client) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
         let mut slot = self.conns[w].lock().await;
         if slot.is_none() {
             let world = self.worlds.then(|| format!("bench-{w}"));
@@ -241,7 +281,8 @@ async fn failback_cycle(c: &mut Client, n: u64) -> anyhow::Result<u64> {
 
 async fn baseline_server(body_len: usize) -> anyhow::Result<SocketAddr> {
     // A fixed SOAP body of the same size as the simulator's answer.
-    let mut body = String::from("<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body>");
+    let mut body =
+        String::from("<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body>");
     while body.len() + 23 < body_len {
         body.push('x');
     }
@@ -249,7 +290,12 @@ async fn baseline_server(body_len: usize) -> anyhow::Result<SocketAddr> {
     let body: &'static str = Box::leak(body.into_boxed_str());
     let app = axum::Router::new().route(
         "/wsman",
-        axum::routing::post(move || async move { ([("content-type", "application/soap+xml;charset=UTF-8")], body) }),
+        axum::routing::post(move || async move {
+            (
+                [("content-type", "application/soap+xml;charset=UTF-8")],
+                body,
+            )
+        }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -269,12 +315,18 @@ fn report(name: &str, v: serde_json::Value) {
 
 fn sim_bin(args: &Args) -> std::path::PathBuf {
     args.sim_bin.clone().unwrap_or_else(|| {
-        std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("replica-sim"))).unwrap_or_else(|| "replica-sim".into())
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("replica-sim")))
+            .unwrap_or_else(|| "replica-sim".into())
     })
 }
 
 /// Starts `replica-sim serve`, returns (child, time to the ready line, hosts).
-fn spawn_sim(bin: &std::path::Path, extra: &[&str]) -> anyhow::Result<(std::process::Child, Duration, serde_json::Value)> {
+fn spawn_sim(
+    bin: &std::path::Path,
+    extra: &[&str],
+) -> anyhow::Result<(std::process::Child, Duration, serde_json::Value)> {
     let t0 = Instant::now();
     let mut child = Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -288,17 +340,25 @@ fn spawn_sim(bin: &std::path::Path, extra: &[&str]) -> anyhow::Result<(std::proc
     let mut line = String::new();
     std::io::BufReader::new(stdout).read_line(&mut line)?;
     let dt = t0.elapsed();
-    let v: serde_json::Value = serde_json::from_str(line.trim()).with_context(|| format!("ready line `{line}`"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(line.trim()).with_context(|| format!("ready line `{line}`"))?;
     Ok((child, dt, v["hosts"].clone()))
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn big_topology(vms: usize) -> String {
-    let mut s = String::from("[[hosts]]\nname = \"HV-PRIMARY\"\n\n[[hosts]]\nname = \"HV-REPLICA\"\n");
+    let mut s =
+        String::from("[[hosts]]\nname = \"HV-PRIMARY\"\n\n[[hosts]]\nname = \"HV-REPLICA\"\n");
     for i in 0..vms {
         s.push_str(&format!(
             "\n[[vms]]\nname = \"vm-{i:05}\"\nhost = \"HV-PRIMARY\"\nreplication = {{ replica_host = \"HV-REPLICA\", recovery_points = 2 }}\n"
@@ -312,20 +372,59 @@ fn model_ops(n: u64) -> serde_json::Value {
         Ok(s) => s,
         Err(_) => return json!({ "error": "default topology" }),
     };
-    let Ok(mut world) = spec.build(1, 1_767_225_600_000) else { return json!({ "error": "build" }) };
-    let vms = ["6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01", "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B02", "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B03"];
+    let Ok(mut world) = spec.build(1, 1_767_225_600_000) else {
+        return json!({ "error": "build" });
+    };
+    let vms = [
+        "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01",
+        "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B02",
+        "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B03",
+    ];
     let ops: Vec<(&str, Operation)> = vms
         .iter()
         .flat_map(|vm| {
             let vm = vm.to_string();
             [
-                ("HV-REPLICA", Operation::InitiateFailover { vm: vm.clone(), recovery_point: None }),
-                ("HV-REPLICA", Operation::InitiateFailback { vm: vm.clone(), settings: Default::default(), recovery_point: None }),
+                (
+                    "HV-REPLICA",
+                    Operation::InitiateFailover {
+                        vm: vm.clone(),
+                        recovery_point: None,
+                    },
+                ),
+                (
+                    "HV-REPLICA",
+                    Operation::InitiateFailback {
+                        vm: vm.clone(),
+                        settings: Default::default(),
+                        recovery_point: None,
+                    },
+                ),
                 ("HV-REPLICA", Operation::CommitFailover { vm: vm.clone() }),
                 ("HV-REPLICA", Operation::RevertFailover { vm: vm.clone() }),
-                ("HV-PRIMARY", Operation::RequestReplicationStateChange { vm: vm.clone(), rel: replica_core::world::RelIx::Primary, requested: 7 }),
-                ("HV-PRIMARY", Operation::RequestReplicationStateChange { vm: vm.clone(), rel: replica_core::world::RelIx::Primary, requested: 3 }),
-                ("HV-PRIMARY", Operation::InitiateFailover { vm, recovery_point: None }),
+                (
+                    "HV-PRIMARY",
+                    Operation::RequestReplicationStateChange {
+                        vm: vm.clone(),
+                        rel: replica_core::world::RelIx::Primary,
+                        requested: 7,
+                    },
+                ),
+                (
+                    "HV-PRIMARY",
+                    Operation::RequestReplicationStateChange {
+                        vm: vm.clone(),
+                        rel: replica_core::world::RelIx::Primary,
+                        requested: 3,
+                    },
+                ),
+                (
+                    "HV-PRIMARY",
+                    Operation::InitiateFailover {
+                        vm,
+                        recovery_point: None,
+                    },
+                ),
             ]
         })
         .collect();
@@ -356,18 +455,38 @@ async fn main() -> anyhow::Result<()> {
     report("machine", machine);
 
     // --- in-process model
-    report("model_ops", tokio::task::spawn_blocking(move || model_ops(if args.quick { 100_000 } else { 2_000_000 })).await?);
+    report(
+        "model_ops",
+        tokio::task::spawn_blocking(move || {
+            model_ops(if args.quick { 100_000 } else { 2_000_000 })
+        })
+        .await?,
+    );
 
     // --- simulator and baseline side by side
-    let sim = Sim::start(SimConfig { seed: 1, ..SimConfig::default() }).await?;
+    let sim = Sim::start(SimConfig {
+        seed: 1,
+        ..SimConfig::default()
+    })
+    .await?;
     let replica = *sim.addrs().get("HV-REPLICA").context("HV-REPLICA")?;
     // A finished job to Get, and the size of its Get response for the baseline.
     let (job, job_get_len) = {
         let mut c = Client::connect(replica, Some("bench-get".into())).await?;
-        let r = ok_post(&mut c, "/wsman", invoke(1, "HV-REPLICA", "InitiateFailover", APP_01)).await?;
+        let r = ok_post(
+            &mut c,
+            "/wsman",
+            invoke(1, "HV-REPLICA", "InitiateFailover", APP_01),
+        )
+        .await?;
         let id = job_id(&r).context("job id")?;
         ok_post(&mut c, "/_replica/v1/clock", r#"{"mode":"manual"}"#.into()).await?;
-        ok_post(&mut c, "/_replica/v1/clock", r#"{"advance_ms":5000}"#.into()).await?;
+        ok_post(
+            &mut c,
+            "/_replica/v1/clock",
+            r#"{"advance_ms":5000}"#.into(),
+        )
+        .await?;
         let g = ok_post(&mut c, "/wsman", get_job(2, &id)).await?;
         (id, g.len())
     };
@@ -376,7 +495,12 @@ async fn main() -> anyhow::Result<()> {
         let pool = Pool::new(baseline, conc, false);
         let b = load(conc, secs, move |w, i| {
             let pool = pool.clone();
-            async move { pool.with(w, async move |c| ok_post(c, "/wsman", get_job(i, "x")).await.map(|_| 1)).await }
+            async move {
+                pool.with(w, async move |c| {
+                    ok_post(c, "/wsman", get_job(i, "x")).await.map(|_| 1)
+                })
+                .await
+            }
         })
         .await;
         let pool = Pool::new(replica, conc, false);
@@ -395,20 +519,49 @@ async fn main() -> anyhow::Result<()> {
         let pool = Pool::new(replica, conc, false);
         let e = load(conc, secs, move |w, i| {
             let pool = pool.clone();
-            async move { pool.with(w, async move |c| ok_post(c, "/wsman", wql(i, "SELECT * FROM Msvm_ComputerSystem WHERE ElementName = 'app-01'")).await.map(|_| 1)).await }
+            async move {
+                pool.with(w, async move |c| {
+                    ok_post(
+                        c,
+                        "/wsman",
+                        wql(
+                            i,
+                            "SELECT * FROM Msvm_ComputerSystem WHERE ElementName = 'app-01'",
+                        ),
+                    )
+                    .await
+                    .map(|_| 1)
+                })
+                .await
+            }
         })
         .await;
         let pool = Pool::new(replica, conc, true);
         let f = load(conc, secs, move |w, i| {
             let pool = pool.clone();
-            async move { pool.with(w, async move |c| failback_cycle(c, i).await).await }
+            async move {
+                pool.with(w, async move |c| failback_cycle(c, i).await)
+                    .await
+            }
         })
         .await;
         let base = b.per_sec();
-        report("baseline_fixed_soap", json!({ "concurrency": conc, "calls_per_sec": base, "errors": b.errors, "body_bytes": job_get_len }));
-        report("get_concretejob", json!({ "concurrency": conc, "calls_per_sec": g.per_sec(), "ratio_to_baseline": g.per_sec() / base, "errors": g.errors }));
-        report("wql_enumerate", json!({ "concurrency": conc, "calls_per_sec": e.per_sec(), "ratio_to_baseline": e.per_sec() / base, "errors": e.errors }));
-        report("failback_invoke_and_poll", json!({ "concurrency": conc, "calls_per_sec": f.per_sec(), "ratio_to_baseline": f.per_sec() / base, "errors": f.errors, "note": "cycle = reset + clock + InitiateFailover + polls + InitiateFailback + polls, per-worker world, polls:2 pacing" }));
+        report(
+            "baseline_fixed_soap",
+            json!({ "concurrency": conc, "calls_per_sec": base, "errors": b.errors, "body_bytes": job_get_len }),
+        );
+        report(
+            "get_concretejob",
+            json!({ "concurrency": conc, "calls_per_sec": g.per_sec(), "ratio_to_baseline": g.per_sec() / base, "errors": g.errors }),
+        );
+        report(
+            "wql_enumerate",
+            json!({ "concurrency": conc, "calls_per_sec": e.per_sec(), "ratio_to_baseline": e.per_sec() / base, "errors": e.errors }),
+        );
+        report(
+            "failback_invoke_and_poll",
+            json!({ "concurrency": conc, "calls_per_sec": f.per_sec(), "ratio_to_baseline": f.per_sec() / base, "errors": f.errors, "note": "cycle = reset + clock + InitiateFailover + polls + InitiateFailback + polls, per-worker world, polls:2 pacing" }),
+        );
     }
 
     // --- many clients polling jobs every 100 ms
@@ -424,7 +577,10 @@ async fn main() -> anyhow::Result<()> {
             let (ok, errors, worst, job) = (ok.clone(), errors.clone(), worst.clone(), job.clone());
             tasks.push(tokio::spawn(async move {
                 // Spread the start over the first 100 ms, as real pollers are not in lockstep.
-                tokio::time::sleep(Duration::from_micros((i as u64 * 100_000) / clients.max(1) as u64)).await;
+                tokio::time::sleep(Duration::from_micros(
+                    (i as u64 * 100_000) / clients.max(1) as u64,
+                ))
+                .await;
                 let Ok(mut c) = Client::connect(replica, Some("bench-get".into())).await else {
                     errors.fetch_add(1, Ordering::Relaxed);
                     return;
@@ -448,11 +604,14 @@ async fn main() -> anyhow::Result<()> {
             let _ = t.await;
         }
         let el = t0.elapsed().as_secs_f64();
-        report("many_clients_polling", json!({
-            "clients": clients, "interval_ms": 100, "secs": el,
-            "calls": ok.load(Ordering::Relaxed), "errors": errors.load(Ordering::Relaxed),
-            "calls_per_sec": ok.load(Ordering::Relaxed) as f64 / el, "worst_latency_ms": worst.load(Ordering::Relaxed) as f64 / 1000.0,
-        }));
+        report(
+            "many_clients_polling",
+            json!({
+                "clients": clients, "interval_ms": 100, "secs": el,
+                "calls": ok.load(Ordering::Relaxed), "errors": errors.load(Ordering::Relaxed),
+                "calls_per_sec": ok.load(Ordering::Relaxed) as f64 / el, "worst_latency_ms": worst.load(Ordering::Relaxed) as f64 / 1000.0,
+            }),
+        );
     }
     sim.shutdown().await;
 
@@ -467,31 +626,64 @@ async fn main() -> anyhow::Result<()> {
             let _ = child.wait();
         }
         times.sort_by(f64::total_cmp);
-        report("startup_to_ready", json!({ "runs": times.len(), "median_ms": times[times.len() / 2], "max_ms": times[times.len() - 1] }));
+        report(
+            "startup_to_ready",
+            json!({ "runs": times.len(), "median_ms": times[times.len() / 2], "max_ms": times[times.len() - 1] }),
+        );
         let dir = std::env::temp_dir().join(format!("replica-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let big = dir.join("big.toml");
         let big_vms = if args.quick { 1000 } else { 10_000 };
         std::fs::write(&big, big_topology(big_vms))?;
-        for (label, extra) in [("default", vec![]), ("generated", vec!["--topology", big.to_str().unwrap_or_default()])] {
+        for (label, extra) in [
+            ("default", vec![]),
+            (
+                "generated",
+                vec!["--topology", big.to_str().unwrap_or_default()],
+            ),
+        ] {
             let (mut child, dt, hosts) = spawn_sim(&bin, &extra)?;
             // Exercise it a little so the figure includes request handling.
-            let url = hosts["HV-REPLICA"].as_str().unwrap_or_default().trim_start_matches("http://").trim_end_matches("/wsman").to_string();
+            let url = hosts["HV-REPLICA"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches("http://")
+                .trim_end_matches("/wsman")
+                .to_string();
             if let Ok(addr) = url.parse::<SocketAddr>() {
                 let mut c = Client::connect(addr, None).await?;
                 for i in 0..200 {
-                    let _ = c.post("/wsman", wql(i, "SELECT * FROM Msvm_ComputerSystem WHERE ElementName = 'app-01'")).await;
+                    let _ = c
+                        .post(
+                            "/wsman",
+                            wql(
+                                i,
+                                "SELECT * FROM Msvm_ComputerSystem WHERE ElementName = 'app-01'",
+                            ),
+                        )
+                        .await;
                 }
-                let _ = c.post("/wsman", invoke(9, "HV-REPLICA", "InitiateFailover", APP_01)).await;
+                let _ = c
+                    .post(
+                        "/wsman",
+                        invoke(9, "HV-REPLICA", "InitiateFailover", APP_01),
+                    )
+                    .await;
             }
             let rss = peak_rss_kib(child.id());
-            report("peak_rss", json!({ "topology": label, "vms": if label == "default" { 4 } else { big_vms }, "peak_rss_mib": rss.map(|k| k as f64 / 1024.0), "startup_ms": dt.as_secs_f64() * 1000.0 }));
+            report(
+                "peak_rss",
+                json!({ "topology": label, "vms": if label == "default" { 4 } else { big_vms }, "peak_rss_mib": rss.map(|k| k as f64 / 1024.0), "startup_ms": dt.as_secs_f64() * 1000.0 }),
+            );
             let _ = child.kill();
             let _ = child.wait();
         }
         let _ = std::fs::remove_dir_all(&dir);
     } else {
-        report("startup_to_ready", json!({ "skipped": format!("{} not built (cargo build --release -p replica-sim)", bin.display()) }));
+        report(
+            "startup_to_ready",
+            json!({ "skipped": format!("{} not built (cargo build --release -p replica-sim)", bin.display()) }),
+        );
     }
     Ok(())
 }

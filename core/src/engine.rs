@@ -131,7 +131,46 @@ struct Refusal {
     rank: u8,
     code: u32,
     rule: &'static str,
-    reason: String,
+    why: Why,
+}
+
+/// Why a rule did not apply; turned into words only for the refusal that is answered, so
+/// the hot path of a refused call allocates nothing for the rules it passed over.
+enum Why {
+    Mode(&'static [ReplicationMode], ReplicationMode),
+    State(Option<ReplicationState>),
+    Power(bool, EnabledState),
+    Guard(Guard),
+    NoRule,
+}
+
+impl Refusal {
+    fn reason(&self, kind: OpKind) -> String {
+        match &self.why {
+            Why::Mode(modes, have) => format!(
+                "{} needs mode {:?}; the VM is {have}",
+                kind.label(),
+                modes.iter().map(|m| m.ident()).collect::<Vec<_>>()
+            ),
+            Why::State(current) => format!(
+                "{} is not allowed in {} (rule {})",
+                kind.label(),
+                state_name(*current),
+                self.rule
+            ),
+            Why::Power(off, have) => format!(
+                "{} needs the VM {}; it is {have}",
+                kind.label(),
+                if *off { "off" } else { "running" }
+            ),
+            Why::Guard(g) => format!(
+                "{} refused: {g:?} does not hold (rule {})",
+                kind.label(),
+                self.rule
+            ),
+            Why::NoRule => format!("no rule accepts {} here", kind.label()),
+        }
+    }
 }
 
 fn rel_for(sel: RelSel, op: &Operation) -> Option<RelIx> {
@@ -267,7 +306,10 @@ fn rp_matches(rp: &RecoveryPoint, key: &str) -> bool {
 impl World {
     fn emit(&mut self, e: Event) {
         self.generation += 1;
-        self.events.push(e);
+        // Events are opt-in: a long-running simulator that never drains them must not grow.
+        if self.record_events {
+            self.events.push(e);
+        }
     }
 
     /// Takes the events recorded since the last call.
@@ -370,6 +412,13 @@ impl World {
         match self.select(&host, vm_id.as_deref(), op, kind) {
             Ok(rule) => self.accept(ans, &host, vm_id, op, rule, planned_failure),
             Err(refusal) => {
+                let reason = refusal.reason(kind);
+                if matches!(
+                    refusal.why,
+                    Why::Guard(Guard::PeerReachable | Guard::ConnectionPointReachable)
+                ) {
+                    self.blame_unreachable(&host, vm_id.as_deref(), op, &mut ans);
+                }
                 let async_rule = table::RULES
                     .iter()
                     .find(|r| r.op == kind && r.job.is_some());
@@ -382,16 +431,16 @@ impl World {
                     let failure = PlannedFailure {
                         after_percent: 0,
                         error_code: 32775,
-                        description: refusal.reason.clone(),
+                        description: reason.clone(),
                     };
                     let id = self.new_job(&host, t, None, Some(failure));
                     ans.code = 4096;
                     ans.job = Some(id);
                     ans.rule = Some(refusal.rule);
-                    ans.reason = Some(refusal.reason);
+                    ans.reason = Some(reason);
                     return ans;
                 }
-                ans.refused(refusal.code, Some(refusal.rule), refusal.reason)
+                ans.refused(refusal.code, Some(refusal.rule), reason)
             }
         }
     }
@@ -458,19 +507,7 @@ impl World {
             Guard::PrimaryRelReplicating => vm
                 .and_then(|v| v.rel(RelIx::Primary))
                 .is_some_and(|r| r.state == ReplicationState::Replicating),
-            Guard::PeerReachable => {
-                let peer = match op {
-                    Operation::CreateReplicationRelationship { settings, .. } => settings
-                        .recovery_connection_point
-                        .clone()
-                        .unwrap_or_default(),
-                    _ => vm
-                        .and_then(|v| v.rel(rel.unwrap_or(RelIx::Primary)))
-                        .map(|r| r.peer_host.clone())
-                        .unwrap_or_default(),
-                };
-                self.reachable(host, &peer)
-            }
+            Guard::PeerReachable => self.reachable(host, &Self::peer_named(vm, rel, op)),
             Guard::PeerHasNoCopy => {
                 let target = match op {
                     Operation::CreateReplicationRelationship { settings, .. } => settings
@@ -517,6 +554,60 @@ impl World {
                 }
                 _ => true,
             },
+        }
+    }
+
+    /// The other host a call needs: the recovery host it names, or the relationship's peer.
+    fn peer_named(vm: Option<&Vm>, rel: Option<RelIx>, op: &Operation) -> String {
+        match op {
+            Operation::CreateReplicationRelationship { settings, .. } => settings
+                .recovery_connection_point
+                .clone()
+                .unwrap_or_default(),
+            Operation::TestReplicationConnection {
+                connection_point, ..
+            } => connection_point.clone(),
+            _ => vm
+                .and_then(|v| v.rel(rel.unwrap_or(RelIx::Primary)))
+                .map(|r| r.peer_host.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// When a call is refused because its peer is unreachable, the partition or host-down
+    /// rule responsible has fired: count it and report it, so journals and coverage show it.
+    fn blame_unreachable(
+        &mut self,
+        host: &str,
+        vm_id: Option<&str>,
+        op: &Operation,
+        ans: &mut Answer,
+    ) {
+        let vm = vm_id.and_then(|id| self.vm(host, id));
+        let rel = op.rel_arg().or(Some(RelIx::Primary));
+        let Some(peer) = self.resolve_host(&Self::peer_named(vm, rel, op)) else {
+            return;
+        };
+        for r in &mut self.faults {
+            let hit = match &r.spec.kind {
+                FaultKind::Partition { a, b } => {
+                    (a.eq_ignore_ascii_case(host) && b.eq_ignore_ascii_case(&peer))
+                        || (a.eq_ignore_ascii_case(&peer) && b.eq_ignore_ascii_case(host))
+                }
+                FaultKind::HostDown => {
+                    r.spec
+                        .host
+                        .as_deref()
+                        .is_some_and(|h| h.eq_ignore_ascii_case(&peer))
+                        && r.spec.method.is_none()
+                        && r.spec.vm.is_none()
+                }
+                _ => false,
+            };
+            if hit {
+                r.fired += 1;
+                ans.faults.push(r.spec.kind.clone());
+            }
         }
     }
 
@@ -576,12 +667,7 @@ impl World {
                         rank: 0,
                         code: r.refusal,
                         rule: r.id,
-                        reason: format!(
-                            "{} needs mode {:?}; the VM is {}",
-                            kind.label(),
-                            r.modes.iter().map(|m| m.ident()).collect::<Vec<_>>(),
-                            v.mode
-                        ),
+                        why: Why::Mode(r.modes, v.mode),
                     });
                     continue;
                 }
@@ -597,12 +683,7 @@ impl World {
                         rank: 1,
                         code: r.refusal,
                         rule: r.id,
-                        reason: format!(
-                            "{} is not allowed in {} (rule {})",
-                            kind.label(),
-                            state_name(current),
-                            r.id
-                        ),
+                        why: Why::State(current),
                     });
                     continue;
                 }
@@ -621,12 +702,7 @@ impl World {
                         rank: 2,
                         code: r.refusal,
                         rule: r.id,
-                        reason: format!(
-                            "{} needs the VM {}; it is {}",
-                            kind.label(),
-                            if off { "off" } else { "running" },
-                            v.power
-                        ),
+                        why: Why::Power(off, v.power),
                     });
                     continue;
                 }
@@ -641,12 +717,7 @@ impl World {
                     rank: 3,
                     code: g.code(),
                     rule: r.id,
-                    reason: format!(
-                        "{} refused: {:?} does not hold (rule {})",
-                        kind.label(),
-                        g,
-                        r.id
-                    ),
+                    why: Why::Guard(g),
                 });
                 continue;
             }
@@ -656,7 +727,7 @@ impl World {
             rank: 0,
             code: 32775,
             rule: "none",
-            reason: format!("no rule accepts {} here", kind.label()),
+            why: Why::NoRule,
         }))
     }
 
@@ -1486,7 +1557,11 @@ impl World {
                 .filter(|j| j.is_running())
                 .map(|j| (j.host.clone(), j.id.clone()))
                 .collect();
-            self.index = Some(RunIndex { running, next_purge: 0, next_delta: 0 });
+            self.index = Some(RunIndex {
+                running,
+                next_purge: 0,
+                next_delta: 0,
+            });
         }
     }
 
@@ -1503,7 +1578,9 @@ impl World {
     fn refresh_progress(&mut self) {
         let now = self.now;
         self.ensure_index();
-        let Some(index) = self.index.as_ref() else { return };
+        let Some(index) = self.index.as_ref() else {
+            return;
+        };
         for (h, id) in &index.running {
             let Some(job) = self.hosts.get_mut(h).and_then(|h| h.jobs.get_mut(id)) else {
                 continue;
@@ -1580,7 +1657,10 @@ impl World {
                     continue;
                 }
                 let interval = u64::from(r.settings.replication_interval.max(30)) * 1000;
-                let at = r.last_replication_time.unwrap_or(0).saturating_add(interval);
+                let at = r
+                    .last_replication_time
+                    .unwrap_or(0)
+                    .saturating_add(interval);
                 if now >= at {
                     due.push((hname.clone(), v.id.clone(), r.peer_host.clone()));
                     next = next.min(now.saturating_add(interval));

@@ -264,7 +264,11 @@ pub static RULES: &[Rule] = &[
         scope: Scope::Vm(RelSel::Extended),
         to: To::State(S::ReadyForReplication),
         job: Some(JobType::CreateReplicationRelationship),
-        guards: &[Guard::PrimaryRelReplicating, Guard::PeerReachable, Guard::PeerHasNoCopy],
+        guards: &[
+            Guard::PrimaryRelReplicating,
+            Guard::PeerReachable,
+            Guard::PeerHasNoCopy,
+        ],
         effects: &[Effect::CreatePeerReplica],
         source: Source::Doc(
             "createreplicationrelationship: on a replica VM it extends the relationship (\\HVR\\1)",

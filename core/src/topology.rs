@@ -390,6 +390,9 @@ impl TopologySpec {
                 h.vms.insert(id, vm);
             }
         }
+        // Work already due at `now` (a delta whose interval has passed) happens now, so every
+        // user of the model starts from the same point as the simulator.
+        world.advance(now);
         Ok(world)
     }
 }

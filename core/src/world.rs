@@ -335,6 +335,9 @@ pub struct World {
     /// What changed since the caller last drained it (for journals, demos, live views).
     #[serde(skip)]
     pub events: Vec<crate::engine::Event>,
+    /// Whether `events` is filled (off by default; demos and tests turn it on and drain it).
+    #[serde(skip)]
+    pub record_events: bool,
     /// A counter of every state change, so clients (the live page, persistence) can tell whether
     /// anything happened.
     pub generation: u64,
@@ -366,6 +369,7 @@ impl World {
             now,
             pace: PaceMode::Time,
             events: Vec::new(),
+            record_events: false,
             generation: 0,
             index: None,
         }

@@ -1,0 +1,549 @@
+//! Recordings (`--record DIR`) and their replay (`--target replay:DIR`).
+//!
+//! One JSON file per scenario, `DIR/<scenario>.json`: the target it ran against and every
+//! WS-Management exchange in order (request, response, status, timing, as [`Exchange`]), with
+//! the control-API actions between them for the reader. A replay serves the recorded responses
+//! in order; a request that is not the recorded one is a divergence. Requests are compared by
+//! what they mean (action, resource URI, selectors, body), not by MessageID or endpoint, which
+//! change from run to run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::wsman::{Exchange, Recorder, WsmanError, ns};
+
+pub const FORMAT: u32 = 1;
+
+/// What kind of target a recording was made against: it decides how the replay behaves
+/// (a simulator recording has fault steps and no real-host checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordedFlavor {
+    Simulator,
+    Real,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// One WS-Management request and its answer, on `host` (the scenario's host name).
+    Wire { host: String, exchange: Exchange },
+    /// A control-API action (reset, clock, fault), kept for the reader; replays skip them.
+    Control {
+        action: String,
+        #[serde(default)]
+        detail: Value,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recording {
+    pub format: u32,
+    pub scenario: String,
+    /// The target's label (`sim`, the host URLs).
+    pub target: String,
+    pub flavor: RecordedFlavor,
+    #[serde(default)]
+    pub vm_prefix: Option<String>,
+    /// Host name → WS-Management URL at recording time.
+    pub hosts: BTreeMap<String, String>,
+    pub entries: Vec<Entry>,
+}
+
+/// A file name for a scenario: its name with anything but `[A-Za-z0-9._-]` replaced.
+pub fn file_name(scenario: &str) -> String {
+    let safe: String = scenario
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}.json")
+}
+
+impl Recording {
+    pub fn path(dir: &Path, scenario: &str) -> PathBuf {
+        dir.join(file_name(scenario))
+    }
+
+    /// Writes the recording atomically (temporary file, then rename).
+    pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = Self::path(dir, &self.scenario);
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// The recording of `scenario` in `dir`, `None` when there is none.
+    pub fn load(dir: &Path, scenario: &str) -> anyhow::Result<Option<Recording>> {
+        let path = Self::path(dir, scenario);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let rec: Recording =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if rec.format != FORMAT {
+            anyhow::bail!(
+                "{}: recording format {} (this runner reads format {FORMAT})",
+                path.display(),
+                rec.format
+            );
+        }
+        Ok(Some(rec))
+    }
+
+    /// Every recording in `dir`, by scenario name.
+    pub fn scenarios_in(dir: &Path) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let p = e?.path();
+            if p.extension().is_some_and(|x| x == "json")
+                && let Ok(text) = std::fs::read_to_string(&p)
+                && let Ok(v) = serde_json::from_str::<Value>(&text)
+                && let Some(name) = v.get("scenario").and_then(Value::as_str)
+            {
+                out.push(name.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Collects the entries of one scenario run, in order.
+#[derive(Debug, Default)]
+pub struct Sink {
+    entries: Mutex<Vec<Entry>>,
+}
+
+impl Sink {
+    pub fn push(&self, e: Entry) {
+        lock(&self.entries).push(e);
+    }
+    pub fn control(&self, action: &str, detail: Value) {
+        self.push(Entry::Control {
+            action: action.to_string(),
+            detail,
+        });
+    }
+    pub fn take(&self) -> Vec<Entry> {
+        std::mem::take(&mut *lock(&self.entries))
+    }
+}
+
+/// The WS-Management client's recorder for one host of a scenario run.
+pub struct HostRecorder {
+    pub host: String,
+    pub sink: Arc<Sink>,
+}
+
+impl Recorder for HostRecorder {
+    fn record(&self, exchange: &Exchange) {
+        self.sink.push(Entry::Wire {
+            host: self.host.clone(),
+            exchange: exchange.clone(),
+        });
+    }
+}
+
+/// What a request means, for comparing a replayed run with its recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    pub action: String,
+    pub resource_uri: String,
+    pub selectors: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RequestKey {
+    /// `Invoke InitiateFailback on Msvm_ReplicationService{…}`-style summary.
+    pub fn describe(&self) -> String {
+        let action = self.action.rsplit('/').next().unwrap_or(&self.action);
+        let class = self
+            .resource_uri
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.resource_uri);
+        let sel: Vec<String> = self
+            .selectors
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut s = format!("{action} {class}");
+        if !sel.is_empty() {
+            s.push_str(&format!("{{{}}}", sel.join(",")));
+        }
+        s
+    }
+}
+
+fn canonical(node: roxmltree::Node<'_, '_>, out: &mut String) {
+    if node.is_element() {
+        let tag = node.tag_name();
+        out.push('<');
+        if let Some(ns) = tag.namespace() {
+            out.push('{');
+            out.push_str(ns);
+            out.push('}');
+        }
+        out.push_str(tag.name());
+        let mut attrs: Vec<String> = node
+            .attributes()
+            .map(|a| {
+                format!(
+                    "{}{}={}",
+                    a.namespace()
+                        .map(|n| format!("{{{n}}}"))
+                        .unwrap_or_default(),
+                    a.name(),
+                    a.value()
+                )
+            })
+            .collect();
+        attrs.sort();
+        for a in attrs {
+            out.push(' ');
+            out.push_str(&a);
+        }
+        out.push('>');
+        for c in node.children() {
+            canonical(c, out);
+        }
+        out.push_str("</>");
+    } else if node.is_text() {
+        let t = node.text().unwrap_or_default().trim();
+        out.push_str(t);
+    }
+}
+
+fn find_child<'a, 'i>(
+    parent: roxmltree::Node<'a, 'i>,
+    nsu: &str,
+    local: &str,
+) -> Option<roxmltree::Node<'a, 'i>> {
+    parent
+        .children()
+        .find(|n| n.is_element() && n.has_tag_name((nsu, local)))
+}
+
+/// The meaning of a request envelope; `None` when it is not XML.
+pub fn request_key(xml: &str) -> Option<RequestKey> {
+    let doc = roxmltree::Document::parse(xml).ok()?;
+    let env = doc.root_element();
+    let header = find_child(env, ns::SOAP, "Header");
+    let text = |nsu: &str, local: &str| {
+        header
+            .and_then(|h| find_child(h, nsu, local))
+            .and_then(|n| n.text())
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let mut selectors: Vec<(String, String)> = header
+        .and_then(|h| find_child(h, ns::WSMAN, "SelectorSet"))
+        .map(|s| {
+            s.children()
+                .filter(|n| n.is_element())
+                .map(|n| {
+                    (
+                        n.attribute("Name").unwrap_or_default().to_ascii_lowercase(),
+                        n.text().unwrap_or_default().trim().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    selectors.sort();
+    let mut body = String::new();
+    if let Some(b) = find_child(env, ns::SOAP, "Body") {
+        for c in b.children() {
+            canonical(c, &mut body);
+        }
+    }
+    Some(RequestKey {
+        action: text(ns::ADDRESSING, "Action"),
+        resource_uri: text(ns::WSMAN, "ResourceURI"),
+        selectors,
+        body,
+    })
+}
+
+/// A recording being replayed: one cursor over its WS-Management exchanges.
+#[derive(Debug)]
+pub struct ReplayLog {
+    pub recording: Recording,
+    wire: Vec<(String, Exchange)>,
+    state: Mutex<ReplayState>,
+}
+
+#[derive(Debug, Default)]
+struct ReplayState {
+    cursor: usize,
+    derailed: bool,
+    divergences: Vec<String>,
+}
+
+impl ReplayLog {
+    pub fn new(recording: Recording) -> ReplayLog {
+        let wire = recording
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Wire { host, exchange } => Some((host.clone(), exchange.clone())),
+                Entry::Control { .. } => None,
+            })
+            .collect();
+        ReplayLog {
+            recording,
+            wire,
+            state: Mutex::new(ReplayState::default()),
+        }
+    }
+
+    /// The recorded exchange answering `request_xml` sent to `host`, or a divergence.
+    pub fn next(&self, host: &str, request_xml: &str) -> Result<Exchange, WsmanError> {
+        let mut st = lock(&self.state);
+        if st.derailed {
+            return Err(WsmanError::Protocol(
+                "replay stopped at an earlier divergence".into(),
+            ));
+        }
+        let want = request_key(request_xml);
+        let ix = st.cursor;
+        let Some((rec_host, ex)) = self.wire.get(ix) else {
+            st.derailed = true;
+            let what = want
+                .as_ref()
+                .map_or("a request".into(), RequestKey::describe);
+            let msg = format!(
+                "exchange {}: the run sent {what} to {host}, the recording has no more exchanges",
+                ix + 1
+            );
+            st.divergences.push(msg.clone());
+            return Err(WsmanError::Protocol(format!("replay divergence: {msg}")));
+        };
+        let got = request_key(&ex.request);
+        if !rec_host.eq_ignore_ascii_case(host) || want != got {
+            st.derailed = true;
+            let run = want
+                .as_ref()
+                .map_or("a request".into(), RequestKey::describe);
+            let recorded = got
+                .as_ref()
+                .map_or("a request".into(), RequestKey::describe);
+            let mut msg = format!(
+                "exchange {}: the run sent {run} to {host}, the recording has {recorded} to {rec_host}",
+                ix + 1
+            );
+            if let (Some(a), Some(b)) = (&want, &got)
+                && a.describe() == b.describe()
+                && a.body != b.body
+            {
+                msg.push_str(&format!(
+                    " with another body (run: {}; recorded: {})",
+                    excerpt(&a.body),
+                    excerpt(&b.body)
+                ));
+            }
+            st.divergences.push(msg.clone());
+            return Err(WsmanError::Protocol(format!("replay divergence: {msg}")));
+        }
+        st.cursor += 1;
+        Ok(ex.clone())
+    }
+
+    /// Ends the replay: exchanges left unused are a divergence too. Returns every divergence.
+    pub fn finish(&self) -> Vec<String> {
+        let mut st = lock(&self.state);
+        if !st.derailed && st.cursor < self.wire.len() {
+            let left = self.wire.len() - st.cursor;
+            let (h, ex) = &self.wire[st.cursor];
+            let what = request_key(&ex.request).map_or("a request".into(), |k| k.describe());
+            let msg = format!(
+                "the run ended after {} exchanges; the recording has {left} more, starting with {what} to {h}",
+                st.cursor
+            );
+            st.divergences.push(msg);
+        }
+        st.divergences.clone()
+    }
+}
+
+fn excerpt(s: &str) -> String {
+    let mut out: String = s.chars().take(240).collect();
+    if s.chars().count() > 240 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wsman::envelope::{Headers, envelope, invoke_body};
+    use crate::wsman::{OpKind, Param, SelectorSet, class_uri};
+    use std::time::Duration;
+
+    fn req(id: &str, to: &str, method: &str, vm: &str) -> String {
+        let uri = class_uri("Msvm_ReplicationService");
+        let action = format!("{uri}/{method}");
+        let sel = SelectorSet::from([("Name", "vmms"), ("SystemName", "HV-REPLICA")]);
+        let body = invoke_body(
+            &uri,
+            method,
+            &[(
+                "ComputerSystem",
+                Param::Epr {
+                    resource_uri: class_uri("Msvm_ComputerSystem"),
+                    selectors: SelectorSet::from([("Name", vm)]),
+                },
+            )],
+        )
+        .expect("body");
+        envelope(
+            &Headers {
+                to,
+                resource_uri: &uri,
+                action: &action,
+                message_id: id,
+                max_envelope_size: 512_000,
+                locale: "en-US",
+                selectors: Some(&sel),
+                operation_timeout: Duration::from_secs(60),
+            },
+            &body,
+        )
+    }
+
+    fn exchange(request: String) -> Exchange {
+        Exchange {
+            seq: 0,
+            operation: OpKind::Invoke,
+            method: Some("CommitFailover".into()),
+            resource_uri: None,
+            message_id: Some("uuid:A".into()),
+            endpoint: "http://a/wsman".into(),
+            request,
+            status: Some(200),
+            response_headers: Vec::new(),
+            response: Some("<x/>".into()),
+            elapsed_ms: 3,
+            error: None,
+        }
+    }
+
+    fn recording(entries: Vec<Entry>) -> Recording {
+        Recording {
+            format: FORMAT,
+            scenario: "s".into(),
+            target: "sim".into(),
+            flavor: RecordedFlavor::Simulator,
+            vm_prefix: None,
+            hosts: BTreeMap::new(),
+            entries,
+        }
+    }
+
+    #[test]
+    fn keys_ignore_message_id_and_endpoint() {
+        let a = request_key(&req("uuid:1", "http://a:1/wsman", "CommitFailover", "X"));
+        let b = request_key(&req(
+            "uuid:2",
+            "http://b:2/worlds/w/wsman",
+            "CommitFailover",
+            "X",
+        ));
+        assert!(a.is_some());
+        assert_eq!(a, b);
+        let c = request_key(&req("uuid:2", "http://b:2/wsman", "CommitFailover", "Y"));
+        assert_ne!(a, c);
+        assert_eq!(
+            a.map(|k| k.describe()).as_deref(),
+            Some("CommitFailover Msvm_ReplicationService{name=vmms,systemname=HV-REPLICA}")
+        );
+    }
+
+    #[test]
+    fn replay_serves_in_order_and_reports_divergences() {
+        let log = ReplayLog::new(recording(vec![
+            Entry::Control {
+                action: "reset".into(),
+                detail: Value::Null,
+            },
+            Entry::Wire {
+                host: "HV-REPLICA".into(),
+                exchange: exchange(req("uuid:A", "http://a", "CommitFailover", "X")),
+            },
+            Entry::Wire {
+                host: "HV-REPLICA".into(),
+                exchange: exchange(req("uuid:B", "http://a", "RevertFailover", "X")),
+            },
+        ]));
+        assert!(
+            log.next(
+                "HV-REPLICA",
+                &req("uuid:Z", "http://b", "CommitFailover", "X")
+            )
+            .is_ok()
+        );
+        let err = log
+            .next(
+                "HV-REPLICA",
+                &req("uuid:Z", "http://b", "RevertFailover", "Y"),
+            )
+            .expect_err("differs");
+        assert!(err.to_string().contains("another body"), "{err}");
+        // Derailed: later requests fail without piling up divergences.
+        assert!(log.next("HV-REPLICA", "<x/>").is_err());
+        assert_eq!(log.finish().len(), 1);
+    }
+
+    #[test]
+    fn unused_exchanges_are_a_divergence() {
+        let log = ReplayLog::new(recording(vec![Entry::Wire {
+            host: "HV-PRIMARY".into(),
+            exchange: exchange(req("uuid:A", "http://a", "CommitFailover", "X")),
+        }]));
+        let d = log.finish();
+        assert_eq!(d.len(), 1);
+        assert!(d[0].contains("1 more"), "{d:?}");
+    }
+
+    #[test]
+    fn write_then_load() {
+        let dir = std::env::temp_dir().join(format!("rc-rec-{}", std::process::id()));
+        let rec = recording(vec![Entry::Control {
+            action: "clock".into(),
+            detail: serde_json::json!({"mode": "manual"}),
+        }]);
+        let path = rec.write(&dir).expect("write");
+        assert!(path.ends_with("s.json"));
+        assert_eq!(Recording::load(&dir, "s").expect("load"), Some(rec));
+        assert_eq!(Recording::load(&dir, "none").expect("load"), None);
+        assert_eq!(Recording::scenarios_in(&dir).expect("list"), vec!["s"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn file_names_are_safe() {
+        assert_eq!(file_name("a b/c"), "a_b_c.json");
+    }
+}

@@ -1,0 +1,1096 @@
+//! The scenario runner: plays scenario steps against a target over the wire, checks them with
+//! core's own `Expect::check` / `VmExpect::check`, and keeps the model (the oracle) in lockstep
+//! so a simulator's clock moves exactly as the model's, and every step knows which table rule
+//! the model applied.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use replica_core::JobState;
+use replica_core::methods::{self, Arg, MethodSig};
+use replica_core::ops::WmiClass;
+use replica_core::scenario::{CallView, Scenario, Step, VmView, step_args, step_class, step_label};
+use replica_core::topology::TopologySpec;
+use serde::{Deserialize, Serialize};
+
+use crate::cimxml;
+use crate::observe::{self, HostSnapshot, view_diff};
+use crate::oracle::{ModelRunner, ModelStep, with_profile};
+use crate::record::{Recording, ReplayLog, Sink};
+use crate::report::Progress;
+use crate::scenarios::Loaded;
+use crate::target::{Flavor, HostConn, Session, Target, TargetKind};
+use crate::wsman::{Epr, JobPhase, Param, SelectorSet, class_uri, job_phase};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// A VM as seen after a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedVm {
+    pub host: String,
+    pub vm: String,
+    pub view: VmView,
+}
+
+/// What the target did in one step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepObservation {
+    /// The call's answer (`None`: no call, or the call failed on the wire).
+    pub call: Option<CallView>,
+    /// The call was answered with a WS-Management fault (this text) instead of a ReturnValue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// The VMs the step's `expect_vms` look at.
+    pub vms: Vec<ObservedVm>,
+}
+
+/// How a call ended on the wire.
+#[derive(Debug)]
+enum CallError {
+    /// A SOAP fault: the host refused the request itself (no such instance, bad selectors).
+    Fault(String),
+    /// Anything else: the runner could not make the call or read its job.
+    Other(String),
+}
+
+impl From<String> for CallError {
+    fn from(s: String) -> CallError {
+        CallError::Other(s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// 1-based.
+    pub index: usize,
+    pub label: String,
+    pub status: Status,
+    pub failures: Vec<String>,
+    pub ms: u64,
+    #[serde(default)]
+    pub observed: StepObservation,
+    /// The model's prediction (rule, answer), when the model could be built.
+    #[serde(default)]
+    pub model: Option<ModelStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub tags: Vec<String>,
+    pub status: Status,
+    /// Why it was skipped, or why it failed before its steps.
+    pub reason: Option<String>,
+    pub steps: Vec<StepReport>,
+    pub ms: u64,
+    /// Replay divergences: requests that differ from the recording.
+    pub divergences: Vec<String>,
+    pub recording: Option<PathBuf>,
+}
+
+impl ScenarioReport {
+    fn new(name: &str, tags: Vec<String>) -> ScenarioReport {
+        ScenarioReport {
+            name: name.to_string(),
+            tags,
+            status: Status::Passed,
+            reason: None,
+            steps: Vec::new(),
+            ms: 0,
+            divergences: Vec::new(),
+            recording: None,
+        }
+    }
+
+    fn skipped(mut self, why: impl Into<String>) -> ScenarioReport {
+        self.status = Status::Skipped;
+        self.reason = Some(why.into());
+        self
+    }
+
+    fn failed(mut self, why: impl Into<String>) -> ScenarioReport {
+        self.status = Status::Failed;
+        self.reason = Some(why.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub step_timeout: Duration,
+    pub record: Option<PathBuf>,
+    pub vm_prefix: Option<String>,
+    /// Scenarios run at once (simulators only; real hosts and replays run one at a time).
+    pub jobs: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            step_timeout: Duration::from_secs(120),
+            record: None,
+            vm_prefix: None,
+            jobs: 1,
+        }
+    }
+}
+
+/// The step's context: the last job started, for `job = "$last"`, and the last snapshot of
+/// each host (names and recovery points stay resolvable when a fault makes a host's reads
+/// fail).
+#[derive(Debug, Default, Clone)]
+pub struct StepCtx {
+    pub last_job: Option<Epr>,
+    pub snapshots: BTreeMap<String, HostSnapshot>,
+    /// Hosts whose snapshot still shows the present: on a simulator with its clock stopped,
+    /// nothing changes between an observation and the next call, so the call need not read
+    /// the host again. Any call, fault or pause makes every snapshot stale.
+    pub fresh: BTreeSet<String>,
+}
+
+impl StepCtx {
+    /// Keeps a snapshot taken by the caller (explore observes every host after each step).
+    pub fn observed(&mut self, sess: &Session, host: &str, snap: HostSnapshot) {
+        if sess.flavor == Flavor::Simulator {
+            self.fresh.insert(host.to_string());
+        }
+        self.snapshots.insert(host.to_string(), snap);
+    }
+}
+
+/// Encodes decoded arguments as WS-Management parameters, in the signature's order (then any
+/// argument the signature does not list, by name).
+pub fn encode_params(
+    sig: Option<&MethodSig>,
+    args: &BTreeMap<String, Arg>,
+) -> Vec<(String, Param)> {
+    let mut names: Vec<String> = Vec::new();
+    if let Some(s) = sig {
+        for (n, _) in s.inputs {
+            if let Some((k, _)) = args.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)) {
+                names.push(k.clone());
+            }
+        }
+    }
+    for k in args.keys() {
+        if !names.contains(k) {
+            names.push(k.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for n in names {
+        let Some(arg) = args.get(&n) else { continue };
+        let p = match arg {
+            Arg::Null => continue,
+            Arg::Text(t) => Param::Text(t.clone()),
+            Arg::Int(i) => Param::Text(i.to_string()),
+            Arg::Bool(b) => Param::Text(b.to_string()),
+            Arg::List(l) => Param::Array(l.iter().map(|s| Param::Text(s.clone())).collect()),
+            Arg::Ref { class, keys } => {
+                let mut sel = SelectorSet::new();
+                if class.eq_ignore_ascii_case("Msvm_ComputerSystem")
+                    && !keys
+                        .keys()
+                        .any(|k| k.eq_ignore_ascii_case("CreationClassName"))
+                {
+                    sel.push("CreationClassName", "Msvm_ComputerSystem");
+                }
+                for (k, v) in keys {
+                    sel.push(k.clone(), v.clone());
+                }
+                Param::Epr {
+                    resource_uri: class_uri(class),
+                    selectors: sel,
+                }
+            }
+            Arg::Instance { class, props } => {
+                Param::EmbeddedInstance(cimxml::encode_instance(class, props))
+            }
+        };
+        out.push((n, p));
+    }
+    out
+}
+
+/// Reads a job until it ends. On a simulator the clock first moves by what the model needed
+/// (`settle_ms`), then in 100 ms ticks.
+async fn wait_job(
+    sess: &Session,
+    conn: &HostConn,
+    job: &Epr,
+    settle_ms: u64,
+) -> Result<(Option<JobState>, Option<u16>), String> {
+    if settle_ms > 0 {
+        sess.lockstep(settle_ms)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+    }
+    for _ in 0..1_000_000u32 {
+        let inst = conn
+            .get(&job.resource_uri, &job.selectors)
+            .await
+            .map_err(|e| format!("reading job {:?}: {e}", job.selector("InstanceID")))?;
+        let Some(state) = inst.u16("JobState") else {
+            return Err(format!(
+                "job {:?} has no numeric JobState: {:?}",
+                job.selector("InstanceID"),
+                inst.get("JobState")
+            ));
+        };
+        match job_phase(state) {
+            Some(JobPhase::Running) => sess.job_tick().await.map_err(|e| format!("{e:#}"))?,
+            Some(_) => {
+                let js = JobState::from_number(u32::from(state)).ok();
+                return Ok((js, inst.u16("ErrorCode")));
+            }
+            None => return Err(format!("job reports an unknown JobState {state}")),
+        }
+    }
+    Err("the job never ended".into())
+}
+
+/// Invokes a step's call on the wire.
+async fn call_step(
+    sess: &Session,
+    ctx: &mut StepCtx,
+    step: &Step,
+    method: &str,
+    settle_ms: u64,
+) -> Result<CallView, CallError> {
+    let host = step.host.as_str();
+    let conn = sess.conn(host).ok_or_else(|| {
+        format!(
+            "the target has no host `{host}` (it has {})",
+            sess.host_names()
+        )
+    })?;
+    let class = step_class(step);
+    let cached = ctx
+        .fresh
+        .contains(host)
+        .then(|| ctx.snapshots.get(host).cloned())
+        .flatten();
+    let read = match cached {
+        Some(s) => Ok(s),
+        None => observe::snapshot(conn).await,
+    };
+    ctx.fresh.clear();
+    let snap = match read {
+        Ok(s) => {
+            ctx.snapshots.insert(host.to_string(), s.clone());
+            s
+        }
+        // A host whose reads fail (a `host_down` fault, a flaky lab) still gets the call:
+        // its answer is what the step is about. Names resolve from the last good snapshot.
+        Err(_) => ctx.snapshots.get(host).cloned().unwrap_or_default(),
+    };
+    let mut target_vm = step.vm.as_deref().and_then(|n| {
+        if n == "$test" {
+            None
+        } else {
+            snap.find(n).map(|v| v.guid.clone())
+        }
+    });
+    let points = target_vm
+        .as_deref()
+        .map(|g| snap.points(g))
+        .unwrap_or_default();
+    let guid_of = |n: &str| snap.find(n).map(|v| v.guid.clone());
+    let mut args = step_args(step, guid_of, &points);
+    if let Some(name) = &step.vm {
+        let id = if name == "$test" {
+            snap.test_vm()
+        } else {
+            target_vm.clone()
+        };
+        let id = id.unwrap_or_else(|| name.clone());
+        target_vm = Some(id.clone());
+        let key = if class == WmiClass::VirtualSystemManagementService {
+            "AffectedSystem"
+        } else {
+            "ComputerSystem"
+        };
+        if class != WmiClass::ComputerSystem {
+            args.entry(key.to_string()).or_insert(Arg::Ref {
+                class: "Msvm_ComputerSystem".into(),
+                keys: [("Name".to_string(), id)].into_iter().collect(),
+            });
+        }
+    }
+    let sig = methods::signature(class, method);
+    let method_name = sig.map_or(method, |s| s.name);
+    let (resource_uri, selectors) = match class {
+        WmiClass::ComputerSystem => (
+            class_uri("Msvm_ComputerSystem"),
+            SelectorSet::from([
+                ("CreationClassName", "Msvm_ComputerSystem".to_string()),
+                ("Name", target_vm.clone().unwrap_or_default()),
+            ]),
+        ),
+        WmiClass::ConcreteJob => match step.job.as_deref() {
+            Some("$last") => match &ctx.last_job {
+                Some(epr) => (epr.resource_uri.clone(), epr.selectors.clone()),
+                None => {
+                    return Err(CallError::Other(
+                        "job = \"$last\" but no job was started yet".into(),
+                    ));
+                }
+            },
+            Some(id) => (
+                class_uri("Msvm_ConcreteJob"),
+                SelectorSet::from([("InstanceID", id)]),
+            ),
+            None => {
+                return Err(CallError::Other(
+                    "a Msvm_ConcreteJob call needs `job`".into(),
+                ));
+            }
+        },
+        WmiClass::VirtualSystemManagementService => (
+            class_uri("Msvm_VirtualSystemManagementService"),
+            sess.service_selectors(host, "Msvm_VirtualSystemManagementService")
+                .await
+                .map_err(|e| format!("finding the management service on {host}: {e}"))?,
+        ),
+        _ => (
+            class_uri("Msvm_ReplicationService"),
+            sess.service_selectors(host, "Msvm_ReplicationService")
+                .await
+                .map_err(|e| format!("finding the replication service on {host}: {e}"))?,
+        ),
+    };
+    let params = encode_params(sig, &args);
+    let refs: Vec<(&str, Param)> = params
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.clone()))
+        .collect();
+    let out = conn
+        .invoke(&resource_uri, method_name, &selectors, &refs)
+        .await
+        .map_err(|e| {
+            let text = format!("{method_name} on {host}: {e}");
+            if e.fault().is_some() {
+                CallError::Fault(text)
+            } else {
+                CallError::Other(text)
+            }
+        })?;
+    let mut view = CallView {
+        code: out.return_value,
+        resulting_system: out.out.get("ResultingSystem").is_some_and(|v| !v.is_null()),
+        ..CallView::default()
+    };
+    if let Some(job) = &out.job {
+        ctx.last_job = Some(job.clone());
+        if !step.no_wait {
+            let (state, code) = wait_job(sess, conn, job, settle_ms).await?;
+            view.job_state = state;
+            view.error_code = code;
+        }
+    } else if out.return_value == 4096 {
+        return Err(CallError::Other(format!(
+            "{method_name} answered 4096 (job started) without a Job reference"
+        )));
+    }
+    Ok(view)
+}
+
+/// Plays one step on the target. Returns what was seen and what failed (setup problems and
+/// unmet expectations).
+pub async fn exec_step(
+    sess: &Session,
+    ctx: &mut StepCtx,
+    step: &Step,
+    model: Option<&ModelStep>,
+) -> (StepObservation, Vec<String>) {
+    let mut obs = StepObservation::default();
+    let mut failures = Vec::new();
+    if step.fault.is_some() || step.wait_ms.is_some() {
+        ctx.fresh.clear();
+    }
+    if let Some(f) = &step.fault
+        && let Err(e) = sess.add_fault(f).await
+    {
+        failures.push(format!("fault rule not installed: {e:#}"));
+    }
+    if let Some(ms) = step.wait_ms
+        && let Err(e) = sess.pause(ms).await
+    {
+        failures.push(format!("waiting {ms} ms: {e:#}"));
+    }
+    if let Some(method) = &step.call {
+        let settle = model.map_or(0, |m| m.settle_ms);
+        match call_step(sess, ctx, step, method, settle).await {
+            Ok(view) => {
+                if let Some(e) = &step.expect {
+                    failures.extend(e.check(&view));
+                }
+                obs.call = Some(view);
+            }
+            Err(CallError::Fault(f)) => {
+                failures.push(f.clone());
+                obs.fault = Some(f);
+            }
+            Err(CallError::Other(e)) => failures.push(e),
+        }
+    }
+    if !step.expect_vms.is_empty() {
+        let mut snaps: BTreeMap<String, Result<HostSnapshot, String>> = BTreeMap::new();
+        for ve in &step.expect_vms {
+            if !snaps.contains_key(&ve.host) {
+                let s = match sess.conn(&ve.host) {
+                    Some(c) => observe::snapshot(c)
+                        .await
+                        .map_err(|e| format!("observing {}: {e}", ve.host)),
+                    None => Err(format!(
+                        "the target has no host `{}` (it has {})",
+                        ve.host,
+                        sess.host_names()
+                    )),
+                };
+                snaps.insert(ve.host.clone(), s);
+            }
+            match snaps.get(&ve.host) {
+                Some(Ok(s)) => {
+                    ctx.observed(sess, &ve.host, s.clone());
+                    let view = s.view(&ve.vm);
+                    failures.extend(ve.check(&view));
+                    obs.vms.push(ObservedVm {
+                        host: ve.host.clone(),
+                        vm: ve.vm.clone(),
+                        view,
+                    });
+                }
+                Some(Err(e)) if !failures.contains(e) => failures.push(e.clone()),
+                _ => {}
+            }
+        }
+    }
+    (obs, failures)
+}
+
+/// Every VM name a scenario refers to (not the `$…` tokens), with the hosts it is named on.
+fn named_vms(sc: &Scenario) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for s in &sc.steps {
+        if let Some(v) = &s.vm
+            && !v.starts_with('$')
+        {
+            out.insert((s.host.clone(), v.clone()));
+        }
+        for ve in &s.expect_vms {
+            out.insert((ve.host.clone(), ve.vm.clone()));
+        }
+    }
+    out
+}
+
+/// The VMs of the scenario that exist before it starts (on the model).
+fn base_vms(sc: &Scenario, spec: &TopologySpec, seed: u64) -> BTreeSet<String> {
+    let Ok(m) = ModelRunner::from_spec(spec, seed, 0) else {
+        return BTreeSet::new();
+    };
+    named_vms(sc)
+        .into_iter()
+        .filter(|(_, vm)| {
+            m.host_names()
+                .iter()
+                .any(|h| m.world.find_vm(h, vm).is_some())
+        })
+        .map(|(_, vm)| vm)
+        .collect()
+}
+
+/// Why a scenario cannot run on real hosts, checked before anything is sent.
+pub fn real_host_skip(
+    sc: &Scenario,
+    spec: &TopologySpec,
+    vm_prefix: Option<&str>,
+    seed: u64,
+) -> Option<String> {
+    if sc.sim_only {
+        return Some("sim_only: needs the simulator's control API (faults, profiles)".into());
+    }
+    if let Some(p) = &sc.profile {
+        return Some(format!(
+            "needs behaviour profile `{p}`, which only a simulator can select"
+        ));
+    }
+    if sc.steps.iter().any(|s| s.fault.is_some()) {
+        return Some("adds a fault rule, which needs the simulator's control API".into());
+    }
+    let prefix = vm_prefix.unwrap_or_default();
+    for (_, vm) in named_vms(sc) {
+        if !vm.starts_with(prefix) {
+            return Some(format!(
+                "VM `{vm}` does not start with --vm-prefix `{prefix}`: the runner only touches VMs it was allowed to"
+            ));
+        }
+    }
+    // A real-host scenario must be a round trip: on the model, it leaves every VM it names in
+    // the mode, states and power in which it found them.
+    let mut m = match ModelRunner::from_spec(spec, seed, 0) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("the topology does not build on the model: {e}")),
+    };
+    let base = base_vms(sc, spec, seed);
+    let hosts = m.host_names();
+    let before: Vec<(String, String, VmView)> = hosts
+        .iter()
+        .flat_map(|h| base.iter().map(move |v| (h.clone(), v.clone())))
+        .map(|(h, v)| {
+            let view = m.view(&h, &v);
+            (h, v, view)
+        })
+        .collect();
+    for s in &sc.steps {
+        m.step(s);
+    }
+    for (h, v, was) in before {
+        let now = m.view(&h, &v);
+        let d = view_diff(&now, &was, false);
+        if !d.is_empty() {
+            return Some(format!(
+                "not a round trip: on the model it leaves {v} on {h} with {}",
+                d.join(", ")
+            ));
+        }
+    }
+    None
+}
+
+fn ms_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs one scenario on a target.
+pub async fn run_scenario(
+    target: &Target,
+    loaded: &Loaded,
+    opts: &RunOptions,
+    progress: &Progress,
+) -> ScenarioReport {
+    let start = Instant::now();
+    let report = ScenarioReport::new(&loaded.name, loaded.tags());
+    let sc = match &loaded.scenario {
+        Ok(s) => s,
+        Err(e) => return report.failed(format!("scenario file: {e}")),
+    };
+    let topo = match &loaded.topology {
+        Ok(t) => with_profile(t.clone(), sc.profile.as_deref()),
+        Err(e) => return report.failed(format!("topology: {e}")),
+    };
+    let seed = target.world_seed;
+    let sink = opts.record.as_ref().map(|_| Arc::new(Sink::default()));
+    let sess = match &target.kind {
+        TargetKind::Replay(dir) => match Recording::load(dir, &sc.name) {
+            Ok(Some(rec)) => target.replay_session(Arc::new(ReplayLog::new(rec))),
+            Ok(None) => {
+                return report.skipped(format!(
+                    "no recording of this scenario in {}",
+                    dir.display()
+                ));
+            }
+            Err(e) => return report.failed(format!("{e:#}")),
+        },
+        TargetKind::Live(_) => match target.session(sink.clone(), opts.vm_prefix.clone()).await {
+            Ok(s) => s,
+            Err(e) => return report.failed(format!("opening a session: {e:#}")),
+        },
+    };
+    let mut report = play(&sess, sc, &topo, seed, opts, progress, report).await;
+    report.divergences = sess.close().await;
+    if !report.divergences.is_empty() && report.status != Status::Skipped {
+        report.status = Status::Failed;
+    }
+    if let (Some(dir), Some(sink)) = (&opts.record, &sink)
+        && report.status != Status::Skipped
+    {
+        let rec = Recording {
+            format: crate::record::FORMAT,
+            scenario: sc.name.clone(),
+            target: target.label.clone(),
+            flavor: sess.flavor.into(),
+            vm_prefix: sess.vm_prefix.clone(),
+            hosts: target.hosts.clone(),
+            entries: sink.take(),
+        };
+        match rec.write(dir) {
+            Ok(p) => report.recording = Some(p),
+            Err(e) => {
+                report.status = Status::Failed;
+                report.reason = Some(format!("writing the recording: {e:#}"));
+            }
+        }
+    }
+    report.ms = ms_since(start);
+    report
+}
+
+async fn play(
+    sess: &Session,
+    sc: &Scenario,
+    topo: &TopologySpec,
+    seed: u64,
+    opts: &RunOptions,
+    progress: &Progress,
+    report: ScenarioReport,
+) -> ScenarioReport {
+    let mut report = report;
+    // Every host the scenario names must be a host of the target.
+    let hosts: BTreeSet<&str> = sc
+        .steps
+        .iter()
+        .flat_map(|s| {
+            std::iter::once(s.host.as_str())
+                .filter(|h| !h.is_empty())
+                .chain(s.expect_vms.iter().map(|v| v.host.as_str()))
+        })
+        .collect();
+    if let Some(h) = hosts.iter().find(|h| sess.conn(h).is_none()) {
+        return report.skipped(format!(
+            "the scenario uses host {h}; the target has {}",
+            sess.host_names()
+        ));
+    }
+    let real = sess.flavor == Flavor::Real;
+    if real && let Some(why) = real_host_skip(sc, topo, sess.vm_prefix.as_deref(), seed) {
+        return report.skipped(why);
+    }
+    if sess.flavor == Flavor::Simulator
+        && let Err(e) = sess.prepare(topo, None, seed).await
+    {
+        return report.failed(format!("preparing a fresh world: {e:#}"));
+    }
+    let base = base_vms(sc, topo, seed);
+    let mut before: BTreeMap<String, HostSnapshot> = BTreeMap::new();
+    if real {
+        for (h, conn) in &sess.hosts {
+            match observe::snapshot(conn).await {
+                Ok(s) => {
+                    before.insert(h.clone(), s);
+                }
+                Err(e) => return report.failed(format!("observing {h}: {e}")),
+            }
+        }
+        for s in &sc.steps {
+            if let Some(vm) = s.vm.as_deref().filter(|v| base.contains(*v))
+                && before
+                    .get(&s.host)
+                    .is_some_and(|snap| snap.find(vm).is_none())
+            {
+                return report.skipped(format!("precondition: VM `{vm}` not found on {}", s.host));
+            }
+        }
+    }
+    let mut model = ModelRunner::from_spec(topo, seed, 0).ok();
+    let mut ctx = StepCtx::default();
+    let total = sc.steps.len();
+    let mut stop: Option<String> = None;
+    for (i, step) in sc.steps.iter().enumerate() {
+        let label = step_label(step);
+        if let Some(why) = &stop {
+            report.steps.push(StepReport {
+                index: i + 1,
+                label,
+                status: Status::Skipped,
+                failures: vec![why.clone()],
+                ms: 0,
+                observed: StepObservation::default(),
+                model: None,
+            });
+            continue;
+        }
+        progress.step(&sc.name, i + 1, total, &label);
+        let predicted = model.as_mut().map(|m| m.step(step));
+        let t = Instant::now();
+        let (observed, failures) = match tokio::time::timeout(
+            opts.step_timeout,
+            exec_step(sess, &mut ctx, step, predicted.as_ref()),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                stop = Some(format!("not run: step {} timed out", i + 1));
+                (
+                    StepObservation::default(),
+                    vec![format!(
+                        "timed out after {} s (--step-timeout)",
+                        opts.step_timeout.as_secs_f64()
+                    )],
+                )
+            }
+        };
+        if stop.is_none()
+            && failures
+                .iter()
+                .any(|f| f.contains("replay divergence") || f.contains("replay stopped"))
+        {
+            stop = Some(format!("not run: the replay diverged at step {}", i + 1));
+        }
+        let status = if failures.is_empty() {
+            Status::Passed
+        } else {
+            Status::Failed
+        };
+        if status == Status::Failed {
+            report.status = Status::Failed;
+        }
+        report.steps.push(StepReport {
+            index: i + 1,
+            label,
+            status,
+            failures,
+            ms: ms_since(t),
+            observed,
+            model: predicted,
+        });
+    }
+    if real && stop.is_none() {
+        let t = Instant::now();
+        let mut failures = Vec::new();
+        for (h, conn) in &sess.hosts {
+            let Some(was) = before.get(h) else { continue };
+            match observe::snapshot(conn).await {
+                Ok(now) => {
+                    for vm in &base {
+                        let d = view_diff(&now.view(vm), &was.view(vm), false);
+                        if !d.is_empty() {
+                            failures.push(format!(
+                                "{vm} on {h} was not left as found: {}",
+                                d.join(", ")
+                            ));
+                        }
+                    }
+                }
+                Err(e) => failures.push(format!("observing {h}: {e}")),
+            }
+        }
+        if !failures.is_empty() {
+            report.status = Status::Failed;
+        }
+        report.steps.push(StepReport {
+            index: total + 1,
+            label: "round trip: every VM left as found".into(),
+            status: if failures.is_empty() {
+                Status::Passed
+            } else {
+                Status::Failed
+            },
+            failures,
+            ms: ms_since(t),
+            observed: StepObservation::default(),
+            model: None,
+        });
+    }
+    report
+}
+
+/// Runs every scenario, `opts.jobs` at a time on a simulator, in order otherwise. Reports come
+/// back in the order of `list`.
+pub async fn run_all(
+    target: Arc<Target>,
+    list: Vec<Loaded>,
+    opts: Arc<RunOptions>,
+    progress: Arc<Progress>,
+) -> Vec<ScenarioReport> {
+    let jobs = if target.is_simulator() {
+        opts.jobs.max(1)
+    } else {
+        1
+    };
+    let sem = Arc::new(tokio::sync::Semaphore::new(jobs));
+    let mut set = tokio::task::JoinSet::new();
+    for (ix, l) in list.into_iter().enumerate() {
+        let (target, opts, progress, sem) =
+            (target.clone(), opts.clone(), progress.clone(), sem.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            progress.start(&l.name);
+            let r = run_scenario(&target, &l, &opts, &progress).await;
+            progress.finish(&r);
+            (ix, r)
+        });
+    }
+    let mut out: Vec<(usize, ScenarioReport)> = Vec::new();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(x) => out.push(x),
+            Err(e) => out.push((
+                usize::MAX,
+                ScenarioReport::new("(runner task)", Vec::new())
+                    .failed(format!("a scenario task ended abnormally: {e}")),
+            )),
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// One divergence between two runs of the same step (a recording and the simulator).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    pub scenario: String,
+    pub step: usize,
+    pub label: String,
+    pub differences: Vec<String>,
+    /// The table rule the model applied to the step, with its provenance.
+    pub rule: Option<String>,
+    pub provenance: String,
+}
+
+pub fn call_diff(
+    a: &Option<CallView>,
+    b: &Option<CallView>,
+    a_name: &str,
+    b_name: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    match (a, b) {
+        (None, None) => {}
+        (Some(_), None) | (None, Some(_)) => out.push(format!(
+            "{a_name} {} a call answer, {b_name} {}",
+            if a.is_some() { "has" } else { "has no" },
+            if b.is_some() { "has one" } else { "has none" }
+        )),
+        (Some(x), Some(y)) => {
+            if x.code != y.code {
+                out.push(format!(
+                    "ReturnValue: {a_name} {}, {b_name} {}",
+                    x.code, y.code
+                ));
+            }
+            if x.job_state != y.job_state {
+                let s = |j: Option<JobState>| j.map_or("-".into(), |j| j.to_string());
+                out.push(format!(
+                    "job end: {a_name} {}, {b_name} {}",
+                    s(x.job_state),
+                    s(y.job_state)
+                ));
+            }
+            if x.error_code != y.error_code {
+                out.push(format!(
+                    "job ErrorCode: {a_name} {:?}, {b_name} {:?}",
+                    x.error_code, y.error_code
+                ));
+            }
+            if x.resulting_system != y.resulting_system {
+                out.push(format!(
+                    "ResultingSystem present: {a_name} {}, {b_name} {}",
+                    x.resulting_system, y.resulting_system
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Compares a recording's run with the simulator's run of the same scenarios, step by step.
+/// Each divergence names the table rule the model applied and where that rule comes from
+/// (`table::rule(id).source`), so an inferred rule is confirmed (no divergence) or refuted.
+pub fn difference_report(
+    recording: &[ScenarioReport],
+    simulator: &[ScenarioReport],
+) -> Vec<Divergence> {
+    let mut out = Vec::new();
+    for rec in recording.iter().filter(|r| r.status != Status::Skipped) {
+        let Some(sim) = simulator.iter().find(|s| s.name == rec.name) else {
+            continue;
+        };
+        for rs in &rec.steps {
+            let Some(ss) = sim.steps.iter().find(|s| s.index == rs.index) else {
+                continue;
+            };
+            if rs.status == Status::Skipped || ss.status == Status::Skipped {
+                continue;
+            }
+            let mut diffs = call_diff(
+                &rs.observed.call,
+                &ss.observed.call,
+                "recording",
+                "simulator",
+            );
+            for rv in &rs.observed.vms {
+                if let Some(sv) = ss
+                    .observed
+                    .vms
+                    .iter()
+                    .find(|v| v.host == rv.host && v.vm == rv.vm)
+                {
+                    for d in view_diff(&rv.view, &sv.view, true) {
+                        diffs.push(
+                            format!("{} on {}: recording {d}", rv.vm, rv.host)
+                                .replace("(expected", "(simulator"),
+                        );
+                    }
+                }
+            }
+            if !diffs.is_empty() {
+                let rule = ss.model.as_ref().and_then(|m| m.rule.clone());
+                out.push(Divergence {
+                    scenario: rec.name.clone(),
+                    step: rs.index,
+                    label: rs.label.clone(),
+                    differences: diffs,
+                    provenance: crate::oracle::provenance(rule.as_deref()),
+                    rule,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::default_topology;
+
+    #[test]
+    fn params_follow_the_signature() {
+        let sig = methods::signature(WmiClass::ReplicationService, "InitiateFailback");
+        let mut args = BTreeMap::new();
+        args.insert(
+            "RecoveryPointIdentifier".to_string(),
+            Arg::Text("Microsoft:X".into()),
+        );
+        args.insert(
+            "ComputerSystem".to_string(),
+            Arg::Ref {
+                class: "Msvm_ComputerSystem".into(),
+                keys: [("Name".to_string(), "G".to_string())]
+                    .into_iter()
+                    .collect(),
+            },
+        );
+        args.insert(
+            "ReplicationSettingData".to_string(),
+            Arg::Instance {
+                class: "Msvm_ReplicationSettingData".into(),
+                props: [(
+                    "RecoveryConnectionPoint".to_string(),
+                    vec!["HV-PRIMARY".to_string()],
+                )]
+                .into_iter()
+                .collect(),
+            },
+        );
+        args.insert("Extra".to_string(), Arg::Null);
+        let p = encode_params(sig, &args);
+        let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "ComputerSystem",
+                "ReplicationSettingData",
+                "RecoveryPointIdentifier"
+            ]
+        );
+        match &p[0].1 {
+            Param::Epr {
+                resource_uri,
+                selectors,
+            } => {
+                assert!(resource_uri.ends_with("/Msvm_ComputerSystem"));
+                assert_eq!(
+                    selectors.get("CreationClassName"),
+                    Some("Msvm_ComputerSystem")
+                );
+                assert_eq!(selectors.get("Name"), Some("G"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&p[1].1, Param::EmbeddedInstance(x) if x.contains("HV-PRIMARY")));
+    }
+
+    fn scenario(text: &str) -> Scenario {
+        toml::from_str(text).expect("scenario")
+    }
+
+    #[test]
+    fn real_hosts_get_round_trips_only() {
+        let topo = default_topology().expect("topology");
+        let sim_only = scenario("name = \"x\"\nsim_only = true\n");
+        assert!(real_host_skip(&sim_only, &topo, None, 0).is_some_and(|r| r.contains("sim_only")));
+        let trip = scenario(
+            r#"name = "t"
+[[step]]
+call = "TestReplicaSystem"
+host = "HV-REPLICA"
+vm = "web-01"
+[[step]]
+call = "DestroySystem"
+host = "HV-REPLICA"
+vm = "$test"
+"#,
+        );
+        assert_eq!(real_host_skip(&trip, &topo, Some("web-"), 0), None);
+        assert!(
+            real_host_skip(&trip, &topo, Some("lab-"), 0)
+                .is_some_and(|r| r.contains("--vm-prefix `lab-`"))
+        );
+        let one_way = scenario(
+            r#"name = "o"
+[[step]]
+call = "InitiateFailover"
+host = "HV-REPLICA"
+vm = "web-01"
+"#,
+        );
+        let why = real_host_skip(&one_way, &topo, Some(""), 0).expect("not a round trip");
+        assert!(
+            why.contains("not a round trip") && why.contains("web-01"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn differences_name_rule_and_provenance() {
+        let step = |code: u32, rule: Option<&str>| StepReport {
+            index: 1,
+            label: "CommitFailover app-01 on HV-REPLICA".into(),
+            status: Status::Passed,
+            failures: Vec::new(),
+            ms: 1,
+            observed: StepObservation {
+                call: Some(CallView {
+                    code,
+                    ..CallView::default()
+                }),
+                fault: None,
+                vms: Vec::new(),
+            },
+            model: Some(ModelStep {
+                rule: rule.map(str::to_string),
+                ..ModelStep::default()
+            }),
+        };
+        let rep = |code, rule| ScenarioReport {
+            steps: vec![step(code, rule)],
+            ..ScenarioReport::new("s", Vec::new())
+        };
+        assert!(
+            difference_report(&[rep(4096, None)], &[rep(4096, Some("commit-failover"))]).is_empty()
+        );
+        let d = difference_report(&[rep(32775, None)], &[rep(4096, Some("commit-failover"))]);
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            d[0].differences,
+            vec!["ReturnValue: recording 32775, simulator 4096"]
+        );
+        assert!(
+            d[0].provenance.contains("powershell"),
+            "{}",
+            d[0].provenance
+        );
+    }
+}

@@ -1,0 +1,1732 @@
+//! The control API over HTTP: every endpoint, the OpenAPI document held against the server,
+//! the fault kinds, the clock modes, seeded determinism, isolated worlds in parallel, and the
+//! worked example of the issue (InitiateFailback's job fails with 32768 after 40 %).
+//!
+//! Everything goes over loopback sockets with a small blocking HTTP/1.1 client, so the tests
+//! see exactly what a test suite in another language sees.
+
+use replica_sim::{Sim, SimConfig, SimHandle};
+use serde_json::{Value as Json, json};
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------------
+// Harness: an in-process simulator on its own runtime, and a blocking HTTP client.
+
+pub const PRIMARY: &str = "HV-PRIMARY";
+pub const REPLICA: &str = "HV-REPLICA";
+/// app-01 of the default topology: off, Replicating, ready for a planned failover.
+pub const APP01: &str = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01";
+pub const WEB01: &str = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B02";
+
+pub struct TestSim {
+    rt: tokio::runtime::Runtime,
+    handle: Option<SimHandle>,
+}
+
+impl TestSim {
+    pub fn start(config: SimConfig) -> TestSim {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let handle = rt.block_on(Sim::start(config)).expect("simulator starts");
+        TestSim {
+            rt,
+            handle: Some(handle),
+        }
+    }
+
+    /// A simulator on a manual clock with a fixed seed.
+    pub fn manual(seed: u64) -> TestSim {
+        TestSim::start(SimConfig {
+            seed,
+            clock: replica_sim::state::ClockMode::Manual,
+            ..SimConfig::default()
+        })
+    }
+
+    pub fn addr(&self, host: &str) -> SocketAddr {
+        *self
+            .handle
+            .as_ref()
+            .and_then(|h| h.addrs().get(host))
+            .expect("host listens")
+    }
+}
+
+impl Drop for TestSim {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.rt.block_on(h.shutdown());
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> Json {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&b[..eol]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        b = &b[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(b.get(..size)?);
+        b = b.get(size + 2..)?;
+    }
+}
+
+/// One HTTP/1.1 exchange on a fresh connection (`Connection: close`). An error means the
+/// server closed the connection without an answer.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no HTTP answer (connection closed)"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad("bad status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    }) {
+        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
+    }
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The control API of `world` through the path prefix (`None`: the default world).
+pub fn control_path(world: Option<&str>, endpoint: &str) -> String {
+    match world {
+        Some(w) => format!("/worlds/{w}/_replica/v1/{endpoint}"),
+        None => format!("/_replica/v1/{endpoint}"),
+    }
+}
+
+pub fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Json>) -> Resp {
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    request(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        &bytes,
+    )
+    .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// A control call that must answer `status`; returns its JSON.
+pub fn ctl(
+    addr: SocketAddr,
+    world: Option<&str>,
+    method: &str,
+    endpoint: &str,
+    body: Option<Json>,
+    status: u16,
+) -> Json {
+    let r = call(addr, method, &control_path(world, endpoint), body);
+    assert_eq!(r.status, status, "{method} {endpoint}: {}", r.text());
+    r.json()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A little WS-Management client: raw SOAP over HTTP, as any WinRM client writes it.
+
+pub const V2: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/";
+const ANON: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
+
+pub fn envelope(
+    to: &str,
+    resource: &str,
+    action: &str,
+    selectors: &[(&str, &str)],
+    body: &str,
+    message_id: &str,
+) -> String {
+    let sel: String = selectors
+        .iter()
+        .map(|(k, v)| format!(r#"<w:Selector Name="{k}">{v}</w:Selector>"#))
+        .collect();
+    let sel = if sel.is_empty() {
+        String::new()
+    } else {
+        format!("<w:SelectorSet>{sel}</w:SelectorSet>")
+    };
+    format!(
+        concat!(
+            r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" "#,
+            r#"xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">"#,
+            r#"<s:Header><a:To>{to}</a:To><w:ResourceURI s:mustUnderstand="true">{resource}</w:ResourceURI>"#,
+            r#"<a:ReplyTo><a:Address s:mustUnderstand="true">{anon}</a:Address></a:ReplyTo>"#,
+            r#"<a:Action s:mustUnderstand="true">{action}</a:Action><w:MaxEnvelopeSize s:mustUnderstand="true">512000</w:MaxEnvelopeSize>"#,
+            r#"<a:MessageID>{mid}</a:MessageID>{sel}<w:OperationTimeout>PT60.000S</w:OperationTimeout></s:Header>"#,
+            r#"<s:Body>{body}</s:Body></s:Envelope>"#
+        ),
+        to = to,
+        resource = resource,
+        anon = ANON,
+        action = action,
+        mid = message_id,
+        sel = sel,
+        body = body,
+    )
+}
+
+/// A WS-Management client for one host of one world.
+#[derive(Clone)]
+pub struct Wsman {
+    pub addr: SocketAddr,
+    pub host: String,
+    /// `/wsman` or `/worlds/NAME/wsman`.
+    pub path: String,
+    counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The answer to an Invoke.
+#[derive(Debug, Clone)]
+pub struct Invoked {
+    pub status: u16,
+    pub code: Option<u32>,
+    pub job: Option<String>,
+    pub message_id: Option<String>,
+    pub xml: String,
+}
+
+fn text_of(xml: &str, local: &str) -> Option<String> {
+    let doc = roxmltree::Document::parse(xml).ok()?;
+    doc.descendants()
+        .find(|n| n.tag_name().name() == local)
+        .and_then(|n| n.text())
+        .map(str::to_string)
+}
+
+fn job_selector(xml: &str) -> Option<String> {
+    let doc = roxmltree::Document::parse(xml).ok()?;
+    doc.descendants()
+        .find(|n| n.tag_name().name() == "Selector" && n.attribute("Name") == Some("InstanceID"))
+        .and_then(|n| n.text())
+        .map(str::to_string)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    pub state: u32,
+    pub percent: u32,
+    pub error_code: u32,
+    pub error_description: String,
+}
+
+impl Wsman {
+    pub fn new(sim: &TestSim, host: &str, world: Option<&str>) -> Wsman {
+        Wsman {
+            addr: sim.addr(host),
+            host: host.to_string(),
+            path: world.map_or_else(|| "/wsman".to_string(), |w| format!("/worlds/{w}/wsman")),
+            counter: Default::default(),
+        }
+    }
+
+    /// A client for `host` at `addr` (default world).
+    pub fn at(addr: SocketAddr, host: &str) -> Wsman {
+        Wsman {
+            addr,
+            host: host.to_string(),
+            path: "/wsman".into(),
+            counter: Default::default(),
+        }
+    }
+
+    fn next_id(&self) -> String {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("uuid:00000000-0000-4000-8000-{n:012X}")
+    }
+
+    pub fn send(&self, xml: &str) -> std::io::Result<Resp> {
+        request(
+            self.addr,
+            "POST",
+            &self.path,
+            &[
+                ("Content-Type", "application/soap+xml;charset=UTF-8"),
+                ("Authorization", "Basic YWRtaW46YWRtaW4="),
+            ],
+            xml.as_bytes(),
+        )
+    }
+
+    fn to(&self) -> String {
+        format!("http://{}{}", self.addr, self.path)
+    }
+
+    /// `Msvm_ReplicationService.<method>(ComputerSystem = vm)`.
+    pub fn service_call(&self, method: &str, vm: &str) -> std::io::Result<Invoked> {
+        let rs = format!("{V2}Msvm_ReplicationService");
+        let body = format!(
+            concat!(
+                r#"<p:{m}_INPUT xmlns:p="{rs}"><p:ComputerSystem><a:Address>{anon}</a:Address><a:ReferenceParameters>"#,
+                r#"<w:ResourceURI>{v2}Msvm_ComputerSystem</w:ResourceURI><w:SelectorSet>"#,
+                r#"<w:Selector Name="CreationClassName">Msvm_ComputerSystem</w:Selector><w:Selector Name="Name">{vm}</w:Selector>"#,
+                r#"</w:SelectorSet></a:ReferenceParameters></p:ComputerSystem></p:{m}_INPUT>"#
+            ),
+            m = method,
+            rs = rs,
+            anon = ANON,
+            v2 = V2,
+            vm = vm
+        );
+        let xml = envelope(
+            &self.to(),
+            &rs,
+            &format!("{rs}/{method}"),
+            &[
+                ("CreationClassName", "Msvm_ReplicationService"),
+                ("Name", "vmms"),
+                ("SystemCreationClassName", "Msvm_ComputerSystem"),
+                ("SystemName", &self.host),
+            ],
+            &body,
+            &self.next_id(),
+        );
+        let r = self.send(&xml)?;
+        let text = r.text();
+        Ok(Invoked {
+            status: r.status,
+            code: text_of(&text, "ReturnValue").and_then(|c| c.parse().ok()),
+            job: job_selector(&text),
+            message_id: text_of(&text, "MessageID"),
+            xml: text,
+        })
+    }
+
+    /// `Get` of a job.
+    pub fn get_job(&self, id: &str) -> std::io::Result<Option<JobView>> {
+        let uri = format!("{V2}Msvm_ConcreteJob");
+        let xml = envelope(
+            &self.to(),
+            &uri,
+            "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get",
+            &[("InstanceID", id)],
+            "",
+            &self.next_id(),
+        );
+        let r = self.send(&xml)?;
+        let t = r.text();
+        if r.status != 200 {
+            return Ok(None);
+        }
+        let num = |k: &str| text_of(&t, k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(Some(JobView {
+            state: num("JobState"),
+            percent: num("PercentComplete"),
+            error_code: num("ErrorCode"),
+            error_description: text_of(&t, "ErrorDescription").unwrap_or_default(),
+        }))
+    }
+
+    /// An optimised WQL Enumerate returning the raw answer.
+    pub fn wql(&self, query: &str) -> std::io::Result<Resp> {
+        let body = format!(
+            concat!(
+                r#"<n:Enumerate><w:Filter Dialect="http://schemas.microsoft.com/wbem/wsman/1/WQL">{q}</w:Filter>"#,
+                r#"<w:OptimizeEnumeration/><w:MaxElements>100</w:MaxElements></n:Enumerate>"#
+            ),
+            q = query
+        );
+        let xml = envelope(
+            &self.to(),
+            &format!("{V2}*"),
+            "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate",
+            &[],
+            &body,
+            &self.next_id(),
+        );
+        self.send(&xml)
+    }
+}
+
+/// The VM with `id` on `host` in a state document.
+pub fn vm_in<'a>(state: &'a Json, host: &str, id: &str) -> &'a Json {
+    state["hosts"][host]["vms"]
+        .as_array()
+        .and_then(|vms| vms.iter().find(|v| v["id"] == id))
+        .unwrap_or_else(|| panic!("no VM {id} on {host}"))
+}
+
+pub fn job_in<'a>(state: &'a Json, host: &str, id: &str) -> Option<&'a Json> {
+    state["hosts"][host]["jobs"]
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|j| j["id"] == id))
+}
+
+fn advance(addr: SocketAddr, world: Option<&str>, ms: u64) {
+    ctl(
+        addr,
+        world,
+        "POST",
+        "clock",
+        Some(json!({ "advance_ms": ms })),
+        200,
+    );
+}
+
+/// InitiateFailover of app-01 on the replica, run to completion on a manual clock.
+fn fail_over_app01(sim: &TestSim, world: Option<&str>) -> Wsman {
+    let replica = Wsman::new(sim, REPLICA, world);
+    let r = replica
+        .service_call("InitiateFailover", APP01)
+        .expect("answer");
+    assert_eq!(r.code, Some(4096), "{}", r.xml);
+    advance(sim.addr(REPLICA), world, 1000);
+    let job = replica
+        .get_job(r.job.as_deref().expect("job"))
+        .expect("answer")
+        .expect("job");
+    assert_eq!(job.state, 7, "failover completed");
+    replica
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worked example (issue item 6).
+
+/// Arrange a fault (InitiateFailback's job fails with 32768 after 40 %), drive a client over
+/// raw SOAP, and assert on the journal and the coverage.
+#[test]
+fn example_failback_job_fails_at_40_percent() {
+    let sim = TestSim::manual(1);
+    let addr = sim.addr(REPLICA);
+    let replica = fail_over_app01(&sim, None);
+
+    let added = ctl(
+        addr,
+        None,
+        "POST",
+        "faults",
+        Some(json!({
+            "kind": "fail_job", "host": REPLICA, "method": "InitiateFailback",
+            "error_code": 32768, "description": "The provider could not reverse-sync the recovery point.",
+            "after_percent": 40, "count": 1
+        })),
+        201,
+    );
+    let fault_id = added["id"].as_u64().expect("id");
+
+    let call = replica
+        .service_call("InitiateFailback", APP01)
+        .expect("answer");
+    assert_eq!((call.status, call.code), (200, Some(4096)));
+    let job_id = call.job.clone().expect("job");
+
+    // 25 %: still running, the VM shows 13 (Failback in progress).
+    advance(addr, None, 200);
+    let job = replica.get_job(&job_id).expect("answer").expect("job");
+    assert_eq!((job.state, job.percent), (4, 25), "{job:?}");
+    let state = ctl(addr, None, "GET", "state", None, 200);
+    assert_eq!(vm_in(&state, REPLICA, APP01)["state"]["value"], 13);
+    assert_eq!(
+        vm_in(&state, REPLICA, APP01)["state"]["alias"],
+        "WaitingForFailback"
+    );
+
+    // Past 40 %: Exception (10) with the planned error; the VM is back to Recovered (5).
+    advance(addr, None, 200);
+    let job = replica.get_job(&job_id).expect("answer").expect("job");
+    assert_eq!(job.state, 10);
+    assert_eq!(job.error_code, 32768);
+    assert_eq!(
+        job.error_description,
+        "The provider could not reverse-sync the recovery point."
+    );
+    let state = ctl(addr, None, "GET", "state", None, 200);
+    assert_eq!(vm_in(&state, REPLICA, APP01)["state"]["value"], 5);
+
+    // The journal has the call with its answer and the fault that fired.
+    let journal = ctl(addr, None, "GET", "journal", None, 200);
+    let entries = journal["entries"].as_array().expect("entries");
+    let failback: Vec<&Json> = entries
+        .iter()
+        .filter(|e| e["method"] == "InitiateFailback")
+        .collect();
+    assert_eq!(failback.len(), 1);
+    assert_eq!(failback[0]["operation"], "Invoke");
+    assert_eq!(failback[0]["code"], 4096);
+    assert_eq!(failback[0]["job"], job_id.as_str());
+    assert_eq!(failback[0]["vm"], APP01);
+    assert_eq!(failback[0]["faults"], json!(["fail_job"]));
+    assert_eq!(failback[0]["host"], REPLICA);
+    let job_reads = entries
+        .iter()
+        .filter(|e| e["operation"] == "Get" && e["class"] == "Msvm_ConcreteJob")
+        .count();
+    assert_eq!(job_reads, 3);
+
+    // Coverage: the failback rule and the fault kind were exercised; partition was not.
+    let cov = ctl(addr, None, "GET", "coverage", None, 200);
+    let count = |list: &str, id: &str| {
+        cov[list]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["id"] == id))
+            .and_then(|r| r["count"].as_u64())
+            .unwrap_or_else(|| panic!("no {id} in {list}"))
+    };
+    assert_eq!(count("fault_kinds", "fail_job"), 1);
+    assert_eq!(count("return_codes", "4096"), 2);
+    assert!(
+        cov["missing_fault_kinds"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("partition"))
+    );
+    assert!(count("rules", "failover") >= 1);
+    assert!(cov["rules_covered"].as_u64().expect("n") >= 2);
+
+    // The rule fired once and is spent; the retry completes.
+    let faults = ctl(addr, None, "GET", "faults", None, 200);
+    assert_eq!(faults["faults"][0]["id"], fault_id);
+    assert_eq!(faults["faults"][0]["fired"], 1);
+    let retry = replica
+        .service_call("InitiateFailback", APP01)
+        .expect("answer");
+    assert_eq!(retry.code, Some(4096));
+    advance(addr, None, 1000);
+    let done = replica
+        .get_job(retry.job.as_deref().expect("job"))
+        .expect("answer")
+        .expect("job");
+    assert_eq!(done.state, 7);
+    let state = ctl(addr, None, "GET", "state", None, 200);
+    assert_eq!(vm_in(&state, REPLICA, APP01)["state"]["value"], 14);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every endpoint.
+
+#[test]
+fn health_answers_on_every_listener_and_world() {
+    let sim = TestSim::manual(0);
+    for host in [PRIMARY, REPLICA] {
+        let h = ctl(sim.addr(host), None, "GET", "health", None, 200);
+        assert_eq!(h["ok"], true);
+        assert_eq!(h["host"], host);
+        assert_eq!(h["world"], "default");
+        assert_eq!(h["hosts"].as_object().expect("hosts").len(), 2);
+    }
+    let h = ctl(sim.addr(PRIMARY), Some("w1"), "GET", "health", None, 200);
+    assert_eq!(h["world"], "w1");
+    let r = request(
+        sim.addr(PRIMARY),
+        "GET",
+        "/_replica/v1/health",
+        &[("X-Replica-World", "w2")],
+        b"",
+    )
+    .expect("answer");
+    assert_eq!(r.json()["world"], "w2");
+    let r = request(
+        sim.addr(PRIMARY),
+        "GET",
+        "/_replica/v1/health",
+        &[("X-Replica-World", "bad name!")],
+        b"",
+    )
+    .expect("answer");
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        call(sim.addr(PRIMARY), "GET", "/_replica/v1/nothing", None).status,
+        404
+    );
+}
+
+#[test]
+fn reset_restores_default_or_takes_a_topology() {
+    let sim = TestSim::manual(3);
+    let addr = sim.addr(PRIMARY);
+    fail_over_app01(&sim, Some("r"));
+    let s = ctl(addr, Some("r"), "GET", "state", None, 200);
+    assert_eq!(vm_in(&s, REPLICA, APP01)["state"]["value"], 5);
+    let seq_before = s["journal_next"].as_u64().expect("cursor");
+
+    // Empty body: the default topology again; the journal empties but its cursor goes on.
+    let r = ctl(addr, Some("r"), "POST", "reset", None, 200);
+    assert_eq!(r["reset"], true);
+    let s = ctl(addr, Some("r"), "GET", "state", None, 200);
+    assert_eq!(vm_in(&s, REPLICA, APP01)["state"]["value"], 3);
+    assert_eq!(s["journal_next"].as_u64(), Some(seq_before));
+    let j = ctl(addr, Some("r"), "GET", "journal", None, 200);
+    assert_eq!(j["entries"], json!([]));
+
+    // A TOML topology with a profile and a seed.
+    let toml = "[[hosts]]\nname = \"A\"\n\n[[hosts]]\nname = \"B\"\n\n[[vms]]\nname = \"only\"\nhost = \"A\"\nreplication = { replica_host = \"B\" }\n";
+    let r = ctl(
+        addr,
+        Some("r"),
+        "POST",
+        "reset",
+        Some(json!({ "topology_toml": toml, "profile": "wrong-state-job", "seed": 9 })),
+        200,
+    );
+    assert_eq!(r["seed"], 9);
+    let s = ctl(addr, Some("r"), "GET", "state", None, 200);
+    assert_eq!(
+        s["hosts"]
+            .as_object()
+            .expect("hosts")
+            .keys()
+            .collect::<Vec<_>>(),
+        ["A", "B"]
+    );
+    assert_eq!(s["profile"]["name"], "wrong-state-job");
+    assert_eq!(s["seed"], 9);
+
+    // A JSON topology.
+    let r = ctl(
+        addr,
+        Some("r"),
+        "POST",
+        "reset",
+        Some(json!({ "topology": { "hosts": [{ "name": "X" }] } })),
+        200,
+    );
+    assert_eq!(r["world"], "r");
+    let s = ctl(addr, Some("r"), "GET", "state", None, 200);
+    assert_eq!(s["hosts"]["X"]["vms"], json!([]));
+
+    // Refusals say where, and leave the world as it was.
+    let bad = "[[hosts]]\nname = \"A\"\n\n[[vms]]\nname = \"v\"\nhost = \"A\"\nreplication = { replica_host = \"NOPE\" }\n";
+    let e = ctl(
+        addr,
+        Some("r"),
+        "POST",
+        "reset",
+        Some(json!({ "topology_toml": bad })),
+        400,
+    );
+    assert_eq!(e["line"], 7);
+    assert_eq!(e["field"], "vms[0].replication.replica_host");
+    assert!(
+        e["error"]
+            .as_str()
+            .expect("text")
+            .contains("unknown host `NOPE`; expected one of A"),
+        "{e}"
+    );
+    let e = ctl(
+        addr,
+        Some("r"),
+        "POST",
+        "reset",
+        Some(json!({ "topology_toml": "[[hosts]\nname = 1" })),
+        400,
+    );
+    assert_eq!(e["line"], 1);
+    let e = ctl(
+        addr,
+        Some("r"),
+        "POST",
+        "reset",
+        Some(json!({ "topology": { "hosts": [] } })),
+        400,
+    );
+    assert_eq!(e["field"], "hosts");
+    ctl(
+        addr,
+        Some("r"),
+        "POST",
+        "reset",
+        Some(json!({ "profile": "no-such-profile" })),
+        400,
+    );
+    ctl(
+        addr,
+        Some("r"),
+        "POST",
+        "reset",
+        Some(json!({ "topolgy": {} })),
+        400,
+    );
+    let r = call(addr, "POST", &control_path(Some("r"), "reset"), None);
+    assert_eq!(r.status, 200);
+    let r = request(
+        addr,
+        "POST",
+        &control_path(Some("r"), "reset"),
+        &[],
+        b"{not json",
+    )
+    .expect("answer");
+    assert_eq!(r.status, 400);
+    let s = ctl(addr, Some("r"), "GET", "state", None, 200);
+    assert_eq!(vm_in(&s, PRIMARY, APP01)["name"], "app-01");
+}
+
+#[test]
+fn faults_are_added_listed_matched_and_cleared() {
+    let sim = TestSim::manual(0);
+    let addr = sim.addr(REPLICA);
+    let w = Some("f");
+    let a = ctl(
+        addr,
+        w,
+        "POST",
+        "faults",
+        Some(
+            json!({ "kind": "return_code", "code": 32775, "method": "InitiateFailover", "vm": "web-01", "count": 2 }),
+        ),
+        201,
+    );
+    assert_eq!(a["rule"]["kind"], "return_code");
+    assert_eq!(a["rule"]["fired"], 0);
+    let b = ctl(
+        addr,
+        w,
+        "POST",
+        "faults",
+        Some(json!({ "kind": "delay", "ms": 10, "probability": 0.5 })),
+        201,
+    );
+    assert_ne!(a["id"], b["id"]);
+    let list = ctl(addr, w, "GET", "faults", None, 200);
+    assert_eq!(list["faults"].as_array().map(Vec::len), Some(2));
+
+    // Matched by method and VM (by name): app-01 is not touched, web-01 is.
+    let replica = Wsman::new(&sim, REPLICA, w);
+    let r = replica
+        .service_call("InitiateFailover", WEB01)
+        .expect("answer");
+    assert_eq!(r.code, Some(32775));
+    let r = replica
+        .service_call("InitiateFailover", APP01)
+        .expect("answer");
+    assert_eq!(r.code, Some(4096));
+    let list = ctl(addr, w, "GET", "faults", None, 200);
+    assert_eq!(list["faults"][0]["fired"], 1);
+
+    // Remove one, then all.
+    let id = a["id"].as_u64().expect("id");
+    let r = ctl(addr, w, "DELETE", &format!("faults/{id}"), None, 200);
+    assert_eq!(r["removed"], 1);
+    ctl(addr, w, "DELETE", &format!("faults/{id}"), None, 404);
+    ctl(addr, w, "DELETE", "faults/abc", None, 400);
+    let r = ctl(addr, w, "DELETE", "faults", None, 200);
+    assert_eq!(r["removed"], 1);
+    let list = ctl(addr, w, "GET", "faults", None, 200);
+    assert_eq!(list["faults"], json!([]));
+
+    // Refusals: each says what is wrong.
+    for (body, words) in [
+        (
+            json!({ "kind": "return_code", "code": 32775, "methd": "X" }),
+            "unknown field `methd`",
+        ),
+        (
+            json!({ "kind": "return_code", "ms": 3, "code": 32775 }),
+            "unknown field `ms`",
+        ),
+        (json!({ "kind": "explode" }), "unknown fault kind `explode`"),
+        (json!({ "code": 1 }), "needs `kind`"),
+        (
+            json!({ "kind": "return_code", "code": 12 }),
+            "not a documented return code",
+        ),
+        (
+            json!({ "kind": "host_down", "host": "HV-NOWHERE" }),
+            "unknown host `HV-NOWHERE`",
+        ),
+        (
+            json!({ "kind": "partition", "a": "HV-PRIMARY", "b": "HV-PRIMARY" }),
+            "two different hosts",
+        ),
+        (
+            json!({ "kind": "partition", "a": "HV-PRIMARY", "b": "HV-X" }),
+            "b: unknown host",
+        ),
+        (
+            json!({ "kind": "host_down", "method": "InitiateFailbak" }),
+            "`InitiateFailbak` is neither",
+        ),
+        (
+            json!({ "kind": "host_down", "method": "RequestReplicationStateChangeEx" }),
+            "use that",
+        ),
+        (
+            json!({ "kind": "host_down", "probability": 1.5 }),
+            "probability",
+        ),
+        (json!({ "kind": "host_down", "count": 0 }), "count: 0"),
+        (
+            json!({ "kind": "delay", "ms": 100_000_000 }),
+            "over the limit",
+        ),
+        (
+            json!({ "kind": "fail_job", "error_code": 32768, "after_percent": 101 }),
+            "after_percent",
+        ),
+        (json!({ "kind": "delay", "ms": "soon" }), "fault rule"),
+        (json!([1, 2]), "JSON object"),
+    ] {
+        let e = ctl(addr, w, "POST", "faults", Some(body.clone()), 400);
+        assert!(
+            e["error"].as_str().expect("text").contains(words),
+            "{body}: {e}"
+        );
+    }
+    let r = call(addr, "POST", &control_path(w, "faults"), None);
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn clock_modes_manual_polls_and_realtime_over_http() {
+    let sim = TestSim::manual(0);
+    let addr = sim.addr(REPLICA);
+    let w = Some("c");
+    let c = ctl(addr, w, "GET", "clock", None, 200);
+    assert_eq!(c["clock"]["mode"], "manual");
+    let t0 = c["now"].as_u64().expect("now");
+
+    // manual: nothing moves until told; `advance` takes a duration.
+    let replica = Wsman::new(&sim, REPLICA, w);
+    let r = replica
+        .service_call("InitiateFailover", APP01)
+        .expect("answer");
+    let job = r.job.expect("job");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        replica.get_job(&job).expect("answer").expect("job").percent,
+        0
+    );
+    let c = ctl(
+        addr,
+        w,
+        "POST",
+        "clock",
+        Some(json!({ "advance": "400ms" })),
+        200,
+    );
+    assert_eq!(c["now"].as_u64(), Some(t0 + 400));
+    let j = replica.get_job(&job).expect("answer").expect("job");
+    assert_eq!((j.state, j.percent), (4, 50));
+    ctl(
+        addr,
+        w,
+        "POST",
+        "clock",
+        Some(json!({ "advance": "1.5s" })),
+        200,
+    );
+    assert_eq!(
+        replica.get_job(&job).expect("answer").expect("job").state,
+        7
+    );
+
+    // polls:3: a job ends after it was read three times, whatever the time.
+    let c = ctl(
+        addr,
+        w,
+        "POST",
+        "clock",
+        Some(json!({ "mode": "polls", "n": 3 })),
+        200,
+    );
+    assert_eq!(c["clock"], json!({ "mode": "polls", "n": 3 }));
+    let r = replica
+        .service_call("InitiateFailback", APP01)
+        .expect("answer");
+    let job = r.job.expect("job");
+    let seen: Vec<u32> = (0..3)
+        .map(|_| replica.get_job(&job).expect("answer").expect("job").state)
+        .collect();
+    assert_eq!(seen, vec![3, 4, 7], "Starting, Running, Completed");
+    let s = ctl(addr, w, "GET", "state", None, 200);
+    assert_eq!(vm_in(&s, REPLICA, APP01)["state"]["value"], 14);
+
+    // The CLI form, and realtime with a speed: a job ends within real milliseconds.
+    let c = ctl(
+        addr,
+        w,
+        "POST",
+        "clock",
+        Some(json!({ "mode": "polls:2" })),
+        200,
+    );
+    assert_eq!(c["clock"]["n"], 2);
+    let c = ctl(
+        addr,
+        w,
+        "POST",
+        "clock",
+        Some(json!({ "mode": "realtime", "speed": 100.0 })),
+        200,
+    );
+    assert_eq!(c["clock"], json!({ "mode": "realtime", "speed": 100.0 }));
+    let primary = Wsman::new(&sim, PRIMARY, w);
+    let r = primary
+        .service_call("InitiateFailover", "no-such-vm")
+        .expect("answer");
+    assert_eq!(r.code, Some(32773));
+    ctl(addr, w, "POST", "reset", None, 200);
+    let r = replica
+        .service_call("InitiateFailover", WEB01)
+        .expect("answer");
+    let job = r.job.expect("job");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let j = replica.get_job(&job).expect("answer").expect("job");
+        if j.state == 7 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "realtime x100 job never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // Refusals.
+    for body in [
+        json!({ "mode": "sundial" }),
+        json!({ "mode": "realtime", "speed": 0 }),
+        json!({ "mode": "realtime", "speed": 1e9 }),
+        json!({ "mode": "polls", "n": 0 }),
+        json!({ "mode": "polls:x" }),
+        json!({ "advance": "3 fortnights" }),
+        json!({ "advance": "-1s" }),
+        json!({ "advance": "1s", "advance_ms": 1 }),
+        json!({ "speed": 2 }),
+        json!({ "tick": 1 }),
+    ] {
+        ctl(addr, w, "POST", "clock", Some(body), 400);
+    }
+    ctl(addr, w, "POST", "clock", None, 400);
+}
+
+#[test]
+fn journal_pages_with_a_cursor() {
+    let sim = TestSim::manual(0);
+    let addr = sim.addr(PRIMARY);
+    let w = Some("j");
+    let primary = Wsman::new(&sim, PRIMARY, w);
+    for _ in 0..5 {
+        let r = primary
+            .wql("SELECT * FROM Msvm_ComputerSystem")
+            .expect("answer");
+        assert_eq!(r.status, 200);
+    }
+    let r = primary.send("<not-soap/>").expect("answer");
+    assert_eq!(r.status, 500);
+    let all = ctl(addr, w, "GET", "journal", None, 200);
+    let entries = all["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 6);
+    assert_eq!(entries[0]["operation"], "Enumerate");
+    assert_eq!(entries[0]["class"], "Msvm_ComputerSystem");
+    assert_eq!(entries[0]["http_status"], 200);
+    assert!(
+        entries[0]["at_rfc3339"]
+            .as_str()
+            .expect("time")
+            .ends_with('Z')
+    );
+    assert_eq!(entries[5]["operation"], "Rejected");
+    assert_eq!(entries[5]["http_status"], 500);
+    assert_eq!(all["latest"], 6);
+    assert_eq!(all["more"], false);
+
+    let page = ctl(addr, w, "GET", "journal?since=0&limit=2", None, 200);
+    assert_eq!(page["entries"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["next"], 2);
+    assert_eq!(page["more"], true);
+    let page = ctl(addr, w, "GET", "journal?since=2&limit=10", None, 200);
+    assert_eq!(page["entries"][0]["seq"], 3);
+    assert_eq!(page["next"], 6);
+    let page = ctl(addr, w, "GET", "journal?since=6", None, 200);
+    assert_eq!(page["entries"], json!([]));
+    assert_eq!(page["next"], 6);
+    ctl(addr, w, "GET", "journal?since=x", None, 400);
+    ctl(addr, w, "GET", "journal?limit=0", None, 400);
+    ctl(addr, w, "GET", "journal?limit=99999", None, 400);
+    // The default world saw none of it.
+    let d = ctl(addr, None, "GET", "journal", None, 200);
+    assert_eq!(d["entries"], json!([]));
+}
+
+#[test]
+fn coverage_reports_covered_and_missing() {
+    let sim = TestSim::manual(0);
+    let addr = sim.addr(REPLICA);
+    let w = Some("cov");
+    let before = ctl(addr, w, "GET", "coverage", None, 200);
+    assert_eq!(before["rules_covered"], 0);
+    let total = before["rules_total"].as_u64().expect("total");
+    assert!(total > 20);
+    assert_eq!(
+        before["missing_rules"].as_array().map(Vec::len),
+        Some(total as usize)
+    );
+    assert_eq!(before["fault_kinds"].as_array().map(Vec::len), Some(6));
+    fail_over_app01(&sim, w);
+    let replica = Wsman::new(&sim, REPLICA, w);
+    // A refusal is exercised too (InitiateFailover on a Recovered VM).
+    let r = replica
+        .service_call("InitiateFailover", APP01)
+        .expect("answer");
+    assert_eq!(r.code, Some(32775));
+    let after = ctl(addr, w, "GET", "coverage", None, 200);
+    assert_eq!(after["rules_covered"], 1);
+    let failover = after["rules"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x["id"] == "failover"))
+        .expect("the failover row");
+    assert_eq!(failover["count"], 2, "accepted once, refused once");
+    assert!(
+        !after["missing_rules"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("failover"))
+    );
+    let codes: Vec<&Json> = after["return_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .filter(|r| r["count"].as_u64() > Some(0))
+        .collect();
+    let ids: Vec<&str> = codes.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert!(ids.contains(&"4096") && ids.contains(&"32775"), "{ids:?}");
+    assert!(
+        !after["missing_return_codes"]
+            .as_array()
+            .expect("list")
+            .contains(&json!(4096))
+    );
+    // Reset starts coverage over.
+    ctl(addr, w, "POST", "reset", None, 200);
+    assert_eq!(
+        ctl(addr, w, "GET", "coverage", None, 200)["rules_covered"],
+        0
+    );
+}
+
+#[test]
+fn diagram_in_mermaid_and_dot_with_highlight() {
+    let sim = TestSim::manual(0);
+    let addr = sim.addr(PRIMARY);
+    let r = call(addr, "GET", "/_replica/v1/diagram", None);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain"))
+    );
+    let mermaid = r.text();
+    assert!(
+        mermaid.contains("stateDiagram") || mermaid.contains("flowchart"),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains("Failback in progress"));
+    let dot = call(addr, "GET", "/_replica/v1/diagram?format=dot", None).text();
+    assert!(dot.starts_with("digraph"), "{dot}");
+    let plain = call(addr, "GET", "/_replica/v1/diagram?format=dot", None).text();
+    let lit = call(
+        addr,
+        "GET",
+        "/_replica/v1/diagram?format=dot&highlight=true",
+        None,
+    )
+    .text();
+    assert_ne!(plain, lit, "highlighting marks the current states");
+    assert_eq!(
+        call(addr, "GET", "/_replica/v1/diagram?format=svg", None).status,
+        400
+    );
+}
+
+#[test]
+fn worlds_are_listed_and_removed() {
+    let sim = TestSim::manual(0);
+    let addr = sim.addr(PRIMARY);
+    ctl(addr, Some("alpha"), "GET", "health", None, 200);
+    ctl(addr, Some("beta"), "GET", "health", None, 200);
+    let l = ctl(addr, None, "GET", "worlds", None, 200);
+    assert_eq!(l["worlds"], json!(["alpha", "beta", "default"]));
+    let r = ctl(addr, None, "DELETE", "worlds/alpha", None, 200);
+    assert_eq!(r["removed"], "alpha");
+    ctl(addr, None, "DELETE", "worlds/alpha", None, 404);
+    ctl(addr, None, "DELETE", "worlds/default", None, 404);
+    let l = ctl(addr, None, "GET", "worlds", None, 200);
+    assert_eq!(l["worlds"], json!(["beta", "default"]));
+}
+
+#[test]
+fn control_token_guards_the_api_but_not_wsman() {
+    let sim = TestSim::start(SimConfig {
+        control_token: Some("s3cret".into()),
+        clock: replica_sim::state::ClockMode::Manual,
+        ..SimConfig::default()
+    });
+    let addr = sim.addr(PRIMARY);
+    let r = call(addr, "GET", "/_replica/v1/state", None);
+    assert_eq!(r.status, 401);
+    let r = request(
+        addr,
+        "GET",
+        "/_replica/v1/state",
+        &[("Authorization", "Bearer wrong")],
+        b"",
+    )
+    .expect("answer");
+    assert_eq!(r.status, 401);
+    let r = request(
+        addr,
+        "GET",
+        "/_replica/v1/state",
+        &[("Authorization", "Bearer s3cret")],
+        b"",
+    )
+    .expect("answer");
+    assert_eq!(r.status, 200);
+    let w = Wsman::new(&sim, PRIMARY, None);
+    assert_eq!(
+        w.wql("SELECT * FROM Msvm_ComputerSystem")
+            .expect("answer")
+            .status,
+        200
+    );
+}
+
+/// Bodies no test suite would send: always a 4xx with a JSON error, never a 5xx or a hang.
+#[test]
+fn garbage_never_breaks_the_control_api() {
+    let sim = TestSim::manual(0);
+    let addr = sim.addr(PRIMARY);
+    let bodies: &[&[u8]] = &[
+        b"",
+        b"null",
+        b"[]",
+        b"\"x\"",
+        b"{",
+        b"\xff\xfe\x00",
+        b"{\"mode\": null}",
+        b"{\"kind\": 5}",
+        b"{\"topology_toml\": \"\\u0000\"}",
+        b"{\"advance_ms\": -1}",
+        b"{\"advance_ms\": 18446744073709551615}",
+        b"{\"seed\": 1e400}",
+    ];
+    for (method, endpoint) in [("POST", "reset"), ("POST", "faults"), ("POST", "clock")] {
+        for body in bodies {
+            let r = request(
+                addr,
+                method,
+                &control_path(Some("g"), endpoint),
+                &[("Content-Type", "application/json")],
+                body,
+            )
+            .expect("answer");
+            assert!(
+                r.status < 500,
+                "{method} {endpoint} {:?}: {} {}",
+                String::from_utf8_lossy(body),
+                r.status,
+                r.text()
+            );
+        }
+    }
+    // Still alive and sane.
+    let c = ctl(addr, Some("g"), "GET", "clock", None, 200);
+    assert!(c["now"].as_u64().is_some());
+    for path in [
+        "/_replica/v1/journal?since=%FF",
+        "/_replica/v1/faults/99999999999999999999999",
+        "/_replica/v1/../../etc/passwd",
+        "/worlds/%2e%2e/_replica/v1/state",
+    ] {
+        let r = call(addr, "GET", path, None);
+        assert!((400..500).contains(&r.status), "{path}: {}", r.status);
+        assert!(r.json()["error"].is_string(), "{path}: {}", r.text());
+    }
+    // Over the 4 MiB body cap: refused before parsing, still as the API's JSON error.
+    let big = vec![b' '; 5 * 1024 * 1024];
+    let r = request(addr, "POST", "/_replica/v1/faults", &[], &big).expect("answer");
+    assert_eq!(r.status, 413);
+    assert!(r.json()["error"].is_string(), "{}", r.text());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OpenAPI document against the server.
+
+/// A small validator for the subset of OpenAPI 3.0 schemas the document uses.
+fn validate(doc: &Json, schema: &Json, v: &Json, at: &str, errors: &mut Vec<String>) {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return validate(doc, &doc["components"]["schemas"][name], v, at, errors);
+    }
+    if v.is_null() {
+        if schema["nullable"] != true && schema.get("type").is_some() {
+            errors.push(format!("{at}: null but not nullable"));
+        }
+        return;
+    }
+    let ok = match schema["type"].as_str() {
+        Some("object") => v.is_object(),
+        Some("array") => v.is_array(),
+        Some("string") => v.is_string(),
+        Some("integer") => v.is_i64() || v.is_u64(),
+        Some("number") => v.is_number(),
+        Some("boolean") => v.is_boolean(),
+        _ => true,
+    };
+    if !ok {
+        errors.push(format!("{at}: {v} is not a {}", schema["type"]));
+        return;
+    }
+    if let Some(e) = schema["enum"].as_array()
+        && !e.contains(v)
+    {
+        errors.push(format!("{at}: {v} is not one of {e:?}"));
+    }
+    if let Some(o) = v.as_object() {
+        for r in schema["required"].as_array().into_iter().flatten() {
+            let key = r.as_str().unwrap_or_default();
+            if !o.contains_key(key) {
+                errors.push(format!("{at}: required `{key}` is missing"));
+            }
+        }
+        for (k, x) in o {
+            if let Some(p) = schema["properties"].get(k) {
+                validate(doc, p, x, &format!("{at}.{k}"), errors);
+            } else if let Some(ap) = schema.get("additionalProperties") {
+                if ap == &json!(false) {
+                    errors.push(format!("{at}: `{k}` is not documented"));
+                } else if ap.is_object() {
+                    validate(doc, ap, x, &format!("{at}.{k}"), errors);
+                }
+            }
+        }
+    }
+    if let Some(a) = v.as_array() {
+        for (i, x) in a.iter().enumerate() {
+            validate(doc, &schema["items"], x, &format!("{at}[{i}]"), errors);
+        }
+    }
+}
+
+fn openapi() -> Json {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))
+        .expect("sim/openapi.json");
+    serde_json::from_str(&text).expect("openapi.json is JSON")
+}
+
+#[test]
+fn openapi_documents_every_endpoint_and_the_server_agrees() {
+    let doc = openapi();
+    assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+    let sim = TestSim::manual(5);
+    let addr = sim.addr(REPLICA);
+
+    // The served copy is the file.
+    let served = call(addr, "GET", "/_replica/v1/openapi.json", None).json();
+    assert_eq!(served, doc);
+
+    // Documented = answered.
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("item").keys() {
+            documented.push((
+                method.to_uppercase(),
+                path.trim_start_matches('/').to_string(),
+            ));
+        }
+    }
+    documented.sort();
+    let mut served: Vec<(String, String)> = replica_sim::control::ENDPOINTS
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    served.sort();
+    assert_eq!(documented, served);
+
+    let mut errors = Vec::new();
+    for (n, (method, path)) in documented.iter().enumerate() {
+        let op = &doc["paths"][format!("/{path}")][method.to_lowercase()];
+        for world in [Some(format!("oa{n}")), None] {
+            let w = world.as_deref();
+            // Arrange what the example needs.
+            let mut concrete = path.clone();
+            if path == "faults/{id}" {
+                let f = ctl(
+                    addr,
+                    w,
+                    "POST",
+                    "faults",
+                    Some(json!({ "kind": "host_down", "host": PRIMARY })),
+                    201,
+                );
+                concrete = format!("faults/{}", f["id"]);
+            }
+            if path == "worlds/{name}" {
+                ctl(addr, Some("scratch"), "GET", "health", None, 200);
+                concrete = "worlds/scratch".into();
+            }
+            if path == "state" {
+                // A state with jobs, faults and a failed-over VM in it.
+                fail_over_app01(&sim, w);
+                let replica = Wsman::new(&sim, REPLICA, w);
+                let r = replica
+                    .service_call("InitiateFailback", APP01)
+                    .expect("answer");
+                assert_eq!(r.code, Some(4096));
+                ctl(
+                    addr,
+                    w,
+                    "POST",
+                    "faults",
+                    Some(json!({ "kind": "partition", "a": PRIMARY, "b": REPLICA })),
+                    201,
+                );
+            }
+            let body = op["requestBody"]["content"]["application/json"]["example"].clone();
+            let body = (!body.is_null()).then_some(body);
+            let r = call(addr, method, &control_path(w, &concrete), body);
+            let documented_status = &op["responses"][r.status.to_string()];
+            if documented_status.is_null() {
+                errors.push(format!(
+                    "{method} {path}: status {} is not documented: {}",
+                    r.status,
+                    r.text()
+                ));
+                continue;
+            }
+            if !(200..300).contains(&r.status) {
+                errors.push(format!(
+                    "{method} {path}: the example answered {}: {}",
+                    r.status,
+                    r.text()
+                ));
+            }
+            let content = &documented_status["content"];
+            if let Some(schema) = content.get("application/json").map(|c| &c["schema"]) {
+                validate(
+                    &doc,
+                    schema,
+                    &r.json(),
+                    &format!("{method} {path}"),
+                    &mut errors,
+                );
+            } else if content.get("text/plain").is_some() {
+                assert!(
+                    r.header("content-type")
+                        .is_some_and(|c| c.starts_with("text/plain"))
+                );
+            }
+            // Every other method on the path is refused with 405 and an Allow header.
+            for other in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+                if doc["paths"][format!("/{path}")]
+                    .get(other.to_lowercase())
+                    .is_some()
+                {
+                    continue;
+                }
+                let r = call(addr, other, &control_path(w, &concrete), None);
+                if r.status != 405 || r.header("allow").is_none() {
+                    errors.push(format!(
+                        "{other} {path}: {} (expected 405 with Allow)",
+                        r.status
+                    ));
+                }
+            }
+        }
+    }
+    // Documented error answers are what the server sends: 400, 404 and 401 carry an Error.
+    let e = call(
+        addr,
+        "POST",
+        "/_replica/v1/clock",
+        Some(json!({ "mode": "x" })),
+    );
+    validate(
+        &doc,
+        &json!({ "$ref": "#/components/schemas/Error" }),
+        &e.json(),
+        "400",
+        &mut errors,
+    );
+    let e = call(addr, "GET", "/_replica/v1/nope", None);
+    assert_eq!(e.status, 404);
+    validate(
+        &doc,
+        &json!({ "$ref": "#/components/schemas/Error" }),
+        &e.json(),
+        "404",
+        &mut errors,
+    );
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Determinism and isolation.
+
+/// One walk: enumerations, a failover, a failback with a probabilistic fault retried until
+/// it passes, job polling. Returns the journal (normalised) and the ids the client saw.
+fn seeded_walk(seed: u64) -> (Vec<Json>, Vec<String>) {
+    let sim = TestSim::manual(seed);
+    let addr = sim.addr(REPLICA);
+    ctl(
+        addr,
+        None,
+        "POST",
+        "faults",
+        Some(
+            json!({ "kind": "return_code", "code": 32768, "method": "InitiateFailback", "probability": 0.5 }),
+        ),
+        201,
+    );
+    ctl(
+        addr,
+        None,
+        "POST",
+        "faults",
+        Some(json!({ "kind": "delay", "ms": 1, "method": "Get", "probability": 0.3 })),
+        201,
+    );
+    let replica = Wsman::new(&sim, REPLICA, None);
+    let mut ids = Vec::new();
+    let mid = |r: &Resp| text_of(&r.text(), "MessageID");
+    ids.extend(mid(&replica
+        .wql("SELECT * FROM Msvm_ComputerSystem")
+        .expect("answer")));
+    let f = replica
+        .service_call("InitiateFailover", APP01)
+        .expect("answer");
+    ids.extend(f.message_id.clone());
+    ids.extend(f.job.clone());
+    advance(addr, None, 1000);
+    let mut tries = 0;
+    let job = loop {
+        tries += 1;
+        assert!(tries < 30, "the probabilistic fault never let go");
+        let r = replica
+            .service_call("InitiateFailback", APP01)
+            .expect("answer");
+        ids.extend(r.message_id.clone());
+        if r.code == Some(4096) {
+            break r.job.expect("job");
+        }
+    };
+    ids.push(job.clone());
+    for _ in 0..4 {
+        advance(addr, None, 250);
+        let _ = replica.get_job(&job).expect("answer");
+    }
+    ids.extend(mid(&replica
+        .wql("SELECT * FROM Msvm_ConcreteJob")
+        .expect("answer")));
+    let j = ctl(addr, None, "GET", "journal", None, 200);
+    let entries = j["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            for k in ["at", "at_rfc3339", "micros"] {
+                e[k] = Json::Null;
+            }
+            e
+        })
+        .collect();
+    (entries, ids)
+}
+
+#[test]
+fn same_seed_same_walk_same_journal() {
+    let (j1, ids1) = seeded_walk(42);
+    let (j2, ids2) = seeded_walk(42);
+    assert!(j1.len() > 8);
+    assert_eq!(j1, j2);
+    assert_eq!(ids1, ids2);
+    assert!(ids1.len() >= 5);
+    // The probabilistic faults did fire, and the same ones each time.
+    let fired: Vec<&Json> = j1.iter().filter(|e| e["faults"] != json!([])).collect();
+    assert!(!fired.is_empty(), "no probabilistic fault fired");
+    // Another seed: other ids.
+    let (_, ids3) = seeded_walk(43);
+    assert_ne!(ids1, ids3);
+}
+
+#[test]
+fn two_worlds_driven_in_parallel_never_see_each_other() {
+    let sim = TestSim::manual(7);
+    let drive = |world: &'static str, vm: &'static str, fault_code: u32| {
+        let addr = sim.addr(REPLICA);
+        let replica = Wsman::new(&sim, REPLICA, Some(world));
+        ctl(
+            addr,
+            Some(world),
+            "POST",
+            "faults",
+            Some(
+                json!({ "kind": "return_code", "code": fault_code, "method": "GetReplicationStatistics" }),
+            ),
+            201,
+        );
+        ctl(
+            addr,
+            Some(world),
+            "POST",
+            "clock",
+            Some(json!({ "mode": "manual" })),
+            200,
+        );
+        let r = replica
+            .service_call("InitiateFailover", vm)
+            .expect("answer");
+        assert_eq!(r.code, Some(4096), "{world}");
+        let job = r.job.expect("job");
+        for i in 0..40 {
+            let r = replica
+                .service_call("GetReplicationStatistics", vm)
+                .expect("answer");
+            assert_eq!(r.code, Some(fault_code), "{world} call {i}");
+            let j = replica.get_job(&job).expect("answer").expect("job");
+            assert!(j.state < 7, "{world}: the job ran on someone else's clock");
+        }
+        advance(addr, Some(world), 900);
+        assert_eq!(
+            replica.get_job(&job).expect("answer").expect("job").state,
+            7
+        );
+        job
+    };
+    let (job_a, job_b) = std::thread::scope(|s| {
+        let a = s.spawn(|| drive("world-a", APP01, 32768));
+        let b = s.spawn(|| drive("world-b", WEB01, 32779));
+        (a.join().expect("world a"), b.join().expect("world b"))
+    });
+    let addr = sim.addr(PRIMARY);
+    for (world, vm, other_vm, code, job, other_job) in [
+        ("world-a", APP01, WEB01, 32768, &job_a, &job_b),
+        ("world-b", WEB01, APP01, 32779, &job_b, &job_a),
+    ] {
+        let j = ctl(addr, Some(world), "GET", "journal?limit=10000", None, 200);
+        let entries = j["entries"].as_array().expect("entries");
+        assert_eq!(entries.len(), 1 + 40 * 2 + 1, "{world}");
+        assert!(
+            entries.iter().all(|e| e["vm"].is_null() || e["vm"] == vm),
+            "{world} saw the other VM"
+        );
+        assert!(
+            entries
+                .iter()
+                .all(|e| e["code"].is_null() || e["code"] == code || e["code"] == 4096)
+        );
+        let s = ctl(addr, Some(world), "GET", "state", None, 200);
+        assert_eq!(vm_in(&s, REPLICA, vm)["state"]["value"], 5, "{world}");
+        assert_eq!(vm_in(&s, REPLICA, other_vm)["state"]["value"], 3, "{world}");
+        assert!(job_in(&s, REPLICA, job).is_some());
+        // Same seed, same first job id in both worlds; but the other world's job is not here
+        // unless the ids coincide.
+        if job != other_job {
+            assert!(job_in(&s, REPLICA, other_job).is_none());
+        }
+        let f = ctl(addr, Some(world), "GET", "faults", None, 200);
+        assert_eq!(f["faults"].as_array().map(Vec::len), Some(1));
+        assert_eq!(f["faults"][0]["code"], code);
+        assert_eq!(f["faults"][0]["fired"], 40);
+        let cov = ctl(addr, Some(world), "GET", "coverage", None, 200);
+        let fired = cov["fault_kinds"]
+            .as_array()
+            .and_then(|r| r.iter().find(|x| x["id"] == "return_code"))
+            .and_then(|x| x["count"].as_u64());
+        assert_eq!(fired, Some(40));
+    }
+    // The default world was not touched at all.
+    let d = ctl(addr, None, "GET", "journal", None, 200);
+    assert_eq!(d["entries"], json!([]));
+    let s = ctl(addr, None, "GET", "state", None, 200);
+    assert_eq!(vm_in(&s, REPLICA, APP01)["state"]["value"], 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Each fault kind as the client sees it.
+
+#[test]
+fn each_fault_kind_is_seen_by_a_client() {
+    let sim = TestSim::manual(0);
+    let addr = sim.addr(REPLICA);
+    let replica = Wsman::new(&sim, REPLICA, Some("k"));
+    let primary = Wsman::new(&sim, PRIMARY, Some("k"));
+    let w = Some("k");
+
+    // delay: the answer waits.
+    ctl(
+        addr,
+        w,
+        "POST",
+        "faults",
+        Some(json!({ "kind": "delay", "ms": 300, "method": "Enumerate", "count": 1 })),
+        201,
+    );
+    let t = Instant::now();
+    assert_eq!(
+        replica
+            .wql("SELECT * FROM Msvm_ComputerSystem")
+            .expect("answer")
+            .status,
+        200
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // drop_connection: no answer at all.
+    ctl(
+        addr,
+        w,
+        "POST",
+        "faults",
+        Some(json!({ "kind": "drop_connection", "method": "Enumerate", "count": 1 })),
+        201,
+    );
+    assert!(replica.wql("SELECT * FROM Msvm_ComputerSystem").is_err());
+    assert_eq!(
+        replica
+            .wql("SELECT * FROM Msvm_ComputerSystem")
+            .expect("answer")
+            .status,
+        200
+    );
+
+    // host_down: methods answer 32777, reads fault.
+    let down = ctl(
+        addr,
+        w,
+        "POST",
+        "faults",
+        Some(json!({ "kind": "host_down", "host": PRIMARY })),
+        201,
+    );
+    let r = primary
+        .service_call("GetReplicationStatistics", APP01)
+        .expect("answer");
+    assert_eq!(r.code, Some(32777));
+    assert_eq!(
+        primary
+            .wql("SELECT * FROM Msvm_ComputerSystem")
+            .expect("answer")
+            .status,
+        500
+    );
+    ctl(
+        addr,
+        w,
+        "DELETE",
+        &format!("faults/{}", down["id"]),
+        None,
+        200,
+    );
+
+    // return_code.
+    ctl(
+        addr,
+        w,
+        "POST",
+        "faults",
+        Some(
+            json!({ "kind": "return_code", "code": 32774, "method": "InitiateFailover", "count": 1 }),
+        ),
+        201,
+    );
+    assert_eq!(
+        replica
+            .service_call("InitiateFailover", APP01)
+            .expect("answer")
+            .code,
+        Some(32774)
+    );
+
+    // partition: the reverse needs the peer.
+    fail_over_app01(&sim, w);
+    ctl(
+        addr,
+        w,
+        "POST",
+        "faults",
+        Some(json!({ "kind": "partition", "a": PRIMARY, "b": REPLICA })),
+        201,
+    );
+    let r = replica
+        .service_call("ReverseReplicationRelationship", APP01)
+        .expect("answer");
+    assert_eq!(r.code, Some(32777));
+
+    let j = ctl(addr, w, "GET", "journal", None, 200);
+    let kinds: Vec<String> = j["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .flat_map(|e| e["faults"].as_array().cloned().unwrap_or_default())
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    for k in ["delay", "drop_connection", "host_down", "return_code"] {
+        assert!(
+            kinds.iter().any(|x| x == k),
+            "{k} not in the journal: {kinds:?}"
+        );
+    }
+}

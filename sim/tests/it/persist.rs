@@ -1,0 +1,339 @@
+//! `serve --state-file`: the real binary, stopped with SIGTERM in the middle of a failback and
+//! started again; broken files refused with exit code 2 and left as they were.
+
+use super::control::{APP01, REPLICA, ctl, job_in, vm_in};
+use serde_json::{Value as Json, json};
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_replica-sim");
+
+/// A `replica-sim serve` child, killed if the test ends early.
+struct Served {
+    child: Option<Child>,
+    hosts: Json,
+}
+
+impl Served {
+    fn start(args: &[&str]) -> Served {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("replica-sim starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+        let mut served = Served {
+            child: Some(child),
+            hosts: Json::Null,
+        };
+        let ready: Json = serde_json::from_str(&line).unwrap_or_else(|e| {
+            let (code, err) = served.wait();
+            panic!("no ready line ({e}): `{line}`; exit {code:?}: {err}")
+        });
+        assert_eq!(ready["ready"], true);
+        served.hosts = ready["hosts"].clone();
+        served
+    }
+
+    fn addr(&self, host: &str) -> SocketAddr {
+        let url = self.hosts[host].as_str().expect("host url");
+        url.trim_start_matches("http://")
+            .trim_end_matches("/wsman")
+            .parse()
+            .expect("address")
+    }
+
+    fn wsman(&self, host: &str) -> super::control::Wsman {
+        super::control::Wsman::at(self.addr(host), host)
+    }
+
+    /// SIGTERM, then the exit code and stderr.
+    fn terminate(&mut self) -> (Option<i32>, String) {
+        if let Some(c) = &self.child {
+            let pid = c.id().to_string();
+            // kill(1), or the shell's builtin where the utility is not installed.
+            let status = Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .or_else(|_| {
+                    Command::new("sh")
+                        .args(["-c", &format!("kill -TERM {pid}")])
+                        .status()
+                })
+                .expect("kill");
+            assert!(status.success());
+        }
+        self.wait()
+    }
+
+    fn wait(&mut self) -> (Option<i32>, String) {
+        let Some(mut c) = self.child.take() else {
+            return (None, String::new());
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = c.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("replica-sim did not stop");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = c.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (status.code(), err)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs the binary to its end (it must refuse to start).
+fn refused(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("replica-sim runs");
+    assert!(out.stdout.is_empty(), "it printed a ready line");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "replica-it-{}-{name}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn advance(addr: SocketAddr, ms: u64) {
+    ctl(
+        addr,
+        None,
+        "POST",
+        "clock",
+        Some(json!({ "advance_ms": ms })),
+        200,
+    );
+}
+
+fn only_file(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn restart_in_the_middle_of_a_failback_keeps_the_world() {
+    let dir = scratch("restart");
+    let file = dir.join("state.json");
+    let f = file.to_str().expect("utf8 path");
+    let args = ["--clock", "manual", "--seed", "11", "--state-file", f];
+
+    let mut sim = Served::start(&args);
+    assert!(file.exists(), "a new state file is written at start");
+    let addr = sim.addr(REPLICA);
+    let replica = sim.wsman(REPLICA);
+    let r = replica
+        .service_call("InitiateFailover", APP01)
+        .expect("answer");
+    assert_eq!(r.code, Some(4096));
+    advance(addr, 1000);
+    let r = replica
+        .service_call("InitiateFailback", APP01)
+        .expect("answer");
+    assert_eq!(r.code, Some(4096));
+    let job = r.job.expect("job");
+    advance(addr, 400);
+    let mid = replica.get_job(&job).expect("answer").expect("job");
+    assert_eq!((mid.state, mid.percent), (4, 50));
+    ctl(
+        addr,
+        None,
+        "POST",
+        "faults",
+        Some(json!({ "kind": "return_code", "code": 32774, "method": "StopService" })),
+        201,
+    );
+    ctl(addr, Some("other"), "GET", "health", None, 200);
+    let before = ctl(addr, None, "GET", "state", None, 200);
+    let journal_before = ctl(addr, None, "GET", "journal", None, 200);
+
+    let (code, err) = sim.terminate();
+    assert_eq!(code, Some(0), "clean stop: {err}");
+    assert_eq!(only_file(&dir), ["state.json"], "no temporary file left");
+
+    let sim = Served::start(&args);
+    let addr = sim.addr(REPLICA);
+    let after = ctl(addr, None, "GET", "state", None, 200);
+    assert_eq!(vm_in(&after, REPLICA, APP01)["state"]["value"], 13);
+    let j = job_in(&after, REPLICA, &job).expect("the job survived");
+    assert_eq!(j["state"]["value"], 4);
+    assert_eq!(j["percent"], 50);
+    assert_eq!(
+        after["now"], before["now"],
+        "virtual time resumes where it stopped"
+    );
+    assert_eq!(after["faults"], before["faults"]);
+    assert_eq!(after["hosts"], before["hosts"]);
+    assert_eq!(after["seed"], 11);
+    let worlds = ctl(addr, None, "GET", "worlds", None, 200);
+    assert_eq!(worlds["worlds"], json!(["default", "other"]));
+    // The journal and its cursor go on.
+    let journal = ctl(addr, None, "GET", "journal", None, 200);
+    assert_eq!(journal["entries"], journal_before["entries"]);
+    let replica = sim.wsman(REPLICA);
+    let view = replica.get_job(&job).expect("answer").expect("job");
+    assert_eq!((view.state, view.percent), (4, 50));
+    let journal = ctl(addr, None, "GET", "journal", None, 200);
+    assert_eq!(
+        journal["latest"].as_u64(),
+        journal_before["latest"].as_u64().map(|n| n + 1)
+    );
+
+    // The job completes once the clock moves on.
+    advance(addr, 400);
+    let done = replica.get_job(&job).expect("answer").expect("job");
+    assert_eq!(done.state, 7);
+    let s = ctl(addr, None, "GET", "state", None, 200);
+    assert_eq!(vm_in(&s, REPLICA, APP01)["state"]["value"], 14);
+    drop(sim);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn changes_are_saved_without_a_signal() {
+    let dir = scratch("onchange");
+    let file = dir.join("state.json");
+    let sim = Served::start(&[
+        "--clock",
+        "manual",
+        "--state-file",
+        file.to_str().expect("utf8"),
+    ]);
+    let addr = sim.addr(REPLICA);
+    ctl(
+        addr,
+        None,
+        "POST",
+        "faults",
+        Some(json!({ "kind": "host_down", "host": "HV-PRIMARY" })),
+        201,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.contains("host_down") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the change was not saved");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Killed without a chance to save: the file on disk is still a complete state.
+    drop(sim);
+    let text = std::fs::read_to_string(&file).expect("file");
+    replica_sim::persist::StateFile::parse(&text).expect("a valid state file");
+    let sim = Served::start(&["--state-file", file.to_str().expect("utf8")]);
+    let f = ctl(sim.addr(REPLICA), None, "GET", "faults", None, 200);
+    assert_eq!(f["faults"][0]["kind"], "host_down");
+    drop(sim);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn broken_state_files_are_refused_and_kept() {
+    let dir = scratch("broken");
+    let file = dir.join("state.json");
+    let f = file.to_str().expect("utf8");
+    // A real state file, cut in half.
+    let mut sim = Served::start(&["--clock", "manual", "--state-file", f]);
+    let (code, _) = sim.terminate();
+    assert_eq!(code, Some(0));
+    let good = std::fs::read(&file).expect("saved");
+    let cut = &good[..good.len() / 2];
+    for (content, words) in [
+        (cut.to_vec(), "truncated"),
+        (Vec::new(), "empty"),
+        (
+            b"{\"format\": \"something\"}".to_vec(),
+            "not a valid replica-sim state file",
+        ),
+        (b"\xff\xfe".to_vec(), "not UTF-8"),
+        (
+            String::from_utf8_lossy(&good)
+                .replacen("\"version\":1", "\"version\":99", 1)
+                .into_bytes(),
+            "version",
+        ),
+    ] {
+        std::fs::write(&file, &content).expect("write");
+        let (code, err) = refused(&["--state-file", f]);
+        assert_eq!(code, Some(2), "{words}: {err}");
+        assert!(err.contains(words), "{words}: {err}");
+        assert!(err.contains(f), "names the file: {err}");
+        assert_eq!(
+            std::fs::read(&file).expect("read"),
+            content,
+            "left as it was"
+        );
+    }
+    // A directory that cannot hold the file fails at start, not at SIGTERM.
+    let (code, err) = refused(&["--state-file", "/nonexistent-dir/state.json"]);
+    assert_eq!(code, Some(2), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_topology_file_is_refused_with_its_line() {
+    let dir = scratch("topology");
+    let file = dir.join("t.toml");
+    std::fs::write(
+        &file,
+        "[[hosts]]\nname = \"A\"\n\n[[vms]]\nname = \"v\"\nhost = \"B\"\n",
+    )
+    .expect("write");
+    let (code, err) = refused(&["--topology", file.to_str().expect("utf8")]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains(&format!("{}:6:", file.display()))
+            && err.contains("vms[0].host: unknown host `B`; expected one of A"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
