@@ -508,6 +508,21 @@ impl World {
                 .and_then(|v| v.rel(RelIx::Primary))
                 .is_some_and(|r| r.state == ReplicationState::Replicating),
             Guard::PeerReachable => self.reachable(host, &Self::peer_named(vm, rel, op)),
+            Guard::PeerIdle => self
+                .peer_vm(host, vm, rel, op)
+                .is_none_or(|(_, p)| p.busy_with.is_none()),
+            Guard::PeerNotFailedOver => self.peer_vm(host, vm, rel, op).is_none_or(|(_, p)| {
+                p.rel(Self::back_rel(p, host, self)).is_none_or(|r| {
+                    !matches!(
+                        r.state,
+                        ReplicationState::FailoverInProgress
+                            | ReplicationState::Recovered
+                            | ReplicationState::Committed
+                            | ReplicationState::FailbackInProgress
+                            | ReplicationState::FailbackComplete
+                    )
+                })
+            }),
             Guard::PeerHasNoCopy => {
                 let target = match op {
                     Operation::CreateReplicationRelationship { settings, .. } => settings
@@ -572,6 +587,37 @@ impl World {
                 .map(|r| r.peer_host.clone())
                 .unwrap_or_default(),
         }
+    }
+
+    /// The VM on the other side of the call, if that host has it.
+    fn peer_vm<'a>(
+        &'a self,
+        host: &str,
+        vm: Option<&Vm>,
+        rel: Option<RelIx>,
+        op: &Operation,
+    ) -> Option<(HostName, &'a Vm)> {
+        let peer = self.resolve_host(&Self::peer_named(vm, rel, op))?;
+        if peer.eq_ignore_ascii_case(host) {
+            return None;
+        }
+        let v = self.vm(&peer, &vm?.id)?;
+        Some((peer, v))
+    }
+
+    /// Which of a peer VM's relationships points back at `host` (the extended one for a
+    /// replica that extends to it), defaulting to the primary relationship.
+    fn back_rel(peer: &Vm, host: &str, world: &World) -> RelIx {
+        [RelIx::Extended, RelIx::Primary]
+            .into_iter()
+            .find(|ix| {
+                peer.rel(*ix).is_some_and(|r| {
+                    world
+                        .resolve_host(&r.peer_host)
+                        .is_some_and(|h| h.eq_ignore_ascii_case(host))
+                })
+            })
+            .unwrap_or(RelIx::Primary)
     }
 
     /// When a call is refused because its peer is unreachable, the partition or host-down
@@ -715,7 +761,11 @@ impl World {
             {
                 consider(Refusal {
                     rank: 3,
-                    code: g.code(),
+                    code: if g == Guard::PeerIdle {
+                        self.profile.busy_code
+                    } else {
+                        g.code()
+                    },
                     rule: r.id,
                     why: Why::Guard(g),
                 });
@@ -834,16 +884,30 @@ impl World {
         if let (Some(via), Some(ix), Some(id)) = (rule.via, rel, vm_id.as_deref()) {
             self.set_state(host, id, ix, Some(via));
         }
+        let peer = if rule.guards.contains(&Guard::PeerIdle) {
+            let v = vm_id.as_deref().and_then(|id| self.vm(host, id));
+            self.peer_vm(host, v, rel, op)
+                .map(|(h, p)| (h, p.id.clone()))
+        } else {
+            None
+        };
         let change = PendingChange {
             rule: rule.id.to_string(),
             vm: vm_id.clone(),
             rel: rel.unwrap_or(RelIx::Primary),
             args,
             rollback,
+            peer: peer.clone(),
         };
         let job = self.new_job(host, job_type, Some(change), failure);
         if let Some(id) = vm_id.as_deref()
             && let Some(v) = self.vm_mut(host, id)
+        {
+            v.busy_with = Some(job.clone());
+        }
+        // The peer the job will change is reserved too, so no call on the other side races it.
+        if let Some((ph, pv)) = &peer
+            && let Some(v) = self.vm_mut(ph, pv)
         {
             v.busy_with = Some(job.clone());
         }
@@ -1020,7 +1084,22 @@ impl World {
             r.replication_count += 1;
         }
         if let Some(peer) = self.peer_of(host, vm, ix) {
-            let peer_ix = RelIx::Primary;
+            let Some(pv) = self.vm(&peer, vm) else { return };
+            let peer_ix = Self::back_rel(pv, host, self);
+            // Only a replica that is receiving takes the delta; a failed-over or committed one
+            // keeps its recovery points as they are (DOC commitfailover flattens them).
+            let receiving = pv.rel(peer_ix).is_some_and(|r| {
+                matches!(
+                    r.state,
+                    ReplicationState::WaitingToCompleteInitialReplication
+                        | ReplicationState::Replicating
+                        | ReplicationState::Resynchronizing
+                        | ReplicationState::DiskUpdateInProgress
+                )
+            });
+            if !receiving {
+                return;
+            }
             if let Some(r) = self.vm_mut(&peer, vm).and_then(|v| v.rel_mut(peer_ix)) {
                 r.last_replication_time = Some(now);
                 r.last_apply_time = Some(now);
@@ -1210,12 +1289,21 @@ impl World {
                     .and_then(|v| v.rel(ix))
                     .map(|r| r.peer_host.clone());
                 if let Some(peer) = peer.and_then(|p| self.resolve_host(&p))
-                    && self
-                        .vm(&peer, vm)
-                        .and_then(|v| v.rel(RelIx::Primary))
-                        .is_some()
+                    && let Some(pv) = self.vm(&peer, vm)
                 {
-                    self.set_state(&peer, vm, RelIx::Primary, Some(s));
+                    let back = Self::back_rel(pv, host, self);
+                    // Only a side still waiting for its initial copy moves: a peer that failed
+                    // over or was reversed meanwhile keeps its state.
+                    let waiting = pv.rel(back).is_some_and(|r| {
+                        matches!(
+                            r.state,
+                            ReplicationState::ReadyForReplication
+                                | ReplicationState::WaitingToCompleteInitialReplication
+                        )
+                    });
+                    if waiting {
+                        self.set_state(&peer, vm, back, Some(s));
+                    }
                 }
             }
             Effect::Delta => self.record_replication(host, vm, ix, RecoveryPointKind::Standard),
@@ -1410,6 +1498,13 @@ impl World {
         error_code: u16,
         description: String,
     ) {
+        if state == JobState::Completed
+            && let Some(why) = self.completion_blocked(host, job_id)
+        {
+            // The world changed under the job (another call took the recovery host): it fails
+            // instead of completing on a stale check.
+            return self.end_job(host, job_id, JobState::Exception, 32773, why);
+        }
         let now = self.now;
         let Some(job) = self
             .hosts
@@ -1441,6 +1536,12 @@ impl World {
         if let Some(c) = change {
             if let Some(vm) = c.vm.as_deref()
                 && let Some(v) = self.vm_mut(host, vm)
+                && v.busy_with.as_deref() == Some(job_id)
+            {
+                v.busy_with = None;
+            }
+            if let Some((ph, pv)) = &c.peer
+                && let Some(v) = self.vm_mut(ph, pv)
                 && v.busy_with.as_deref() == Some(job_id)
             {
                 v.busy_with = None;
@@ -1477,6 +1578,19 @@ impl World {
             state,
             error_code,
         });
+    }
+
+    /// Guards that must still hold when a job completes, not only when it was accepted.
+    fn completion_blocked(&self, host: &str, job_id: &str) -> Option<String> {
+        let c = self.job(host, job_id)?.change.as_ref()?;
+        let rule = table::rule(&c.rule)?;
+        if !rule.guards.contains(&Guard::PeerHasNoCopy) {
+            return None;
+        }
+        let op = self.replay_op(c, rule);
+        let vm = c.vm.as_deref().and_then(|id| self.vm(host, id));
+        (!self.guard_holds(Guard::PeerHasNoCopy, host, vm, Some(c.rel), &op))
+            .then(|| "the recovery host already holds this virtual machine".to_string())
     }
 
     /// Rebuilds the operation a job carries out from its stored arguments, so completion runs

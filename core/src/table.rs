@@ -93,6 +93,12 @@ pub enum Guard {
     /// in a replication mode: a VM has one replica per relationship, and an extended replica
     /// is a third host (BOOK p.552). INFERRED 32773: the RecoveryConnectionPoint is invalid.
     PeerHasNoCopy,
+    /// The peer VM the call will change runs no job: a VM never has two jobs changing it, and
+    /// a job on one side must not race a job on the other (profile `busy_code`, 32774).
+    PeerIdle,
+    /// The peer replica is not failed over (12, 5, 6, 13, 14): replication towards it would
+    /// silently discard its failover (INFERRED 32775).
+    PeerNotFailedOver,
     /// The authorization entry named by the call must exist (INFERRED 32773).
     AuthorizationExists,
     /// TestReplicationConnection's target must be a reachable host (INFERRED 32777).
@@ -109,7 +115,9 @@ impl Guard {
             | Guard::NoTestReplica
             | Guard::NoExtendedOnReplica
             | Guard::HasExtended
-            | Guard::PrimaryRelReplicating => 32775,
+            | Guard::PrimaryRelReplicating
+            | Guard::PeerNotFailedOver => 32775,
+            Guard::PeerIdle => 32774,
             Guard::PeerReachable | Guard::ConnectionPointReachable => 32777,
             Guard::AuthorizationExists | Guard::PeerHasNoCopy => 32773,
             Guard::JobRunning => 4097,
@@ -248,7 +256,7 @@ pub static RULES: &[Rule] = &[
     Rule {
         to: To::State(S::ReadyForReplication),
         job: Some(JobType::CreateReplicationRelationship),
-        guards: &[Guard::PeerReachable, Guard::PeerHasNoCopy],
+        guards: &[Guard::PeerReachable, Guard::PeerHasNoCopy, Guard::PeerIdle],
         effects: &[Effect::SetMode(M::Primary), Effect::CreatePeerReplica],
         source: Source::Doc(
             "createreplicationrelationship: enables replication; state 1 Ready INFERRED from the PS mapping of 1 as ReadyForInitialReplication",
@@ -268,6 +276,7 @@ pub static RULES: &[Rule] = &[
             Guard::PrimaryRelReplicating,
             Guard::PeerReachable,
             Guard::PeerHasNoCopy,
+            Guard::PeerIdle,
         ],
         effects: &[Effect::CreatePeerReplica],
         source: Source::Doc(
@@ -301,7 +310,11 @@ pub static RULES: &[Rule] = &[
         via: Some(S::WaitingToCompleteInitialReplication),
         to: To::State(S::Replicating),
         job: Some(JobType::StartInbandInitialReplication),
-        guards: &[Guard::PeerReachable],
+        guards: &[
+            Guard::PeerReachable,
+            Guard::PeerIdle,
+            Guard::PeerNotFailedOver,
+        ],
         effects: &[Effect::PeerState(S::Replicating), Effect::Delta],
         source: Source::Doc(
             "startreplication: type 1 network; 1 → 2 → 3 when the replica finishes (reference §4.1); JobType 94 INFERRED from the name",
@@ -317,7 +330,11 @@ pub static RULES: &[Rule] = &[
         via: Some(S::WaitingToCompleteInitialReplication),
         to: To::State(S::Replicating),
         job: Some(JobType::StartResyncInitialReplication),
-        guards: &[Guard::PeerReachable],
+        guards: &[
+            Guard::PeerReachable,
+            Guard::PeerIdle,
+            Guard::PeerNotFailedOver,
+        ],
         effects: &[Effect::PeerState(S::Replicating), Effect::Delta],
         source: Source::PowerShell(
             "seeded initial replication runs as JobType 117 (DECOMP 44358932247, Set-VMReplication)",
@@ -348,7 +365,11 @@ pub static RULES: &[Rule] = &[
         via: Some(S::WaitingToCompleteInitialReplication),
         to: To::State(S::Replicating),
         job: Some(JobType::StartInbandInitialReplication),
-        guards: &[Guard::PeerReachable],
+        guards: &[
+            Guard::PeerReachable,
+            Guard::PeerIdle,
+            Guard::PeerNotFailedOver,
+        ],
         effects: &[Effect::PeerState(S::Replicating)],
         source: Source::Doc(
             "startreplication: on a replica VM it starts replication to the extended replica",
@@ -361,6 +382,7 @@ pub static RULES: &[Rule] = &[
         )
     },
     Rule {
+        guards: &[Guard::PeerIdle],
         to: To::State(S::Replicating),
         job: Some(JobType::ImportReplication),
         effects: &[Effect::PeerState(S::Replicating)],
@@ -451,7 +473,11 @@ pub static RULES: &[Rule] = &[
         via: Some(S::Resynchronizing),
         to: To::State(S::Replicating),
         job: Some(JobType::Resynchronizing),
-        guards: &[Guard::PeerReachable],
+        guards: &[
+            Guard::PeerReachable,
+            Guard::PeerIdle,
+            Guard::PeerNotFailedOver,
+        ],
         effects: &[Effect::Delta],
         source: Source::Inferred(
             "Resume-VMReplication -Resynchronize from {7,8,9,11} (DECOMP 44586763475); 10 → 3 INFERRED",
@@ -502,7 +528,11 @@ pub static RULES: &[Rule] = &[
         via: Some(S::SyncedReplicationComplete),
         to: To::State(S::SyncedReplicationComplete),
         job: Some(JobType::ReplicateStateChange),
-        guards: &[Guard::PeerReachable],
+        guards: &[
+            Guard::PeerReachable,
+            Guard::PeerIdle,
+            Guard::PeerNotFailedOver,
+        ],
         effects: &[Effect::FinalSync],
         source: Source::PowerShell(
             "Start-VMFailover -Prepare: RRSC(4), mode Primary, VM Off, state 3 (DECOMP 44855487076 ValidateStatesForPrepareFailover)",
@@ -580,7 +610,11 @@ pub static RULES: &[Rule] = &[
     Rule {
         to: To::ReverseOutcome,
         job: Some(JobType::ReverseReplication),
-        guards: &[Guard::NoExtendedOnReplica, Guard::PeerReachable],
+        guards: &[
+            Guard::NoExtendedOnReplica,
+            Guard::PeerReachable,
+            Guard::PeerIdle,
+        ],
         effects: &[Effect::Reverse],
         source: Source::Inferred(
             "reversereplicationrelationship: 'replicates a failed-over VM back to the primary server' (DOC); PS refuses mode Primary (DECOMP 44358932247); modes and states after it are profile choice (c)",
@@ -595,7 +629,7 @@ pub static RULES: &[Rule] = &[
     Rule {
         to: To::State(S::Replicating),
         job: Some(JobType::ChangeReplicationModeToPrimary),
-        guards: &[Guard::HasExtended],
+        guards: &[Guard::HasExtended, Guard::PeerIdle],
         effects: &[Effect::PromoteExtended],
         source: Source::Doc(
             "changereplicationmodetoprimary: the replica must be in a failover committed state; the extended relationship becomes primary",
@@ -642,7 +676,7 @@ pub static RULES: &[Rule] = &[
         via: Some(S::FailbackInProgress),
         to: To::State(S::FailbackComplete),
         job: Some(JobType::InitiateFailback),
-        guards: &[Guard::PeerReachable],
+        guards: &[Guard::PeerReachable, Guard::PeerIdle],
         effects: &[Effect::FailbackSync],
         source: Source::Inferred(
             "initiatefailback: works on a recovery VM, WaitingForFailback (13) then FailbackCompleted (14), JobType 124 (DOC); 'recovery VM' read as mode Replica in 5 or 6, preconditions undocumented (reference §8.1)",

@@ -198,6 +198,8 @@ impl TopologySpec {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // (host, VM name) pairs seen so far: a set, so a 10,000-VM topology builds in linear time.
+        let mut names = std::collections::HashSet::new();
         for (i, v) in self.vms.iter().enumerate() {
             let at = |f: &str| format!("vms[{i}].{f}");
             let Some(host) = world.resolve_host(&v.host) else {
@@ -228,11 +230,7 @@ impl TopologySpec {
                     "a unique GUID per VM",
                 ));
             }
-            if world
-                .hosts
-                .get(&host)
-                .is_some_and(|h| h.vms.values().any(|x| x.name == v.name))
-            {
+            if !names.insert((host.clone(), v.name.clone())) {
                 return Err(err(
                     at("name"),
                     format!("`{}` appears twice on {host}", v.name),

@@ -271,6 +271,10 @@ pub struct PendingChange {
     pub args: crate::ops::JobArgs,
     /// The state before the call, restored when the job fails or is cancelled.
     pub rollback: Option<Rollback>,
+    /// The peer VM the job will change, reserved (busy) for the job's length so no other call
+    /// races it.
+    #[serde(default)]
+    pub peer: Option<(HostName, VmId)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

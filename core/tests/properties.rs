@@ -1,17 +1,34 @@
-//! Property tests: random operation sequences on the default topology, with every invariant of
-//! the model checked after every step.
+//! Property tests: random operation sequences on the model, with every invariant checked after
+//! every step.
 //!
-//! A generated case is a world seed, a behaviour profile (one of `profile::PROFILE_NAMES`) and a
-//! list of abstract steps. Steps name hosts, VMs, jobs and recovery points by *index*, resolved
-//! against the world when the step runs, so a shrunk sequence still means something. Calls are
-//! either "smart" (an operation some table row accepts in the VM's current mode and state, so
-//! sequences reach failover, reverse, failback …) or explicit (any method of
-//! [`Operation`], with arguments good and bad). Time advances, `settle()`, polls pacing, client
-//! polling (`observe_job`), job cancels and fault rules are interleaved.
+//! A generated case is a topology (`fixtures/topologies/default.toml`, or one case in four a
+//! three-host chain so that extended replication runs too), a world seed, a behaviour profile
+//! (one of `profile::PROFILE_NAMES`) and a list of abstract steps. Steps name hosts, VMs, jobs
+//! and recovery points by *index*, resolved against the world when the step runs, so a shrunk
+//! sequence still means something. Calls are either "smart" (an operation some table row accepts
+//! in the VM's current mode and state, so sequences reach failover, reverse, failback …) or
+//! explicit (any method of [`Operation`], with arguments good and bad). Time advances,
+//! `settle()`, polls pacing, client polling (`observe_job`), job cancels and fault rules are
+//! interleaved.
+//!
+//! Checked after every step (see `check_world` and `Runner::call`):
+//! * every enum value in the world round-trips through its number; every ReturnValue is 0,
+//!   4096, 4097 or a documented `ReturnCode`; 4096 comes with a job and only 4096 does;
+//! * a refused call (and a call answered by a fault) changes nothing but the clock, the RNG,
+//!   fault counters and the generation counter;
+//! * a VM has at most one running job changing it (its own, or a peer's job that reserved it)
+//!   and `busy_with` names exactly it;
+//! * each (mode, relationship) shows only states some table row leads to; a replica runs only
+//!   once failed over; a relationship never points at its own host; the two sides of a
+//!   relationship have a shape the table allows (`pair_allowed`); test VMs are linked both ways;
+//! * time and event timestamps never go back; jobs are consistent (ended ⇔ terminal, percent);
+//! * `settle()` ends every job, and so do `settle()` plus one hour at the end of every case;
+//! * the world's JSON reads back to the same world (at each settle and at the end);
+//! * determinism: each case runs twice and must give the same answers, events and world.
 //!
 //! Replay: the run prints its seed; `PROPTEST_SEED=<seed> cargo test -p replica-core --test
 //! properties -- --nocapture` runs the same cases again. `PROPTEST_CASES=<n>` changes the number
-//! of cases.
+//! of cases. `PROPERTIES_AVOID` steers around bugs already reported (see `avoided`).
 
 use proptest::prelude::*;
 use proptest::strategy::Union;
@@ -34,8 +51,8 @@ use std::sync::OnceLock;
 /// A fixed start time, so runs do not depend on the wall clock (same as tests/scenarios.rs).
 const T0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const HOUR_MS: u64 = 3_600_000;
-const DEFAULT_CASES: u32 = 160;
-const MAX_STEPS: usize = 70;
+const DEFAULT_CASES: u32 = 500;
+const MAX_STEPS: usize = 100;
 
 // ---------------------------------------------------------------------------------------------
 // Abstract steps
@@ -43,6 +60,8 @@ const MAX_STEPS: usize = 70;
 
 #[derive(Debug, Clone)]
 struct Input {
+    /// `false`: `fixtures/topologies/default.toml`; `true`: [`CHAIN_TOPOLOGY`].
+    chain: bool,
     world_seed: u64,
     /// Index into `PROFILE_NAMES`.
     profile: usize,
@@ -342,7 +361,7 @@ fn step() -> impl Strategy<Value = Step> {
         5 => (0u64..3000).prop_map(Step::Advance),
         1 => (3000u64..400_000).prop_map(Step::Advance),
         1 => Just(Step::Settle),
-        1 => proptest::option::of(1u32..=5).prop_map(Step::Pace),
+        2 => proptest::option::of(1u32..=5).prop_map(Step::Pace),
         2 => any::<u8>().prop_map(Step::Observe),
         1 => fault_gen().prop_map(Step::Fault),
         1 => Just(Step::ClearFaults),
@@ -351,11 +370,13 @@ fn step() -> impl Strategy<Value = Step> {
 
 fn input() -> impl Strategy<Value = Input> {
     (
+        proptest::bool::weighted(0.25),
         any::<u64>(),
         0..PROFILE_NAMES.len(),
         proptest::collection::vec(step(), 1..MAX_STEPS),
     )
-        .prop_map(|(world_seed, profile, steps)| Input {
+        .prop_map(|(chain, world_seed, profile, steps)| Input {
+            chain,
             world_seed,
             profile,
             steps,
@@ -377,12 +398,56 @@ fn default_topology() -> &'static TopologySpec {
     })
 }
 
+/// Three hosts, so that the extended-replication rows run too (a VM replicated A → B and
+/// extended B → C, one replicated A → B only, one B → C, one standalone). Fixed GUIDs keep the
+/// VM order (and so the regression sequences below) independent of the seed.
+const CHAIN_TOPOLOGY: &str = r#"
+[[hosts]]
+name = "HV-A"
+[[hosts]]
+name = "HV-B"
+[[hosts]]
+name = "HV-C"
+[[vms]]
+name = "chain-01"
+id = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1C01"
+host = "HV-A"
+power = "off"
+replication = { replica_host = "HV-B", extended_host = "HV-C", recovery_points = 3 }
+[[vms]]
+name = "pair-01"
+id = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1C02"
+host = "HV-A"
+power = "on"
+replication = { replica_host = "HV-B", settings = { ReplicationInterval = 30 } }
+[[vms]]
+name = "pair-02"
+id = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1C03"
+host = "HV-B"
+power = "on"
+replication = { replica_host = "HV-C" }
+[[vms]]
+name = "solo-01"
+id = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1C04"
+host = "HV-C"
+power = "on"
+"#;
+
+fn chain_topology() -> &'static TopologySpec {
+    static SPEC: OnceLock<TopologySpec> = OnceLock::new();
+    SPEC.get_or_init(|| toml::from_str(CHAIN_TOPOLOGY).expect("chain topology"))
+}
+
 fn build_world(input: &Input) -> World {
-    let mut spec = default_topology().clone();
+    let mut spec = if input.chain {
+        chain_topology().clone()
+    } else {
+        default_topology().clone()
+    };
     let name = PROFILE_NAMES[input.profile % PROFILE_NAMES.len()];
     spec.profile = Some(ProfileSpec::Named(name.to_string()));
     spec.build(input.world_seed, T0)
-        .unwrap_or_else(|e| panic!("default topology with profile {name}: {e}"))
+        .unwrap_or_else(|e| panic!("topology with profile {name}: {e}"))
 }
 
 fn pick<T: Clone>(items: &[T], i: impl Into<usize>) -> Option<T> {
@@ -567,6 +632,20 @@ fn smart_candidates(w: &World, host: &str, vm: &Vm, k: u16) -> Vec<Operation> {
             if !ok {
                 continue;
             }
+            // Reads and settings calls are covered by the explicit calls; removal ends most
+            // of what is interesting, so the smart calls offer it one time in four.
+            let boring = matches!(
+                r.op,
+                OpKind::GetReplicationStatistics
+                    | OpKind::ResetReplicationStatistics
+                    | OpKind::SetFailoverNetworkAdapterSettings
+                    | OpKind::SetAuthorizationEntry
+                    | OpKind::ModifyReplicationSettings
+                    | OpKind::ReplicateDelta
+            );
+            if boring || (r.op == OpKind::RemoveReplicationRelationship && !k.is_multiple_of(4)) {
+                continue;
+            }
             let ix = rel.unwrap_or(RelIx::Primary);
             if let Some(op) = op_for_kind(w, host, vm, r.op, ix, k / 7)
                 && !out.contains(&op)
@@ -576,6 +655,82 @@ fn smart_candidates(w: &World, host: &str, vm: &Vm, k: u16) -> Vec<Operation> {
         }
     }
     out
+}
+
+/// `PROPERTIES_AVOID=<tag>,...` steers the generator around model bugs already reported, so a
+/// run can look for the next one. Empty by default: the test checks everything. Tags:
+/// * `clobber`: CreateReplicationRelationship toward a host that already has a VM with this
+///   GUID (or toward the VM's own host);
+/// * `as-replica-running`: RRSC(2) (enable as replica) on a running VM;
+/// * `peer-busy`: any call about a VM whose twin on another host runs a job (reverse and
+///   CreatePeerReplica racing a job of the peer VM);
+/// * `import-extended`: ImportInitialReplica on an ExtendedReplica;
+/// * `peer-failed-over`: StartReplication while the replica is failed over (12, 5, 6, 13, 14).
+fn avoided(tag: &str) -> bool {
+    static TAGS: OnceLock<Vec<String>> = OnceLock::new();
+    TAGS.get_or_init(|| {
+        std::env::var("PROPERTIES_AVOID")
+            .unwrap_or_default()
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect()
+    })
+    .iter()
+    .any(|t| t == tag)
+}
+
+fn avoid_known(w: &World, host: &str, op: Operation) -> Operation {
+    if avoided("clobber")
+        && let Operation::CreateReplicationRelationship { vm, settings } = &op
+        && let Some(target) = settings
+            .recovery_connection_point
+            .as_deref()
+            .and_then(|c| w.resolve_host(c))
+        && let Some(id) = w.find_vm(host, vm).map(|v| v.id.clone())
+        && (w.vm(&target, &id).is_some() || target == host)
+    {
+        return Operation::GetSystemCertificates;
+    }
+    if avoided("peer-busy")
+        && let Some(id) = op
+            .vm()
+            .and_then(|v| w.find_vm(host, v))
+            .map(|v| v.id.clone())
+        && w.hosts
+            .iter()
+            .any(|(h, x)| h != host && x.vms.get(&id).is_some_and(|v| v.busy_with.is_some()))
+    {
+        return Operation::GetSystemCertificates;
+    }
+    if avoided("import-extended")
+        && let Operation::ImportInitialReplica { vm, .. } = &op
+        && w.find_vm(host, vm)
+            .is_some_and(|v| v.mode == ReplicationMode::ExtendedReplica)
+    {
+        return Operation::GetSystemCertificates;
+    }
+    if avoided("peer-failed-over")
+        && matches!(op, Operation::StartReplication { .. })
+        && let Some(v) = op.vm().and_then(|v| w.find_vm(host, v))
+        && let Some(r) = v.rel(RelIx::Primary)
+        && let Some(peer) = w.resolve_host(&r.peer_host).and_then(|p| w.vm(&p, &v.id))
+        && peer.rel(RelIx::Primary).is_some_and(|p| {
+            matches!(p.state, S::FailoverInProgress | S::Recovered | S::Committed)
+                || matches!(p.state, S::FailbackInProgress | S::FailbackComplete)
+        })
+    {
+        return Operation::GetSystemCertificates;
+    }
+    if avoided("as-replica-running")
+        && let Operation::RequestReplicationStateChange {
+            vm, requested: 2, ..
+        } = &op
+        && w.find_vm(host, vm).is_some_and(|v| !v.is_off())
+    {
+        return Operation::GetSystemCertificates;
+    }
+    op
 }
 
 fn resolve_call(w: &World, host: &str, vm_pick: &VmPick, call: &CallGen) -> Operation {
@@ -707,8 +862,12 @@ fn resolve_call(w: &World, host: &str, vm_pick: &VmPick, call: &CallGen) -> Oper
                 .map(|j| j.id.clone())
                 .collect();
             let all: Vec<String> = jobs.keys().cloned().collect();
+            // Running jobs are picked world-wide; the call then goes to the job's host.
+            let running_anywhere: Vec<String> = w.running_jobs().map(|j| j.id.clone()).collect();
             let job = match jp {
-                JobPick::Running(i) => pick(&running, *i).or_else(|| pick(&all, *i)),
+                JobPick::Running(i) => pick(&running_anywhere, *i)
+                    .or_else(|| pick(&running, *i))
+                    .or_else(|| pick(&all, *i)),
                 JobPick::Any(i) => pick(&all, *i),
                 JobPick::Bogus => None,
             }
@@ -887,6 +1046,29 @@ fn pair_allowed(w: &World, host: &str, peer: &Vm) -> Result<(), String> {
     }
 }
 
+/// Where an error is, formatted only when there is one.
+#[derive(Clone, Copy)]
+struct VmAt<'a>(&'a str, &'a str, &'a str);
+impl std::fmt::Display for VmAt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} ({})", self.0, self.1, short(self.2))
+    }
+}
+#[derive(Clone, Copy)]
+struct RelAt<'a>(VmAt<'a>, usize);
+impl std::fmt::Display for RelAt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} rel {}", self.0, self.1)
+    }
+}
+#[derive(Clone, Copy)]
+struct JobAt<'a>(&'a str, &'a str, JobType);
+impl std::fmt::Display for JobAt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} job {} ({})", self.0, short(self.1), self.2.ident())
+    }
+}
+
 macro_rules! round_trip {
     ($errs:ident, $what:expr, $ty:ty, $v:expr) => {{
         let v: $ty = $v;
@@ -904,27 +1086,22 @@ fn check_world(w: &World) -> Result<(), String> {
             errs.push(format!("host key {hname} names host {}", h.name));
         }
         for (vid, v) in &h.vms {
-            let at = format!("{hname}/{} ({})", v.name, short(vid));
+            let at = VmAt(hname, &v.name, vid);
             if &v.id != vid {
                 errs.push(format!("{at}: key {vid} holds VM {}", v.id));
             }
-            round_trip!(errs, &at, ReplicationMode, v.mode);
-            round_trip!(errs, &at, EnabledState, v.power);
+            round_trip!(errs, at, ReplicationMode, v.mode);
+            round_trip!(errs, at, EnabledState, v.power);
             for (ix, r) in v.rels.iter().enumerate() {
                 let Some(r) = r else { continue };
-                let at = format!("{at} rel {ix}");
-                round_trip!(errs, &at, ReplicationState, r.state);
-                round_trip!(errs, &at, ReplicationHealth, r.health);
-                round_trip!(errs, &at, ReplicationType, r.last_replication_type);
-                round_trip!(errs, &at, ReplicationType, r.failed_over_replication_type);
-                round_trip!(
-                    errs,
-                    &at,
-                    AuthenticationType,
-                    r.settings.authentication_type
-                );
+                let at = RelAt(at, ix);
+                round_trip!(errs, at, ReplicationState, r.state);
+                round_trip!(errs, at, ReplicationHealth, r.health);
+                round_trip!(errs, at, ReplicationType, r.last_replication_type);
+                round_trip!(errs, at, ReplicationType, r.failed_over_replication_type);
+                round_trip!(errs, at, AuthenticationType, r.settings.authentication_type);
                 if let Some(s) = r.pre_failover_state {
-                    round_trip!(errs, &at, ReplicationState, s);
+                    round_trip!(errs, at, ReplicationState, s);
                 }
                 // A relationship never points at its own host (topology.rs refuses it too).
                 if !r.peer_host.is_empty() {
@@ -940,12 +1117,21 @@ fn check_world(w: &World) -> Result<(), String> {
                 }
             }
 
-            // The job invariants: at most one running job per VM, and busy_with names it.
-            let running: Vec<&str> = h
-                .jobs
+            // The job invariants: at most one running job changes a VM — its own, or a job on
+            // the other side that reserved it as its peer — and busy_with names it.
+            let running: Vec<&str> = w
+                .hosts
                 .values()
+                .flat_map(|x| x.jobs.values())
                 .filter(|j| j.is_running())
-                .filter(|j| j.change.as_ref().and_then(|c| c.vm.as_deref()) == Some(vid.as_str()))
+                .filter(|j| {
+                    j.change.as_ref().is_some_and(|c| {
+                        (j.host == *hname && c.vm.as_deref() == Some(vid.as_str()))
+                            || c.peer
+                                .as_ref()
+                                .is_some_and(|(ph, pv)| ph == hname && pv == vid)
+                    })
+                })
                 .map(|j| j.id.as_str())
                 .collect();
             if running.len() > 1 {
@@ -1050,9 +1236,9 @@ fn check_world(w: &World) -> Result<(), String> {
             }
         }
         for (jid, j) in &h.jobs {
-            let at = format!("{hname} job {} ({})", short(jid), j.job_type.ident());
-            round_trip!(errs, &at, JobState, j.state);
-            round_trip!(errs, &at, JobType, j.job_type);
+            let at = JobAt(hname, jid, j.job_type);
+            round_trip!(errs, at, JobState, j.state);
+            round_trip!(errs, at, JobType, j.job_type);
             if &j.id != jid || &j.host != hname {
                 errs.push(format!("{at}: stored as {} on {}", j.id, j.host));
             }
@@ -1078,16 +1264,6 @@ fn check_world(w: &World) -> Result<(), String> {
             }
         }
     }
-    // Persistence: the world's JSON reads back to the same JSON.
-    let v = serde_json::to_value(w).map_err(|e| e.to_string())?;
-    match serde_json::from_value::<World>(v.clone()) {
-        Ok(back) => {
-            if serde_json::to_value(&back).ok().as_ref() != Some(&v) {
-                errs.push("the world's JSON does not read back to the same world".into());
-            }
-        }
-        Err(e) => errs.push(format!("the world's JSON does not read back: {e}")),
-    }
     if errs.is_empty() {
         Ok(())
     } else {
@@ -1095,27 +1271,38 @@ fn check_world(w: &World) -> Result<(), String> {
     }
 }
 
+/// Persistence: the world's JSON reads back to the same world (compared as JSON: events and
+/// any derived, unserialized bookkeeping are not part of the saved state).
+fn check_json_round_trip(w: &World) -> Result<(), String> {
+    let v = serde_json::to_value(w).map_err(|e| e.to_string())?;
+    let back: World = serde_json::from_value(v.clone())
+        .map_err(|e| format!("the world's JSON does not read back: {e}"))?;
+    let again = serde_json::to_value(&back).map_err(|e| e.to_string())?;
+    if v == again {
+        return Ok(());
+    }
+    let d = first_difference(&v, &again, "world").unwrap_or_default();
+    Err(format!(
+        "the world's JSON does not read back to the same world: {d}"
+    ))
+}
+
 fn code_is_documented(code: u32) -> bool {
     code == 4097 || ReturnCode::from_number(code).is_ok()
 }
 
-/// The world as JSON without what a refused call may change: the clock, the RNG, fault
-/// counters, the generation counter (events are not serialized).
-fn comparable(w: &World) -> Value {
-    let mut v = serde_json::to_value(w).expect("world serializes");
-    if let Value::Object(m) = &mut v {
-        m.remove("now");
-        m.remove("rng");
-        m.remove("generation");
-        if let Some(Value::Array(fs)) = m.get_mut("faults") {
-            for f in fs {
-                if let Value::Object(f) = f {
-                    f.remove("fired");
-                }
-            }
-        }
+/// The world without what a refused call may change: the clock, the RNG, fault counters, the
+/// generation counter and the event list.
+fn comparable(w: &World) -> World {
+    let mut c = w.clone();
+    c.now = 0;
+    c.rng = replica_core::rng::SimRng::seeded(0);
+    c.generation = 0;
+    c.events.clear();
+    for f in &mut c.faults {
+        f.fired = 0;
     }
-    v
+    c
 }
 
 fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
@@ -1266,7 +1453,20 @@ impl Runner {
 
     fn call(&mut self, host_ix: u8, vm: &VmPick, call: &CallGen, polls: u8) -> Result<(), String> {
         let host = pick(&host_names(&self.world), host_ix).expect("a host");
-        let op = resolve_call(&self.world, &host, vm, call);
+        let op = avoid_known(
+            &self.world,
+            &host,
+            resolve_call(&self.world, &host, vm, call),
+        );
+        let host = match &op {
+            Operation::RequestJobStateChange { job, .. } => self
+                .world
+                .hosts
+                .values()
+                .find(|h| h.jobs.contains_key(job))
+                .map_or(host, |h| h.name.clone()),
+            _ => host,
+        };
         let now = self.world.now;
         // Catch up first, so the comparison below sees only what the call itself does.
         self.world.advance(now);
@@ -1331,11 +1531,18 @@ impl Runner {
                 && let Some(before) = &before
             {
                 let after = comparable(&self.world);
-                if let Some(d) = first_difference(before, &after, "world") {
-                    return Err(self.fail(format!(
-                        "the call was refused ({}) but changed the world: {d}",
-                        ans.code
-                    )));
+                // Fast path: equal as values. Otherwise compare the serialized state, which
+                // leaves out derived bookkeeping the engine may keep beside the data.
+                if *before != after {
+                    let b = serde_json::to_value(before).unwrap_or_default();
+                    let a = serde_json::to_value(&after).unwrap_or_default();
+                    if b != a {
+                        let d = first_difference(&b, &a, "world").unwrap_or_default();
+                        return Err(self.fail(format!(
+                            "the call was refused ({}) but changed the world: {d}",
+                            ans.code
+                        )));
+                    }
                 }
             }
         }
@@ -1369,7 +1576,8 @@ impl Runner {
                 self.trace.push(format!("#{} settle", self.trace.len()));
                 self.world.settle();
                 self.after_step()?;
-                return self.no_running_jobs("settle()");
+                self.no_running_jobs("settle()")?;
+                return check_json_round_trip(&self.world).map_err(|e| self.fail(e));
             }
             Step::Pace(p) => {
                 self.trace.push(format!("#{} pace {p:?}", self.trace.len()));
@@ -1401,8 +1609,14 @@ impl Runner {
                 let text = serde_json::to_string(&spec).unwrap_or_default();
                 self.trace
                     .push(format!("#{} add fault {text}", self.trace.len()));
+                // The control API may refuse a rule (e.g. return_code 4096, which would promise
+                // a job); a refused rule changes nothing.
+                let before = comparable(&self.world);
                 if let Err(e) = self.world.add_fault(spec) {
-                    return Err(self.fail(format!("a valid fault rule was refused: {e}")));
+                    self.trace.push(format!("    refused: {e}"));
+                    if comparable(&self.world) != before {
+                        return Err(self.fail("a refused fault rule changed the world".into()));
+                    }
                 }
             }
             Step::ClearFaults => {
@@ -1417,6 +1631,7 @@ impl Runner {
 
 fn execute(input: &Input, check: bool) -> Result<Outcome, String> {
     let mut world = build_world(input);
+    world.record_events = true;
     world.drain_events();
     let last_now = world.now;
     let mut r = Runner {
@@ -1439,6 +1654,9 @@ fn execute(input: &Input, check: bool) -> Result<Outcome, String> {
     r.world.advance(t);
     r.after_step()?;
     r.no_running_jobs("settle() and one more hour")?;
+    if check {
+        check_json_round_trip(&r.world).map_err(|e| r.fail(e))?;
+    }
     Ok(Outcome {
         world: serde_json::to_value(&r.world).map_err(|e| e.to_string())?,
         answers: r.answers,
@@ -1469,7 +1687,9 @@ fn check_case(input: &Input) -> Result<(), String> {
     if a.events != b.events {
         return Err(format!("two runs give different events:\n    {}", trace()));
     }
-    if let Some(d) = first_difference(&a.world, &b.world, "world") {
+    if a.world != b.world
+        && let Some(d) = first_difference(&a.world, &b.world, "world")
+    {
         return Err(format!(
             "two runs end in different worlds: {d}\n    {}",
             trace()
@@ -1490,7 +1710,9 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// `PROPTEST_SEED` (decimal or 0x-hex) or a fresh random seed.
+/// `PROPTEST_SEED` (decimal or 0x-hex); in CI (`CI` set) a fixed seed, so a run is
+/// reproducible and a red build is never a coin toss; otherwise a fresh random seed, so local
+/// runs keep exploring.
 fn run_seed() -> u64 {
     if let Ok(s) = std::env::var("PROPTEST_SEED") {
         let s = s.trim();
@@ -1499,6 +1721,9 @@ fn run_seed() -> u64 {
             None => s.parse(),
         };
         return parsed.unwrap_or_else(|e| panic!("PROPTEST_SEED={s}: {e}"));
+    }
+    if std::env::var_os("CI").is_some() {
+        return 0x5EED_CAFE_F00D_0001;
     }
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -1530,6 +1755,8 @@ fn random_operation_sequences_keep_the_model_invariants() {
         cases: cases(),
         failure_persistence: None,
         max_shrink_iters: 4096,
+        // A failing run shrinks for at most 10 s.
+        max_shrink_time: 10_000,
         ..Config::default()
     };
     let mut runner =
@@ -1547,7 +1774,8 @@ fn random_operation_sequences_keep_the_model_invariants() {
             panic!(
                 "property failed; replay with PROPTEST_SEED={seed}\n\
                  {reason}\n\
-                 shrunk input: world_seed {}, profile {:?}, {} steps:\n{steps}",
+                 shrunk input: {} topology, world_seed {}, profile {:?}, {} steps:\n{steps}",
+                if input.chain { "chain" } else { "default" },
                 input.world_seed,
                 PROFILE_NAMES[input.profile % PROFILE_NAMES.len()],
                 input.steps.len()
@@ -1557,4 +1785,163 @@ fn random_operation_sequences_keep_the_model_invariants() {
             panic!("property run aborted (PROPTEST_SEED={seed}): {why}")
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regression sequences: the shrunk cases of model bugs found by the random test, replayed on
+// every run so that a fix is confirmed (and a regression caught) without depending on the seed.
+// Hosts and VMs are by index: default topology HV-PRIMARY 0, HV-REPLICA 1; app-01 0, web-01 1,
+// db-01 2, build-01 3. Chain topology HV-A 0, HV-B 1, HV-C 2.
+// ---------------------------------------------------------------------------------------------
+
+fn call(host: u8, vm: u8, call: CallGen) -> Step {
+    Step::Call {
+        host,
+        vm: VmPick::Index(vm),
+        call,
+        polls: 0,
+    }
+}
+
+fn no_patch() -> PatchGen {
+    PatchGen {
+        connection: HostPick::Missing,
+        interval: None,
+        history: None,
+        auth: None,
+        thumbprint: false,
+    }
+}
+
+fn patch_to(host: u8) -> PatchGen {
+    PatchGen {
+        connection: HostPick::Index(host),
+        ..no_patch()
+    }
+}
+
+fn regressions() -> Vec<(&'static str, Input)> {
+    let default = |steps: Vec<Step>| Input {
+        chain: false,
+        world_seed: 1,
+        profile: 0,
+        steps,
+    };
+    let (p, r) = (0, 1);
+    let (app, web, db, build) = (0, 1, 2, 3);
+    vec![
+        (
+            "extending a replica toward its own primary's host turns the running primary into \
+             an ExtendedReplica (fixed: PeerHasNoCopy)",
+            default(vec![call(r, web, CallGen::Create(patch_to(p)))]),
+        ),
+        (
+            "RRSC(2) on a running VM makes a running Replica (fixed)",
+            default(vec![call(p, build, CallGen::Rrsc(2, false))]),
+        ),
+        (
+            "a return_code 4096 fault answers 4096 without a job (fixed: the rule is refused)",
+            default(vec![
+                Step::Fault(FaultGen {
+                    kind: FaultKindGen::ReturnCode(1),
+                    host: None,
+                    method: None,
+                    vm: None,
+                    count: None,
+                    probability_pct: None,
+                }),
+                call(p, app, CallGen::Rrsc(7, false)),
+            ]),
+        ),
+        (
+            "reverse completes while the old primary runs RRSC(4): the new Replica ends in 4",
+            default(vec![
+                call(r, web, CallGen::Failover(RpPick::None)),
+                call(p, web, CallGen::Power(3)),
+                Step::Advance(800),
+                call(r, web, CallGen::Reverse(no_patch())),
+                Step::Advance(1),
+                call(p, web, CallGen::Rrsc(4, false)),
+            ]),
+        ),
+        (
+            "cancelling the old primary's job after a reverse restores mode Primary: split brain",
+            default(vec![
+                call(r, web, CallGen::Failover(RpPick::None)),
+                Step::Settle,
+                Step::Pace(Some(5)),
+                call(p, web, CallGen::Rrsc(7, false)),
+                Step::Pace(None),
+                call(r, web, CallGen::Reverse(no_patch())),
+                Step::Advance(1000),
+                call(p, 0, CallGen::Cancel(JobPick::Running(0), 4)),
+            ]),
+        ),
+        (
+            "StartReplication's PeerState(3) overwrites a failed-over, running replica",
+            default(vec![
+                call(p, db, CallGen::Rrsc(7, false)),
+                Step::Advance(800),
+                call(r, db, CallGen::Failover(RpPick::None)),
+                Step::Advance(800),
+                call(r, db, CallGen::Power(2)),
+                call(p, db, CallGen::Rrsc(1, false)),
+                Step::Advance(800),
+                call(p, db, CallGen::StartReplication(1)),
+            ]),
+        ),
+        (
+            "two CreateReplicationRelationship toward the same host both pass PeerHasNoCopy \
+             (checked at accept only); the second completion converts the first one's new \
+             replica",
+            Input {
+                chain: true,
+                world_seed: 1,
+                profile: 0,
+                steps: vec![
+                    // HV-B's pair-02 (primary toward HV-C) drops its relationship, then
+                    // replicates to HV-A while HV-C's pair-02 extends to HV-A too.
+                    call(1, 2, CallGen::Remove(false)),
+                    Step::Advance(800),
+                    call(1, 2, CallGen::Create(patch_to(0))),
+                    call(2, 1, CallGen::Create(patch_to(0))),
+                ],
+            },
+        ),
+        (
+            "ImportInitialReplica on an ExtendedReplica sets its peer's *primary* relationship \
+             (a failed-over, running replica goes back to 3)",
+            Input {
+                chain: true,
+                world_seed: 1,
+                profile: 0,
+                steps: vec![
+                    // HV-C's pair-02 (replica of HV-B) extends to HV-A, fails over, runs.
+                    call(2, 1, CallGen::Create(patch_to(0))),
+                    Step::Advance(800),
+                    call(2, 1, CallGen::Failover(RpPick::None)),
+                    Step::Advance(800),
+                    call(2, 1, CallGen::Power(2)),
+                    // HV-A's new ExtendedReplica imports its initial copy.
+                    call(0, 2, CallGen::Import),
+                ],
+            },
+        ),
+    ]
+}
+
+#[test]
+fn known_bug_sequences_keep_the_model_invariants() {
+    let mut failures = Vec::new();
+    for (name, input) in regressions() {
+        if let Err(why) = check_case(&input) {
+            failures.push(format!("* {name}\n  {why}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} regression sequence(s) fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

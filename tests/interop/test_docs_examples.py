@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MARKED = re.compile(r"<!-- example: (\S+) -->\n```python\n(.*?)```", re.S)
+MARKED = re.compile(r"<!-- example: (\S+) -->\n```(?:python|rust)\n(.*?)```", re.S)
 
 
 def quoted(doc):
