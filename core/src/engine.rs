@@ -824,6 +824,7 @@ impl World {
             self.ensure_index();
             if let Some(ix) = self.index.as_mut() {
                 ix.running.push((host.to_string(), id.clone()));
+                ix.next_due = 0;
             }
         }
         self.emit(Event::JobStarted {
@@ -1640,20 +1641,37 @@ impl World {
         }
         self.ensure_index();
         loop {
-            let next = self
-                .index
-                .as_ref()
-                .into_iter()
-                .flat_map(|ix| ix.running.iter())
-                .filter_map(|(h, id)| self.job(h, id))
-                .filter_map(|j| Self::due(j).map(|(at, ok)| (at, j.host.clone(), j.id.clone(), ok)))
-                .filter(|(at, ..)| *at <= now)
-                .min();
+            // Nothing is due before `next_due`: the common case (a call while jobs run) skips
+            // the scan entirely.
+            if self.index.as_ref().is_some_and(|ix| now < ix.next_due) {
+                break;
+            }
+            let mut earliest = Millis::MAX;
+            let mut next: Option<(Millis, HostName, JobId, bool)> = None;
+            for (h, id) in self.index.as_ref().map_or(&[][..], |ix| &ix.running[..]) {
+                let Some((at, ok)) = self.job(h, id).and_then(Self::due) else {
+                    continue;
+                };
+                earliest = earliest.min(at);
+                if at <= now
+                    && next
+                        .as_ref()
+                        .is_none_or(|(a, nh, nid, _)| (at, h, id) < (*a, nh, nid))
+                {
+                    next = Some((at, h.clone(), id.clone(), ok));
+                }
+            }
             let Some((at, host, id, ok)) = next else {
+                if let Some(ix) = self.index.as_mut() {
+                    ix.next_due = earliest;
+                }
                 break;
             };
             self.now = self.now.max(at);
             self.finish_job(&host, &id, ok);
+            if let Some(ix) = self.index.as_mut() {
+                ix.next_due = 0;
+            }
         }
         self.now = now;
         self.refresh_progress();
@@ -1675,6 +1693,7 @@ impl World {
                 running,
                 next_purge: 0,
                 next_delta: 0,
+                next_due: 0,
             });
         }
     }

@@ -359,6 +359,8 @@ pub(crate) struct RunIndex {
     pub next_purge: Millis,
     /// No replicating primary is due for a delta before this time (0: scan).
     pub next_delta: Millis,
+    /// No running job ends or fails before this time (0: scan).
+    pub next_due: Millis,
 }
 
 impl World {
@@ -398,8 +400,10 @@ impl World {
     /// Finds a VM on a host by GUID or, failing that, by ElementName.
     pub fn find_vm(&self, host: &str, key: &str) -> Option<&Vm> {
         let h = self.hosts.get(host)?;
+        // Exact GUID first: clients send the Name they read, so the upper-casing copy is rare.
         h.vms
-            .get(&key.to_ascii_uppercase())
+            .get(key)
+            .or_else(|| h.vms.get(&key.to_ascii_uppercase()))
             .or_else(|| h.vms.values().find(|v| v.name == key))
     }
 
