@@ -22,3 +22,10 @@ echo "== browser: the live page /_replica/ui in headless Chromium"
 # Opens the page, drives a failback through WS-Management, checks the page shows it live, and
 # saves screenshots in tests/browser/out/. Without Chromium: fails under CI=true, skips otherwise.
 REPLICA_SIM_BIN="$PWD/target/release/replica-sim" .venv/bin/python tests/browser/ui_e2e.py
+
+echo "== soak: a million mixed WS-Management calls with a consistency check (release binary)"
+# Two threads into one world through the dispatcher: the journal counts every call once, every
+# accepted transition starts and ends exactly one job, no VM ever runs two jobs (about 30 s).
+# The bounded fuzz run is part of `cargo test` above (sim/src/fuzz.rs, sim/src/wsman/fuzz.rs,
+# a few seconds); a long one: REPLICA_FUZZ_CASES=200000 cargo test --release -p replica-sim fuzz
+target/release/replica-sim soak --calls 1000000

@@ -22,6 +22,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// The server allocates many small strings per request (parsed names, response text);
+/// mimalloc serves them several times faster than glibc's malloc (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "replica-bench",
@@ -40,6 +45,9 @@ struct Args {
     /// Only the quick subset (used by the test suite to keep the command working).
     #[arg(long)]
     quick: bool,
+    /// Run only the in-process dispatch measurement, for profiling (`perf record`).
+    #[arg(long)]
+    dispatch_only: Option<u64>,
 }
 
 const BASE: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/";
@@ -444,9 +452,121 @@ fn model_ops(n: u64) -> serde_json::Value {
     json!({ "ops": n, "accepted": accepted, "secs": secs, "ops_per_sec": n as f64 / secs })
 }
 
+/// The explore machinery without the wire: sequences drawn by the same strategy as
+/// `replica-conformance explore`, each played on a target model and on the oracle model, views
+/// compared after every step.
+fn explore_in_process(cases: u32, steps: usize) -> serde_json::Value {
+    use proptest::strategy::{Strategy as _, ValueTree as _};
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    use replica_conformance::explore::sequence_strategy;
+    use replica_conformance::oracle::ModelRunner;
+    let Ok(spec) = toml::from_str::<TopologySpec>(replica_sim::server::DEFAULT_TOPOLOGY) else {
+        return json!({ "error": "default topology" });
+    };
+    let strategy = sequence_strategy(steps);
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    );
+    let t0 = Instant::now();
+    let (mut played, mut diverged) = (0u64, 0u64);
+    for _ in 0..cases {
+        let Ok(tree) = strategy.new_tree(&mut runner) else {
+            continue;
+        };
+        let seq = tree.current();
+        let (Ok(mut target), Ok(mut oracle)) = (
+            ModelRunner::from_spec(&spec, 1, 0),
+            ModelRunner::from_spec(&spec, 1, 0),
+        ) else {
+            return json!({ "error": "model" });
+        };
+        for step in &seq {
+            let (a, b) = (target.step(step), oracle.step(step));
+            played += 1;
+            if format!("{a:?}") != format!("{b:?}")
+                || target.views("HV-REPLICA") != oracle.views("HV-REPLICA")
+                || target.views("HV-PRIMARY") != oracle.views("HV-PRIMARY")
+            {
+                diverged += 1;
+            }
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    json!({ "sequences": cases, "max_steps": steps, "steps_played": played, "divergences": diverged, "secs": secs, "sequences_per_sec": f64::from(cases) / secs })
+}
+
+/// `replica-conformance explore --sim` over loopback HTTP, timed from outside.
+fn explore_over_wire(bin: &std::path::Path, cases: u32, steps: usize) -> serde_json::Value {
+    let t0 = Instant::now();
+    let out = Command::new(bin)
+        .args([
+            "explore",
+            "--sim",
+            "--cases",
+            &cases.to_string(),
+            "--steps",
+            &steps.to_string(),
+            "--seed",
+            "7",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let secs = t0.elapsed().as_secs_f64();
+    match out {
+        Ok(st) => {
+            json!({ "sequences": cases, "max_steps": steps, "secs": secs, "sequences_per_sec": f64::from(cases) / secs, "exit": st.code() })
+        }
+        Err(e) => json!({ "skipped": format!("{}: {e}", bin.display()) }),
+    }
+}
+
+fn dispatch_only(n: u64) -> serde_json::Value {
+    use replica_sim::dispatch::{self, Access};
+    use replica_sim::state::{ClockMode, Limits, WorldSlot};
+    let spec: TopologySpec = match toml::from_str(replica_sim::server::DEFAULT_TOPOLOGY) {
+        Ok(s) => s,
+        Err(_) => return json!({ "error": "default topology" }),
+    };
+    let Ok(mut slot) = WorldSlot::new("bench", spec, 1, ClockMode::Manual) else {
+        return json!({ "error": "world" });
+    };
+    let limits = Limits::default();
+    let r = dispatch::handle(
+        &mut slot,
+        "HV-REPLICA",
+        invoke(1, "HV-REPLICA", "InitiateFailover", APP_01).as_bytes(),
+        Access::ReadWrite,
+        &limits,
+    );
+    let Some(id) = job_id(r.body.as_bytes()) else {
+        return json!({ "error": "no job" });
+    };
+    let req = get_job(2, &id);
+    let t0 = Instant::now();
+    let mut bytes = 0usize;
+    for _ in 0..n {
+        let r = dispatch::handle(
+            &mut slot,
+            "HV-REPLICA",
+            req.as_bytes(),
+            Access::ReadWrite,
+            &limits,
+        );
+        bytes += r.body.len();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    json!({ "calls": n, "us_per_call": secs * 1e6 / n as f64, "calls_per_sec": n as f64 / secs, "response_bytes": bytes / n as usize })
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(n) = args.dispatch_only {
+        report("dispatch_get_job", dispatch_only(n));
+        return Ok(());
+    }
     let secs = if args.quick { 0.5 } else { args.secs };
     let machine = json!({
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -459,6 +579,32 @@ async fn main() -> anyhow::Result<()> {
         "model_ops",
         tokio::task::spawn_blocking(move || {
             model_ops(if args.quick { 100_000 } else { 2_000_000 })
+        })
+        .await?,
+    );
+
+    // --- explore: in-process (model against oracle) and over the wire
+    let (cases, steps) = if args.quick { (50, 20) } else { (1000, 20) };
+    report(
+        "explore_in_process",
+        tokio::task::spawn_blocking(move || explore_in_process(cases, steps)).await?,
+    );
+    let conf = sim_bin(&args).with_file_name("replica-conformance");
+    if conf.exists() {
+        report(
+            "explore_over_wire",
+            tokio::task::spawn_blocking(move || {
+                explore_over_wire(&conf, if args.quick { 5 } else { 50 }, 20)
+            })
+            .await?,
+        );
+    }
+
+    // --- one request through dispatch, without HTTP (where the server's own time goes)
+    report(
+        "dispatch_get_job",
+        tokio::task::spawn_blocking(move || {
+            dispatch_only(if args.quick { 20_000 } else { 200_000 })
         })
         .await?,
     );

@@ -6,9 +6,13 @@ pub mod classes;
 pub mod control;
 pub mod demo;
 pub mod dispatch;
+#[cfg(test)]
+mod fuzz;
 pub mod persist;
 pub mod server;
+pub mod soak;
 pub mod state;
+pub mod tls;
 pub mod topology_file;
 pub mod ui;
 pub mod wsman;

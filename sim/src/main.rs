@@ -8,6 +8,11 @@ use replica_sim::{Credential, Sim, SimConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// The server allocates many small strings per request (parsed names, response text);
+/// mimalloc serves them several times faster than glibc's malloc (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "replica-sim",
@@ -22,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the simulated hosts (one WS-Management listener each) until SIGTERM or SIGINT.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the replication state machine, drawn from the model's transition table.
     Diagram {
         #[arg(long, default_value = "mermaid", value_parser = ["mermaid", "dot"])]
@@ -32,6 +37,23 @@ enum Command {
     /// in-process simulator (real WS-Management calls over loopback). Colour on a terminal
     /// unless NO_COLOR is set.
     Demo(DemoArgs),
+    /// Self-check: mixed WS-Management calls from several threads into one world through the
+    /// dispatcher, with a consistency check of the journal, the jobs and the VMs (CI runs a
+    /// million). Exit code 1 names the first inconsistency.
+    Soak(SoakArgs),
+}
+
+#[derive(clap::Args)]
+struct SoakArgs {
+    /// Calls to make in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    calls: u64,
+    /// Threads sharing the one world.
+    #[arg(long, default_value_t = 2)]
+    threads: u64,
+    /// Seed of the calls' random mix and of the world.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
 }
 
 #[derive(clap::Args)]
@@ -76,6 +98,20 @@ struct ServeArgs {
     /// --seed and --clock.
     #[arg(long)]
     state_file: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate made at start (for localhost, 127.0.0.1,
+    /// ::1 and the listen address); its SHA-256 fingerprint is logged so clients can pin it.
+    #[arg(long)]
+    tls: bool,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Change a limit, NAME=VALUE (repeatable), e.g. `--limit max_connections=256`; the
+    /// names and defaults are in docs/security.md.
+    #[arg(long = "limit", value_name = "NAME=VALUE")]
+    limits: Vec<String>,
 }
 
 fn load_topology(path: &std::path::Path) -> anyhow::Result<TopologySpec> {
@@ -101,10 +137,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => replica_sim::persist::prepare(path, &mut topology, &mut seed, &mut clock)?,
         None => None,
     };
+    let mut limits = replica_sim::state::Limits::default();
+    for l in &args.limits {
+        limits.set(l).map_err(anyhow::Error::msg)?;
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(replica_sim::tls::TlsSetup::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ if args.tls => Some(replica_sim::tls::TlsSetup::self_signed(&[args
+            .listen
+            .ip()
+            .to_string()])),
+        _ => None,
+    };
     if !args.listen.ip().is_loopback() {
         tracing::warn!(listen = %args.listen, "listening on a non-loopback address: anyone who can reach it can drive the simulator");
     }
-    let config = SimConfig {
+    let mut config = SimConfig {
         topology,
         seed,
         credentials: credentials.clone(),
@@ -117,9 +168,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map(|c| Credential::parse(c, false))
             .collect::<Result<_, _>>()
             .map_err(anyhow::Error::msg)?,
+        limits,
         ..SimConfig::default()
     };
+    config.tls = tls;
     let handle = Sim::start(config).await?;
+    if let Some(tls) = handle.tls() {
+        tracing::info!(
+            sha256 = %tls.fingerprint,
+            "TLS certificate (pin this fingerprint, or trust the certificate)"
+        );
+    }
     let saver = match &args.state_file {
         Some(path) => {
             match saved {
@@ -212,11 +271,27 @@ fn main() -> std::process::ExitCode {
             speed: args.speed,
             color: replica_sim::demo::DemoOptions::color_auto(),
         }),
+        Command::Soak(args) => {
+            match replica_sim::soak::run(replica_sim::soak::SoakOptions {
+                calls: args.calls,
+                threads: args.threads,
+                seed: args.seed,
+            }) {
+                Ok(report) => {
+                    println!("{report}");
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("replica-sim soak: inconsistent: {e}");
+                    return std::process::ExitCode::from(1);
+                }
+            }
+        }
         Command::Serve(args) => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
         {
-            Ok(rt) => rt.block_on(serve(args)),
+            Ok(rt) => rt.block_on(serve(*args)),
             Err(e) => Err(e.into()),
         },
     };

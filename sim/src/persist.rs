@@ -5,7 +5,9 @@
 //! temporary file in the same directory, is flushed to disk (`fsync`), renamed over FILE, and
 //! the directory is flushed too, so FILE is always either the previous save or the new one,
 //! never half of each. A file that is not a complete, valid state file is refused with a
-//! message and exit code 2, and is never overwritten.
+//! message and exit code 2, and is never overwritten. A save cut short (`kill -9`) leaves at
+//! most its temporary file, which the next start removes. `tests/it/crash.rs` kills the
+//! binary under load ten times over one file to hold this.
 //!
 //! # Format (`"format": "replica-sim-state"`, `"version": 1`)
 //!
@@ -307,6 +309,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Removes the temporary files of saves that never finished (the simulator was killed in
+/// the middle of one: `kill -9`, power loss). FILE itself was never touched by them.
+pub fn remove_stale_temporaries(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %e.path().display(), "removed the temporary file of an unfinished save")
+                }
+                Err(err) => {
+                    tracing::warn!(file = %e.path().display(), "cannot remove the temporary file of an unfinished save: {err}")
+                }
+            }
+        }
+    }
+}
+
 /// What the saver compares to decide that something changed.
 fn fingerprint(worlds: &Worlds) -> Vec<(String, (u64, u64, u64))> {
     worlds
@@ -390,6 +420,7 @@ pub fn prepare(
     seed: &mut u64,
     clock: &mut ClockMode,
 ) -> Result<Option<StateFile>, LoadError> {
+    remove_stale_temporaries(path);
     let Some(file) = StateFile::load(path)? else {
         return Ok(None);
     };

@@ -5,6 +5,7 @@
 use crate::control;
 use crate::dispatch::{self, Access};
 use crate::state::{ClockMode, DEFAULT_WORLD, Limits, Worlds, lock};
+use crate::tls::{Tls, TlsSetup};
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -18,9 +19,14 @@ use hyper_util::rt::TokioIo;
 use replica_core::topology::TopologySpec;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
 
 /// The default world, embedded so the binary runs anywhere (DESIGN.md "Default topology").
@@ -73,6 +79,8 @@ pub struct SimConfig {
     /// Credentials that authenticate but have no rights on `root/virtualization/v2`: every
     /// WS-Management operation but Identify answers the `w:AccessDenied` fault.
     pub denied_credentials: Vec<Credential>,
+    /// HTTPS on every listener (`serve --tls`); `None`: plain HTTP.
+    pub tls: Option<TlsSetup>,
 }
 
 impl Default for SimConfig {
@@ -90,6 +98,7 @@ impl Default for SimConfig {
             control_token: None,
             limits: Limits::default(),
             denied_credentials: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -108,24 +117,34 @@ pub struct App {
 pub struct SimHandle {
     pub app: Arc<App>,
     hosts: BTreeMap<String, SocketAddr>,
+    tls: Option<Tls>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl SimHandle {
-    /// `http://127.0.0.1:PORT/wsman` of a host (empty if the host does not exist).
+    /// `http://127.0.0.1:PORT/wsman` of a host (`https://` with TLS; empty if the host does
+    /// not exist).
     pub fn url(&self, host: &str) -> String {
         self.hosts
             .get(host)
-            .map(|a| format!("http://{a}/wsman"))
+            .map(|a| format!("{}://{a}/wsman", self.scheme()))
             .unwrap_or_default()
     }
     /// The base URL of a host's listener, e.g. for the control API.
     pub fn base(&self, host: &str) -> String {
         self.hosts
             .get(host)
-            .map(|a| format!("http://{a}"))
+            .map(|a| format!("{}://{a}", self.scheme()))
             .unwrap_or_default()
+    }
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+    /// The TLS identity (certificate and its fingerprint) when serving HTTPS.
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
     }
     pub fn hosts(&self) -> BTreeMap<String, String> {
         self.hosts
@@ -166,6 +185,11 @@ impl Sim {
             let s = lock(&slot);
             s.world.hosts.keys().cloned().collect()
         };
+        let tls = match &config.tls {
+            Some(setup) => Some(Tls::build(setup)?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let app = Arc::new(App {
             worlds,
             credentials: config.credentials.clone(),
@@ -192,17 +216,24 @@ impl Sim {
             let local = listener.local_addr()?;
             hosts.insert(name.clone(), local);
             let router = router(app.clone(), name.clone());
-            tasks.push(tokio::spawn(accept_loop(listener, router, stop_rx.clone())));
+            tasks.push(tokio::spawn(accept_loop(
+                listener,
+                router,
+                stop_rx.clone(),
+                config.limits.clone(),
+                tls.as_ref().map(|t| t.acceptor.clone()),
+            )));
         }
         if let Ok(mut urls) = app.host_urls.write() {
             *urls = hosts
                 .iter()
-                .map(|(h, a)| (h.clone(), format!("http://{a}/wsman")))
+                .map(|(h, a)| (h.clone(), format!("{scheme}://{a}/wsman")))
                 .collect();
         }
         Ok(SimHandle {
             app,
             hosts,
+            tls,
             stop,
             tasks,
         })
@@ -211,35 +242,66 @@ impl Sim {
 
 /// Accepts connections and serves each with hyper, so a handler can ask for the connection
 /// to be dropped (returning an error from the service makes hyper close it unanswered).
-async fn accept_loop(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) {
+///
+/// At most `limits.max_connections` connections are open at once; one over that is accepted
+/// and closed at once, unanswered (the client sees the connection closed or reset), rather
+/// than left waiting in the kernel's backlog: a flood fails fast and visibly.
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+    limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let slots = Arc::new(Semaphore::new(
+        limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     let mut conns = tokio::task::JoinSet::new();
+    let mut last_warning: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => {
-                let Ok((stream, _peer)) = accepted else { continue };
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        last_warning = Some(Instant::now());
+                        tracing::warn!(%peer, limit = limits.max_connections, "too many open connections: closing new ones unanswered");
+                    }
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let router = router.clone();
-                let mut stop = stop.clone();
+                let stop = stop.clone();
+                let limits = limits.clone();
+                let tls = tls.clone();
                 conns.spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let router = router.clone();
-                        async move {
-                            let resp = router.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {});
-                            if resp.extensions().get::<DropConnection>().is_some() {
-                                return Err(std::io::Error::other("fault plan: connection dropped"));
+                    let _permit = permit;
+                    match tls {
+                        None => serve_connection(stream, router, stop, &limits).await,
+                        Some(acceptor) => {
+                            // The handshake is bounded like a request header.
+                            let handshake = tokio::time::timeout(
+                                millis(limits.header_read_timeout_ms),
+                                acceptor.accept(stream),
+                            );
+                            match handshake.await {
+                                Ok(Ok(tls_stream)) => {
+                                    serve_connection(tls_stream, router, stop, &limits).await;
+                                }
+                                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                             }
-                            Ok::<_, std::io::Error>(resp)
                         }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .header_read_timeout(std::time::Duration::from_secs(30))
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .serve_connection(TokioIo::new(stream), svc);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = stop.changed() => conn.as_mut().graceful_shutdown(),
                     }
                 });
             }
@@ -249,6 +311,115 @@ async fn accept_loop(listener: TcpListener, router: Router, mut stop: watch::Rec
     conns.shutdown().await;
 }
 
+/// A timeout limit as a `Duration`, at most a week (a larger one would overflow `Instant`).
+fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms.min(crate::state::MAX_TIMEOUT_MS))
+}
+
+/// One connection, plain or TLS: HTTP/1.1 with the header limits of `limits`.
+async fn serve_connection<I>(
+    io: I,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+    limits: &Limits,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let body_timeout = millis(limits.body_read_timeout_ms);
+    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let router = router.clone();
+        async move {
+            let timed_out = Arc::new(AtomicBool::new(false));
+            let req = req.map(|b| Body::new(Deadline::new(b, body_timeout, timed_out.clone())));
+            let mut resp = router.oneshot(req).await.unwrap_or_else(|e| match e {});
+            if resp.extensions().get::<DropConnection>().is_some() {
+                return Err(std::io::Error::other("fault plan: connection dropped"));
+            }
+            if timed_out.load(Ordering::Relaxed) {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, std::io::Error>(resp)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .header_read_timeout(millis(limits.header_read_timeout_ms))
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(400 * 1024))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+    }
+}
+
+/// The error a request body gives when it did not arrive within `body_read_timeout_ms`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimeout;
+
+/// A request body that fails with [`BodyTimeout`] once its deadline passes: a client that
+/// sends a header and then stalls cannot hold a connection (and a slot) forever.
+struct Deadline {
+    inner: hyper::body::Incoming,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    fired: Arc<AtomicBool>,
+}
+
+impl Deadline {
+    fn new(inner: hyper::body::Incoming, limit: Duration, fired: Arc<AtomicBool>) -> Deadline {
+        Deadline {
+            inner,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            fired,
+        }
+    }
+}
+
+impl hyper::body::Body for Deadline {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Pending => {
+                if this.sleep.as_mut().poll(cx).is_ready() {
+                    this.fired.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Some(Err(Box::new(BodyTimeout))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        hyper::body::Body::is_end_stream(&self.inner)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::Body::size_hint(&self.inner)
+    }
+}
+
+/// Whether an error (or one of its sources) is a [`BodyTimeout`].
+fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<BodyTimeout>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 #[derive(Clone)]
 pub struct HostCtx {
     pub app: Arc<App>,
@@ -256,6 +427,7 @@ pub struct HostCtx {
 }
 
 fn router(app: Arc<App>, host: String) -> Router {
+    let max_body = app.limits.max_body_bytes;
     let ctx = HostCtx { app, host };
     Router::new()
         .route("/wsman", post(wsman_default))
@@ -273,7 +445,7 @@ fn router(app: Arc<App>, host: String) -> Router {
             )
         })
         // Bodies are capped before parsing; the envelope limit itself is answered as a fault.
-        .layer(DefaultBodyLimit::max(4 * 1024 * 1024))
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(ctx)
 }
 
@@ -382,6 +554,16 @@ async fn wsman(
     };
     let body = match body {
         Ok(b) => b,
+        Err(e) if is_body_timeout(&e) => {
+            let mut r = (
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time\n",
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
         // Over the HTTP layer's cap: the envelope-size fault, not a bare 413.
         Err(_) => {
             let guid = match ctx.app.worlds.get(world) {

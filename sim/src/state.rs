@@ -146,11 +146,26 @@ pub enum EnumItem {
     ObjectAndEpr(Instance, Epr),
 }
 
-/// Server-wide limits (the hardening defaults; README "Limits").
-#[derive(Debug, Clone)]
+/// Server-wide limits (the hardening defaults; docs/security.md "Limits and security
+/// defaults"). `serve --limit NAME=VALUE` sets any of them by its field name.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// WinRM's MaxEnvelopeSizekb default: 500 KB = 512,000 octets.
     pub max_envelope: usize,
+    /// HTTP bodies are refused past this many bytes before any parsing (answered with the
+    /// same `w:EncodingLimit` fault as `max_envelope`).
+    pub max_body_bytes: usize,
+    /// Request line plus headers; past it the connection gets 431 and is closed.
+    pub max_header_bytes: usize,
+    /// A connection must deliver a request's whole header within this time, and an idle
+    /// keep-alive connection is closed after it (HTTP/1.1 `header_read_timeout`).
+    pub header_read_timeout_ms: u64,
+    /// A request body must arrive within this time of its header; a client that stalls
+    /// mid-body gets 408 and is disconnected.
+    pub body_read_timeout_ms: u64,
+    /// Open connections per listener (each simulated host has its own); over it a new
+    /// connection is accepted and closed at once, unanswered.
+    pub max_connections: usize,
     pub max_enum_contexts: usize,
     pub enum_context_ttl_ms: u64,
     pub max_journal: usize,
@@ -163,6 +178,11 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_envelope: 512_000,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 60_000,
+            max_connections: 4096,
             max_enum_contexts: 1024,
             enum_context_ttl_ms: 120_000,
             max_journal: 100_000,
@@ -171,6 +191,86 @@ impl Default for Limits {
         }
     }
 }
+
+impl Limits {
+    /// The names `set` knows, in declaration order, with their current values.
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("max_envelope", self.max_envelope.to_string()),
+            ("max_body_bytes", self.max_body_bytes.to_string()),
+            ("max_header_bytes", self.max_header_bytes.to_string()),
+            (
+                "header_read_timeout_ms",
+                self.header_read_timeout_ms.to_string(),
+            ),
+            (
+                "body_read_timeout_ms",
+                self.body_read_timeout_ms.to_string(),
+            ),
+            ("max_connections", self.max_connections.to_string()),
+            ("max_enum_contexts", self.max_enum_contexts.to_string()),
+            ("enum_context_ttl_ms", self.enum_context_ttl_ms.to_string()),
+            ("max_journal", self.max_journal.to_string()),
+            ("max_worlds", self.max_worlds.to_string()),
+            ("max_batch_items", self.max_batch_items.to_string()),
+        ]
+    }
+
+    /// Sets one limit from `NAME=VALUE` (the `serve --limit` form). Values are positive
+    /// integers; `max_header_bytes` is at least 8192 (the HTTP layer's floor), times are at
+    /// most a week and counts and sizes at most 2^30.
+    pub fn set(&mut self, assignment: &str) -> Result<(), String> {
+        let (name, value) = assignment
+            .split_once('=')
+            .map(|(n, v)| (n.trim(), v.trim()))
+            .ok_or_else(|| format!("limit `{assignment}` must be NAME=VALUE"))?;
+        let number: u64 = value
+            .replace('_', "")
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("limit {name}: `{value}` is not a positive integer"))?;
+        let most = if name.ends_with("_ms") {
+            MAX_TIMEOUT_MS
+        } else {
+            1 << 30
+        };
+        if number > most {
+            return Err(format!("limit {name}: {number} is over {most}"));
+        }
+        let size = || usize::try_from(number).map_err(|_| format!("limit {name}: too large"));
+        match name {
+            "max_envelope" => self.max_envelope = size()?,
+            "max_body_bytes" => self.max_body_bytes = size()?,
+            "max_header_bytes" if number < 8192 => {
+                return Err(format!("limit max_header_bytes: {number} is under 8192"));
+            }
+            "max_header_bytes" => self.max_header_bytes = size()?,
+            "header_read_timeout_ms" => self.header_read_timeout_ms = number,
+            "body_read_timeout_ms" => self.body_read_timeout_ms = number,
+            "max_connections" => self.max_connections = size()?,
+            "max_enum_contexts" => self.max_enum_contexts = size()?,
+            "enum_context_ttl_ms" => self.enum_context_ttl_ms = number,
+            "max_journal" => self.max_journal = size()?,
+            "max_worlds" => self.max_worlds = size()?,
+            "max_batch_items" => {
+                self.max_batch_items =
+                    u32::try_from(number).map_err(|_| format!("limit {name}: too large"))?;
+            }
+            _ => {
+                let known: Vec<&str> = self.entries().iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "unknown limit `{name}`; known: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The longest timeout a limit may set (a week): longer ones would overflow clocks.
+pub const MAX_TIMEOUT_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// One isolated world.
 pub struct WorldSlot {
@@ -379,5 +479,34 @@ impl Worlds {
 
     pub fn remove(&self, name: &str) -> bool {
         name != DEFAULT_WORLD && lock(&self.slots).remove(name).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_set_by_name() {
+        let mut l = Limits::default();
+        l.set("max_connections=256").expect("set");
+        l.set(" header_read_timeout_ms = 5_000 ").expect("set");
+        assert_eq!(l.max_connections, 256);
+        assert_eq!(l.header_read_timeout_ms, 5000);
+        for (name, value) in Limits::default().entries() {
+            let mut fresh = Limits::default();
+            fresh.set(&format!("{name}={value}")).expect(name);
+            assert_eq!(fresh, Limits::default(), "{name}");
+        }
+        assert!(l.set("max_header_bytes=100").is_err());
+        assert!(l.set("max_connections=0").is_err());
+        assert!(l.set("max_connections=99999999999999999999").is_err());
+        assert!(
+            l.set("header_read_timeout_ms=18446744073709551615")
+                .is_err()
+        );
+        assert!(l.set("max_connections").is_err());
+        let e = l.set("max_sockets=3").expect_err("unknown");
+        assert!(e.contains("max_connections"), "{e}");
     }
 }

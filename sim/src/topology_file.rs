@@ -175,15 +175,29 @@ fn path_at(root: &Spanned<DeTable<'_>>, offset: usize) -> Option<String> {
 
 /// Parses and validates a topology. `file` names the source in errors.
 pub fn parse(file: &str, text: &str) -> Result<TopologySpec, TopologyFileError> {
-    let doc = DeTable::parse(text)
-        .map_err(|e| located(file, text, e.span(), None, e.message().trim().to_string()))?;
-    let spec: TopologySpec = toml::from_str(text).map_err(|e| {
-        let field = e.span().and_then(|s| path_at(&doc, s.start));
-        located(file, text, e.span(), field, e.message().trim().to_string())
-    })?;
+    // The spanned document is only built to locate an error: a 10,000-VM topology would
+    // otherwise hold it in memory beside the spec and the world.
+    let spec: TopologySpec = match toml::from_str(text) {
+        Ok(spec) => spec,
+        Err(e) => {
+            let doc = DeTable::parse(text)
+                .map_err(|e| located(file, text, e.span(), None, e.message().trim().to_string()))?;
+            let field = e.span().and_then(|s| path_at(&doc, s.start));
+            return Err(located(
+                file,
+                text,
+                e.span(),
+                field,
+                e.message().trim().to_string(),
+            ));
+        }
+    };
     // Build once with a fixed seed and time: only the validation matters here.
-    spec.build(0, 0)
-        .map_err(|e| from_model(file, text, &doc, &e))?;
+    if let Err(err) = spec.build(0, 0) {
+        let doc = DeTable::parse(text)
+            .map_err(|e| located(file, text, e.span(), None, e.message().trim().to_string()))?;
+        return Err(from_model(file, text, &doc, &err));
+    }
     Ok(spec)
 }
 

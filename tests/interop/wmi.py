@@ -132,12 +132,14 @@ class Host:
 
 
 class PypsrpHost(Host):
-    """pypsrp's WSMan: Basic over plain HTTP (auth="basic", encryption="never")."""
+    """pypsrp's WSMan: Basic over plain HTTP (auth="basic", encryption="never"), or over HTTPS for an
+    https:// URL (`cert_validation`: False, or the path of a CA bundle to validate against)."""
 
-    def __init__(self, url, user="admin", password="admin"):
+    def __init__(self, url, user="admin", password="admin", cert_validation=True):
         u = urlsplit(url)
-        self.wsman = WSMan(u.hostname, port=u.port, path=u.path.strip("/"), ssl=False, auth="basic",
-                           encryption="never", username=user, password=password)
+        self.wsman = WSMan(u.hostname, port=u.port, path=u.path.strip("/"), ssl=u.scheme == "https",
+                           cert_validation=cert_validation, auth="basic", encryption="never",
+                           username=user, password=password)
         self.name = self.service()["SystemName"]
 
     def _envelope_body(self, op, children):
@@ -183,8 +185,9 @@ class PypsrpHost(Host):
 class PywinrmHost(Host):
     """pywinrm's Protocol with transport="basic"; envelopes from build_wsman_header + xmltodict."""
 
-    def __init__(self, url, user="admin", password="admin"):
-        self.protocol = Protocol(url, transport="basic", username=user, password=password)
+    def __init__(self, url, user="admin", password="admin", server_cert_validation="validate"):
+        self.protocol = Protocol(url, transport="basic", username=user, password=password,
+                                 server_cert_validation=server_cert_validation)
         self.name = self.service()["SystemName"]
 
     def envelope(self, action, resource_uri, body, selectors=None):

@@ -1,5 +1,11 @@
 //! Property tests: every parser of this layer must turn any input into a value or an error,
 //! never a panic, and anything echoed from a request must leave the response well-formed.
+//!
+//! Case counts are the bounded CI run; `REPLICA_FUZZ_CASES=N` raises every target to N cases
+//! for a long run (README, docs/security.md): `REPLICA_FUZZ_CASES=200000 cargo test --release
+//! -p replica-sim fuzz`. The crate-level `fuzz` module adds the topology loader, whole
+//! requests through dispatch seeded from `fixtures/wire/`, and the regression fixtures of
+//! `fixtures/fuzz/`.
 
 use proptest::prelude::*;
 
@@ -11,8 +17,27 @@ use super::fault::{Fault, FaultKind};
 use super::wql::Query;
 use super::writer::{Instance, Value, get_response};
 
+/// Cases for one target: `default` in CI, `REPLICA_FUZZ_CASES` when set.
+pub(crate) fn cases(default: u32) -> u32 {
+    std::env::var("REPLICA_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+/// The configuration of every fuzz target: `cases(default)` cases, no persistence file
+/// (a failure is turned into a fixture under `fixtures/fuzz/` instead).
+pub(crate) fn config(default: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases: cases(default),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
 #[derive(Debug, Clone)]
-enum Mutation {
+pub(crate) enum Mutation {
     Delete(usize),
     Insert(usize, u8),
     Replace(usize, u8),
@@ -22,14 +47,14 @@ enum Mutation {
 }
 
 /// Bytes that are most likely to change the meaning of XML or WQL.
-fn interesting_byte() -> impl Strategy<Value = u8> {
+pub(crate) fn interesting_byte() -> impl Strategy<Value = u8> {
     prop_oneof![
         any::<u8>(),
         prop::sample::select(b"<>/=\"'&;:![]{}?-*,. \n\tx0".to_vec()),
     ]
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
+pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         any::<usize>().prop_map(Mutation::Delete),
         (any::<usize>(), interesting_byte()).prop_map(|(i, b)| Mutation::Insert(i, b)),
@@ -40,7 +65,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
-fn apply(input: &[u8], mutations: &[Mutation]) -> Vec<u8> {
+pub(crate) fn apply(input: &[u8], mutations: &[Mutation]) -> Vec<u8> {
     let mut v = input.to_vec();
     for m in mutations {
         let len = v.len();
@@ -71,7 +96,7 @@ fn apply(input: &[u8], mutations: &[Mutation]) -> Vec<u8> {
 
 /// Runs every consumer of a request, and checks that whatever the request can make us
 /// echo (MessageID, Locale) still yields a well-formed fault envelope.
-fn exercise_request(bytes: &[u8]) {
+pub(crate) fn exercise_request(bytes: &[u8]) {
     let Ok(req) = Request::parse(bytes) else {
         return;
     };
@@ -103,7 +128,7 @@ const QUERIES: &[&str] = &[
     "ASSOCIATORS OF {Msvm_ComputerSystem.CreationClassName='Msvm_ComputerSystem',Name='8FF5'} WHERE AssocClass = Msvm_SystemDevice ResultClass = Msvm_VirtualSystemSettingData",
 ];
 
-fn exercise_instance(text: &str) {
+pub(crate) fn exercise_instance(text: &str) {
     if let Ok(i) = EmbeddedInstance::parse(text) {
         for (name, _) in &i.properties {
             let _ = i.get_u16(name);
@@ -113,7 +138,7 @@ fn exercise_instance(text: &str) {
     }
 }
 
-fn exercise_query(text: &str) {
+pub(crate) fn exercise_query(text: &str) {
     if let Ok(Query::Select { conditions, .. }) = Query::parse(text) {
         for c in conditions {
             let _ = c.matches("x");
@@ -122,7 +147,7 @@ fn exercise_query(text: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(2048))]
 
     #[test]
     fn request_parser_survives_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {

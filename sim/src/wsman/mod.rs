@@ -24,7 +24,7 @@ pub mod xml;
 pub mod xsd;
 
 #[cfg(test)]
-mod fuzz;
+pub(crate) mod fuzz;
 
 pub use body::{
     BodyError, EnumerateRequest, EnumerationMode, Filter, InvokeInput, ParamValue, PullRequest,

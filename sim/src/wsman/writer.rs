@@ -8,7 +8,6 @@
 
 use super::epr::Epr;
 use super::ns;
-use super::xsd::{format_datetime_ms, format_interval_ms};
 
 /// Per-response header data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,7 +351,7 @@ fn write_value(out: &mut String, name: &str, value: &Value) {
         Value::Int(i) => {
             open(out);
             out.push('>');
-            out.push_str(&i.to_string());
+            let _ = std::fmt::Write::write_fmt(out, format_args!("{i}"));
             close(out);
         }
         Value::Bool(b) => {
@@ -363,14 +362,14 @@ fn write_value(out: &mut String, name: &str, value: &Value) {
         Value::Datetime(ms) => {
             open(out);
             out.push_str("><cim:Datetime>");
-            out.push_str(&format_datetime_ms(*ms));
+            super::xsd::write_datetime_ms(out, *ms);
             out.push_str("</cim:Datetime>");
             close(out);
         }
         Value::Interval(ms) => {
             open(out);
             out.push_str("><cim:Interval>");
-            out.push_str(&format_interval_ms(*ms));
+            super::xsd::write_interval_ms(out, *ms);
             out.push_str("</cim:Interval>");
             close(out);
         }
@@ -414,7 +413,11 @@ fn escape_impl(out: &mut String, s: &str, attr: bool) {
         '"' | '\n' | '\t' => attr,
         c => is_forbidden_char(c),
     };
-    if !s.chars().any(needs) {
+    // Fast path: plain printable ASCII with nothing to escape (nearly every value).
+    let plain = s.bytes().all(|b| {
+        (0x20..0x7F).contains(&b) && !matches!(b, b'&' | b'<' | b'>') && !(attr && b == b'"')
+    });
+    if plain || !s.chars().any(needs) {
         out.push_str(s);
         return;
     }

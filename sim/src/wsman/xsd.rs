@@ -119,35 +119,66 @@ pub fn parse_duration_ms(value: &str) -> Result<u64, DurationError> {
 /// `P0DT0H1M40S` (real WinRM output, wsman.md §2.3), with a `.mmm` fraction only when the
 /// value is not a whole number of seconds.
 pub fn format_interval_ms(ms: u64) -> String {
+    let mut out = String::with_capacity(24);
+    write_interval_ms(&mut out, ms);
+    out
+}
+
+/// Appends an xs:duration; the writer's hot path, so no temporary string.
+pub fn write_interval_ms(out: &mut String, ms: u64) {
     let days = ms / 86_400_000;
     let hours = ms / 3_600_000 % 24;
     let minutes = ms / 60_000 % 60;
     let seconds = ms / 1_000 % 60;
     let frac = ms % 1_000;
-    let mut out = String::with_capacity(24);
     let _ = write!(out, "P{days}DT{hours}H{minutes}M{seconds}");
     if frac != 0 {
-        let _ = write!(out, ".{frac:03}");
+        out.push('.');
+        push_digits(out, frac, 3);
     }
     out.push('S');
-    out
+}
+
+/// Appends `value` as exactly `width` decimal digits (zero-padded, truncated to width).
+fn push_digits(out: &mut String, value: u64, width: u32) {
+    let mut div = 10u64.pow(width.saturating_sub(1));
+    while div > 0 {
+        out.push(char::from(b'0' + ((value / div) % 10) as u8));
+        div /= 10;
+    }
 }
 
 /// Formats milliseconds since the UNIX epoch as `2024-05-01T10:00:00.123Z`.
 pub fn format_datetime_ms(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
     let mut out = String::with_capacity(24);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1_000 % 60,
-        in_day % 1_000
-    );
+    write_datetime_ms(&mut out, ms);
     out
+}
+
+/// Appends `2024-05-01T10:00:00.123Z` without going through `fmt` (the job Get hot path
+/// writes four of these per response).
+pub fn write_datetime_ms(out: &mut String, ms: i64) {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000) as u64;
+    let (y, m, d) = civil_from_days(days);
+    if (0..=9999).contains(&y) {
+        push_digits(out, y as u64, 4);
+    } else {
+        let _ = write!(out, "{y:04}");
+    }
+    out.push('-');
+    push_digits(out, u64::from(m), 2);
+    out.push('-');
+    push_digits(out, u64::from(d), 2);
+    out.push('T');
+    push_digits(out, in_day / 3_600_000, 2);
+    out.push(':');
+    push_digits(out, in_day / 60_000 % 60, 2);
+    out.push(':');
+    push_digits(out, in_day / 1_000 % 60, 2);
+    out.push('.');
+    push_digits(out, in_day % 1_000, 3);
+    out.push('Z');
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).

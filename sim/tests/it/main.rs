@@ -4,9 +4,15 @@
 mod support;
 
 mod control;
+mod crash;
 mod demo;
 mod docs;
 mod http;
+mod limits;
 mod persist;
+mod race;
+mod readme_example;
+mod soak;
+mod tls;
 mod ui;
 mod wire;
