@@ -503,47 +503,51 @@ fn authorization(host: &Host) -> Vec<Instance> {
 
 /// Every instance of `class` on `host`, in a stable order.
 pub fn instances(world: &World, host: &str, class: &str) -> Vec<Instance> {
+    iter_instances(world, host, class).collect()
+}
+
+/// The instances one at a time, so a filtered query over a large host never holds them all
+/// (a WQL lookup by ElementName on a 10,000-VM host keeps one instance alive, not 10,000).
+pub fn iter_instances<'a>(
+    world: &'a World,
+    host: &str,
+    class: &str,
+) -> Box<dyn Iterator<Item = Instance> + 'a> {
     let Some(h) = world.host(host) else {
-        return Vec::new();
+        return Box::new(std::iter::empty());
     };
-    let vms = || h.vms.values();
+    let vms = move || h.vms.values();
     match class {
-        "Msvm_ComputerSystem" => std::iter::once(host_system(h))
-            .chain(vms().map(computer_system))
-            .collect(),
-        "Msvm_ReplicationService" => vec![service(h)],
-        "Msvm_VirtualSystemManagementService" => vec![vsms(h)],
-        "Msvm_ReplicationRelationship" => vms()
-            .flat_map(|v| {
-                [RelIx::Primary, RelIx::Extended]
-                    .into_iter()
-                    .filter_map(move |ix| v.rel(ix).map(|r| relationship(v, ix, r)))
-            })
-            .collect(),
-        "Msvm_ReplicationSettingData" => vms()
-            .flat_map(|v| {
-                [RelIx::Primary, RelIx::Extended]
-                    .into_iter()
-                    .filter_map(move |ix| v.rel(ix).map(|r| setting_data(v, ix, r)))
-            })
-            .collect(),
-        "Msvm_ConcreteJob" => h
-            .jobs
-            .values()
-            .map(|j| job(j, world.now, world.profile.job_retention_ms))
-            .collect(),
-        "Msvm_VirtualSystemSettingData" => vms()
-            .flat_map(|v| {
-                std::iter::once(realized_settings(v)).chain(
-                    v.recovery_points
-                        .iter()
-                        .map(move |rp| recovery_point(v, rp)),
-                )
-            })
-            .collect(),
-        "Msvm_ReplicationServiceSettingData" => vec![service_settings(h)],
-        "Msvm_ReplicationAuthorizationSettingData" => authorization(h),
-        _ => Vec::new(),
+        "Msvm_ComputerSystem" => {
+            Box::new(std::iter::once(host_system(h)).chain(vms().map(computer_system)))
+        }
+        "Msvm_ReplicationService" => Box::new(std::iter::once(service(h))),
+        "Msvm_VirtualSystemManagementService" => Box::new(std::iter::once(vsms(h))),
+        "Msvm_ReplicationRelationship" => Box::new(vms().flat_map(|v| {
+            [RelIx::Primary, RelIx::Extended]
+                .into_iter()
+                .filter_map(move |ix| v.rel(ix).map(|r| relationship(v, ix, r)))
+        })),
+        "Msvm_ReplicationSettingData" => Box::new(vms().flat_map(|v| {
+            [RelIx::Primary, RelIx::Extended]
+                .into_iter()
+                .filter_map(move |ix| v.rel(ix).map(|r| setting_data(v, ix, r)))
+        })),
+        "Msvm_ConcreteJob" => Box::new(
+            h.jobs
+                .values()
+                .map(move |j| job(j, world.now, world.profile.job_retention_ms)),
+        ),
+        "Msvm_VirtualSystemSettingData" => Box::new(vms().flat_map(|v| {
+            std::iter::once(realized_settings(v)).chain(
+                v.recovery_points
+                    .iter()
+                    .map(move |rp| recovery_point(v, rp)),
+            )
+        })),
+        "Msvm_ReplicationServiceSettingData" => Box::new(std::iter::once(service_settings(h))),
+        "Msvm_ReplicationAuthorizationSettingData" => Box::new(authorization(h).into_iter()),
+        _ => Box::new(std::iter::empty()),
     }
 }
 

@@ -400,9 +400,7 @@ fn select(
                     slot.world.observe_job(host, id);
                 }
             }
-            let all = classes::instances(&slot.world, host, known);
-            Ok(all
-                .into_iter()
+            Ok(classes::iter_instances(&slot.world, host, known)
                 .filter(|i| {
                     conditions
                         .iter()

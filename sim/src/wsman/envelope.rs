@@ -286,7 +286,7 @@ impl Request {
             (Some(ns::MS_WSMAN), "OperationID" | "SequenceId") => Ok(()),
             _ if must_understand => Err(RequestErrorKind::MustUnderstand {
                 header: block.clark_name(),
-                ns: block.ns.clone(),
+                ns: block.ns.as_deref().map(str::to_string),
                 local: block.local.clone(),
             }),
             _ => Ok(()),

@@ -16,13 +16,32 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
+/// A namespace URI. The ones WS-Management uses are shared statics, so parsing a request does
+/// not allocate a copy of the same long URI for every element (the parser's hot path).
+pub type Ns = std::borrow::Cow<'static, str>;
+
+const KNOWN_NS: &[&str] = &[
+    super::ns::SOAP,
+    super::ns::ADDRESSING,
+    super::ns::TRANSFER,
+    super::ns::EVENTING,
+    super::ns::ENUMERATION,
+    super::ns::WSMAN,
+    super::ns::MS_WSMAN,
+    super::ns::WSMAN_FAULT,
+    super::ns::CIM_COMMON,
+    super::ns::XSI,
+    super::ns::XML,
+    super::ns::IDENTIFY,
+];
+
 /// One attribute, resolved. `xmlns` declarations are not kept: they are consumed by
 /// namespace resolution and carry no meaning afterwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {
     /// Namespace URI; `None` for an unprefixed attribute (attributes never take the
     /// default namespace).
-    pub ns: Option<String>,
+    pub ns: Option<Ns>,
     pub local: String,
     /// The value after entity expansion and XML attribute-value normalisation.
     pub value: String,
@@ -32,7 +51,7 @@ pub struct Attr {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
     /// Namespace URI; `None` when the element is in no namespace.
-    pub ns: Option<String>,
+    pub ns: Option<Ns>,
     pub local: String,
     pub attrs: Vec<Attr>,
     pub children: Vec<Element>,
@@ -377,9 +396,15 @@ fn build_element<R>(
     })
 }
 
-fn resolved_ns(res: ResolveResult<'_>, position: u64) -> Result<Option<String>, XmlError> {
+fn resolved_ns(res: ResolveResult<'_>, position: u64) -> Result<Option<Ns>, XmlError> {
     match res {
-        ResolveResult::Bound(ns) => Ok(Some(ns.0.to_owned())),
+        ResolveResult::Bound(ns) => {
+            let uri: &str = ns.0;
+            if let Some(k) = KNOWN_NS.iter().find(|k| **k == uri) {
+                return Ok(Some(Ns::Borrowed(k)));
+            }
+            Ok(Some(Ns::Owned(uri.to_owned())))
+        }
         ResolveResult::Unbound => Ok(None),
         ResolveResult::Unknown(prefix) => Err(XmlError::UnboundPrefix { prefix, position }),
     }
