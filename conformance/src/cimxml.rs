@@ -7,21 +7,7 @@
 
 use std::collections::BTreeMap;
 
-/// Escapes text for element content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::wsman::escape;
 
 /// The CIM type of a property of the embedded classes the methods take.
 pub fn cim_type(prop: &str) -> &'static str {

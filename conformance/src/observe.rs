@@ -439,3 +439,15 @@ mod tests {
         );
     }
 }
+
+impl replica_core::scenario::HostView for HostSnapshot {
+    fn vm_guid(&self, name: &str) -> Option<String> {
+        self.find(name).map(|v| v.guid.clone())
+    }
+    fn recovery_points(&self, guid: &str) -> Vec<String> {
+        self.points(guid)
+    }
+    fn test_vm(&self) -> Option<String> {
+        HostSnapshot::test_vm(self)
+    }
+}

@@ -9,9 +9,11 @@
 use std::collections::BTreeMap;
 
 use replica_core::World;
-use replica_core::methods::{Arg, Call};
+
 use replica_core::ops::WmiClass;
-use replica_core::scenario::{CallView, Step, VmView, model_view, step_args, step_class};
+use replica_core::scenario::{
+    CallView, ModelHost, Step, VmView, model_view, step_call, step_class,
+};
 use replica_core::table;
 use replica_core::topology::{ProfileSpec, TopologySpec};
 use serde::{Deserialize, Serialize};
@@ -132,44 +134,13 @@ impl ModelRunner {
             .resolve_host(&step.host)
             .unwrap_or_else(|| step.host.clone());
         let class = step_class(step);
-        let mut target_vm = step.vm.as_deref().and_then(|n| {
-            if n == "$test" {
-                None
-            } else {
-                world.find_vm(&host, n).map(|v| v.id.clone())
-            }
-        });
-        let points: Vec<String> = target_vm
-            .as_deref()
-            .and_then(|id| world.vm(&host, id))
-            .map(|v| v.recovery_points.iter().map(|p| p.id.clone()).collect())
-            .unwrap_or_default();
-        let guid_of = |n: &str| world.find_vm(&host, n).map(|v| v.id.clone());
-        let mut args = step_args(step, guid_of, &points);
-        if let Some(name) = &step.vm {
-            let id = if name == "$test" {
-                world
-                    .hosts
-                    .get(&host)
-                    .and_then(|h| h.vms.values().find(|v| v.test_of.is_some()))
-                    .map(|v| v.id.clone())
-            } else {
-                target_vm.clone()
-            };
-            let id = id.unwrap_or_else(|| name.clone());
-            target_vm = Some(id.clone());
-            let key = if class == WmiClass::VirtualSystemManagementService {
-                "AffectedSystem"
-            } else {
-                "ComputerSystem"
-            };
-            if class != WmiClass::ComputerSystem {
-                args.entry(key.to_string()).or_insert(Arg::Ref {
-                    class: "Msvm_ComputerSystem".into(),
-                    keys: [("Name".to_string(), id)].into_iter().collect(),
-                });
-            }
-        }
+        let call = step_call(
+            step,
+            method,
+            &ModelHost { world, host: &host },
+            self.last_job.as_ref().map(|(_, j)| j.as_str()),
+        );
+        let target_vm = call.target_vm.clone();
         if class == WmiClass::ComputerSystem
             && target_vm
                 .as_deref()
@@ -180,17 +151,6 @@ impl ModelRunner {
                 step.vm.as_deref().unwrap_or("(none)")
             ));
         }
-        let target_job = match step.job.as_deref() {
-            Some("$last") => self.last_job.as_ref().map(|(_, j)| j.clone()),
-            other => other.map(str::to_string),
-        };
-        let call = Call {
-            class: Some(class),
-            method: method.clone(),
-            target_vm,
-            target_job,
-            args,
-        };
         let now = world.now + self.tick;
         let view = match call.to_operation() {
             Err((code, why)) => {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use replica_core::JobState;
 use replica_core::methods::{self, Arg, MethodSig};
 use replica_core::ops::WmiClass;
-use replica_core::scenario::{CallView, Scenario, Step, VmView, step_args, step_class, step_label};
+use replica_core::scenario::{CallView, Scenario, Step, VmView, step_call, step_class, step_label};
 use replica_core::topology::TopologySpec;
 use serde::{Deserialize, Serialize};
 
@@ -292,39 +292,8 @@ async fn call_step(
         // its answer is what the step is about. Names resolve from the last good snapshot.
         Err(_) => ctx.snapshots.get(host).cloned().unwrap_or_default(),
     };
-    let mut target_vm = step.vm.as_deref().and_then(|n| {
-        if n == "$test" {
-            None
-        } else {
-            snap.find(n).map(|v| v.guid.clone())
-        }
-    });
-    let points = target_vm
-        .as_deref()
-        .map(|g| snap.points(g))
-        .unwrap_or_default();
-    let guid_of = |n: &str| snap.find(n).map(|v| v.guid.clone());
-    let mut args = step_args(step, guid_of, &points);
-    if let Some(name) = &step.vm {
-        let id = if name == "$test" {
-            snap.test_vm()
-        } else {
-            target_vm.clone()
-        };
-        let id = id.unwrap_or_else(|| name.clone());
-        target_vm = Some(id.clone());
-        let key = if class == WmiClass::VirtualSystemManagementService {
-            "AffectedSystem"
-        } else {
-            "ComputerSystem"
-        };
-        if class != WmiClass::ComputerSystem {
-            args.entry(key.to_string()).or_insert(Arg::Ref {
-                class: "Msvm_ComputerSystem".into(),
-                keys: [("Name".to_string(), id)].into_iter().collect(),
-            });
-        }
-    }
+    let call = step_call(step, method, &snap, None);
+    let (target_vm, args) = (call.target_vm, call.args);
     let sig = methods::signature(class, method);
     let method_name = sig.map_or(method, |s| s.name);
     let (resource_uri, selectors) = match class {

@@ -396,6 +396,87 @@ pub fn step_args(
     out
 }
 
+/// What a step needs to know about the host it calls: names to GUIDs, recovery points, the
+/// test VM. The model answers from its world; the wire runner from what it read.
+pub trait HostView {
+    fn vm_guid(&self, name: &str) -> Option<String>;
+    /// Recovery point ids of a VM, oldest first.
+    fn recovery_points(&self, guid: &str) -> Vec<String>;
+    fn test_vm(&self) -> Option<String>;
+}
+
+/// The model's view of one host.
+pub struct ModelHost<'a> {
+    pub world: &'a World,
+    pub host: &'a str,
+}
+
+impl HostView for ModelHost<'_> {
+    fn vm_guid(&self, name: &str) -> Option<String> {
+        self.world.find_vm(self.host, name).map(|v| v.id.clone())
+    }
+    fn recovery_points(&self, guid: &str) -> Vec<String> {
+        self.world
+            .vm(self.host, guid)
+            .map(|v| v.recovery_points.iter().map(|p| p.id.clone()).collect())
+            .unwrap_or_default()
+    }
+    fn test_vm(&self) -> Option<String> {
+        self.world
+            .host(self.host)
+            .and_then(|h| h.vms.values().find(|v| v.test_of.is_some()))
+            .map(|v| v.id.clone())
+    }
+}
+
+/// The call a step makes, with names resolved and the VM reference filled in. The one
+/// translation of a step, used by the model runner, the conformance oracle and the wire
+/// runner, so a step means the same call everywhere.
+pub fn step_call(step: &Step, method: &str, view: &dyn HostView, last_job: Option<&str>) -> Call {
+    let class = step_class(step);
+    let mut target_vm = step
+        .vm
+        .as_deref()
+        .filter(|n| *n != "$test")
+        .and_then(|n| view.vm_guid(n));
+    let points = target_vm
+        .as_deref()
+        .map(|g| view.recovery_points(g))
+        .unwrap_or_default();
+    let mut args = step_args(step, |n| view.vm_guid(n), &points);
+    if let Some(name) = &step.vm {
+        let id = if name == "$test" {
+            view.test_vm()
+        } else {
+            target_vm.clone()
+        };
+        let id = id.unwrap_or_else(|| name.clone());
+        target_vm = Some(id.clone());
+        let key = if class == WmiClass::VirtualSystemManagementService {
+            "AffectedSystem"
+        } else {
+            "ComputerSystem"
+        };
+        if class != WmiClass::ComputerSystem {
+            args.entry(key.to_string()).or_insert(Arg::Ref {
+                class: "Msvm_ComputerSystem".into(),
+                keys: [("Name".to_string(), id)].into_iter().collect(),
+            });
+        }
+    }
+    let target_job = match step.job.as_deref() {
+        Some("$last") => last_job.map(str::to_string),
+        other => other.map(str::to_string),
+    };
+    Call {
+        class: Some(class),
+        method: method.to_string(),
+        target_vm,
+        target_job,
+        args,
+    }
+}
+
 /// The outcome of one step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepResult {
@@ -424,56 +505,15 @@ pub fn run_on_model(sc: &Scenario, mut world: World) -> Vec<StepResult> {
             let host = world
                 .resolve_host(&step.host)
                 .unwrap_or_else(|| step.host.clone());
-            let class = step_class(step);
-            let mut target_vm = step.vm.as_deref().and_then(|n| {
-                if n == "$test" {
-                    None
-                } else {
-                    world.find_vm(&host, n).map(|v| v.id.clone())
-                }
-            });
-            let points: Vec<String> = target_vm
-                .as_deref()
-                .and_then(|id| world.vm(&host, id))
-                .map(|v| v.recovery_points.iter().map(|p| p.id.clone()).collect())
-                .unwrap_or_default();
-            let guid_of = |n: &str| world.find_vm(&host, n).map(|v| v.id.clone());
-            let mut args = step_args(step, guid_of, &points);
-            if let Some(name) = &step.vm {
-                let id = if name == "$test" {
-                    world
-                        .hosts
-                        .get(&host)
-                        .and_then(|h| h.vms.values().find(|v| v.test_of.is_some()))
-                        .map(|v| v.id.clone())
-                } else {
-                    target_vm.clone()
-                };
-                let id = id.unwrap_or_else(|| name.clone());
-                target_vm = Some(id.clone());
-                let key = if class == WmiClass::VirtualSystemManagementService {
-                    "AffectedSystem"
-                } else {
-                    "ComputerSystem"
-                };
-                if class != WmiClass::ComputerSystem {
-                    args.entry(key.to_string()).or_insert(Arg::Ref {
-                        class: "Msvm_ComputerSystem".into(),
-                        keys: [("Name".to_string(), id)].into_iter().collect(),
-                    });
-                }
-            }
-            let target_job = match step.job.as_deref() {
-                Some("$last") => last_job.as_ref().map(|(_, j)| j.clone()),
-                other => other.map(str::to_string),
-            };
-            let call = Call {
-                class: Some(class),
-                method: method.clone(),
-                target_vm,
-                target_job,
-                args,
-            };
+            let call = step_call(
+                step,
+                method,
+                &ModelHost {
+                    world: &world,
+                    host: &host,
+                },
+                last_job.as_ref().map(|(_, j)| j.as_str()),
+            );
             let now = world.now + 1;
             let seen = match call.to_operation() {
                 Err((code, _)) => CallView {

@@ -22,6 +22,9 @@ pub mod recorder;
 pub mod types;
 mod xml;
 
+/// The one XML text escaper of the crate (requests, embedded instances, JUnit reports).
+pub use xml::escape;
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -17,6 +17,11 @@ pub fn escape(s: &str) -> String {
             '\'' => out.push_str("&apos;"),
             // A carriage return would be normalised away by the receiving parser; keep it.
             '\r' => out.push_str("&#13;"),
+            // Characters XML 1.0 cannot carry at all: written out as `\u{..}` text so the
+            // document stays well-formed and the reader still sees what was there.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n') => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
             _ => out.push(c),
         }
     }
