@@ -304,6 +304,18 @@ pub fn view_diff(got: &VmView, want: &VmView, full: bool) -> Vec<String> {
     out
 }
 
+impl replica_core::scenario::HostView for HostSnapshot {
+    fn vm_guid(&self, name: &str) -> Option<String> {
+        self.find(name).map(|v| v.guid.clone())
+    }
+    fn recovery_points(&self, guid: &str) -> Vec<String> {
+        self.points(guid)
+    }
+    fn test_vm(&self) -> Option<String> {
+        HostSnapshot::test_vm(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,17 +449,5 @@ mod tests {
             view_diff(&a, &b, true),
             vec!["exists true (expected false)"]
         );
-    }
-}
-
-impl replica_core::scenario::HostView for HostSnapshot {
-    fn vm_guid(&self, name: &str) -> Option<String> {
-        self.find(name).map(|v| v.guid.clone())
-    }
-    fn recovery_points(&self, guid: &str) -> Vec<String> {
-        self.points(guid)
-    }
-    fn test_vm(&self) -> Option<String> {
-        HostSnapshot::test_vm(self)
     }
 }
