@@ -4,19 +4,22 @@
 # browser test of the live page (when Chromium is installed); short bounded fuzz runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Everything is also kept in a log, so the last line can add up what ran.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
 echo "== cargo build (release binaries used by the interop tests)"
 cargo build --release --locked -p replica-sim -p replica-conformance
 
 echo "== cargo test"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee -a "$log"
 
 echo "== interop: pypsrp and pywinrm against replica-sim serve"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
-REPLICA_SIM_BIN="$PWD/target/release/replica-sim" .venv/bin/python -m pytest -q tests/interop
+REPLICA_SIM_BIN="$PWD/target/release/replica-sim" .venv/bin/python -m pytest -q tests/interop 2>&1 | tee -a "$log"
 
 echo "== browser: the live page /_replica/ui in headless Chromium"
 # Opens the page, drives a failback through WS-Management, checks the page shows it live, and
@@ -30,5 +33,8 @@ echo "== soak: a million mixed WS-Management calls with a consistency check (rel
 # a few seconds); a long one: REPLICA_FUZZ_CASES=200000 cargo test --release -p replica-sim fuzz
 target/release/replica-sim soak --calls 1000000
 
-# Every stage above stops the script on failure (set -e), so reaching here means all passed.
-echo "stages: 5 passed, 0 failed"
+# Every stage above stops the script on failure (set -e, pipefail), so reaching here means all
+# passed: Rust tests + pytest tests + the browser test + the soak.
+rust=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+py=$(grep -oE '^[0-9]+ passed' "$log" | tail -1 | awk '{print $1 + 0}')
+echo "total: $((rust + py + 2)) passed, 0 failed"
