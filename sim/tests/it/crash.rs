@@ -5,9 +5,8 @@
 
 use super::control::{APP01, REPLICA, WEB01, Wsman};
 use replica_sim::persist::StateFile;
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,14 +26,7 @@ fn start(file: &Path) -> (Child, SocketAddr, SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .expect("replica-sim starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+    let line = super::support::read_ready_line(&mut child, 30);
     let ready: serde_json::Value = match serde_json::from_str(&line) {
         Ok(v) => v,
         Err(e) => {
@@ -74,18 +66,6 @@ fn file_id(file: &Path) -> Option<(u64, u64, std::time::SystemTime)> {
     Some((m.ino(), m.len(), m.modified().ok()?))
 }
 
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "replica-it-crash-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
 /// A small xorshift: a different kill moment each round and each run.
 fn next_random(state: &mut u64) -> u64 {
     *state ^= *state << 13;
@@ -96,7 +76,7 @@ fn next_random(state: &mut u64) -> u64 {
 
 #[test]
 fn kill_9_under_load_never_leaves_a_torn_state_file() {
-    let dir = scratch();
+    let dir = super::support::scratch_dir("crash");
     let file = dir.join("state.json");
     let mut rng = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

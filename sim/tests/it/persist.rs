@@ -3,9 +3,9 @@
 
 use super::control::{APP01, REPLICA, ctl, job_in, vm_in};
 use serde_json::{Value as Json, json};
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::Read as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,14 +28,7 @@ impl Served {
             .stderr(Stdio::piped())
             .spawn()
             .expect("replica-sim starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+        let line = super::support::read_ready_line(&mut child, 20);
         let mut served = Served {
             child: Some(child),
             hosts: Json::Null,
@@ -127,18 +120,6 @@ fn refused(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "replica-it-{}-{name}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
 fn advance(addr: SocketAddr, ms: u64) {
     ctl(
         addr,
@@ -161,7 +142,7 @@ fn only_file(dir: &Path) -> Vec<String> {
 
 #[test]
 fn restart_in_the_middle_of_a_failback_keeps_the_world() {
-    let dir = scratch("restart");
+    let dir = super::support::scratch_dir("restart");
     let file = dir.join("state.json");
     let f = file.to_str().expect("utf8 path");
     let args = ["--clock", "manual", "--seed", "11", "--state-file", f];
@@ -239,7 +220,7 @@ fn restart_in_the_middle_of_a_failback_keeps_the_world() {
 
 #[test]
 fn changes_are_saved_without_a_signal() {
-    let dir = scratch("onchange");
+    let dir = super::support::scratch_dir("onchange");
     let file = dir.join("state.json");
     let sim = Served::start(&[
         "--clock",
@@ -278,7 +259,7 @@ fn changes_are_saved_without_a_signal() {
 
 #[test]
 fn broken_state_files_are_refused_and_kept() {
-    let dir = scratch("broken");
+    let dir = super::support::scratch_dir("broken");
     let file = dir.join("state.json");
     let f = file.to_str().expect("utf8");
     // A real state file, cut in half.
@@ -321,7 +302,7 @@ fn broken_state_files_are_refused_and_kept() {
 
 #[test]
 fn bad_topology_file_is_refused_with_its_line() {
-    let dir = scratch("topology");
+    let dir = super::support::scratch_dir("topology");
     let file = dir.join("t.toml");
     std::fs::write(
         &file,

@@ -492,3 +492,33 @@ pub fn vm_ref(element: &str, vm: &str) -> String {
         r#"<{element} xmlns:a="{ADDRESSING}" xmlns:w="{WSMAN}"><a:Address>{ANONYMOUS}</a:Address><a:ReferenceParameters><w:ResourceURI>{V2}Msvm_ComputerSystem</w:ResourceURI><w:SelectorSet><w:Selector Name="CreationClassName">Msvm_ComputerSystem</w:Selector><w:Selector Name="Name">{vm}</w:Selector></w:SelectorSet></a:ReferenceParameters></{element}>"#
     )
 }
+
+/// Reads the ready line a spawned `replica-sim serve` prints, giving up after `secs` (the read
+/// runs on its own thread so a silent child cannot hang the test).
+pub fn read_ready_line(child: &mut std::process::Child, secs: u64) -> String {
+    use std::io::{BufRead as _, BufReader};
+    let Some(stdout) = child.stdout.take() else {
+        return String::new();
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_default()
+}
+
+/// A fresh directory under the system temp dir, unique per process, test and call.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "replica-it-{}-{name}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}

@@ -5,9 +5,7 @@
 
 use crate::support::*;
 use replica_sim::tls::{TlsSetup, fingerprint};
-use std::io::BufRead as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -98,18 +96,6 @@ async fn self_signed_certificate_serves_https_to_a_client_that_trusts_it() {
     .await;
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "replica-it-tls-{}-{name}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
 /// A CA and a leaf for localhost/127.0.0.1 signed by it; returns (CA DER, leaf PEM, key PEM,
 /// leaf DER).
 fn ca_and_leaf() -> (
@@ -144,7 +130,7 @@ fn ca_and_leaf() -> (
 async fn a_provided_certificate_is_served_and_validates_against_its_ca() {
     within(30, async {
         let (ca, leaf_pem, key_pem, leaf_der) = ca_and_leaf();
-        let dir = scratch("files");
+        let dir = super::support::scratch_dir("files");
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
         std::fs::write(&cert, &leaf_pem).expect("cert file");
         std::fs::write(&key, &key_pem).expect("key file");
@@ -208,14 +194,7 @@ fn serve_tls_announces_https_and_logs_the_fingerprint() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("replica-sim starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+    let line = super::support::read_ready_line(&mut child, 20);
     let _ = child.kill();
     let out = child.wait_with_output().expect("exit");
     let stderr = String::from_utf8_lossy(&out.stderr);
