@@ -1059,17 +1059,8 @@ impl World {
             .rel(RelIx::Primary)
             .map_or(4, |r| r.settings.recovery_history)
             .max(1) as usize;
-        v.recovery_points.push(RecoveryPoint {
-            name: format!(
-                "{} - {} - {}",
-                v.name,
-                kind.replication_type().label(),
-                crate::time::rfc3339(now)
-            ),
-            id,
-            kind,
-            created: now,
-        });
+        let point = RecoveryPoint::new(id, kind, now, &v.name);
+        v.recovery_points.push(point);
         // RecoveryHistory: "max number of recovery snapshots" (DOC); 0 keeps only the latest.
         let excess = v.recovery_points.len().saturating_sub(history);
         v.recovery_points.drain(..excess);

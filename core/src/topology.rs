@@ -336,17 +336,10 @@ impl TopologySpec {
                 } else {
                     RecoveryPointKind::Standard
                 };
-                replica.recovery_points.push(RecoveryPoint {
-                    id: format!("Microsoft:{}", world.rp_rng.guid()),
-                    name: format!(
-                        "{} - {} - {}",
-                        v.name,
-                        kind.replication_type().label(),
-                        crate::time::rfc3339(created)
-                    ),
-                    kind,
-                    created,
-                });
+                let id = format!("Microsoft:{}", world.rp_rng.guid());
+                replica
+                    .recovery_points
+                    .push(RecoveryPoint::new(id, kind, created, &v.name));
             }
             if let Some(ext) = &r.extended_host {
                 let Some(ext_host) = world.resolve_host(ext) else {

@@ -161,6 +161,27 @@ pub struct RecoveryPoint {
     pub name: String,
 }
 
+impl RecoveryPoint {
+    /// A point of VM `vm_name` taken at `created`, named as Hyper-V Manager shows them.
+    pub fn new(
+        id: String,
+        kind: RecoveryPointKind,
+        created: Millis,
+        vm_name: &str,
+    ) -> RecoveryPoint {
+        RecoveryPoint {
+            name: format!(
+                "{vm_name} - {} - {}",
+                kind.replication_type().label(),
+                crate::time::rfc3339(created)
+            ),
+            id,
+            kind,
+            created,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vm {
     pub id: VmId,
