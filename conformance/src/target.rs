@@ -689,10 +689,7 @@ impl HostConn {
                 }
                 Ok(items
                     .into_iter()
-                    .filter_map(|i| match i {
-                        EnumItem::Instance(i) | EnumItem::InstanceAndEpr(i, _) => Some(i),
-                        EnumItem::Epr(_) => None,
-                    })
+                    .filter_map(EnumItem::into_instance)
                     .collect())
             }
         }

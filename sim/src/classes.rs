@@ -69,6 +69,11 @@ pub fn keys_of(class: &str) -> &'static [&'static str] {
 fn text(s: impl Into<String>) -> Value {
     Value::Text(s.into())
 }
+/// An empty string is a NULL property (real hosts send `xsi:nil` for unset strings).
+fn text_or_null(s: &str) -> Value {
+    if s.is_empty() { Value::Null } else { text(s) }
+}
+
 fn int(i: impl Into<i64>) -> Value {
     Value::Int(i.into())
 }
@@ -275,11 +280,7 @@ pub fn setting_data(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
             ("Caption", text("Replication Settings")),
             (
                 "CertificateThumbPrint",
-                if s.certificate_thumbprint.is_empty() {
-                    Value::Null
-                } else {
-                    text(&s.certificate_thumbprint)
-                },
+                text_or_null(&s.certificate_thumbprint),
             ),
             ("CompressionEnabled", Value::Bool(s.compression_enabled)),
             (
@@ -338,21 +339,10 @@ pub fn job(j: &Job, now: u64, retention_ms: u64) -> Instance {
             ),
             ("ElementName", text(&j.caption)),
             ("ErrorCode", int(j.error_code)),
-            (
-                "ErrorDescription",
-                if j.error_description.is_empty() {
-                    Value::Null
-                } else {
-                    text(&j.error_description)
-                },
-            ),
+            ("ErrorDescription", text_or_null(&j.error_description)),
             (
                 "ErrorSummaryDescription",
-                if j.error_description.is_empty() {
-                    Value::Null
-                } else {
-                    text(&j.error_description)
-                },
+                text_or_null(&j.error_description),
             ),
             ("HealthState", int(5)),
             ("InstanceID", text(&j.id)),
@@ -437,11 +427,7 @@ fn service_settings(host: &Host) -> Instance {
             ("Caption", text("Replication Service Settings")),
             (
                 "CertificateThumbPrint",
-                if s.certificate_thumbprint.is_empty() {
-                    Value::Null
-                } else {
-                    text(&s.certificate_thumbprint)
-                },
+                text_or_null(&s.certificate_thumbprint),
             ),
             (
                 "Description",

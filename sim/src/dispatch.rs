@@ -100,7 +100,7 @@ pub fn handle(
         Ok(req) => {
             let out = match too_big {
                 Some(f) => Err(f),
-                None => route(slot, host, &req, access, limits, &mut note),
+                None => route(slot, host, &req, access, limits, &mut note, &guid),
             };
             let h = req.reply(&guid);
             match out {
@@ -191,6 +191,7 @@ fn subcode_name(k: &FaultKind) -> String {
     )
 }
 
+/// `guid` is the response's MessageID, drawn once per request by [`handle`].
 fn route(
     slot: &mut WorldSlot,
     host: &str,
@@ -198,6 +199,7 @@ fn route(
     access: Access,
     limits: &Limits,
     note: &mut Note,
+    guid: &str,
 ) -> Outcome {
     if req.is_identify() {
         note.operation = "Identify";
@@ -209,7 +211,6 @@ fn route(
         ));
     }
     let action = req.action.as_deref().unwrap_or_default();
-    let resource = req.resource_uri.as_deref().unwrap_or_default();
     let op_name = match action {
         ns::action::GET => "Get",
         ns::action::ENUMERATE => "Enumerate",
@@ -247,19 +248,19 @@ fn route(
         }
     }
     match op_name {
-        "Get" => get(slot, host, req, note),
-        "Enumerate" => enumerate(slot, host, req, limits, note),
-        "Pull" => pull(slot, req, limits),
+        "Get" => get(slot, host, req, note, guid),
+        "Enumerate" => enumerate(slot, host, req, limits, note, guid),
+        "Pull" => pull(slot, req, limits, guid),
         "Release" => {
             let r = ReleaseRequest::parse(req.body.as_ref()).map_err(|e| e.to_fault())?;
             match slot.enums.remove(&r.context) {
-                Some(_) => Ok(writer::release_response(&req.reply(&slot.fresh_guid()))),
+                Some(_) => Ok(writer::release_response(&req.reply(guid))),
                 None => Err(Fault::new(FaultKind::InvalidEnumerationContext)
                     .with_message("The enumeration context is not valid: it expired, was released, or was never issued.")),
             }
         }
         _ => match req.invoke_method() {
-            Some(method) => invoke(slot, host, req, resource, method, access, note),
+            Some(method) => invoke(slot, host, req, method, access, note, guid),
             None => Err(
                 Fault::new(FaultKind::ActionNotSupported).with_message(format!(
                     "The action {action} is not supported by the service."
@@ -306,7 +307,7 @@ fn check_selectors(class: &str, selectors: &[(String, String)]) -> Result<(), Fa
     Ok(())
 }
 
-fn get(slot: &mut WorldSlot, host: &str, req: &Request, note: &mut Note) -> Outcome {
+fn get(slot: &mut WorldSlot, host: &str, req: &Request, note: &mut Note, guid: &str) -> Outcome {
     let resource = req.resource_uri.as_deref().unwrap_or_default();
     let class = class_of_uri(resource).ok_or_else(|| unknown_resource(resource))?;
     note.class = Some(class.to_string());
@@ -322,8 +323,7 @@ fn get(slot: &mut WorldSlot, host: &str, req: &Request, note: &mut Note) -> Outc
             req.selectors.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
         ))
     })?;
-    let guid = slot.fresh_guid();
-    Ok(writer::get_response(&req.reply(&guid), &inst))
+    Ok(writer::get_response(&req.reply(guid), &inst))
 }
 
 /// The instances a WQL query or a plain class enumeration selects.
@@ -468,6 +468,7 @@ fn enumerate(
     req: &Request,
     limits: &Limits,
     note: &mut Note,
+    guid: &str,
 ) -> Outcome {
     let e = EnumerateRequest::parse(req.body.as_ref()).map_err(|e| e.to_fault())?;
     let found = select(slot, host, req, &e, note)?;
@@ -483,8 +484,7 @@ fn enumerate(
         })
         .collect();
     expire_contexts(slot, limits);
-    let guid = slot.fresh_guid();
-    let h = req.reply(&guid);
+    let h = req.reply(guid);
     if !e.optimize {
         let ctx = new_context(slot, items, limits);
         return Ok(writer::enumerate_response(&h, &ctx));
@@ -592,7 +592,7 @@ fn expire_contexts(slot: &mut WorldSlot, limits: &Limits) {
     }
 }
 
-fn pull(slot: &mut WorldSlot, req: &Request, limits: &Limits) -> Outcome {
+fn pull(slot: &mut WorldSlot, req: &Request, limits: &Limits, guid: &str) -> Outcome {
     let p = PullRequest::parse(req.body.as_ref()).map_err(|e| e.to_fault())?;
     expire_contexts(
         slot,
@@ -606,8 +606,7 @@ fn pull(slot: &mut WorldSlot, req: &Request, limits: &Limits) -> Outcome {
             .with_message("The enumeration context is not valid: it expired, was released, or was never issued."));
     };
     let max = p.max_elements.unwrap_or(1).clamp(1, limits.max_batch_items) as usize;
-    let guid = slot.fresh_guid();
-    let h = req.reply(&guid);
+    let h = req.reply(guid);
     let overhead = writer::pull_response(&h, &[], Some(&p.context), true).len();
     let page = match take_page(&mut ctx.items, max, budget(req, overhead)) {
         Ok(page) => page,
@@ -684,11 +683,12 @@ fn invoke(
     slot: &mut WorldSlot,
     host: &str,
     req: &Request,
-    resource: &str,
     method: &str,
     access: Access,
     note: &mut Note,
+    guid: &str,
 ) -> Outcome {
+    let resource = req.resource_uri.as_deref().unwrap_or_default();
     let class_name = class_of_uri(resource).ok_or_else(|| unknown_resource(resource))?;
     note.class = Some(class_name.to_string());
     note.method = Some(method.to_string());
@@ -723,8 +723,7 @@ fn invoke(
             );
         }
     }
-    let guid = slot.fresh_guid();
-    let h = req.reply(&guid);
+    let h = req.reply(guid);
     let out_nil = |outs: &[&'static str]| -> Vec<(&'static str, Value)> {
         outs.iter().map(|o| (*o, Value::Null)).collect()
     };

@@ -515,10 +515,7 @@ impl WsmanClient {
         let items = self.enumerate(resource_uri, filter, &opts).await?;
         Ok(items
             .into_iter()
-            .filter_map(|i| match i {
-                EnumItem::Instance(i) | EnumItem::InstanceAndEpr(i, _) => Some(i),
-                EnumItem::Epr(_) => None,
-            })
+            .filter_map(EnumItem::into_instance)
             .collect())
     }
 

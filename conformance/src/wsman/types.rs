@@ -236,6 +236,14 @@ pub enum EnumItem {
 }
 
 impl EnumItem {
+    /// The object, when the item carries one.
+    pub fn into_instance(self) -> Option<Instance> {
+        match self {
+            EnumItem::Instance(i) | EnumItem::InstanceAndEpr(i, _) => Some(i),
+            EnumItem::Epr(_) => None,
+        }
+    }
+
     pub fn instance(&self) -> Option<&Instance> {
         match self {
             EnumItem::Instance(i) | EnumItem::InstanceAndEpr(i, _) => Some(i),
