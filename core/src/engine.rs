@@ -1350,7 +1350,16 @@ impl World {
                     v.rels[0] = ext;
                 }
                 self.set_mode(host, vm, ReplicationMode::Primary);
-                if let Some(p) = ext_peer {
+                // Only a peer that still holds the extended copy becomes the replica. One
+                // whose relationship was removed on its side (mode None) stays out of it, and
+                // this side's relationship dangles, as after RemoveReplicationRelationship on
+                // one side alone (INFERRED; found by the property test, PROPTEST_SEED
+                // 9713903917676320340: a mode-Replica VM without a relationship).
+                if let Some(p) = ext_peer
+                    && self
+                        .vm(&p, vm)
+                        .is_some_and(|copy| copy.mode == ReplicationMode::ExtendedReplica)
+                {
                     self.set_mode(&p, vm, ReplicationMode::Replica);
                 }
             }

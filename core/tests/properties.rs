@@ -26,8 +26,10 @@
 //! * the world's JSON reads back to the same world (at each settle and at the end);
 //! * determinism: each case runs twice and must give the same answers, events and world.
 //!
-//! Replay: the run prints its seed; `PROPTEST_SEED=<seed> cargo test -p replica-core --test
-//! properties -- --nocapture` runs the same cases again. `PROPTEST_CASES=<n>` changes the number
+//! Seeds (`run_seeds`): every seed that ever failed (`FAILED_SEEDS`), then a fresh one locally,
+//! or the pinned seed and two fresh ones in CI. Replay: the run prints each seed;
+//! `PROPTEST_SEED=<seed> cargo test -p replica-core --test properties -- --nocapture` runs the
+//! same cases again. `PROPTEST_CASES=<n>` changes the number
 //! of cases. `PROPERTIES_AVOID` steers around bugs already reported (see `avoided`).
 
 use proptest::prelude::*;
@@ -1710,21 +1712,50 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// `PROPTEST_SEED` (decimal or 0x-hex); in CI (`CI` set) a fixed seed, so a run is
-/// reproducible and a red build is never a coin toss; otherwise a fresh random seed, so local
-/// runs keep exploring.
-fn run_seed() -> u64 {
+/// Every seed that ever made this test fail, replayed on every run (besides its shrunk
+/// sequence in `regressions`, which stays meaningful if the generators change).
+const FAILED_SEEDS: &[u64] = &[9_713_903_917_676_320_340];
+
+/// The seed CI always runs, so a red build can be replayed exactly.
+const PINNED_SEED: u64 = 0x5EED_CAFE_F00D_0001;
+
+/// How many fresh seeds CI explores besides the pinned one (`PROPTEST_FRESH_SEEDS` changes it).
+const CI_FRESH_SEEDS: usize = 2;
+
+/// Where the run's cases come from, each printed before it runs so any failure can be replayed.
+/// `PROPTEST_SEED` (decimal or 0x-hex): that seed alone. Otherwise the failed seeds, then: in CI
+/// (`CI` set) the pinned seed and `CI_FRESH_SEEDS` fresh ones (CI keeps exploring, and the
+/// pinned seed keeps a red build reproducible); locally one fresh seed.
+fn run_seeds() -> Vec<(&'static str, u64)> {
     if let Ok(s) = std::env::var("PROPTEST_SEED") {
         let s = s.trim();
         let parsed = match s.strip_prefix("0x") {
             Some(h) => u64::from_str_radix(h, 16),
             None => s.parse(),
         };
-        return parsed.unwrap_or_else(|e| panic!("PROPTEST_SEED={s}: {e}"));
+        return vec![(
+            "given",
+            parsed.unwrap_or_else(|e| panic!("PROPTEST_SEED={s}: {e}")),
+        )];
     }
-    if std::env::var_os("CI").is_some() {
-        return 0x5EED_CAFE_F00D_0001;
+    let mut seeds: Vec<(&'static str, u64)> =
+        FAILED_SEEDS.iter().map(|s| ("failed once", *s)).collect();
+    let fresh = if std::env::var_os("CI").is_some() {
+        seeds.push(("pinned", PINNED_SEED));
+        std::env::var("PROPTEST_FRESH_SEEDS")
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(CI_FRESH_SEEDS)
+    } else {
+        1
+    };
+    for i in 0..fresh {
+        seeds.push(("fresh", fresh_seed(i as u64)));
     }
+    seeds
+}
+
+fn fresh_seed(salt: u64) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -1732,6 +1763,7 @@ fn run_seed() -> u64 {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos()),
     );
+    h.write_u64(salt);
     h.finish()
 }
 
@@ -1744,8 +1776,13 @@ fn cases() -> u32 {
 
 #[test]
 fn random_operation_sequences_keep_the_model_invariants() {
-    let seed = run_seed();
-    eprintln!("properties: seed {seed} (replay with PROPTEST_SEED={seed})");
+    for (kind, seed) in run_seeds() {
+        eprintln!("properties: {kind} seed {seed} (replay with PROPTEST_SEED={seed})");
+        run_property(seed);
+    }
+}
+
+fn run_property(seed: u64) {
     let mut bytes = [0u8; 32];
     let mut st = seed;
     for chunk in bytes.chunks_mut(8) {
@@ -1772,7 +1809,8 @@ fn random_operation_sequences_keep_the_model_invariants() {
                 let _ = writeln!(steps, "    {i:>2}: {s:?}");
             }
             panic!(
-                "property failed; replay with PROPTEST_SEED={seed}\n\
+                "property failed; replay with PROPTEST_SEED={seed}, then add the seed to \
+                 FAILED_SEEDS and the shrunk sequence to `regressions`\n\
                  {reason}\n\
                  shrunk input: {} topology, world_seed {}, profile {:?}, {} steps:\n{steps}",
                 if input.chain { "chain" } else { "default" },
@@ -1924,6 +1962,29 @@ fn regressions() -> Vec<(&'static str, Input)> {
                     call(2, 1, CallGen::Power(2)),
                     // HV-A's new ExtendedReplica imports its initial copy.
                     call(0, 2, CallGen::Import),
+                ],
+            },
+        ),
+        (
+            "ChangeReplicationModeToPrimary after the extended replica removed its relationship \
+             makes it a Replica without a relationship (PROPTEST_SEED 9713903917676320340; \
+             fixed: only a peer still in ExtendedReplica is promoted)",
+            Input {
+                chain: true,
+                world_seed: 1347200020037176242,
+                profile: 0,
+                steps: vec![
+                    // chain-01: HV-A -> HV-B -> HV-C. A test failover on the extended
+                    // replica, a failover on the middle host, HV-C drops its relationship,
+                    // HV-B commits and becomes the primary of the extended relationship.
+                    call(2, 0, CallGen::TestReplica(RpPick::None)),
+                    Step::Advance(800),
+                    call(1, 0, CallGen::Failover(RpPick::None)),
+                    call(2, 0, CallGen::Remove(false)),
+                    Step::Advance(800),
+                    call(1, 0, CallGen::Commit),
+                    Step::Advance(800),
+                    call(1, 0, CallGen::ToPrimary),
                 ],
             },
         ),
