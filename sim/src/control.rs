@@ -368,7 +368,10 @@ fn handle(
     s.tick();
     match (method.as_str(), parts.as_slice()) {
         ("GET", ["health"]) => ok(json!({
+            // `ok` stays true while saves fail: the simulator still answers. `state_file`
+            // says whether what it acknowledged is on disk.
             "ok": true,
+            "state_file": ctx.app.save_status.health(),
             "world": s.name,
             "host": ctx.host,
             "hosts": ctx.app.host_urls.read().map(|u| u.clone()).unwrap_or_default(),

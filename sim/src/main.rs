@@ -181,15 +181,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let saver = match &args.state_file {
         Some(path) => {
-            match saved {
-                Some(file) => file.restore(&handle.app.worlds),
+            let on_disk = match saved {
+                Some(file) => {
+                    file.restore(&handle.app.worlds);
+                    None
+                }
                 // A new file is written at once: an unwritable path fails now, not at SIGTERM.
-                None => replica_sim::persist::save(&handle.app, path).await?,
-            }
+                None => Some(replica_sim::persist::save(&handle.app, path).await?),
+            };
             Some(replica_sim::persist::Saver::spawn(
                 handle.app.clone(),
                 path.clone(),
                 replica_sim::persist::CHECK_EVERY,
+                on_disk,
             ))
         }
         None => None,

@@ -111,6 +111,8 @@ pub struct App {
     pub control_token: Option<String>,
     pub limits: Limits,
     pub host_urls: std::sync::RwLock<BTreeMap<String, String>>,
+    /// How `--state-file` saving goes (shown by `GET health`).
+    pub save_status: crate::persist::SaveStatus,
 }
 
 /// A running simulator. Drop or `shutdown` stops it.
@@ -197,6 +199,7 @@ impl Sim {
             control_token: config.control_token.clone(),
             limits: config.limits.clone(),
             host_urls: std::sync::RwLock::new(BTreeMap::new()),
+            save_status: crate::persist::SaveStatus::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut hosts = BTreeMap::new();
