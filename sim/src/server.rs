@@ -9,7 +9,6 @@ use crate::tls::{Tls, TlsSetup};
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
@@ -411,18 +410,6 @@ impl hyper::body::Body for Deadline {
     }
 }
 
-/// Whether an error (or one of its sources) is a [`BodyTimeout`].
-fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err.is::<BodyTimeout>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
-}
-
 #[derive(Clone)]
 pub struct HostCtx {
     pub app: Arc<App>,
@@ -512,7 +499,7 @@ pub fn world_of(headers: &HeaderMap) -> String {
 async fn wsman_default(
     State(ctx): State<HostCtx>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response<Body> {
     let world = world_of(&headers);
     wsman(ctx, &world, headers, body).await
@@ -522,59 +509,110 @@ async fn wsman_world(
     State(ctx): State<HostCtx>,
     Path(world): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response<Body> {
     wsman(ctx, &world, headers, body).await
 }
 
-async fn wsman(
-    ctx: HostCtx,
-    world: &str,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response<Body> {
+/// Why a request body could not be read.
+enum BodyError {
+    /// It did not arrive within `body_read_timeout_ms`.
+    Timeout,
+    /// Its declared `Content-Length`, or the bytes that came, are over `max_body_bytes`.
+    TooLarge,
+    /// The HTTP framing is broken (bad chunk sizes, a connection cut mid-body).
+    Malformed,
+}
+
+/// Reads a request body of at most `max` bytes. A `Content-Length` over `max` is refused
+/// before a byte of the body is read: waiting for 10^18 bytes would only end in a timeout.
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, BodyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    match axum::body::to_bytes(body, max).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = cur {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    return Err(BodyError::TooLarge);
+                }
+                if err.is::<BodyTimeout>() {
+                    return Err(BodyError::Timeout);
+                }
+                cur = err.source();
+            }
+            Err(BodyError::Malformed)
+        }
+    }
+}
+
+/// The answer to a body that could not be read. The connection is closed after it: the rest
+/// of the body is still on the wire, so the next request could not be found in it.
+fn body_error_response(ctx: &HostCtx, world: &str, e: BodyError) -> Response<Body> {
+    let mut r = match e {
+        BodyError::Timeout => (
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time\n",
+        )
+            .into_response(),
+        // Over the HTTP layer's cap: the envelope-size fault, not a bare 413.
+        BodyError::TooLarge => {
+            let guid = match ctx.app.worlds.get(world) {
+                Ok(slot) => lock(&slot).fresh_guid(),
+                Err(_) => "00000000-0000-0000-0000-000000000000".into(),
+            };
+            soap_response(dispatch::body_too_large(&ctx.host, &guid))
+        }
+        // Broken framing is an HTTP error (HTTP.sys answers 400 Bad Request), not a SOAP one.
+        BodyError::Malformed => (
+            StatusCode::BAD_REQUEST,
+            "bad request: the HTTP body framing is invalid\n",
+        )
+            .into_response(),
+    };
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// `401` with the challenge. The challenge advertises Basic only: the simulator speaks no
+/// Negotiate.
+fn challenge() -> Response<Body> {
+    let mut r = (StatusCode::UNAUTHORIZED, "").into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"WSMAN\""),
+    );
+    r
+}
+
+async fn wsman(ctx: HostCtx, world: &str, headers: HeaderMap, body: Body) -> Response<Body> {
     // `Test-WSMan` without credentials: WinRM answers Identify alone unauthenticated.
     let unauthenticated_identify = headers
         .get("wsmanidentify")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("unauthenticated"));
     let access = authenticate(&ctx.app, &headers);
-    let identify = match (&access, &body) {
-        (None, Ok(bytes)) if unauthenticated_identify => dispatch::identify_unauthenticated(bytes),
-        _ => None,
-    };
-    if let Some(reply) = identify {
-        return soap_response(reply);
+    // Without credentials the answer is 401 before any of the body is read: a stranger must
+    // not make the server buffer megabytes.
+    if access.is_none() && !unauthenticated_identify {
+        return challenge();
     }
-    let Some(access) = access else {
-        // The challenge advertises Basic only: the simulator speaks no Negotiate.
-        let mut r = (StatusCode::UNAUTHORIZED, "").into_response();
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"WSMAN\""),
-        );
-        return r;
-    };
-    let body = match body {
+    let body = match read_body(&headers, body, ctx.app.limits.max_body_bytes).await {
         Ok(b) => b,
-        Err(e) if is_body_timeout(&e) => {
-            let mut r = (
-                StatusCode::REQUEST_TIMEOUT,
-                "the request body did not arrive in time\n",
-            )
-                .into_response();
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return r;
-        }
-        // Over the HTTP layer's cap: the envelope-size fault, not a bare 413.
-        Err(_) => {
-            let guid = match ctx.app.worlds.get(world) {
-                Ok(slot) => lock(&slot).fresh_guid(),
-                Err(_) => "00000000-0000-0000-0000-000000000000".into(),
-            };
-            return soap_response(dispatch::body_too_large(&ctx.host, &guid));
-        }
+        Err(e) => return body_error_response(&ctx, world, e),
+    };
+    let Some(access) = access else {
+        return match dispatch::identify_unauthenticated(&body) {
+            Some(reply) => soap_response(reply),
+            None => challenge(),
+        };
     };
     let slot = match ctx.app.worlds.get(world) {
         Ok(s) => s,

@@ -309,3 +309,65 @@ async fn a_body_over_the_configured_cap_is_the_encoding_limit_fault() {
     })
     .await;
 }
+
+/// The status line and headers of an answer that must come long before the body timeout.
+async fn answer_to(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request).await.expect("write");
+    // The body timeout is ten minutes: an answer within a minute was not a timeout.
+    let (got, _) = read_until_closed(&mut s, 60)
+        .await
+        .expect("answered and closed long before the body timeout");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Regression (issue 14): an absurd Content-Length waited for the body timeout before a 408;
+/// broken chunk framing was answered as a WS-Management `EncodingLimit` fault; and a request
+/// without credentials had its whole body read before the 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_are_answered_at_once() {
+    within(120, async {
+        let mut config = config();
+        config.limits.body_read_timeout_ms = 600_000;
+        let sim = start_with(config).await;
+        let addr = addr_of(&sim, "HV-PRIMARY");
+        let head = |auth: bool, framing: &str| {
+            format!(
+                "POST /wsman HTTP/1.1\r\nHost: {addr}\r\n{}Content-Type: application/soap+xml;charset=UTF-8\r\n{framing}\r\n",
+                if auth { format!("Authorization: {}\r\n", basic(ADMIN.0, ADMIN.1)) } else { String::new() }
+            )
+        };
+
+        // 10^18 bytes announced, a few sent: the envelope-size fault at once, then close.
+        let text = answer_to(
+            addr,
+            format!("{}<s:Envelope", head(true, "Content-Length: 1000000000000000000\r\n")).as_bytes(),
+        )
+        .await;
+        assert!(text.starts_with("HTTP/1.1 500"), "{text}");
+        assert!(text.contains("EncodingLimit"), "{text}");
+        assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
+
+        // A chunk size that is not hexadecimal: 400, not a SOAP fault.
+        let text = answer_to(
+            addr,
+            format!("{}ZZ\r\nabc\r\n0\r\n\r\n", head(true, "Transfer-Encoding: chunked\r\n")).as_bytes(),
+        )
+        .await;
+        assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+        assert!(!text.contains("Envelope"), "{text}");
+
+        // No credentials and a 4 MB body announced but not sent: the 401 comes first.
+        let text = answer_to(
+            addr,
+            head(false, "Content-Length: 4000000\r\nConnection: close\r\n").as_bytes(),
+        )
+        .await;
+        assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+        assert!(text.to_ascii_lowercase().contains("www-authenticate"), "{text}");
+
+        // The server still answers.
+        assert_eq!(identify_status(addr).await, Some(200));
+    })
+    .await;
+}
