@@ -65,7 +65,8 @@ impl Answer {
     ) -> Answer {
         self.code = code;
         self.rule = rule;
-        self.reason = Some(reason.into());
+        // Reasons quote client text; what is kept is bounded (journals hold many).
+        self.reason = Some(crate::text::clipped(reason.into()));
         self
     }
     pub fn return_code(&self) -> Result<ReturnCode, UnknownValue> {
@@ -437,7 +438,7 @@ impl World {
                     ans.code = 4096;
                     ans.job = Some(id);
                     ans.rule = Some(refusal.rule);
-                    ans.reason = Some(reason);
+                    ans.reason = Some(crate::text::clipped(reason));
                     return ans;
                 }
                 ans.refused(refusal.code, Some(refusal.rule), reason)
@@ -1521,7 +1522,7 @@ impl World {
         job.ended = Some(now);
         job.last_change = now;
         job.error_code = error_code;
-        job.error_description = description;
+        job.error_description = crate::text::clipped(description);
         if state == JobState::Completed {
             job.percent = 100;
         }

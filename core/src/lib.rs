@@ -15,6 +15,7 @@ pub mod profile;
 pub mod rng;
 pub mod scenario;
 pub mod table;
+pub mod text;
 pub mod time;
 pub mod topology;
 pub mod world;

@@ -806,7 +806,7 @@ mod tests {
             now,
         );
         assert_eq!(ans.code, 4096, "{ans:?}");
-        slot.world
+        slot.world.clone()
     }
 
     #[test]

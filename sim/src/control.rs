@@ -284,6 +284,13 @@ fn parse_fault(body: &Bytes, world: &World) -> Result<FaultSpec, String> {
     if spec.count == Some(0) {
         return Err("count: 0 would never fire; expected at least 1 (or leave it out)".into());
     }
+    // Free text (vm, a failing job's description) is kept for the world's life: bounded.
+    let size = serde_json::to_vec(&spec).map_or(usize::MAX, |v| v.len());
+    if size > MAX_FAULT_RULE_BYTES {
+        return Err(format!(
+            "the fault rule is {size} bytes of JSON; at most {MAX_FAULT_RULE_BYTES}"
+        ));
+    }
     if let FaultKind::Delay { ms } = spec.kind
         && ms > MAX_DELAY_MS
     {
@@ -291,6 +298,9 @@ fn parse_fault(body: &Bytes, world: &World) -> Result<FaultSpec, String> {
     }
     Ok(spec)
 }
+
+/// The largest fault rule accepted, as JSON.
+const MAX_FAULT_RULE_BYTES: usize = 4096;
 
 fn allowed_methods(pattern: &str) -> String {
     ENDPOINTS
@@ -385,6 +395,15 @@ fn handle(
                 return error(
                     StatusCode::BAD_REQUEST,
                     "POST faults needs a fault rule as JSON, e.g. {\"kind\":\"return_code\",\"code\":32768}",
+                );
+            }
+            if s.world.faults.len() >= ctx.app.limits.max_faults {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "this world has {} fault rules, the limit (--limit max_faults=N); DELETE faults first",
+                        s.world.faults.len()
+                    ),
                 );
             }
             let spec = match parse_fault(&body, &s.world) {
@@ -546,6 +565,9 @@ fn reset(s: &mut WorldSlot, app: &App, body: &Bytes) -> Response<Body> {
         }
     }
     // Checked before anything changes: a refused reset leaves the world as it was.
+    if let Err(e) = app.limits.check_topology(&spec) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
     if let Err(e) = spec.build(seed, 0) {
         return (
             StatusCode::BAD_REQUEST,

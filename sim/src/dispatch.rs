@@ -3,7 +3,7 @@
 //! HTTP status, the body, and any transport fault (delay, dropped connection) to apply.
 
 use crate::classes::{self, class_of_uri, keys_of};
-use crate::state::{EnumContext, EnumItem, JournalEntry, Limits, WorldSlot};
+use crate::state::{EnumItem, JournalEntry, Limits, WorldSlot};
 use crate::wsman::body::{
     EnumerateRequest, EnumerationMode, InvokeInput, ParamValue, PullRequest, ReleaseRequest,
 };
@@ -253,7 +253,7 @@ fn route(
         "Pull" => pull(slot, req, limits, guid),
         "Release" => {
             let r = ReleaseRequest::parse(req.body.as_ref()).map_err(|e| e.to_fault())?;
-            match slot.enums.remove(&r.context) {
+            match slot.take_context(&r.context) {
                 Some(_) => Ok(writer::release_response(&req.reply(guid))),
                 None => Err(Fault::new(FaultKind::InvalidEnumerationContext)
                     .with_message("The enumeration context is not valid: it expired, was released, or was never issued.")),
@@ -483,10 +483,9 @@ fn enumerate(
             }
         })
         .collect();
-    expire_contexts(slot, limits);
     let h = req.reply(guid);
     if !e.optimize {
-        let ctx = new_context(slot, items, limits);
+        let ctx = new_context(slot, items, limits)?;
         return Ok(writer::enumerate_response(&h, &ctx));
     }
     // MaxElements defaults to 1 (DSP0226); libvirt reads one item per page.
@@ -499,13 +498,7 @@ fn enumerate(
         Ok(writer::enumerate_response_optimized(&h, &refs, None, true))
     } else {
         let body = writer::enumerate_response_optimized(&h, &refs, Some(&ctx), false);
-        slot.enums.insert(
-            ctx,
-            EnumContext {
-                items,
-                created: Instant::now(),
-            },
-        );
+        store(slot, ctx, items, limits)?;
         Ok(body)
     }
 }
@@ -559,49 +552,36 @@ fn as_item(i: &EnumItem) -> Item<'_> {
     }
 }
 
-fn new_context(slot: &mut WorldSlot, items: VecDeque<EnumItem>, limits: &Limits) -> String {
+fn new_context(
+    slot: &mut WorldSlot,
+    items: VecDeque<EnumItem>,
+    limits: &Limits,
+) -> Result<String, Fault> {
     let ctx = format!("uuid:{}", slot.fresh_guid());
-    expire_contexts(slot, limits);
-    slot.enums.insert(
-        ctx.clone(),
-        EnumContext {
-            items,
-            created: Instant::now(),
-        },
-    );
-    ctx
+    store(slot, ctx.clone(), items, limits)?;
+    Ok(ctx)
 }
 
-/// Contexts expire, and their number is bounded: a client that never pulls or releases
-/// cannot grow memory without limit.
-fn expire_contexts(slot: &mut WorldSlot, limits: &Limits) {
-    let ttl = std::time::Duration::from_millis(limits.enum_context_ttl_ms);
-    slot.enums.retain(|_, c| c.created.elapsed() < ttl);
-    while slot.enums.len() >= limits.max_enum_contexts {
-        let oldest = slot
-            .enums
-            .iter()
-            .min_by_key(|(_, c)| c.created)
-            .map(|(k, _)| k.clone());
-        match oldest {
-            Some(k) => {
-                slot.enums.remove(&k);
-            }
-            None => break,
-        }
-    }
+/// Keeps what is left of an enumeration; `w:QuotaLimit` when the memory budget has no room
+/// for it even after this world's older contexts are dropped.
+fn store(
+    slot: &mut WorldSlot,
+    ctx: String,
+    items: VecDeque<EnumItem>,
+    limits: &Limits,
+) -> Result<(), Fault> {
+    slot.store_context(ctx, items, limits).map_err(|bytes| {
+        Fault::new(FaultKind::QuotaLimit).with_message(format!(
+            "The enumeration needs about {} KB and the simulator's memory budget (--limit max_memory_bytes) has no room for it; pull or release other enumerations, or ask for fewer items.",
+            bytes >> 10
+        ))
+    })
 }
 
 fn pull(slot: &mut WorldSlot, req: &Request, limits: &Limits, guid: &str) -> Outcome {
     let p = PullRequest::parse(req.body.as_ref()).map_err(|e| e.to_fault())?;
-    expire_contexts(
-        slot,
-        &Limits {
-            max_enum_contexts: usize::MAX,
-            ..limits.clone()
-        },
-    );
-    let Some(mut ctx) = slot.enums.remove(&p.context) else {
+    slot.expire_contexts(limits.enum_context_ttl_ms);
+    let Some(mut ctx) = slot.take_context(&p.context) else {
         return Err(Fault::new(FaultKind::InvalidEnumerationContext)
             .with_message("The enumeration context is not valid: it expired, was released, or was never issued."));
     };
@@ -612,7 +592,7 @@ fn pull(slot: &mut WorldSlot, req: &Request, limits: &Limits, guid: &str) -> Out
         Ok(page) => page,
         Err(f) => {
             // The client may retry with a larger MaxEnvelopeSize: keep its place.
-            slot.enums.insert(p.context.clone(), ctx);
+            slot.put_context(p.context.clone(), ctx);
             return Err(f);
         }
     };
@@ -621,8 +601,7 @@ fn pull(slot: &mut WorldSlot, req: &Request, limits: &Limits, guid: &str) -> Out
         Ok(writer::pull_response(&h, &refs, None, true))
     } else {
         let body = writer::pull_response(&h, &refs, Some(&p.context), false);
-        ctx.created = Instant::now();
-        slot.enums.insert(p.context.clone(), ctx);
+        slot.put_context(p.context.clone(), ctx);
         Ok(body)
     }
 }

@@ -422,7 +422,7 @@ impl SaveStatus {
         h.saved = false;
         h.failures += 1;
         h.error = Some(format!("{e:#}"));
-        if h.failures == 1 || h.failures % 300 == 0 {
+        if h.failures == 1 || h.failures.is_multiple_of(300) {
             tracing::error!(failures = h.failures, "{e:#}; changes are not on disk");
         }
         drop(h);

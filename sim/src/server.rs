@@ -202,7 +202,7 @@ impl Sim {
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut hosts = BTreeMap::new();
-        let mut tasks = Vec::new();
+        let mut tasks = vec![tokio::spawn(sweep_contexts(app.clone(), stop_rx.clone()))];
         for (i, name) in host_names.iter().enumerate() {
             let mut addr = config.listen;
             if addr.port() != 0 {
@@ -239,6 +239,25 @@ impl Sim {
             stop,
             tasks,
         })
+    }
+}
+
+/// Frees expired enumeration contexts in every world, a quarter TTL apart (at most 5 s): an
+/// idle world would otherwise keep them until its next Enumerate.
+async fn sweep_contexts(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let every = millis(app.limits.enum_context_ttl_ms / 4)
+        .clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {
+                let app = app.clone();
+                // Off the async workers: a world with many contexts takes a while to walk.
+                let _ = tokio::task::spawn_blocking(move || app.worlds.sweep_contexts()).await;
+            }
+        }
     }
 }
 

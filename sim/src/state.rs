@@ -3,10 +3,11 @@
 //! one request's model work, never across an `.await`.
 
 use crate::wsman::Epr;
-use crate::wsman::writer::Instance;
+use crate::wsman::writer::{Instance, Value};
 use replica_core::World;
 use replica_core::coverage::Coverage;
 use replica_core::rng::SimRng;
+use replica_core::text::clip;
 use replica_core::time::Millis;
 use replica_core::topology::TopologySpec;
 use replica_core::world::PaceMode;
@@ -138,6 +139,158 @@ pub struct JournalEntry {
 pub struct EnumContext {
     pub items: VecDeque<EnumItem>,
     pub created: Instant,
+    /// What it was charged to the memory budget when stored.
+    bytes: usize,
+}
+
+impl EnumContext {
+    pub fn new(items: VecDeque<EnumItem>) -> EnumContext {
+        let bytes = items.iter().map(EnumItem::approx_bytes).sum::<usize>() + 128;
+        EnumContext {
+            items,
+            created: Instant::now(),
+            bytes,
+        }
+    }
+}
+
+impl EnumItem {
+    /// Heap bytes this item holds, roughly (strings by length, plus each value's slot).
+    pub fn approx_bytes(&self) -> usize {
+        fn value(v: &Value) -> usize {
+            32 + match v {
+                Value::Text(t) => t.len(),
+                Value::Ref(e) => epr(e),
+                Value::Array(a) => a.iter().map(value).sum(),
+                Value::Null
+                | Value::Int(_)
+                | Value::Bool(_)
+                | Value::Datetime(_)
+                | Value::Interval(_) => 0,
+            }
+        }
+        fn epr(e: &Epr) -> usize {
+            96 + e.address.len()
+                + e.resource_uri.len()
+                + e.selectors
+                    .iter()
+                    .map(|(k, v)| 48 + k.len() + v.len())
+                    .sum::<usize>()
+        }
+        fn instance(i: &Instance) -> usize {
+            72 + i.class.len()
+                + i.resource_uri.len()
+                + i.props
+                    .iter()
+                    .map(|(k, v)| 24 + k.len() + value(v))
+                    .sum::<usize>()
+        }
+        match self {
+            EnumItem::Instance(i) => instance(i),
+            EnumItem::Epr(e) => epr(e),
+            EnumItem::ObjectAndEpr(i, e) => instance(i) + epr(e),
+        }
+    }
+}
+
+/// The process-wide memory budget: every store a client can grow (journals, enumeration
+/// contexts, worlds) charges its bytes here, so the worst case is one number however the
+/// clients spread their requests over worlds (README "Limits").
+#[derive(Debug)]
+pub struct Budget {
+    max: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl Budget {
+    pub fn new(max: usize) -> Budget {
+        Budget {
+            max,
+            used: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Charges `n` bytes if they fit; `false` (and nothing charged) if they do not.
+    pub fn try_charge(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.used
+            .fetch_update(Relaxed, Relaxed, |u| {
+                u.checked_add(n).filter(|total| *total <= self.max)
+            })
+            .is_ok()
+    }
+
+    /// Charges `n` bytes even past the maximum (the caller then frees older data).
+    pub fn charge(&self, n: usize) {
+        self.used.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn release(&self, n: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _ = self
+            .used
+            .fetch_update(Relaxed, Relaxed, |u| Some(u.saturating_sub(n)));
+    }
+
+    pub fn over(&self) -> bool {
+        self.used() > self.max
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+/// Client text kept in a journal entry is cut to this many bytes: a refusal reason may quote
+/// a 480 KB parameter, and the journal keeps 100,000 entries.
+pub const JOURNAL_TEXT_MAX: usize = 512;
+
+impl JournalEntry {
+    fn clip_text(&mut self) {
+        for field in [
+            &mut self.class,
+            &mut self.method,
+            &mut self.vm,
+            &mut self.job,
+            &mut self.rule,
+            &mut self.reason,
+            &mut self.fault,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            clip(field, JOURNAL_TEXT_MAX);
+        }
+        self.faults.truncate(32);
+        for f in &mut self.faults {
+            clip(f, JOURNAL_TEXT_MAX);
+        }
+    }
+
+    /// Heap and inline bytes, roughly.
+    pub fn approx_bytes(&self) -> usize {
+        let text = [
+            &self.class,
+            &self.method,
+            &self.vm,
+            &self.job,
+            &self.rule,
+            &self.reason,
+            &self.fault,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::len)
+        .sum::<usize>();
+        256 + self.host.len()
+            + self.operation.len()
+            + text
+            + self.faults.iter().map(|f| 24 + f.len()).sum::<usize>()
+    }
 }
 
 pub enum EnumItem {
@@ -172,6 +325,13 @@ pub struct Limits {
     pub max_worlds: usize,
     /// MaxBatchItems.
     pub max_batch_items: u32,
+    /// VMs in one world's topology (`--topology`, `POST reset`).
+    pub max_topology_vms: usize,
+    /// Fault rules in one world.
+    pub max_faults: usize,
+    /// Bytes all worlds together may hold in journals, enumeration contexts and the worlds
+    /// themselves (estimated): the process-wide budget.
+    pub max_memory_bytes: usize,
 }
 
 impl Default for Limits {
@@ -188,6 +348,9 @@ impl Default for Limits {
             max_journal: 100_000,
             max_worlds: 256,
             max_batch_items: 32_000,
+            max_topology_vms: 10_000,
+            max_faults: 256,
+            max_memory_bytes: 1 << 30,
         }
     }
 }
@@ -213,6 +376,9 @@ impl Limits {
             ("max_journal", self.max_journal.to_string()),
             ("max_worlds", self.max_worlds.to_string()),
             ("max_batch_items", self.max_batch_items.to_string()),
+            ("max_topology_vms", self.max_topology_vms.to_string()),
+            ("max_faults", self.max_faults.to_string()),
+            ("max_memory_bytes", self.max_memory_bytes.to_string()),
         ]
     }
 
@@ -232,6 +398,8 @@ impl Limits {
             .ok_or_else(|| format!("limit {name}: `{value}` is not a positive integer"))?;
         let most = if name.ends_with("_ms") {
             MAX_TIMEOUT_MS
+        } else if name == "max_memory_bytes" {
+            1 << 40
         } else {
             1 << 30
         };
@@ -253,6 +421,9 @@ impl Limits {
             "enum_context_ttl_ms" => self.enum_context_ttl_ms = number,
             "max_journal" => self.max_journal = size()?,
             "max_worlds" => self.max_worlds = size()?,
+            "max_topology_vms" => self.max_topology_vms = size()?,
+            "max_faults" => self.max_faults = size()?,
+            "max_memory_bytes" => self.max_memory_bytes = size()?,
             "max_batch_items" => {
                 self.max_batch_items =
                     u32::try_from(number).map_err(|_| format!("limit {name}: too large"))?;
@@ -264,6 +435,20 @@ impl Limits {
                     known.join(", ")
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    /// Refuses a topology over `max_topology_vms` before it is built.
+    pub fn check_topology(&self, spec: &TopologySpec) -> Result<(), String> {
+        if spec.vms.len() > self.max_topology_vms {
+            return Err(format!(
+                "the topology has {} VMs; the limit is {} (--limit max_topology_vms=N)",
+                spec.vms.len(),
+                self.max_topology_vms
+            ));
         }
         Ok(())
     }
@@ -282,7 +467,7 @@ pub struct WorldSlot {
     pub journal: VecDeque<JournalEntry>,
     pub next_seq: u64,
     pub coverage: Coverage,
-    pub enums: HashMap<String, EnumContext>,
+    enums: HashMap<String, EnumContext>,
     /// Response MessageIDs and enumeration contexts: its own stream, so transport ids never
     /// shift the model's ids.
     pub ids: SimRng,
@@ -290,6 +475,24 @@ pub struct WorldSlot {
     /// reset), so persistence can tell that something happened even when
     /// `world.generation` did not move.
     pub changes: u64,
+    /// Where this world's bytes are charged: the process-wide budget once the world is in
+    /// `Worlds`, an unbounded one of its own before.
+    budget: Arc<Budget>,
+    journal_bytes: usize,
+    enum_bytes: usize,
+    world_bytes: usize,
+}
+
+/// A world's own size, estimated at build: its JSON length twice over (strings, maps and
+/// vectors take about that much in memory).
+fn world_bytes(world: &World) -> usize {
+    serde_json::to_vec(world).map_or(0, |v| v.len().saturating_mul(2))
+}
+
+impl Drop for WorldSlot {
+    fn drop(&mut self) {
+        self.budget.release(self.charged());
+    }
 }
 
 impl WorldSlot {
@@ -302,6 +505,9 @@ impl WorldSlot {
         let start = wall_clock_ms();
         let mut world = spec.build(seed, start).map_err(|e| e.to_string())?;
         world.pace = clock.pace();
+        let bytes = world_bytes(&world);
+        let budget = Arc::new(Budget::new(usize::MAX));
+        budget.charge(bytes);
         Ok(WorldSlot {
             name: name.to_string(),
             world,
@@ -314,7 +520,34 @@ impl WorldSlot {
             enums: HashMap::new(),
             ids: SimRng::seeded(seed ^ 0x1D5),
             changes: 0,
+            budget,
+            journal_bytes: 0,
+            enum_bytes: 0,
+            world_bytes: bytes,
         })
+    }
+
+    /// Bytes this world holds against the budget.
+    pub fn charged(&self) -> usize {
+        self.journal_bytes + self.enum_bytes + self.world_bytes
+    }
+
+    /// Moves this world's charges to `budget` (the process-wide one); refused, with nothing
+    /// moved, when they do not fit.
+    pub fn attach(&mut self, budget: Arc<Budget>) -> Result<(), String> {
+        let total = self.charged();
+        if !budget.try_charge(total) {
+            return Err(format!(
+                "the simulator's memory budget has no room for world `{}` ({} MB of {} MB in use, this world needs {} MB; --limit max_memory_bytes=N)",
+                self.name,
+                budget.used() >> 20,
+                budget.max() >> 20,
+                total >> 20
+            ));
+        }
+        self.budget.release(total);
+        self.budget = budget;
+        Ok(())
     }
 
     /// Puts a saved world back (persistence): virtual time resumes at `clock_now`, the
@@ -333,6 +566,10 @@ impl WorldSlot {
         ids: SimRng,
     ) -> WorldSlot {
         world.pace = clock.pace();
+        let bytes = world_bytes(&world);
+        let journal_bytes = journal.iter().map(JournalEntry::approx_bytes).sum();
+        let budget = Arc::new(Budget::new(usize::MAX));
+        budget.charge(bytes + journal_bytes);
         WorldSlot {
             name: name.to_string(),
             clock: Clock::new(clock, clock_now.max(world.now)),
@@ -345,6 +582,10 @@ impl WorldSlot {
             enums: HashMap::new(),
             ids,
             changes: 0,
+            budget,
+            journal_bytes,
+            enum_bytes: 0,
+            world_bytes: bytes,
         }
     }
 
@@ -369,17 +610,104 @@ impl WorldSlot {
         let mut fresh = WorldSlot::new(&self.name, spec, self.seed, mode)?;
         fresh.next_seq = self.next_seq;
         fresh.changes = self.changes + 1;
+        // The old world's bytes make room for the new one's; given back if it does not fit.
+        self.budget.release(self.charged());
+        if let Err(e) = fresh.attach(self.budget.clone()) {
+            self.budget.charge(self.charged());
+            return Err(e);
+        }
+        (self.journal_bytes, self.enum_bytes, self.world_bytes) = (0, 0, 0);
         *self = fresh;
         Ok(())
     }
 
+    /// Appends to the journal: the oldest entries go past `max` entries, and while the
+    /// memory budget is over (other worlds' share included), down to this one entry. Client
+    /// text in the entry is cut to [`JOURNAL_TEXT_MAX`] bytes.
     pub fn record(&mut self, mut e: JournalEntry, max: usize) {
         e.seq = self.next_seq;
         self.next_seq += 1;
+        e.clip_text();
+        let bytes = e.approx_bytes();
+        self.budget.charge(bytes);
+        self.journal_bytes += bytes;
         self.journal.push_back(e);
-        while self.journal.len() > max {
-            self.journal.pop_front();
+        while self.journal.len() > max || (self.journal.len() > 1 && self.budget.over()) {
+            if let Some(old) = self.journal.pop_front() {
+                let bytes = old.approx_bytes();
+                self.budget.release(bytes);
+                self.journal_bytes -= bytes.min(self.journal_bytes);
+            }
         }
+    }
+
+    /// Keeps an enumeration for later Pulls. Expired contexts go first, then the oldest ones
+    /// past `max_enum_contexts` or while the memory budget has no room; `Err` when even
+    /// with all of this world's other contexts gone it does not fit.
+    pub fn store_context(
+        &mut self,
+        id: String,
+        items: VecDeque<EnumItem>,
+        limits: &Limits,
+    ) -> Result<(), usize> {
+        let ctx = EnumContext::new(items);
+        self.expire_contexts(limits.enum_context_ttl_ms);
+        while self.enums.len() >= limits.max_enum_contexts.max(1) {
+            self.drop_oldest_context();
+        }
+        while !self.budget.try_charge(ctx.bytes) {
+            if !self.drop_oldest_context() {
+                return Err(ctx.bytes);
+            }
+        }
+        self.enum_bytes += ctx.bytes;
+        self.enums.insert(id, ctx);
+        Ok(())
+    }
+
+    fn drop_oldest_context(&mut self) -> bool {
+        let oldest = self
+            .enums
+            .iter()
+            .min_by_key(|(_, c)| c.created)
+            .map(|(k, _)| k.clone());
+        oldest.is_some_and(|k| self.take_context(&k).is_some())
+    }
+
+    /// Takes a context out (Pull, Release); `put_context` puts a partly pulled one back.
+    pub fn take_context(&mut self, id: &str) -> Option<EnumContext> {
+        let ctx = self.enums.remove(id)?;
+        self.budget.release(ctx.bytes);
+        self.enum_bytes -= ctx.bytes.min(self.enum_bytes);
+        Some(ctx)
+    }
+
+    /// Puts back a context taken by `take_context`, charged again (it only shrank).
+    pub fn put_context(&mut self, id: String, mut ctx: EnumContext) {
+        ctx.created = Instant::now();
+        self.budget.charge(ctx.bytes);
+        self.enum_bytes += ctx.bytes;
+        self.enums.insert(id, ctx);
+    }
+
+    /// Drops the contexts not used for `ttl_ms` (also swept by a timer in the server, so an
+    /// idle world's contexts do not wait for its next Enumerate).
+    pub fn expire_contexts(&mut self, ttl_ms: u64) {
+        let ttl = std::time::Duration::from_millis(ttl_ms);
+        let expired: Vec<String> = self
+            .enums
+            .iter()
+            .filter(|(_, c)| c.created.elapsed() >= ttl)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            self.take_context(&k);
+        }
+    }
+
+    /// Enumeration contexts held.
+    pub fn context_count(&self) -> usize {
+        self.enums.len()
     }
 
     pub fn fresh_guid(&mut self) -> String {
@@ -393,6 +721,8 @@ pub struct Worlds {
     pub seed: u64,
     pub clock: ClockMode,
     pub limits: Limits,
+    /// The process-wide memory budget every world charges.
+    pub budget: Arc<Budget>,
     slots: Mutex<BTreeMap<String, Arc<Mutex<WorldSlot>>>>,
 }
 
@@ -426,10 +756,12 @@ impl Worlds {
         clock: ClockMode,
         limits: Limits,
     ) -> Result<Worlds, String> {
+        limits.check_topology(&default_spec)?;
         let w = Worlds {
             default_spec,
             seed,
             clock,
+            budget: Arc::new(Budget::new(limits.max_memory_bytes)),
             limits,
             slots: Mutex::new(BTreeMap::new()),
         };
@@ -450,12 +782,9 @@ impl Worlds {
                 self.limits.max_worlds
             ));
         }
-        let slot = Arc::new(Mutex::new(WorldSlot::new(
-            name,
-            self.default_spec.clone(),
-            self.seed,
-            self.clock,
-        )?));
+        let mut fresh = WorldSlot::new(name, self.default_spec.clone(), self.seed, self.clock)?;
+        fresh.attach(self.budget.clone())?;
+        let slot = Arc::new(Mutex::new(fresh));
         slots.insert(name.to_string(), slot.clone());
         Ok(slot)
     }
@@ -473,8 +802,23 @@ impl Worlds {
     }
 
     /// Puts a loaded world in place (persistence).
-    pub fn install(&self, slot: WorldSlot) {
+    /// A saved world is put back even past the budget: refusing it would lose saved state,
+    /// and the budget evicts journal entries as calls come.
+    pub fn install(&self, mut slot: WorldSlot) {
+        let total = slot.charged();
+        if slot.attach(self.budget.clone()).is_err() {
+            slot.budget.release(total);
+            self.budget.charge(total);
+            slot.budget = self.budget.clone();
+        }
         lock(&self.slots).insert(slot.name.clone(), Arc::new(Mutex::new(slot)));
+    }
+
+    /// Drops the expired enumeration contexts of every world (the server's sweep timer).
+    pub fn sweep_contexts(&self) {
+        for (_, slot) in self.all() {
+            lock(&slot).expire_contexts(self.limits.enum_context_ttl_ms);
+        }
     }
 
     pub fn remove(&self, name: &str) -> bool {

@@ -65,6 +65,10 @@ pub enum FaultKind {
     /// OperationTimeout elapsed. Code CAPTURED (pypsrp `test_winrs_operation_timeout.yml`);
     /// reason text from winerror (0x80338029).
     TimedOut,
+    /// A service quota is used up. Code 2150859173 (0x803381A5) CAPTURED (WinRb
+    /// `wmi_error_v2.xml`); the simulator answers it when its memory budget has no room for
+    /// one more enumeration. `s:Receiver` and the reason text INFERRED.
+    QuotaLimit,
 }
 
 /// SOAP 1.2 top-level fault code.
@@ -125,6 +129,7 @@ impl FaultKind {
         match self {
             FaultKind::InternalError
             | FaultKind::TimedOut
+            | FaultKind::QuotaLimit
             | FaultKind::InvalidEnumerationContext => SoapCode::Receiver,
             FaultKind::MustUnderstand { .. } => SoapCode::MustUnderstand,
             _ => SoapCode::Sender,
@@ -146,6 +151,7 @@ impl FaultKind {
             FaultKind::InvalidMessageInformationHeader => a("InvalidMessageInformationHeader"),
             FaultKind::InternalError => w("InternalError"),
             FaultKind::TimedOut => w("TimedOut"),
+            FaultKind::QuotaLimit => w("QuotaLimit"),
         }
     }
 
@@ -177,6 +183,7 @@ impl FaultKind {
             FaultKind::InvalidMessageInformationHeader => 2_150_858_767,
             FaultKind::InternalError => E_FAIL,
             FaultKind::TimedOut => 2_150_858_793,
+            FaultKind::QuotaLimit => 2_150_859_173,
         }
     }
 
@@ -243,6 +250,9 @@ impl FaultKind {
             }
             FaultKind::TimedOut => {
                 "The WS-Management service cannot complete the operation within the time specified in OperationTimeout. "
+            }
+            FaultKind::QuotaLimit => {
+                "The WS-Management service cannot process the request. This user is allowed a maximum number of concurrent operations, which has been exceeded. Close existing operations for this user, or raise the quota for this user. "
             }
         }
     }
@@ -388,6 +398,7 @@ mod tests {
             FaultKind::InvalidMessageInformationHeader,
             FaultKind::InternalError,
             FaultKind::TimedOut,
+            FaultKind::QuotaLimit,
         ]
     }
 

@@ -199,7 +199,7 @@ async fn five_thousand_enumerations_never_pulled_stay_bounded() {
         }
         assert_eq!(all.len(), 5000);
         let slot = sim.app.worlds.get("default").expect("world");
-        let held = lock(&slot).enums.len();
+        let held = lock(&slot).context_count();
         assert!(held <= 64, "{held} contexts held");
         // The oldest were dropped; the newest still pulls.
         let c = Client::new(url);
@@ -220,7 +220,7 @@ async fn five_thousand_enumerations_never_pulled_stay_bounded() {
         let r = c.ok(envelope(ENUMERATE, &resource, &[], "", body)).await;
         let newest = text_of(&r.doc(), ENUMERATION, "EnumerationContext").expect("a context");
         c.ok(pull(&newest)).await;
-        assert!(lock(&slot).enums.len() <= 64);
+        assert!(lock(&slot).context_count() <= 64);
     })
     .await;
 }

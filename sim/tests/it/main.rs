@@ -3,6 +3,7 @@
 
 mod support;
 
+mod budget;
 mod control;
 mod crash;
 mod demo;

@@ -1,0 +1,269 @@
+//! Memory bounded in bytes (issue 14): client text quoted in a refusal is cut in the journal,
+//! enumeration contexts and journals are charged to one process-wide budget, topologies and
+//! fault plans have caps, and expired contexts are freed by a timer. Each test failed before.
+
+use crate::support::*;
+use replica_sim::dispatch::{self, Access};
+use replica_sim::state::{ClockMode, Limits, WorldSlot, lock};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn world() -> WorldSlot {
+    WorldSlot::new(
+        "default",
+        replica_sim::server::default_topology(),
+        1,
+        ClockMode::Manual,
+    )
+    .expect("world")
+}
+
+fn invoke_xml(class: &str, selectors: &[(&str, &str)], method: &str, params: &str) -> String {
+    let uri = format!("{V2}{class}");
+    let body = format!(r#"<p:{method}_INPUT xmlns:p="{uri}">{params}</p:{method}_INPUT>"#);
+    envelope(&format!("{uri}/{method}"), &uri, selectors, "", &body).0
+}
+
+/// ModifyReplicationSettings with ReplicationInterval = 'A' × 480,000: the refusal quoted all
+/// of it, and 3,000 such calls took the process to 3.1 GiB.
+#[test]
+fn client_text_quoted_in_a_refusal_is_cut_in_the_journal() {
+    let mut slot = world();
+    let limits = Limits::default();
+    let huge = "A".repeat(480_000);
+    let instance = format!(
+        r#"<INSTANCE CLASSNAME="Msvm_ReplicationSettingData"><PROPERTY NAME="ReplicationInterval" TYPE="uint16"><VALUE>{huge}</VALUE></PROPERTY></INSTANCE>"#
+    );
+    let params = format!(
+        "{}<p:ReplicationSettingData><![CDATA[{instance}]]></p:ReplicationSettingData>",
+        vm_ref("p:ComputerSystem", WEB_01)
+    );
+    let xml = invoke_xml(
+        "Msvm_ReplicationService",
+        &service_keys("HV-PRIMARY"),
+        "ModifyReplicationSettings",
+        &params,
+    );
+    let reply = dispatch::handle(
+        &mut slot,
+        "HV-PRIMARY",
+        xml.as_bytes(),
+        Access::ReadWrite,
+        &limits,
+    );
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        &reply.body[..reply.body.len().min(2000)]
+    );
+    let entry = slot.journal.back().expect("journalled");
+    assert!(entry.code.is_some_and(|c| c != 0 && c != 4096), "{entry:?}");
+    let reason = entry.reason.as_deref().unwrap_or_default();
+    assert!(reason.len() < 2048, "reason of {} bytes", reason.len());
+    assert!(
+        reason.contains("bytes cut"),
+        "the reason quotes the value: {reason}"
+    );
+    assert!(
+        entry.approx_bytes() < 4096,
+        "{} bytes",
+        entry.approx_bytes()
+    );
+
+    // Read-only credentials and a 400 KB Action URI: the same through the method name.
+    let uri = format!("{V2}Msvm_ReplicationService");
+    let method = "X".repeat(400_000);
+    let xml = envelope(
+        &format!("{uri}/{method}"),
+        &uri,
+        &service_keys("HV-PRIMARY"),
+        "",
+        "",
+    )
+    .0;
+    dispatch::handle(
+        &mut slot,
+        "HV-PRIMARY",
+        xml.as_bytes(),
+        Access::ReadOnly,
+        &limits,
+    );
+    let entry = slot.journal.back().expect("journalled");
+    assert!(entry.approx_bytes() < 4096, "{entry:?}");
+}
+
+/// Enumerations never pulled, in a world whose budget is small: the oldest contexts go, the
+/// budget is never passed, and one that cannot fit at all is the `w:QuotaLimit` fault.
+#[tokio::test]
+async fn enumeration_contexts_are_charged_to_the_budget() {
+    within(60, async {
+        let mut config = config();
+        config.limits.max_memory_bytes = 2 << 20;
+        let sim = start_with(config).await;
+        let c = Client::new(sim.url("HV-PRIMARY"));
+        let resource = format!("{V2}Msvm_ComputerSystem");
+        let body = "<n:Enumerate/>";
+        for _ in 0..400 {
+            c.ok(envelope(ENUMERATE, &resource, &[], "", body)).await;
+            let budget = &sim.app.worlds.budget;
+            assert!(
+                budget.used() <= budget.max(),
+                "{} > {}",
+                budget.used(),
+                budget.max()
+            );
+        }
+        let slot = sim.app.worlds.get("default").expect("world");
+        let held = lock(&slot).context_count();
+        assert!(held < 400, "{held} contexts held in 2 MB");
+
+        // A world whose own size leaves no room for an enumeration: QuotaLimit.
+        let mut tiny = Limits::default();
+        let mut slot = world();
+        tiny.max_memory_bytes = slot.charged() + 64;
+        slot.attach(std::sync::Arc::new(replica_sim::state::Budget::new(
+            tiny.max_memory_bytes,
+        )))
+        .expect("the world itself fits");
+        let xml = envelope(ENUMERATE, &resource, &[], "", body).0;
+        let reply = dispatch::handle(
+            &mut slot,
+            "HV-PRIMARY",
+            xml.as_bytes(),
+            Access::ReadWrite,
+            &tiny,
+        );
+        assert_eq!(reply.status, 500, "{}", reply.body);
+        assert!(reply.body.contains("QuotaLimit"), "{}", reply.body);
+    })
+    .await;
+}
+
+/// Journals of many worlds share one budget: past it, each world's oldest entries go.
+#[test]
+fn journals_are_charged_to_the_budget() {
+    let budget = std::sync::Arc::new(replica_sim::state::Budget::new(4 << 20));
+    let mut worlds: Vec<WorldSlot> = (0..4)
+        .map(|i| {
+            let mut w = WorldSlot::new(
+                &format!("w{i}"),
+                replica_sim::server::default_topology(),
+                1,
+                ClockMode::Manual,
+            )
+            .expect("world");
+            w.attach(budget.clone()).expect("fits");
+            w
+        })
+        .collect();
+    let limits = Limits::default();
+    let xml = envelope(
+        GET,
+        &format!("{V2}Msvm_ComputerSystem"),
+        &vm_keys(APP_01),
+        "",
+        "",
+    )
+    .0;
+    for round in 0..20_000 {
+        let w = &mut worlds[round % 4];
+        dispatch::handle(w, "HV-PRIMARY", xml.as_bytes(), Access::ReadWrite, &limits);
+        assert!(budget.used() <= budget.max() + 4096, "{}", budget.used());
+    }
+    assert!(worlds.iter().all(|w| !w.journal.is_empty()));
+    assert!(worlds.iter().map(|w| w.journal.len()).sum::<usize>() < 20_000);
+    drop(worlds);
+    assert_eq!(budget.used(), 0, "dropped worlds give their bytes back");
+}
+
+/// A topology over `max_topology_vms` and a fault plan over `max_faults` (or a rule of
+/// 100 KB) are refused; a world the budget cannot hold is refused at start.
+#[test]
+fn topologies_fault_plans_and_worlds_have_caps() {
+    use super::control::{TestSim, ctl};
+    let mut config = config();
+    config.limits.max_topology_vms = 3;
+    config.limits.max_faults = 2;
+    config.topology.vms.truncate(3);
+    let sim = TestSim::start(config);
+    let addr = sim.addr("HV-PRIMARY");
+    let mut spec = replica_sim::server::default_topology();
+    assert!(spec.vms.len() > 3);
+    let r = ctl(
+        addr,
+        None,
+        "POST",
+        "reset",
+        Some(json!({ "topology": spec.clone() })),
+        400,
+    );
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_topology_vms"),
+        "{r}"
+    );
+    spec.vms.truncate(3);
+    ctl(
+        addr,
+        None,
+        "POST",
+        "reset",
+        Some(json!({ "topology": spec })),
+        200,
+    );
+    for status in [201, 201, 400] {
+        ctl(
+            addr,
+            None,
+            "POST",
+            "faults",
+            Some(json!({ "kind": "delay", "ms": 1 })),
+            status,
+        );
+    }
+    ctl(addr, None, "DELETE", "faults", None, 200);
+    let long =
+        json!({ "kind": "fail_job", "error_code": 32768, "description": "D".repeat(100_000) });
+    ctl(addr, None, "POST", "faults", Some(long), 400);
+    drop(sim);
+
+    let mut config = super::support::config();
+    config.limits.max_memory_bytes = 1;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    assert!(
+        rt.block_on(replica_sim::Sim::start(config)).is_err(),
+        "the default world alone is over 1 byte"
+    );
+}
+
+/// Expired contexts are freed by the server's timer, not only by the next Enumerate.
+#[tokio::test]
+async fn expired_contexts_are_swept_without_another_enumerate() {
+    within(90, async {
+        let mut config = config();
+        config.limits.enum_context_ttl_ms = 300;
+        let sim = start_with(config).await;
+        let c = Client::new(sim.url("HV-PRIMARY"));
+        let resource = format!("{V2}Msvm_ComputerSystem");
+        c.ok(envelope(ENUMERATE, &resource, &[], "", "<n:Enumerate/>"))
+            .await;
+        let slot = sim.app.worlds.get("default").expect("world");
+        assert_eq!(lock(&slot).context_count(), 1);
+        let used = sim.app.worlds.budget.used();
+        // Waits for the sweep (every 75 ms here); the deadline only turns a missing sweep
+        // into a failure instead of a hang.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while lock(&slot).context_count() > 0 {
+            assert!(Instant::now() < deadline, "the context was never swept");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(sim.app.worlds.budget.used() < used);
+    })
+    .await;
+}
