@@ -62,9 +62,30 @@ pub async fn default_world(
 ) -> Response<Body> {
     let world = world_of(&headers);
     match inputs(q, body) {
-        Ok((q, body)) => handle(&ctx, &world, &rest, method, q, headers, body),
+        Ok((q, body)) => off_the_workers(ctx, world, rest, method, q, headers, body).await,
         Err(r) => *r,
     }
+}
+
+/// Runs a control request on the blocking pool: `GET state` of a 30,000-VM world or a reset
+/// that builds one takes seconds, and on an async worker it would stall every listener.
+async fn off_the_workers(
+    ctx: HostCtx,
+    world: String,
+    rest: String,
+    method: Method,
+    q: BTreeMap<String, String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    tokio::task::spawn_blocking(move || handle(&ctx, &world, &rest, method, q, headers, body))
+        .await
+        .unwrap_or_else(|e| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the control request failed: {e}"),
+            )
+        })
 }
 
 pub async fn named_world(
@@ -76,7 +97,7 @@ pub async fn named_world(
     body: BodyResult,
 ) -> Response<Body> {
     match inputs(q, body) {
-        Ok((q, body)) => handle(&ctx, &world, &rest, method, q, headers, body),
+        Ok((q, body)) => off_the_workers(ctx, world, rest, method, q, headers, body).await,
         Err(r) => *r,
     }
 }
@@ -374,6 +395,16 @@ fn handle(
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    if (method.as_str(), parts.as_slice()) == ("GET", ["state"].as_slice()) {
+        // Copied under the lock, written out after it: the world's other requests wait
+        // for a clone, not for the JSON of every VM.
+        let snapshot = {
+            let mut s = lock(&slot);
+            s.tick();
+            StateSnapshot::of(&s)
+        };
+        return ok(state_json(&snapshot));
+    }
     let mut s = lock(&slot);
     s.tick();
     match (method.as_str(), parts.as_slice()) {
@@ -388,7 +419,6 @@ fn handle(
             "version": env!("CARGO_PKG_VERSION"),
         })),
         ("POST", ["reset"]) => reset(&mut s, &ctx.app, &body),
-        ("GET", ["state"]) => ok(state_json(&s)),
         ("GET", ["faults"]) => ok(json!({ "faults": s.world.faults })),
         ("POST", ["faults"]) => {
             if body.iter().all(u8::is_ascii_whitespace) {
@@ -723,7 +753,28 @@ fn job_json(j: &Job) -> Json {
 }
 
 /// The whole world as JSON: the stable schema documented in `sim/openapi.json` (`State`).
-pub fn state_json(s: &WorldSlot) -> Json {
+/// What `GET state` shows of a world, copied out of its lock.
+pub struct StateSnapshot {
+    world: replica_core::World,
+    name: String,
+    clock: crate::state::Clock,
+    next_seq: u64,
+    seed: u64,
+}
+
+impl StateSnapshot {
+    pub fn of(s: &WorldSlot) -> StateSnapshot {
+        StateSnapshot {
+            world: s.world.clone(),
+            name: s.name.clone(),
+            clock: s.clock.clone(),
+            next_seq: s.next_seq,
+            seed: s.seed,
+        }
+    }
+}
+
+pub fn state_json(s: &StateSnapshot) -> Json {
     let w = &s.world;
     let hosts: serde_json::Map<String, Json> = w
         .hosts

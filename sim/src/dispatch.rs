@@ -8,6 +8,7 @@ use crate::wsman::body::{
     EnumerateRequest, EnumerationMode, InvokeInput, ParamValue, PullRequest, ReleaseRequest,
 };
 use crate::wsman::cimxml::{self, CimValue, EmbeddedInstance};
+use crate::wsman::envelope::RequestError;
 use crate::wsman::fault::{Fault, FaultKind, SelectorProblem};
 use crate::wsman::writer::{self, Instance, Item, ReplyHeader, Value};
 use crate::wsman::{Request, ns, wql};
@@ -59,11 +60,40 @@ struct Note {
 
 type Outcome = Result<String, Fault>;
 
+/// A request body, parsed without the world: the server parses before it takes the world's
+/// lock, so a 4 MiB body does not hold up the world's other clients.
+pub struct Parsed {
+    len: usize,
+    request: Result<Request, RequestError>,
+    micros: u64,
+}
+
+/// Parses a request body (no world needed).
+pub fn parse(bytes: &[u8]) -> Parsed {
+    let started = Instant::now();
+    Parsed {
+        len: bytes.len(),
+        request: Request::parse(bytes),
+        micros: started.elapsed().as_micros() as u64,
+    }
+}
+
 /// Handles one request body addressed to `host` in `slot`'s world.
 pub fn handle(
     slot: &mut WorldSlot,
     host: &str,
     bytes: &[u8],
+    access: Access,
+    limits: &Limits,
+) -> Reply {
+    handle_parsed(slot, host, parse(bytes), access, limits)
+}
+
+/// Handles a request parsed by [`parse`].
+pub fn handle_parsed(
+    slot: &mut WorldSlot,
+    host: &str,
+    parsed: Parsed,
     access: Access,
     limits: &Limits,
 ) -> Reply {
@@ -74,15 +104,18 @@ pub fn handle(
         ..Note::default()
     };
     let guid = slot.fresh_guid();
-    let parsed = Request::parse(bytes);
+    let Parsed {
+        len,
+        request: parsed,
+        micros: parse_micros,
+    } = parsed;
     // The size limit comes first, as in WinRM, whose HTTP layer refuses an oversized request
     // before any SOAP processing; the MessageID is still echoed when it can be read.
-    let too_big = (bytes.len() > limits.max_envelope).then(|| {
+    let too_big = (len > limits.max_envelope).then(|| {
         Fault::new(FaultKind::EncodingLimit)
             .with_machine(host)
             .with_message(format!(
-                "The request is {} bytes; the service's MaxEnvelopeSize is {} bytes.",
-                bytes.len(),
+                "The request is {len} bytes; the service's MaxEnvelopeSize is {} bytes.",
                 limits.max_envelope
             ))
     });
@@ -137,7 +170,7 @@ pub fn handle(
         fault: note.fault,
         http_status: status,
         faults: note.faults,
-        micros: started.elapsed().as_micros() as u64,
+        micros: parse_micros + started.elapsed().as_micros() as u64,
     };
     slot.record(entry, limits.max_journal);
     Reply {

@@ -600,6 +600,9 @@ fn body_error_response(ctx: &HostCtx, world: &str, e: BodyError) -> Response<Bod
     r
 }
 
+/// Bodies over this are parsed on the blocking pool (a 4 MiB body takes ~100 ms to parse).
+const HEAVY_BODY_BYTES: usize = 64 * 1024;
+
 /// `401` with the challenge. The challenge advertises Basic only: the simulator speaks no
 /// Negotiate.
 fn challenge() -> Response<Body> {
@@ -637,9 +640,29 @@ async fn wsman(ctx: HostCtx, world: &str, headers: HeaderMap, body: Body) -> Res
         Ok(s) => s,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
-    let reply = {
+    // Parsed before the world's lock is taken. Big bodies, and every request to a big world
+    // (an enumeration of thousands of VMs), go to the blocking pool: on an async worker they
+    // would stall the requests of every other world and listener.
+    let heavy = body.len() > HEAVY_BODY_BYTES || lock(&slot).is_large();
+    let reply = if heavy {
+        let (app, host) = (ctx.app.clone(), ctx.host.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let parsed = dispatch::parse(&body);
+            let mut s = lock(&slot);
+            dispatch::handle_parsed(&mut s, &host, parsed, access, &app.limits)
+        })
+        .await;
+        match done {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::error!("request handler failed: {e}");
+                return (StatusCode::INTERNAL_SERVER_ERROR, "").into_response();
+            }
+        }
+    } else {
+        let parsed = dispatch::parse(&body);
         let mut s = lock(&slot);
-        dispatch::handle(&mut s, &ctx.host, &body, access, &ctx.app.limits)
+        dispatch::handle_parsed(&mut s, &ctx.host, parsed, access, &ctx.app.limits)
     };
     if reply.delay_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(reply.delay_ms)).await;

@@ -527,6 +527,12 @@ impl WorldSlot {
         })
     }
 
+    /// Whether requests to this world may take long (a topology of some thousand VMs): the
+    /// server then runs them on the blocking pool, off the async workers.
+    pub fn is_large(&self) -> bool {
+        self.world_bytes > 2 << 20
+    }
+
     /// Bytes this world holds against the budget.
     pub fn charged(&self) -> usize {
         self.journal_bytes + self.enum_bytes + self.world_bytes

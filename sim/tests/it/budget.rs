@@ -267,3 +267,93 @@ async fn expired_contexts_are_swept_without_another_enumerate() {
     })
     .await;
 }
+
+/// A topology of `vms` replicated VMs on two hosts, as TOML.
+fn big_topology(vms: usize) -> String {
+    let mut s =
+        String::from("[[hosts]]\nname = \"HV-PRIMARY\"\n\n[[hosts]]\nname = \"HV-REPLICA\"\n");
+    for i in 0..vms {
+        s.push_str(&format!(
+            "\n[[vms]]\nname = \"vm-{i:05}\"\nhost = \"HV-PRIMARY\"\nreplication = {{ replica_host = \"HV-REPLICA\", recovery_points = 2 }}\n"
+        ));
+    }
+    s
+}
+
+/// Regression (issue 14): `GET state` of a 30,000-VM world ran on an async worker and stalled
+/// a default-world Get for 9.5 s. With one async worker, a default-world Get sent while
+/// the big world's state is being written now comes back first. An ordering, not a time
+/// limit: before the fix the Get could not even be accepted until the state was done.
+#[test]
+fn a_heavy_control_request_does_not_stall_other_worlds() {
+    use std::io::{Read, Write};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sim = rt
+        .block_on(replica_sim::Sim::start(config()))
+        .expect("start");
+    let addr = *sim.addrs().get("HV-PRIMARY").expect("listens");
+    let reset = super::control::request(
+        addr,
+        "POST",
+        "/worlds/big/_replica/v1/reset",
+        &[("Content-Type", "application/json")],
+        json!({ "topology_toml": big_topology(8_000) })
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("reset");
+    assert_eq!(reset.status, 200, "{}", reset.text());
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let state = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        write!(
+            s,
+            "GET /worlds/big/_replica/v1/state HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let _ = tx.send(());
+        // The first byte marks the handler's end; the body then streams for a while.
+        let mut got = vec![0u8; 1];
+        s.read_exact(&mut got).expect("first byte");
+        let answered = Instant::now();
+        s.read_to_end(&mut got).expect("read");
+        (answered, got.len())
+    });
+    rx.recv().expect("sent");
+    // Not synchronisation: the fixed code answers the Get first however long this is. The
+    // pause only lets the server start on the state before the Get arrives, so that the
+    // unfixed code (whose worker then blocks) is caught instead of slipping through.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (xml, _) = envelope(
+        GET,
+        &format!("{V2}Msvm_ComputerSystem"),
+        &vm_keys(APP_01),
+        "",
+        "",
+    );
+    let get = super::control::request(
+        addr,
+        "POST",
+        "/wsman",
+        &[
+            ("Authorization", &basic(ADMIN.0, ADMIN.1)),
+            ("Content-Type", "application/soap+xml;charset=UTF-8"),
+        ],
+        xml.as_bytes(),
+    )
+    .expect("get");
+    let get_done = Instant::now();
+    assert_eq!(get.status, 200);
+    let (state_done, state_len) = state.join().expect("state thread");
+    assert!(state_len > 1_000_000, "{state_len} bytes of state");
+    assert!(
+        get_done < state_done,
+        "the default-world Get waited for the big world's state"
+    );
+    rt.block_on(sim.shutdown());
+}
