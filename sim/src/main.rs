@@ -114,6 +114,22 @@ struct ServeArgs {
     limits: Vec<String>,
 }
 
+/// An empty token would turn the protection off without saying so, and one with surrounding
+/// whitespace could never match (the header value is trimmed): both are refused at start.
+fn check_control_token(token: &str) -> anyhow::Result<()> {
+    if token.trim().is_empty() {
+        anyhow::bail!(
+            "--control-token is empty or only whitespace: give a real token, or leave the option out to run the control API without one"
+        );
+    }
+    if token.trim() != token {
+        anyhow::bail!(
+            "--control-token starts or ends with whitespace, which no request could send back: remove it"
+        );
+    }
+    Ok(())
+}
+
 fn load_topology(path: &std::path::Path) -> anyhow::Result<TopologySpec> {
     // Refused before anything listens, with file, line and what was expected.
     replica_sim::topology_file::load(path).map_err(anyhow::Error::new)
@@ -130,6 +146,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     for c in &args.read_only_credentials {
         credentials.push(Credential::parse(c, true).map_err(anyhow::Error::msg)?);
+    }
+    if let Some(token) = &args.control_token {
+        check_control_token(token)?;
     }
     let mut clock = ClockMode::parse(&args.clock).map_err(anyhow::Error::msg)?;
     let mut seed = args.seed;
@@ -154,6 +173,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     if !args.listen.ip().is_loopback() {
         tracing::warn!(listen = %args.listen, "listening on a non-loopback address: anyone who can reach it can drive the simulator");
+    }
+    if args.listen.ip().is_unspecified() {
+        // crate::guard accepts any Host then: the names the machine answers to are unknown.
+        tracing::warn!(listen = %args.listen, "listening on all addresses: the control API accepts any Host name (no DNS-rebinding check); consider --control-token");
     }
     let mut config = SimConfig {
         topology,

@@ -111,6 +111,8 @@ pub struct App {
     pub control_token: Option<String>,
     pub limits: Limits,
     pub host_urls: std::sync::RwLock<BTreeMap<String, String>>,
+    /// `SimConfig::listen`: which `Host` names the control API answers to (`crate::guard`).
+    pub listen: SocketAddr,
 }
 
 /// A running simulator. Drop or `shutdown` stops it.
@@ -197,6 +199,7 @@ impl Sim {
             control_token: config.control_token.clone(),
             limits: config.limits.clone(),
             host_urls: std::sync::RwLock::new(BTreeMap::new()),
+            listen: config.listen,
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut hosts = BTreeMap::new();
@@ -214,7 +217,7 @@ impl Sim {
                 .await
                 .with_context(|| format!("binding {addr} for {name}"))?;
             let local = listener.local_addr()?;
-            hosts.insert(name.clone(), local);
+            hosts.insert(name.clone(), crate::guard::reachable(local));
             let router = router(app.clone(), name.clone());
             tasks.push(tokio::spawn(accept_loop(
                 listener,
@@ -446,6 +449,10 @@ fn router(app: Arc<App>, host: String) -> Router {
         })
         // Bodies are capped before parsing; the envelope limit itself is answered as a fault.
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            crate::guard::guard,
+        ))
         .with_state(ctx)
 }
 

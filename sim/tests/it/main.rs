@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cli;
 mod control;
 mod crash;
 mod demo;
