@@ -5,6 +5,7 @@ use replica_core::diagram::{self, Format};
 use replica_core::topology::TopologySpec;
 use replica_sim::state::{ClockMode, lock};
 use replica_sim::{Credential, Sim, SimConfig};
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -276,8 +277,13 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 }
 
 fn main() -> std::process::ExitCode {
+    // Colour only on a terminal, and never with NO_COLOR set (no-color.org): escape codes in a
+    // log file make it hard to read and to grep.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
