@@ -69,8 +69,9 @@ struct DemoArgs {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address of the first host; the next hosts take the following ports (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:5985")]
+    /// Address of the first host, IP:PORT or NAME:PORT (localhost is 127.0.0.1); the next hosts
+    /// take the following ports (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:5985", value_parser = parse_listen)]
     listen: SocketAddr,
     /// Topology file (TOML); default: the embedded fixtures/topologies/default.toml.
     #[arg(long)]
@@ -113,6 +114,44 @@ struct ServeArgs {
     /// names and defaults are in docs/security.md.
     #[arg(long = "limit", value_name = "NAME=VALUE")]
     limits: Vec<String>,
+}
+
+/// `--listen`: an IP:PORT as is, or a NAME:PORT resolved now (an IPv4 address first, as the
+/// default listens on IPv4). `localhost` is 127.0.0.1 whatever the resolver says, so the ready
+/// line and the Host check agree with the default.
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!(
+            "`{text}` has no port: give HOST:PORT, e.g. 127.0.0.1:5985, localhost:5985 or [::1]:5985"
+        ));
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        return Err(format!(
+            "port `{port}` in `{text}` is not a number from 0 to 65535"
+        ));
+    };
+    if host.is_empty() || host.starts_with('[') {
+        return Err(format!(
+            "`{text}` is not HOST:PORT: write an IPv6 address in brackets, e.g. [::1]:{port}"
+        ));
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{host}` in `{text}`: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{host}` in `{text}` resolves to no address"))
 }
 
 /// An empty token would turn the protection off without saying so, and one with surrounding

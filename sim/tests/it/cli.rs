@@ -122,3 +122,24 @@ fn a_refused_password_leaves_a_debug_line_without_the_secret() {
         "{log}"
     );
 }
+
+#[test]
+fn listen_takes_a_host_name() {
+    serve_logged(&["--listen", "localhost:0"], &[], |ready| {
+        let url = ready["hosts"]["HV-PRIMARY"].as_str().unwrap_or_default();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    });
+    for (arg, says) in [
+        ("localhost", "has no port"),
+        ("localhost:http", "is not a number"),
+        (
+            "no-such-host.invalid:5985",
+            "cannot resolve `no-such-host.invalid`",
+        ),
+        ("[::1:5985", "brackets"),
+    ] {
+        let o = run(&["serve", "--listen", arg]);
+        assert_eq!(o.status.code(), Some(2), "{arg}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{arg}: {}", stderr(&o));
+    }
+}
