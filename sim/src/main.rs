@@ -73,7 +73,8 @@ struct ServeArgs {
     /// take the following ports (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:5985", value_parser = parse_listen)]
     listen: SocketAddr,
-    /// Topology file (TOML); default: the embedded fixtures/topologies/default.toml.
+    /// Topology file (TOML); default: the embedded fixtures/topologies/default.toml. Ignored
+    /// (with a warning) when --state-file names an existing file.
     #[arg(long)]
     topology: Option<PathBuf>,
     /// Basic credentials USER:PASS (repeatable).
@@ -86,18 +87,20 @@ struct ServeArgs {
     /// operation except Identify answers the w:AccessDenied fault.
     #[arg(long)]
     denied_credentials: Vec<String>,
-    /// realtime[:SPEED], manual, or polls:N.
-    #[arg(long, default_value = "realtime")]
-    clock: String,
-    /// Seed for every random choice (GUIDs, job ids, probabilistic faults).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// realtime[:SPEED], manual, or polls:N [default: realtime]. Ignored (with a warning) when
+    /// --state-file names an existing file.
+    #[arg(long)]
+    clock: Option<String>,
+    /// Seed for every random choice (GUIDs, job ids, probabilistic faults) [default: 0].
+    /// Ignored (with a warning) when --state-file names an existing file.
+    #[arg(long)]
+    seed: Option<u64>,
     /// Require this token (Authorization: Bearer TOKEN) on the control API.
     #[arg(long)]
     control_token: Option<String>,
     /// Keep every world in FILE: loaded on start (an invalid file is refused, exit 2), saved
     /// atomically on change and on SIGTERM/SIGINT. An existing FILE wins over --topology,
-    /// --seed and --clock.
+    /// --seed and --clock: they are ignored, and a warning names them.
     #[arg(long)]
     state_file: Option<PathBuf>,
     /// Serve HTTPS with a self-signed certificate made at start (for localhost, 127.0.0.1,
@@ -190,12 +193,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(token) = &args.control_token {
         check_control_token(token)?;
     }
-    let mut clock = ClockMode::parse(&args.clock).map_err(anyhow::Error::msg)?;
-    let mut seed = args.seed;
+    let mut clock = ClockMode::parse(args.clock.as_deref().unwrap_or("realtime"))
+        .map_err(anyhow::Error::msg)?;
+    let mut seed = args.seed.unwrap_or(0);
     let saved = match &args.state_file {
         Some(path) => replica_sim::persist::prepare(path, &mut topology, &mut seed, &mut clock)?,
         None => None,
     };
+    if let (Some(_), Some(path)) = (&saved, &args.state_file) {
+        // The file holds the worlds as they were, with their own topology, seed and clock.
+        let ignored: Vec<&str> = [
+            ("--topology", args.topology.is_some()),
+            ("--seed", args.seed.is_some()),
+            ("--clock", args.clock.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect();
+        if !ignored.is_empty() {
+            tracing::warn!(
+                file = %path.display(),
+                ignored = %ignored.join(", "),
+                "the state file exists and wins: these options are ignored (move the file away to use them)"
+            );
+        }
+    }
     let mut limits = replica_sim::state::Limits::default();
     for l in &args.limits {
         limits.set(l).map_err(anyhow::Error::msg)?;

@@ -143,3 +143,48 @@ fn listen_takes_a_host_name() {
         assert!(stderr(&o).contains(says), "{arg}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn an_existing_state_file_wins_and_the_ignored_options_are_named() {
+    let dir = super::support::scratch_dir("cli-state-wins");
+    let file = dir.join("state.json");
+    let file = file.to_str().expect("utf-8 path");
+    // The first start writes the file at once.
+    let first = serve_logged(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--state-file",
+            file,
+            "--seed",
+            "3",
+        ],
+        &[],
+        |_| {},
+    );
+    assert!(
+        !first.contains("ignored"),
+        "nothing to ignore on a new file:\n{first}"
+    );
+    let log = serve_logged(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--state-file",
+            file,
+            "--seed",
+            "5",
+            "--clock",
+            "manual",
+        ],
+        &[],
+        |_| {},
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("ignored"))
+        .unwrap_or_else(|| panic!("no warning:\n{log}"));
+    assert!(line.contains("--seed, --clock"), "{line}");
+    assert!(!line.contains("--topology"), "{line}");
+    let _ = std::fs::remove_dir_all(dir);
+}
