@@ -157,6 +157,30 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{host}` in `{text}` resolves to no address"))
 }
 
+/// Refuses a --state-file path that cannot be a file before anything is read or written, so
+/// the message blames what is wrong (the directory, not the file).
+fn check_state_path(path: &std::path::Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        anyhow::bail!(
+            "state file {} is a directory: give the path of a file in it, e.g. {}",
+            path.display(),
+            path.join("state.json").display()
+        );
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        anyhow::bail!(
+            "state file {}: directory {} does not exist (create it first)",
+            path.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
 /// An empty token would turn the protection off without saying so, and one with surrounding
 /// whitespace could never match (the header value is trimmed): both are refused at start.
 fn check_control_token(token: &str) -> anyhow::Result<()> {
@@ -197,7 +221,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let mut seed = args.seed.unwrap_or(0);
     let saved = match &args.state_file {
-        Some(path) => replica_sim::persist::prepare(path, &mut topology, &mut seed, &mut clock)?,
+        Some(path) => {
+            check_state_path(path)?;
+            // The error's text already ends with its cause: flattened, so `{:#}` in main does
+            // not print the cause a second time.
+            replica_sim::persist::prepare(path, &mut topology, &mut seed, &mut clock)
+                .map_err(|e| anyhow::Error::msg(e.to_string()))?
+        }
         None => None,
     };
     if let (Some(_), Some(path)) = (&saved, &args.state_file) {

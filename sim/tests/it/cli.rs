@@ -188,3 +188,40 @@ fn an_existing_state_file_wins_and_the_ignored_options_are_named() {
     assert!(!line.contains("--topology"), "{line}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn state_file_errors_name_the_right_path_once_with_their_cause() {
+    let dir = super::support::scratch_dir("cli-state-errors");
+    let missing_dir = dir.join("nope");
+    let truncated = dir.join("truncated.json");
+    std::fs::write(&truncated, br#"{"format":"#).expect("write");
+    let cases = [
+        (
+            missing_dir.join("state.json"),
+            missing_dir.display().to_string(),
+            "does not exist",
+        ),
+        (dir.clone(), dir.display().to_string(), "is a directory"),
+        (
+            truncated.clone(),
+            truncated.display().to_string(),
+            "EOF while parsing",
+        ),
+    ];
+    for (file, blamed, cause) in cases {
+        let file = file.to_str().expect("utf-8 path");
+        let o = run(&["serve", "--listen", "127.0.0.1:0", "--state-file", file]);
+        let err = stderr(&o);
+        let line = err
+            .lines()
+            .find(|l| l.contains("error:"))
+            .unwrap_or_default();
+        assert_eq!(o.status.code(), Some(2), "{file}: {err}");
+        assert!(
+            line.contains(&blamed),
+            "{file}: `{line}` does not name {blamed}"
+        );
+        assert_eq!(line.matches(cause).count(), 1, "{file}: `{line}`");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
