@@ -928,7 +928,15 @@ fn clock_modes_manual_polls_and_realtime_over_http() {
         .service_call("InitiateFailover", "no-such-vm")
         .expect("answer");
     assert_eq!(r.code, Some(32773));
-    ctl(addr, w, "POST", "reset", None, 200);
+    // A reset restores the configured clock unless it names one.
+    ctl(
+        addr,
+        w,
+        "POST",
+        "reset",
+        Some(json!({ "clock": "realtime:100" })),
+        200,
+    );
     let r = replica
         .service_call("InitiateFailover", WEB01)
         .expect("answer");
@@ -1945,4 +1953,49 @@ fn openapi_documents_the_browser_refusals() {
         }
     }
     assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn reset_gives_the_configured_clock_back_unless_the_body_names_one() {
+    // Configured: polls:2. A test switches to manual; the next test's reset must not inherit it.
+    let sim = TestSim::start(SimConfig {
+        clock: replica_sim::state::ClockMode::Polls { n: 2 },
+        ..SimConfig::default()
+    });
+    let addr = sim.addr(PRIMARY);
+    ctl(
+        addr,
+        None,
+        "POST",
+        "clock",
+        Some(json!({ "mode": "manual" })),
+        200,
+    );
+    let r = ctl(addr, None, "POST", "reset", None, 200);
+    assert_eq!(r["clock"], json!({ "mode": "polls", "n": 2 }), "{r}");
+    assert_eq!(
+        ctl(addr, None, "GET", "clock", None, 200)["clock"],
+        r["clock"]
+    );
+    let r = ctl(
+        addr,
+        None,
+        "POST",
+        "reset",
+        Some(json!({ "clock": "manual" })),
+        200,
+    );
+    assert_eq!(
+        ctl(addr, None, "GET", "clock", None, 200)["clock"],
+        r["clock"]
+    );
+    assert_eq!(r["clock"]["mode"], "manual", "{r}");
+    ctl(
+        addr,
+        None,
+        "POST",
+        "reset",
+        Some(json!({ "clock": "sundial" })),
+        400,
+    );
 }
