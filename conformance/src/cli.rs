@@ -536,7 +536,7 @@ mod tests {
     #[test]
     fn a_mistyped_subcommand_gets_a_suggestion() {
         for typed in ["rnu", "ru", "runn", "explroe", "xplore"] {
-            let mut e = parse(&[typed]).err().expect("refused");
+            let mut e = parse(&[typed]).expect_err("refused");
             suggest_subcommand(&mut e);
             let text = e.to_string();
             assert!(

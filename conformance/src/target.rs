@@ -699,6 +699,30 @@ impl HostConn {
     }
 }
 
+/// Fails, naming the host and its URL, when nothing accepts a TCP connection at `url`.
+async fn reachable(name: &str, url: &str) -> anyhow::Result<()> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let default_port = if url.starts_with("https://") { 443 } else { 80 };
+    let addr = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']')
+    {
+        authority.to_string()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    let connect = tokio::net::TcpStream::connect(addr.as_str());
+    match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => {
+            bail!("{name} at {url}: nothing answers there ({e}); is the simulator or host running?")
+        }
+        Err(_) => bail!("{name} at {url}: no answer to a connection within 10 s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -763,29 +787,5 @@ mod tests {
             let e = parse(sim, bad).expect_err(needle);
             assert!(e.contains(needle), "{e}");
         }
-    }
-}
-
-/// Fails, naming the host and its URL, when nothing accepts a TCP connection at `url`.
-async fn reachable(name: &str, url: &str) -> anyhow::Result<()> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let default_port = if url.starts_with("https://") { 443 } else { 80 };
-    let addr = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        && !authority.ends_with(']')
-    {
-        authority.to_string()
-    } else {
-        format!("{authority}:{default_port}")
-    };
-    let connect = tokio::net::TcpStream::connect(addr.as_str());
-    match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => {
-            bail!("{name} at {url}: nothing answers there ({e}); is the simulator or host running?")
-        }
-        Err(_) => bail!("{name} at {url}: no answer to a connection within 10 s"),
     }
 }
