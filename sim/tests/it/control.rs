@@ -1999,3 +1999,29 @@ fn reset_gives_the_configured_clock_back_unless_the_body_names_one() {
         400,
     );
 }
+
+#[test]
+fn the_default_world_has_the_recovery_points_readme_promises() {
+    // README's table and fixtures/topologies/default.toml: app-01 3, web-01 4, db-01 2 on the
+    // replica at start (db-01's 30 s interval must not be overdue when the world is built).
+    for clock in [
+        replica_sim::state::ClockMode::Manual,
+        replica_sim::state::ClockMode::Realtime { speed: 1.0 },
+    ] {
+        let sim = TestSim::start(SimConfig {
+            clock,
+            ..SimConfig::default()
+        });
+        let s = ctl(sim.addr(REPLICA), None, "GET", "state", None, 200);
+        for (vm, points) in [
+            (APP01, 3),
+            (WEB01, 4),
+            ("6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B03", 2),
+        ] {
+            let got = vm_in(&s, REPLICA, vm)["recovery_points"]
+                .as_array()
+                .map(Vec::len);
+            assert_eq!(got, Some(points), "{vm} on {clock:?}");
+        }
+    }
+}
