@@ -24,7 +24,8 @@ REPLICA_SIM_BIN="$PWD/target/release/replica-sim" .venv/bin/python -m pytest -q 
 echo "== browser: the live page /_replica/ui in headless Chromium"
 # Opens the page, drives a failback through WS-Management, checks the page shows it live, and
 # saves screenshots in tests/browser/out/. Without Chromium: fails under CI=true, skips otherwise.
-REPLICA_SIM_BIN="$PWD/target/release/replica-sim" .venv/bin/python tests/browser/ui_e2e.py
+# Its output goes to the log too: a `SKIP:` line there is counted as skipped, not passed.
+REPLICA_SIM_BIN="$PWD/target/release/replica-sim" .venv/bin/python tests/browser/ui_e2e.py 2>&1 | tee -a "$log"
 
 echo "== soak: a million mixed WS-Management calls with a consistency check (release binary)"
 # Two threads into one world through the dispatcher: the journal counts every call once, every
@@ -33,8 +34,23 @@ echo "== soak: a million mixed WS-Management calls with a consistency check (rel
 # a few seconds); a long one: REPLICA_FUZZ_CASES=200000 cargo test --release -p replica-sim fuzz
 target/release/replica-sim soak --calls 1000000
 
-# Every stage above stops the script on failure (set -e, pipefail), so reaching here means all
-# passed: Rust tests + pytest tests + the browser test + the soak.
-rust=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
-py=$(grep -oE '^[0-9]+ passed' "$log" | tail -1 | awk '{print $1 + 0}')
-echo "total: $((rust + py + 2)) passed, 0 failed"
+# Every stage above stops the script on failure (set -e, pipefail), so reaching here means none
+# failed. Skipped tests are counted as skipped, never as passed: cargo's `N ignored`, pytest's
+# `N skipped` and the browser test's `SKIP:` line.
+# `{ grep || true; }`: no match is a count of 0, not a failed pipeline (pipefail).
+rust=$({ grep -oE 'test result: ok\. [0-9]+ passed; [0-9]+ failed; [0-9]+ ignored' "$log" || true; } |
+  awk '{p += $4; i += $8} END {print p + 0, i + 0}')
+read -r rust_passed rust_ignored <<<"$rust"
+# pytest -q ends with one summary line, e.g. `35 passed, 2 skipped in 3.21s`.
+py_summary=$(grep -E '^[0-9]+ (passed|skipped|failed|deselected|xfailed|xpassed).* in [0-9.]+s' "$log" | tail -1 || true)
+py_passed=$({ grep -oE '[0-9]+ passed' <<<"$py_summary" || true; } | awk '{s += $1} END {print s + 0}')
+py_skipped=$({ grep -oE '[0-9]+ skipped' <<<"$py_summary" || true; } | awk '{s += $1} END {print s + 0}')
+if grep -q '^SKIP: ' "$log"; then
+  browser_passed=0 browser_skipped=1
+else
+  browser_passed=1 browser_skipped=0
+fi
+# + 1: the soak.
+passed=$((rust_passed + py_passed + browser_passed + 1))
+skipped=$((rust_ignored + py_skipped + browser_skipped))
+echo "total: $passed passed, 0 failed, $skipped skipped"

@@ -126,6 +126,8 @@ const APP_01: &str = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01";
 struct Client {
     send: SendRequest<Full<Bytes>>,
     world: Option<String>,
+    /// The Host header: the address dialled, as a browser would send it.
+    host: String,
 }
 
 impl Client {
@@ -134,15 +136,25 @@ impl Client {
         stream.set_nodelay(true)?;
         let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
-        Ok(Client { send, world })
+        Ok(Client {
+            send,
+            world,
+            host: addr.to_string(),
+        })
     }
 
     async fn post(&mut self, path: &str, body: String) -> anyhow::Result<(u16, Bytes)> {
         self.send.ready().await?;
+        // The control API takes JSON only and answers only to the name and port it listens as.
+        let content_type = if path.starts_with("/_replica/") {
+            "application/json"
+        } else {
+            "application/soap+xml;charset=UTF-8"
+        };
         let mut req = hyper::Request::post(path)
-            .header("host", "127.0.0.1")
+            .header("host", &self.host)
             .header("authorization", AUTH)
-            .header("content-type", "application/soap+xml;charset=UTF-8");
+            .header("content-type", content_type);
         if let Some(w) = &self.world {
             req = req.header("x-replica-world", w);
         }

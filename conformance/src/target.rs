@@ -224,8 +224,11 @@ impl Target {
             }
             TargetSpec::Hosts(hosts) => {
                 let mut all_sim = true;
-                for url in hosts.values() {
+                for (name, url) in hosts {
                     if !control::probe(&t.http, url).await {
+                        // Not a simulator, or nothing there at all: only a host that accepts a
+                        // connection may be called real Hyper-V.
+                        reachable(name, url).await?;
                         all_sim = false;
                     }
                 }
@@ -696,12 +699,60 @@ impl HostConn {
     }
 }
 
+/// Fails, naming the host and its URL, when nothing accepts a TCP connection at `url`.
+async fn reachable(name: &str, url: &str) -> anyhow::Result<()> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let default_port = if url.starts_with("https://") { 443 } else { 80 };
+    let addr = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']')
+    {
+        authority.to_string()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    let connect = tokio::net::TcpStream::connect(addr.as_str());
+    match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => {
+            bail!("{name} at {url}: nothing answers there ({e}); is the simulator or host running?")
+        }
+        Err(_) => bail!("{name} at {url}: no answer to a connection within 10 s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(sim: bool, t: &[&str]) -> Result<TargetSpec, String> {
         TargetSpec::parse(sim, &t.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[tokio::test]
+    async fn a_port_where_nothing_listens_is_not_called_hyper_v() {
+        // A port that was free a moment ago: nothing listens there now.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url = format!("http://127.0.0.1:{port}/wsman");
+        let hosts = BTreeMap::from([("HV-PRIMARY".to_string(), url.clone())]);
+        let err = match Target::connect(
+            &TargetSpec::Hosts(hosts),
+            Credentials::new("admin", "admin"),
+            ClientOptions::default(),
+            0,
+        )
+        .await
+        {
+            Ok(t) => panic!("connected, as real={}", t.is_real()),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("nothing answers there"), "{err}");
+        assert!(err.contains(&url), "{err}");
     }
 
     #[test]

@@ -164,6 +164,9 @@ struct ResetBody {
     /// Select a named behaviour profile for the new world.
     profile: Option<String>,
     seed: Option<u64>,
+    /// The new world's clock, in the CLI form (`manual`, `realtime:10`, `polls:3`); default:
+    /// the server's `--clock`.
+    clock: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -560,7 +563,23 @@ fn reset(s: &mut WorldSlot, app: &App, body: &Bytes) -> Response<Body> {
     };
     let mut spec = app.worlds.default_spec.clone();
     let mut seed = s.seed;
+    // A fresh world is fresh in time too: a test's outcome must not depend on the clock an
+    // earlier test left behind, so the server's configured mode unless the body names one.
+    let mut clock = app.worlds.clock;
     if let Some(b) = &b {
+        if let Some(text) = &b.clock {
+            let no_extras = ClockBody {
+                mode: None,
+                speed: None,
+                n: None,
+                advance_ms: None,
+                advance: None,
+            };
+            match clock_mode_of(&no_extras, text) {
+                Ok(m) => clock = m,
+                Err(e) => return error(StatusCode::BAD_REQUEST, e),
+            }
+        }
         if b.topology.is_some() && b.topology_toml.is_some() {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -608,7 +627,11 @@ fn reset(s: &mut WorldSlot, app: &App, body: &Bytes) -> Response<Body> {
     let old_seed = s.seed;
     s.seed = seed;
     match s.reset(spec) {
-        Ok(()) => ok(json!({ "reset": true, "world": s.name, "seed": s.seed })),
+        Ok(()) => {
+            s.clock.set_mode(clock);
+            s.world.pace = clock.pace();
+            ok(json!({ "reset": true, "world": s.name, "seed": s.seed, "clock": s.clock.mode }))
+        }
         Err(e) => {
             s.seed = old_seed;
             error(StatusCode::BAD_REQUEST, e)

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod dispatch;
 #[cfg(test)]
 mod fuzz;
+pub mod guard;
 pub mod persist;
 pub mod server;
 pub mod soak;

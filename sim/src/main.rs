@@ -5,6 +5,7 @@ use replica_core::diagram::{self, Format};
 use replica_core::topology::TopologySpec;
 use replica_sim::state::{ClockMode, lock};
 use replica_sim::{Credential, Sim, SimConfig};
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -68,10 +69,12 @@ struct DemoArgs {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address of the first host; the next hosts take the following ports (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:5985")]
+    /// Address of the first host, IP:PORT or NAME:PORT (localhost is 127.0.0.1); the next hosts
+    /// take the following ports (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:5985", value_parser = parse_listen)]
     listen: SocketAddr,
-    /// Topology file (TOML); default: the embedded fixtures/topologies/default.toml.
+    /// Topology file (TOML); default: the embedded fixtures/topologies/default.toml. Ignored
+    /// (with a warning) when --state-file names an existing file.
     #[arg(long)]
     topology: Option<PathBuf>,
     /// Basic credentials USER:PASS (repeatable).
@@ -84,18 +87,20 @@ struct ServeArgs {
     /// operation except Identify answers the w:AccessDenied fault.
     #[arg(long)]
     denied_credentials: Vec<String>,
-    /// realtime[:SPEED], manual, or polls:N.
-    #[arg(long, default_value = "realtime")]
-    clock: String,
-    /// Seed for every random choice (GUIDs, job ids, probabilistic faults).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// realtime[:SPEED], manual, or polls:N [default: realtime]. Ignored (with a warning) when
+    /// --state-file names an existing file.
+    #[arg(long)]
+    clock: Option<String>,
+    /// Seed for every random choice (GUIDs, job ids, probabilistic faults) [default: 0].
+    /// Ignored (with a warning) when --state-file names an existing file.
+    #[arg(long)]
+    seed: Option<u64>,
     /// Require this token (Authorization: Bearer TOKEN) on the control API.
     #[arg(long)]
     control_token: Option<String>,
     /// Keep every world in FILE: loaded on start (an invalid file is refused, exit 2), saved
     /// atomically on change and on SIGTERM/SIGINT. An existing FILE wins over --topology,
-    /// --seed and --clock.
+    /// --seed and --clock: they are ignored, and a warning names them.
     #[arg(long)]
     state_file: Option<PathBuf>,
     /// Serve HTTPS with a self-signed certificate made at start (for localhost, 127.0.0.1,
@@ -112,6 +117,84 @@ struct ServeArgs {
     /// names and defaults are in docs/security.md.
     #[arg(long = "limit", value_name = "NAME=VALUE")]
     limits: Vec<String>,
+}
+
+/// `--listen`: an IP:PORT as is, or a NAME:PORT resolved now (an IPv4 address first, as the
+/// default listens on IPv4). `localhost` is 127.0.0.1 whatever the resolver says, so the ready
+/// line and the Host check agree with the default.
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!(
+            "`{text}` has no port: give HOST:PORT, e.g. 127.0.0.1:5985, localhost:5985 or [::1]:5985"
+        ));
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        return Err(format!(
+            "port `{port}` in `{text}` is not a number from 0 to 65535"
+        ));
+    };
+    if host.is_empty() || host.starts_with('[') {
+        return Err(format!(
+            "`{text}` is not HOST:PORT: write an IPv6 address in brackets, e.g. [::1]:{port}"
+        ));
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{host}` in `{text}`: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{host}` in `{text}` resolves to no address"))
+}
+
+/// Refuses a --state-file path that cannot be a file before anything is read or written, so
+/// the message blames what is wrong (the directory, not the file).
+fn check_state_path(path: &std::path::Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        anyhow::bail!(
+            "state file {} is a directory: give the path of a file in it, e.g. {}",
+            path.display(),
+            path.join("state.json").display()
+        );
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        anyhow::bail!(
+            "state file {}: directory {} does not exist (create it first)",
+            path.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
+/// An empty token would turn the protection off without saying so, and one with surrounding
+/// whitespace could never match (the header value is trimmed): both are refused at start.
+fn check_control_token(token: &str) -> anyhow::Result<()> {
+    if token.trim().is_empty() {
+        anyhow::bail!(
+            "--control-token is empty or only whitespace: give a real token, or leave the option out to run the control API without one"
+        );
+    }
+    if token.trim() != token {
+        anyhow::bail!(
+            "--control-token starts or ends with whitespace, which no request could send back: remove it"
+        );
+    }
+    Ok(())
 }
 
 fn load_topology(path: &std::path::Path) -> anyhow::Result<TopologySpec> {
@@ -131,12 +214,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for c in &args.read_only_credentials {
         credentials.push(Credential::parse(c, true).map_err(anyhow::Error::msg)?);
     }
-    let mut clock = ClockMode::parse(&args.clock).map_err(anyhow::Error::msg)?;
-    let mut seed = args.seed;
+    if let Some(token) = &args.control_token {
+        check_control_token(token)?;
+    }
+    let mut clock = ClockMode::parse(args.clock.as_deref().unwrap_or("realtime"))
+        .map_err(anyhow::Error::msg)?;
+    let mut seed = args.seed.unwrap_or(0);
     let saved = match &args.state_file {
-        Some(path) => replica_sim::persist::prepare(path, &mut topology, &mut seed, &mut clock)?,
+        Some(path) => {
+            check_state_path(path)?;
+            // The error's text already ends with its cause: flattened, so `{:#}` in main does
+            // not print the cause a second time.
+            replica_sim::persist::prepare(path, &mut topology, &mut seed, &mut clock)
+                .map_err(|e| anyhow::Error::msg(e.to_string()))?
+        }
         None => None,
     };
+    if let (Some(_), Some(path)) = (&saved, &args.state_file) {
+        // The file holds the worlds as they were, with their own topology, seed and clock.
+        let ignored: Vec<&str> = [
+            ("--topology", args.topology.is_some()),
+            ("--seed", args.seed.is_some()),
+            ("--clock", args.clock.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect();
+        if !ignored.is_empty() {
+            tracing::warn!(
+                file = %path.display(),
+                ignored = %ignored.join(", "),
+                "the state file exists and wins: these options are ignored (move the file away to use them)"
+            );
+        }
+    }
     let mut limits = replica_sim::state::Limits::default();
     for l in &args.limits {
         limits.set(l).map_err(anyhow::Error::msg)?;
@@ -154,6 +265,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     if !args.listen.ip().is_loopback() {
         tracing::warn!(listen = %args.listen, "listening on a non-loopback address: anyone who can reach it can drive the simulator");
+    }
+    if args.listen.ip().is_unspecified() {
+        // crate::guard accepts any Host then: the names the machine answers to are unknown.
+        tracing::warn!(listen = %args.listen, "listening on all addresses: the control API accepts any Host name (no DNS-rebinding check); consider --control-token");
     }
     let mut config = SimConfig {
         topology,
@@ -257,8 +372,13 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 }
 
 fn main() -> std::process::ExitCode {
+    // Colour only on a terminal, and never with NO_COLOR set (no-color.org): escape codes in a
+    // log file make it hard to read and to grep.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

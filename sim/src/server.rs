@@ -112,6 +112,8 @@ pub struct App {
     pub host_urls: std::sync::RwLock<BTreeMap<String, String>>,
     /// How `--state-file` saving goes (shown by `GET health`).
     pub save_status: crate::persist::SaveStatus,
+    /// `SimConfig::listen`: which `Host` names the control API answers to (`crate::guard`).
+    pub listen: SocketAddr,
 }
 
 /// A running simulator. Drop or `shutdown` stops it.
@@ -199,6 +201,7 @@ impl Sim {
             limits: config.limits.clone(),
             host_urls: std::sync::RwLock::new(BTreeMap::new()),
             save_status: crate::persist::SaveStatus::default(),
+            listen: config.listen,
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut hosts = BTreeMap::new();
@@ -216,7 +219,7 @@ impl Sim {
                 .await
                 .with_context(|| format!("binding {addr} for {name}"))?;
             let local = listener.local_addr()?;
-            hosts.insert(name.clone(), local);
+            hosts.insert(name.clone(), crate::guard::reachable(local));
             let router = router(app.clone(), name.clone());
             tasks.push(tokio::spawn(accept_loop(
                 listener,
@@ -455,6 +458,10 @@ fn router(app: Arc<App>, host: String) -> Router {
         })
         // Bodies are capped before parsing; the envelope limit itself is answered as a fault.
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            crate::guard::guard,
+        ))
         .with_state(ctx)
 }
 

@@ -83,13 +83,12 @@ fn the_binary_exits_1_on_a_failing_scenario() {
 
 #[test]
 fn the_real_host_guard_refuses_without_both_flags() {
-    // Nothing listens there: no control API answers, so these are treated as real hosts.
-    let targets = [
-        "--target",
-        "HV-PRIMARY=http://127.0.0.1:9/wsman",
-        "--target",
-        "HV-REPLICA=http://127.0.0.1:9/wsman",
-    ];
+    // A host that accepts connections but has no control API: treated as real Hyper-V. (A
+    // port where nothing listens is refused as unreachable instead.)
+    let not_a_sim = not_a_simulator();
+    let primary = format!("HV-PRIMARY=http://{not_a_sim}/wsman");
+    let replica = format!("HV-REPLICA=http://{not_a_sim}/wsman");
+    let targets = ["--target", &primary, "--target", &replica];
     for extra in [
         &[][..],
         &["--vm-prefix", "lab-"][..],
@@ -117,6 +116,24 @@ fn the_real_host_guard_refuses_without_both_flags() {
         .expect("run the binary");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("explore needs a simulator"));
+}
+
+/// A listener that answers every request 404 with no control API, as a host that is not
+/// replica-sim does; its thread ends with the test process.
+fn not_a_simulator() -> std::net::SocketAddr {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    addr
 }
 
 /// The `replica-sim` binary, when it has been built (CI builds it first, see scripts/test.sh).

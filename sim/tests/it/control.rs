@@ -115,9 +115,13 @@ pub fn request(
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
+    // A test may send its own Host (DNS-rebinding checks); otherwise the address it dialled.
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -711,7 +715,7 @@ fn reset_restores_default_or_takes_a_topology() {
         addr,
         "POST",
         &control_path(Some("r"), "reset"),
-        &[],
+        &[("Content-Type", "application/json")],
         b"{not json",
     )
     .expect("answer");
@@ -924,7 +928,15 @@ fn clock_modes_manual_polls_and_realtime_over_http() {
         .service_call("InitiateFailover", "no-such-vm")
         .expect("answer");
     assert_eq!(r.code, Some(32773));
-    ctl(addr, w, "POST", "reset", None, 200);
+    // A reset restores the configured clock unless it names one.
+    ctl(
+        addr,
+        w,
+        "POST",
+        "reset",
+        Some(json!({ "clock": "realtime:100" })),
+        200,
+    );
     let r = replica
         .service_call("InitiateFailover", WEB01)
         .expect("answer");
@@ -1201,7 +1213,8 @@ fn garbage_never_breaks_the_control_api() {
     }
     // Over the 4 MiB body cap: refused before parsing, still as the API's JSON error.
     let big = vec![b' '; 5 * 1024 * 1024];
-    let r = request(addr, "POST", "/_replica/v1/faults", &[], &big).expect("answer");
+    let json = [("Content-Type", "application/json")];
+    let r = request(addr, "POST", "/_replica/v1/faults", &json, &big).expect("answer");
     assert_eq!(r.status, 413);
     assert!(r.json()["error"].is_string(), "{}", r.text());
 }
@@ -1728,5 +1741,287 @@ fn each_fault_kind_is_seen_by_a_client() {
             kinds.iter().any(|x| x == k),
             "{k} not in the journal: {kinds:?}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Browsers: a page the developer visits must not drive the control API (docs/security.md).
+
+fn fault_count(addr: SocketAddr) -> usize {
+    ctl(addr, None, "GET", "faults", None, 200)["faults"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+const HOST_DOWN: &[u8] = br#"{"kind":"host_down","host":"HV-PRIMARY"}"#;
+
+#[test]
+fn state_changes_need_a_json_body_and_no_foreign_origin() {
+    let sim = TestSim::manual(1);
+    let addr = sim.addr(PRIMARY);
+    let send = |headers: &[(&str, &str)], body: &[u8]| {
+        request(addr, "POST", "/_replica/v1/faults", headers, body).expect("answer")
+    };
+    // What an HTML form can send cross-origin without a preflight.
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ] {
+        let r = send(&[("Content-Type", ct)], HOST_DOWN);
+        assert_eq!(r.status, 415, "{ct}: {}", r.text());
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("application/json")
+        );
+    }
+    let r = send(&[], HOST_DOWN);
+    assert_eq!(r.status, 415, "no Content-Type: {}", r.text());
+    // A foreign page, even with the right Content-Type (it would need a preflight, but the
+    // refusal must not depend on the browser).
+    let r = send(
+        &[
+            ("Content-Type", "application/json"),
+            ("Origin", "http://evil.example"),
+        ],
+        HOST_DOWN,
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("evil.example")
+    );
+    let r = request(
+        addr,
+        "POST",
+        "/_replica/v1/reset",
+        &[("Origin", "null")],
+        b"",
+    )
+    .expect("answer");
+    assert_eq!(r.status, 403, "a sandboxed page: {}", r.text());
+    assert_eq!(fault_count(addr), 0, "nothing refused changed the world");
+
+    // Allowed: no Origin (curl, test suites), the page's own origin, charset parameters, and a
+    // bodyless state change without Content-Type.
+    let own = format!("http://{addr}");
+    let r = send(
+        &[
+            ("Content-Type", "Application/JSON; charset=utf-8"),
+            ("Origin", &own),
+        ],
+        HOST_DOWN,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = request(addr, "DELETE", "/_replica/v1/faults", &[], b"").expect("answer");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = request(addr, "POST", "/_replica/v1/reset", &[], b"").expect("answer");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn the_control_api_and_the_page_answer_only_to_their_own_names() {
+    let sim = TestSim::manual(1);
+    let addr = sim.addr(PRIMARY);
+    let port = addr.port();
+    // DNS rebinding: the attacker's name now resolves to 127.0.0.1, the browser sends it as Host.
+    let rebound = format!("evil.example:{port}");
+    for (method, path) in [
+        ("GET", "/_replica/v1/state"),
+        ("GET", "/_replica/ui"),
+        ("POST", "/worlds/w1/_replica/v1/reset"),
+    ] {
+        let r = request(addr, method, path, &[("Host", &rebound)], b"").expect("answer");
+        assert_eq!(r.status, 421, "{method} {path}: {}", r.text());
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("DNS rebinding")
+        );
+    }
+    // Another port on a loopback name is another server.
+    let r = request(
+        addr,
+        "GET",
+        "/_replica/v1/health",
+        &[("Host", "localhost:1")],
+        b"",
+    )
+    .expect("answer");
+    assert_eq!(r.status, 421, "{}", r.text());
+    for name in [
+        format!("localhost:{port}"),
+        format!("LOCALHOST:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let r = request(addr, "GET", "/_replica/ui", &[("Host", &name)], b"").expect("answer");
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+    }
+    // WS-Management is not held to Host, as real WinRM is not (clients use any name for it).
+    let wsman = request(
+        addr,
+        "POST",
+        "/wsman",
+        &[("Host", &rebound), ("Content-Type", "application/soap+xml")],
+        b"<x/>",
+    )
+    .expect("answer");
+    assert_eq!(wsman.status, 401, "{}", wsman.text());
+    // But no WinRM client sends Origin, and every browser POST does.
+    let browser = request(
+        addr,
+        "POST",
+        "/wsman",
+        &[
+            ("Origin", "http://evil.example"),
+            ("Authorization", "Basic YWRtaW46YWRtaW4="),
+        ],
+        b"<x/>",
+    )
+    .expect("answer");
+    assert_eq!(browser.status, 403, "{}", browser.text());
+}
+
+#[test]
+fn listening_on_all_addresses_accepts_any_name_and_shows_a_reachable_url() {
+    let sim = TestSim::start(SimConfig {
+        listen: "0.0.0.0:0".parse().expect("addr"),
+        clock: replica_sim::state::ClockMode::Manual,
+        ..SimConfig::default()
+    });
+    let addr = sim.addr(PRIMARY);
+    assert_eq!(
+        addr.ip().to_string(),
+        "127.0.0.1",
+        "not 0.0.0.0: a URL must reach the host"
+    );
+    let health = ctl(addr, None, "GET", "health", None, 200);
+    let url = health["hosts"][PRIMARY].as_str().unwrap_or_default();
+    assert_eq!(url, format!("http://127.0.0.1:{}/wsman", addr.port()));
+    let r = request(
+        addr,
+        "GET",
+        "/_replica/v1/health",
+        &[("Host", &format!("build-box.lan:{}", addr.port()))],
+        b"",
+    )
+    .expect("answer");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// A refused request: what it does wrong, its extra headers and its body.
+type Refused<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a [u8]);
+
+#[test]
+fn openapi_documents_the_browser_refusals() {
+    let doc = openapi();
+    let sim = TestSim::manual(2);
+    let addr = sim.addr(PRIMARY);
+    let mut errors = Vec::new();
+    for (method, path) in replica_sim::control::ENDPOINTS {
+        let concrete = path.replace("{id}", "1").replace("{name}", "scratch");
+        let target = format!("/_replica/v1/{concrete}");
+        let op = &doc["paths"][format!("/{path}")][method.to_lowercase()];
+        let mut cases: Vec<Refused> = vec![("foreign Host", vec![("Host", "evil.example:1")], b"")];
+        if *method != "GET" {
+            cases.push((
+                "foreign Origin",
+                vec![("Origin", "http://evil.example")],
+                b"",
+            ));
+            cases.push((
+                "text/plain body",
+                vec![("Content-Type", "text/plain")],
+                b"{}",
+            ));
+        }
+        for (what, headers, body) in cases {
+            let r = request(addr, method, &target, &headers, body).expect("answer");
+            if op["responses"][r.status.to_string()].is_null() || r.status < 400 {
+                errors.push(format!(
+                    "{method} {path} with a {what}: {} {}",
+                    r.status,
+                    r.text()
+                ));
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn reset_gives_the_configured_clock_back_unless_the_body_names_one() {
+    // Configured: polls:2. A test switches to manual; the next test's reset must not inherit it.
+    let sim = TestSim::start(SimConfig {
+        clock: replica_sim::state::ClockMode::Polls { n: 2 },
+        ..SimConfig::default()
+    });
+    let addr = sim.addr(PRIMARY);
+    ctl(
+        addr,
+        None,
+        "POST",
+        "clock",
+        Some(json!({ "mode": "manual" })),
+        200,
+    );
+    let r = ctl(addr, None, "POST", "reset", None, 200);
+    assert_eq!(r["clock"], json!({ "mode": "polls", "n": 2 }), "{r}");
+    assert_eq!(
+        ctl(addr, None, "GET", "clock", None, 200)["clock"],
+        r["clock"]
+    );
+    let r = ctl(
+        addr,
+        None,
+        "POST",
+        "reset",
+        Some(json!({ "clock": "manual" })),
+        200,
+    );
+    assert_eq!(
+        ctl(addr, None, "GET", "clock", None, 200)["clock"],
+        r["clock"]
+    );
+    assert_eq!(r["clock"]["mode"], "manual", "{r}");
+    ctl(
+        addr,
+        None,
+        "POST",
+        "reset",
+        Some(json!({ "clock": "sundial" })),
+        400,
+    );
+}
+
+#[test]
+fn the_default_world_has_the_recovery_points_readme_promises() {
+    // README's table and fixtures/topologies/default.toml: app-01 3, web-01 4, db-01 2 on the
+    // replica at start (db-01's 30 s interval must not be overdue when the world is built).
+    for clock in [
+        replica_sim::state::ClockMode::Manual,
+        replica_sim::state::ClockMode::Realtime { speed: 1.0 },
+    ] {
+        let sim = TestSim::start(SimConfig {
+            clock,
+            ..SimConfig::default()
+        });
+        let s = ctl(sim.addr(REPLICA), None, "GET", "state", None, 200);
+        for (vm, points) in [
+            (APP01, 3),
+            (WEB01, 4),
+            ("6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B03", 2),
+        ] {
+            let got = vm_in(&s, REPLICA, vm)["recovery_points"]
+                .as_array()
+                .map(Vec::len);
+            assert_eq!(got, Some(points), "{vm} on {clock:?}");
+        }
     }
 }

@@ -9,9 +9,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn http(method: &str, base: &str, path: &str, body: &str) -> std::io::Result<String> {
     let addr = base.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(addr).await?;
+    // WS-Management takes SOAP; the control API takes JSON only (it refuses other bodies).
+    let content_type = if path.starts_with("/_replica/") {
+        "application/json"
+    } else {
+        "application/soap+xml;charset=UTF-8"
+    };
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic YWRtaW46YWRtaW4=\r\n\
-         Content-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await?;
