@@ -728,7 +728,7 @@ fn authenticate_request(ctx: &HostCtx, conn: &ConnAuth, headers: &HeaderMap) -> 
             session,
             candidate,
             user,
-            token,
+            token: final_token,
             ..
         }) => {
             let access = app
@@ -736,7 +736,9 @@ fn authenticate_request(ctx: &HostCtx, conn: &ConnAuth, headers: &HeaderMap) -> 
                 .get(candidate)
                 .copied()
                 .unwrap_or(Access::Denied);
-            tracing::debug!(%user, ?access, "Negotiate (NTLM) authenticated");
+            // SPNEGO tokens are DER (0x60 / 0xa1); raw NTLM starts with "NTLMSSP".
+            let spnego = !token.starts_with(b"NTLMSSP");
+            tracing::debug!(%user, ?access, spnego, "Negotiate (NTLM) authenticated");
             state.established = Some(Established {
                 session,
                 access,
@@ -744,7 +746,7 @@ fn authenticate_request(ctx: &HostCtx, conn: &ConnAuth, headers: &HeaderMap) -> 
             });
             Authn::Negotiate {
                 access,
-                final_token: token.map(|t| {
+                final_token: final_token.map(|t| {
                     format!(
                         "Negotiate {}",
                         base64::engine::general_purpose::STANDARD.encode(t)
