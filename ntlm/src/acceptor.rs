@@ -55,7 +55,9 @@ pub enum Step {
 enum State {
     Start,
     /// SPNEGO offered NTLM but not first: the NTLM NEGOTIATE comes in the next token.
-    AwaitNegotiate { mech_types: Vec<u8> },
+    AwaitNegotiate {
+        mech_types: Vec<u8>,
+    },
     AwaitAuthenticate {
         negotiate: Vec<u8>,
         challenge: Vec<u8>,
@@ -154,14 +156,11 @@ impl Acceptor {
                         None,
                     )))
                 }
-                _ => Err(Error::Unsupported("SPNEGO without NTLM among its mechanisms")),
+                _ => Err(Error::Unsupported(
+                    "SPNEGO without NTLM among its mechanisms",
+                )),
             },
-            (
-                State::AwaitNegotiate { mech_types },
-                Token::Resp {
-                    token: Some(m), ..
-                },
-            ) => {
+            (State::AwaitNegotiate { mech_types }, Token::Resp { token: Some(m), .. }) => {
                 let challenge = self.challenge(&m)?;
                 let out =
                     spnego::encode_resp(NegState::AcceptIncomplete, false, Some(&challenge), None);
@@ -302,16 +301,15 @@ impl Acceptor {
         }
         let (index, key) = found.ok_or(Error::LogonFailure)?;
         let base = hmac_md5(&key, &[proof]);
-        let exported: [u8; 16] = if auth.flags & flags::KEY_EXCH != 0
-            && auth.flags & (flags::SIGN | flags::SEAL) != 0
-        {
-            let k = rc4k(&base, &auth.encrypted_session_key);
-            k.as_slice()
-                .try_into()
-                .map_err(|_| Error::Unexpected("EncryptedRandomSessionKey is not 16 bytes"))?
-        } else {
-            base
-        };
+        let exported: [u8; 16] =
+            if auth.flags & flags::KEY_EXCH != 0 && auth.flags & (flags::SIGN | flags::SEAL) != 0 {
+                let k = rc4k(&base, &auth.encrypted_session_key);
+                k.as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Unexpected("EncryptedRandomSessionKey is not 16 bytes"))?
+            } else {
+                base
+            };
         // The client's AV pairs sit after the blob's 28-byte fixed part.
         let client_av = messages::decode_av_pairs(temp.get(28..).unwrap_or(&[]))?;
         let mic_flag = client_av

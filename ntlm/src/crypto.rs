@@ -57,7 +57,10 @@ pub fn lmv2_response(
     client_challenge: &[u8; 8],
 ) -> [u8; 24] {
     let mut out = [0u8; 24];
-    out[..16].copy_from_slice(&hmac_md5(response_key, &[server_challenge, client_challenge]));
+    out[..16].copy_from_slice(&hmac_md5(
+        response_key,
+        &[server_challenge, client_challenge],
+    ));
     out[16..].copy_from_slice(client_challenge);
     out
 }
@@ -92,7 +95,10 @@ const SERVER_SEAL: &[u8] = b"session key to server-to-client sealing key magic c
 /// SIGNKEY (MS-NLMP 3.4.5.2, extended session security): the client-to-server key when
 /// `client` is true.
 pub fn sign_key(exported_session_key: &[u8; 16], client: bool) -> [u8; 16] {
-    md5(&[exported_session_key, if client { CLIENT_SIGN } else { SERVER_SIGN }])
+    md5(&[
+        exported_session_key,
+        if client { CLIENT_SIGN } else { SERVER_SIGN },
+    ])
 }
 
 /// SEALKEY (MS-NLMP 3.4.5.3, extended session security): 128, 56 or 40 bits of the session

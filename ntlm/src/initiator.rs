@@ -1,11 +1,11 @@
 //! The client side, as the conformance runner uses it: NEGOTIATE, then AUTHENTICATE with an
 //! NTLMv2 response, key exchange and a MIC; raw NTLM or inside SPNEGO.
 
+use crate::Error;
 use crate::crypto::{hmac_md5, lmv2_response, nt_hash, nt_proof, ntlmv2_temp, ntowfv2, rc4k};
 use crate::messages::{self, AV_FLAG_MIC, AuthenticateFields, MIC_OFFSET, av, flags};
 use crate::session::Session;
 use crate::spnego::{self, Token};
-use crate::Error;
 
 /// The flags the initiator asks for: what pyspnego and Windows clients ask for.
 pub const CLIENT_FLAGS: u32 = flags::UNICODE
@@ -76,7 +76,9 @@ impl Initiator {
         let ch = messages::parse_challenge(&challenge_bytes)?;
         let fl = ch.flags & CLIENT_FLAGS;
         if fl & flags::EXTENDED_SESSION_SECURITY == 0 || fl & flags::UNICODE == 0 {
-            return Err(Error::Unsupported("server refused extended session security"));
+            return Err(Error::Unsupported(
+                "server refused extended session security",
+            ));
         }
         let timestamp = ch
             .target_info

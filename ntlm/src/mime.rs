@@ -14,8 +14,8 @@
 //! pywinrm and pypsrp write and what pywinrm's parser needs (it strips
 //! `"\tContent-Type: application/octet-stream\r\n"` literally).
 
-use crate::session::{SIGNATURE_LEN, Session};
 use crate::Error;
+use crate::session::{SIGNATURE_LEN, Session};
 
 /// The `protocol` parameter for NTLM/Negotiate sessions.
 pub const PROTOCOL: &str = "application/HTTP-SPNEGO-session-encrypted";
@@ -67,8 +67,8 @@ pub fn decrypt(session: &mut Session, body: &[u8]) -> Result<Vec<u8>, Error> {
         .strip_prefix(BOUNDARY)
         .ok_or(Error::Mime("does not start with --Encrypted Boundary"))?;
     let second = find(rest, BOUNDARY).ok_or(Error::Mime("no second part"))?;
-    let headers = std::str::from_utf8(&rest[..second])
-        .map_err(|_| Error::Mime("headers are not text"))?;
+    let headers =
+        std::str::from_utf8(&rest[..second]).map_err(|_| Error::Mime("headers are not text"))?;
     let mut length = None;
     let mut protocol_ok = false;
     for line in headers.split("\r\n").map(str::trim) {
@@ -82,14 +82,20 @@ pub fn decrypt(session: &mut Session, body: &[u8]) -> Result<Vec<u8>, Error> {
         }
     }
     if !protocol_ok {
-        return Err(Error::Mime("first part is not application/HTTP-SPNEGO-session-encrypted"));
+        return Err(Error::Mime(
+            "first part is not application/HTTP-SPNEGO-session-encrypted",
+        ));
     }
     let length = length.ok_or(Error::Mime("no OriginalContent Length"))?;
     let part = &rest[second + BOUNDARY.len()..];
     // One header line (Content-Type: application/octet-stream), then the binary.
     let eol = find(part, b"\r\n").ok_or(Error::Mime("no octet-stream header"))?;
     if !std::str::from_utf8(&part[..eol])
-        .map(|l| l.trim().to_ascii_lowercase().contains("application/octet-stream"))
+        .map(|l| {
+            l.trim()
+                .to_ascii_lowercase()
+                .contains("application/octet-stream")
+        })
         .unwrap_or(false)
     {
         return Err(Error::Mime("second part is not application/octet-stream"));
@@ -106,10 +112,14 @@ pub fn decrypt(session: &mut Session, body: &[u8]) -> Result<Vec<u8>, Error> {
     if sig_len != SIGNATURE_LEN {
         return Err(Error::Mime("signature length is not 16"));
     }
-    let sig = bin.get(4..4 + SIGNATURE_LEN).ok_or(Error::Mime("truncated signature"))?;
+    let sig = bin
+        .get(4..4 + SIGNATURE_LEN)
+        .ok_or(Error::Mime("truncated signature"))?;
     let mut msg = bin[4 + SIGNATURE_LEN..].to_vec();
     if msg.len() != length {
-        return Err(Error::Mime("sealed length differs from OriginalContent Length"));
+        return Err(Error::Mime(
+            "sealed length differs from OriginalContent Length",
+        ));
     }
     session.unseal(&mut msg, sig)?;
     Ok(msg)
@@ -117,5 +127,6 @@ pub fn decrypt(session: &mut Session, body: &[u8]) -> Result<Vec<u8>, Error> {
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }

@@ -73,7 +73,11 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// The session of one side: `client` picks which direction's keys are "out".
     /// Needs extended session security (the only kind NTLMv2 clients negotiate).
-    pub fn new(exported_session_key: &[u8; 16], flags: u32, client: bool) -> Result<Session, Error> {
+    pub fn new(
+        exported_session_key: &[u8; 16],
+        flags: u32,
+        client: bool,
+    ) -> Result<Session, Error> {
         if flags & flags::EXTENDED_SESSION_SECURITY == 0 {
             return Err(Error::Unsupported("NTLM without extended session security"));
         }

@@ -73,7 +73,11 @@ fn tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), Error> {
     Ok((tag, value, &rest[len..]))
 }
 
-fn tlv_expect<'a>(b: &'a [u8], want: u8, what: &'static str) -> Result<(&'a [u8], &'a [u8]), Error> {
+fn tlv_expect<'a>(
+    b: &'a [u8],
+    want: u8,
+    what: &'static str,
+) -> Result<(&'a [u8], &'a [u8]), Error> {
     let (tag, v, rest) = tlv(b)?;
     if tag != want {
         return Err(Error::Der(what));
@@ -114,7 +118,9 @@ fn fields(seq: &[u8]) -> Result<Vec<(u8, &[u8])>, Error> {
 }
 
 fn octets(explicit: &[u8]) -> Result<Vec<u8>, Error> {
-    Ok(tlv_expect(explicit, 0x04, "expected OCTET STRING")?.0.to_vec())
+    Ok(tlv_expect(explicit, 0x04, "expected OCTET STRING")?
+        .0
+        .to_vec())
 }
 
 /// Classifies and decodes a token sent under `Negotiate`.

@@ -33,7 +33,10 @@ fn temp() -> Vec<u8> {
 
 #[test]
 fn ntowfv2_matches_4_2_4_1_1() {
-    assert_eq!(response_key().to_vec(), hex("0c868a403bfd7a93a3001ef22ef02e3f"));
+    assert_eq!(
+        response_key().to_vec(),
+        hex("0c868a403bfd7a93a3001ef22ef02e3f")
+    );
 }
 
 #[test]
@@ -156,16 +159,28 @@ fn raw_and_spnego_handshakes_authenticate_and_encrypt_both_ways() {
 #[test]
 fn any_domain_and_case_insensitive_users_are_accepted() {
     assert_eq!(handshake(r"HV-01\reader", "s3cret", true).unwrap().2, 1);
-    assert_eq!(handshake(r"WORKGROUP\READER", "s3cret", false).unwrap().2, 1);
+    assert_eq!(
+        handshake(r"WORKGROUP\READER", "s3cret", false).unwrap().2,
+        1
+    );
 }
 
 #[test]
 fn wrong_password_and_unknown_user_are_the_same_failure() {
     for spnego in [false, true] {
-        assert_eq!(handshake("admin", "nope", spnego).err(), Some(Error::LogonFailure));
-        assert_eq!(handshake("nobody", "admin", spnego).err(), Some(Error::LogonFailure));
+        assert_eq!(
+            handshake("admin", "nope", spnego).err(),
+            Some(Error::LogonFailure)
+        );
+        assert_eq!(
+            handshake("nobody", "admin", spnego).err(),
+            Some(Error::LogonFailure)
+        );
         // The right password for another user is no good either.
-        assert_eq!(handshake("admin", "s3cret", spnego).err(), Some(Error::LogonFailure));
+        assert_eq!(
+            handshake("admin", "s3cret", spnego).err(),
+            Some(Error::LogonFailure)
+        );
     }
 }
 

@@ -9,11 +9,11 @@ use crate::dispatch::{self, Access};
 use crate::state::{ClockMode, DEFAULT_WORLD, Limits, Worlds, lock};
 use crate::tls::{Tls, TlsSetup};
 use anyhow::Context as _;
+use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::Extension;
 use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{any, post};
@@ -434,8 +434,7 @@ async fn serve_connection<I>(
         let conn_auth = conn_auth.clone();
         async move {
             let timed_out = Arc::new(AtomicBool::new(false));
-            let mut req =
-                req.map(|b| Body::new(Deadline::new(b, body_timeout, timed_out.clone())));
+            let mut req = req.map(|b| Body::new(Deadline::new(b, body_timeout, timed_out.clone())));
             req.extensions_mut().insert(conn_auth);
             let mut resp = router.oneshot(req).await.unwrap_or_else(|e| match e {});
             if resp.extensions().get::<DropConnection>().is_some() {
@@ -639,8 +638,10 @@ async fn wsman_world(
 fn challenge_401(app: &App) -> Response<Body> {
     let mut r = (StatusCode::UNAUTHORIZED, "").into_response();
     if app.auth.negotiate {
-        r.headers_mut()
-            .append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
+        r.headers_mut().append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Negotiate"),
+        );
     }
     if app.auth.basic {
         r.headers_mut().append(
@@ -781,7 +782,8 @@ fn new_acceptor(host: &str) -> replica_ntlm::Acceptor {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let filetime = (now.as_secs() + EPOCH_DIFF_SECS) * 10_000_000 + u64::from(now.subsec_nanos() / 100);
+    let filetime =
+        (now.as_secs() + EPOCH_DIFF_SECS) * 10_000_000 + u64::from(now.subsec_nanos() / 100);
     replica_ntlm::Acceptor::new(host, challenge, filetime)
 }
 

@@ -120,7 +120,12 @@ impl Conn {
 /// The Negotiate handshake as pypsrp runs it: an empty POST with NEGOTIATE, the CHALLENGE in
 /// a 401, an empty POST with AUTHENTICATE. Ok: the connection and its session; Err: the
 /// answer to AUTHENTICATE.
-async fn negotiate(url: &str, user: &str, pass: &str, spnego: bool) -> Result<(Conn, Session), Raw> {
+async fn negotiate(
+    url: &str,
+    user: &str,
+    pass: &str,
+    spnego: bool,
+) -> Result<(Conn, Session), Raw> {
     let mut conn = Conn::open(url).await;
     let mut client = Initiator::new(user, pass, spnego);
     let first = format!("Negotiate {}", B64.encode(client.first()));
@@ -152,8 +157,15 @@ async fn negotiate(url: &str, user: &str, pass: &str, spnego: bool) -> Result<(C
 /// A sealed request; returns the status and the unsealed reply.
 async fn sealed(conn: &mut Conn, session: &mut Session, xml: &str) -> (u16, String) {
     let body = mime::encrypt(session, xml.as_bytes());
-    let r = conn.post(&[("Content-Type", mime::CONTENT_TYPE)], &body).await;
-    assert_eq!(r.header("content-type"), Some(mime::CONTENT_TYPE), "status {}", r.status);
+    let r = conn
+        .post(&[("Content-Type", mime::CONTENT_TYPE)], &body)
+        .await;
+    assert_eq!(
+        r.header("content-type"),
+        Some(mime::CONTENT_TYPE),
+        "status {}",
+        r.status
+    );
     let plain = mime::decrypt(session, &r.body).expect("a reply sealed with the session");
     (r.status, String::from_utf8(plain).expect("UTF-8 reply"))
 }
@@ -206,9 +218,10 @@ async fn raw_ntlm_and_spnego_authenticate_and_encrypt_both_ways() {
     within(30, async {
         let sim = start().await;
         for spnego in [false, true] {
-            let (mut conn, mut session) = negotiate(&sim.url("HV-PRIMARY"), "admin", "admin", spnego)
-                .await
-                .unwrap_or_else(|r| panic!("refused: {}", r.status));
+            let (mut conn, mut session) =
+                negotiate(&sim.url("HV-PRIMARY"), "admin", "admin", spnego)
+                    .await
+                    .unwrap_or_else(|r| panic!("refused: {}", r.status));
             // Several requests on the context: RC4 streams and sequence numbers run on.
             for _ in 0..3 {
                 let (status, xml) = sealed(&mut conn, &mut session, &get_service()).await;
@@ -230,7 +243,12 @@ async fn users_are_case_insensitive_and_any_domain_is_accepted() {
     within(20, async {
         let sim = start().await;
         for user in [r"ADMIN", r"WORKGROUP\Admin", r"HV-PRIMARY\admin"] {
-            assert!(negotiate(&sim.url("HV-PRIMARY"), user, "admin", true).await.is_ok(), "{user}");
+            assert!(
+                negotiate(&sim.url("HV-PRIMARY"), user, "admin", true)
+                    .await
+                    .is_ok(),
+                "{user}"
+            );
         }
     })
     .await;
@@ -242,7 +260,11 @@ async fn wrong_credentials_are_refused_under_every_scheme() {
         let sim = start().await;
         let url = sim.url("HV-PRIMARY");
         for spnego in [false, true] {
-            for (user, pass) in [("admin", "wrong"), ("nobody-at-all", "admin"), ("ADMIN", "Admin")] {
+            for (user, pass) in [
+                ("admin", "wrong"),
+                ("nobody-at-all", "admin"),
+                ("ADMIN", "Admin"),
+            ] {
                 let r = negotiate(&url, user, pass, spnego)
                     .await
                     .err()
@@ -254,7 +276,10 @@ async fn wrong_credentials_are_refused_under_every_scheme() {
                 );
             }
         }
-        let r = Client::new(url).as_user("admin", "wrong").send(&get_service()).await;
+        let r = Client::new(url)
+            .as_user("admin", "wrong")
+            .send(&get_service())
+            .await;
         assert_eq!(r.status, 401);
     })
     .await;
@@ -271,11 +296,20 @@ async fn read_only_and_denied_credentials_keep_their_meaning_under_negotiate() {
         });
         let sim = start_with(config).await;
         let url = sim.url("HV-REPLICA");
-        let (mut conn, mut s) = negotiate(&url, "viewer", "viewer", true).await.ok().unwrap();
+        let (mut conn, mut s) = negotiate(&url, "viewer", "viewer", true)
+            .await
+            .ok()
+            .unwrap();
         let (status, xml) = sealed(&mut conn, &mut s, &failover_request()).await;
         assert_eq!(status, 200, "{xml}");
-        assert!(xml.contains(">32769<"), "read-only: Access Denied return code: {xml}");
-        let (mut conn, mut s) = negotiate(&url, DENIED.0, DENIED.1, false).await.ok().unwrap();
+        assert!(
+            xml.contains(">32769<"),
+            "read-only: Access Denied return code: {xml}"
+        );
+        let (mut conn, mut s) = negotiate(&url, DENIED.0, DENIED.1, false)
+            .await
+            .ok()
+            .unwrap();
         let (status, xml) = sealed(&mut conn, &mut s, &get_service()).await;
         assert_eq!(status, 500);
         assert!(xml.contains("AccessDenied"), "{xml}");
@@ -292,7 +326,9 @@ async fn the_context_belongs_to_its_connection() {
         // The same sealed body on another connection has no context to open it.
         let body = mime::encrypt(&mut session, get_service().as_bytes());
         let mut other = Conn::open(&url).await;
-        let r = other.post(&[("Content-Type", mime::CONTENT_TYPE)], &body).await;
+        let r = other
+            .post(&[("Content-Type", mime::CONTENT_TYPE)], &body)
+            .await;
         assert_eq!(r.status, 401);
     })
     .await;
@@ -308,12 +344,17 @@ async fn a_plain_body_after_a_sealed_one_is_refused() {
             .unwrap();
         assert_eq!(sealed(&mut conn, &mut session, &get_service()).await.0, 200);
         let r = conn
-            .post(&[("Content-Type", "application/soap+xml;charset=UTF-8")], get_service().as_bytes())
+            .post(
+                &[("Content-Type", "application/soap+xml;charset=UTF-8")],
+                get_service().as_bytes(),
+            )
             .await;
         assert_eq!(r.status, 401);
         // The context is gone with it.
         let body = mime::encrypt(&mut session, get_service().as_bytes());
-        let r = conn.post(&[("Content-Type", mime::CONTENT_TYPE)], &body).await;
+        let r = conn
+            .post(&[("Content-Type", mime::CONTENT_TYPE)], &body)
+            .await;
         assert_eq!(r.status, 401);
     })
     .await;
@@ -330,7 +371,9 @@ async fn a_tampered_sealed_body_is_refused_and_the_connection_closed() {
         let mut body = mime::encrypt(&mut session, get_service().as_bytes());
         let n = body.len();
         body[n - 40] ^= 0x01;
-        let r = conn.post(&[("Content-Type", mime::CONTENT_TYPE)], &body).await;
+        let r = conn
+            .post(&[("Content-Type", mime::CONTENT_TYPE)], &body)
+            .await;
         assert_eq!(r.status, 400);
         assert!(conn.closed().await);
     })
@@ -352,11 +395,20 @@ async fn negotiate_only_refuses_basic_and_unencrypted_bodies() {
         let r = Client::new(url.clone()).send(&get_service()).await;
         assert_eq!(r.status, 401);
         assert_eq!(r.header("www-authenticate"), Some("Negotiate"));
-        assert_eq!(r.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("www-authenticate")).count(), 1);
+        assert_eq!(
+            r.headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("www-authenticate"))
+                .count(),
+            1
+        );
         // AllowUnencrypted=false over HTTP: authenticated, but the plain body is refused.
         let (mut conn, _) = negotiate(&url, "admin", "admin", true).await.ok().unwrap();
         let r = conn
-            .post(&[("Content-Type", "application/soap+xml;charset=UTF-8")], get_service().as_bytes())
+            .post(
+                &[("Content-Type", "application/soap+xml;charset=UTF-8")],
+                get_service().as_bytes(),
+            )
             .await;
         assert_eq!(r.status, 401);
         // Sealed works.
@@ -372,7 +424,10 @@ async fn basic_only_refuses_negotiate() {
         let sim = start_with(only("basic")).await;
         let url = sim.url("HV-PRIMARY");
         let mut conn = Conn::open(&url).await;
-        let first = format!("Negotiate {}", B64.encode(Initiator::new("admin", "admin", true).first()));
+        let first = format!(
+            "Negotiate {}",
+            B64.encode(Initiator::new("admin", "admin", true).first())
+        );
         let r = conn.post(&[("Authorization", &first)], b"").await;
         assert_eq!(r.status, 401);
         assert_eq!(r.all("www-authenticate"), vec![r#"Basic realm="WSMAN""#]);
@@ -390,7 +445,10 @@ async fn a_plain_body_with_basic_on_is_taken_as_allow_unencrypted() {
             .ok()
             .unwrap();
         let r = conn
-            .post(&[("Content-Type", "application/soap+xml;charset=UTF-8")], get_service().as_bytes())
+            .post(
+                &[("Content-Type", "application/soap+xml;charset=UTF-8")],
+                get_service().as_bytes(),
+            )
             .await;
         assert_eq!(r.status, 200);
     })
@@ -401,9 +459,15 @@ async fn a_plain_body_with_basic_on_is_taken_as_allow_unencrypted() {
 fn auth_option_parses_and_refuses_nonsense() {
     assert_eq!(
         AuthSchemes::parse("negotiate").unwrap(),
-        AuthSchemes { basic: false, negotiate: true }
+        AuthSchemes {
+            basic: false,
+            negotiate: true
+        }
     );
-    assert_eq!(AuthSchemes::parse("Basic, Negotiate").unwrap(), AuthSchemes::default());
+    assert_eq!(
+        AuthSchemes::parse("Basic, Negotiate").unwrap(),
+        AuthSchemes::default()
+    );
     assert!(AuthSchemes::parse("kerberos").is_err());
     assert!(AuthSchemes::parse("").is_err());
 }
