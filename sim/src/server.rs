@@ -863,6 +863,7 @@ async fn wsman(
     };
     let mut sealed = false;
     let mut final_token = None;
+    let on_negotiate = negotiate.is_some();
     let body = match negotiate {
         None => body,
         Some(token) => {
@@ -881,8 +882,9 @@ async fn wsman(
         }
     };
     // The empty POST clients send to set up the context before encrypting (pypsrp, pywinrm):
-    // 200 with no body, carrying SPNEGO's final token.
-    if body.is_empty() && negotiate_done(&final_token, sealed) {
+    // 200 with no body, carrying SPNEGO's final token. (Basic keeps answering an empty body
+    // with the fault it always did.)
+    if on_negotiate && body.is_empty() && !sealed {
         let mut r = (StatusCode::OK, "").into_response();
         add_final_token(&mut r, final_token);
         return r;
@@ -905,12 +907,6 @@ async fn wsman(
     };
     add_final_token(&mut resp, final_token);
     resp
-}
-
-/// Whether an empty body is the context set-up POST (the handshake just finished, or the
-/// request came on an established Negotiate context unsealed).
-fn negotiate_done(final_token: &Option<String>, sealed: bool) -> bool {
-    final_token.is_some() || !sealed
 }
 
 fn add_final_token(r: &mut Response<Body>, token: Option<String>) {
