@@ -39,8 +39,8 @@ pub enum Step {
     Continue(Vec<u8>),
     /// Authenticated.
     Done {
-        /// Message protection for the rest of the connection.
-        session: Session,
+        /// Message protection for the rest of the connection (boxed: RC4 states are large).
+        session: Box<Session>,
         /// Index of the matched credential in the candidate list.
         candidate: usize,
         /// The user name as the client sent it.
@@ -182,7 +182,7 @@ impl Acceptor {
                 let (session, candidate, user, domain) =
                     self.verify(&negotiate, &challenge, &m, candidates)?;
                 Ok(Step::Done {
-                    session,
+                    session: Box::new(session),
                     candidate,
                     user,
                     domain,
@@ -217,7 +217,7 @@ impl Acceptor {
                     None => None,
                 };
                 Ok(Step::Done {
-                    session,
+                    session: Box::new(session),
                     candidate,
                     user,
                     domain,

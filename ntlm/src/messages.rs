@@ -237,7 +237,7 @@ pub struct Authenticate {
 pub const MIC_OFFSET: usize = 72;
 
 fn utf16_string(b: &[u8]) -> Result<String, Error> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(Error::Unexpected("odd-length UTF-16 string"));
     }
     let units: Vec<u16> = b

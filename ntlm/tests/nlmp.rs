@@ -134,7 +134,7 @@ fn handshake(user: &str, pass: &str, spnego: bool) -> Result<(Session, Session, 
             ..
         } => {
             let c = client.finish(token.as_deref())?;
-            Ok((c, session, candidate))
+            Ok((c, *session, candidate))
         }
         Step::Continue(_) => panic!("not done after AUTHENTICATE"),
     }

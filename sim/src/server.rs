@@ -741,7 +741,7 @@ fn authenticate_request(ctx: &HostCtx, conn: &ConnAuth, headers: &HeaderMap) -> 
             let spnego = !token.starts_with(b"NTLMSSP");
             tracing::debug!(%user, ?access, spnego, "Negotiate (NTLM) authenticated");
             state.established = Some(Established {
-                session,
+                session: *session,
                 access,
                 sealed_seen: false,
             });
@@ -877,7 +877,7 @@ async fn wsman(
                     sealed = s;
                     b
                 }
-                Err(r) => return r,
+                Err(r) => return *r,
             }
         }
     };
@@ -931,10 +931,10 @@ fn open_body(
     conn: &ConnAuth,
     content_type: &str,
     body: Bytes,
-) -> Result<(Bytes, bool), Response<Body>> {
+) -> Result<(Bytes, bool), Box<Response<Body>>> {
     let mut state = conn.lock();
     let Some(est) = state.established.as_mut() else {
-        return Err(challenge_401(app));
+        return Err(Box::new(challenge_401(app)));
     };
     if replica_ntlm::mime::is_encrypted(content_type) {
         match replica_ntlm::mime::decrypt(&mut est.session, &body) {
@@ -953,7 +953,7 @@ fn open_body(
                     .into_response();
                 r.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                Err(r)
+                Err(Box::new(r))
             }
         }
     } else if body.is_empty() {
@@ -961,7 +961,7 @@ fn open_body(
     } else if est.sealed_seen || (!app.https && !app.auth.basic) {
         state.established = None;
         tracing::debug!("unencrypted body on a connection that must encrypt: refused");
-        Err(challenge_401(app))
+        Err(Box::new(challenge_401(app)))
     } else {
         Ok((body, false))
     }

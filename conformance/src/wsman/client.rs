@@ -129,7 +129,8 @@ impl RawResponse {
 }
 
 enum Handshake {
-    Done(replica_ntlm::Session),
+    /// Boxed: a session holds two RC4 states.
+    Done(Box<replica_ntlm::Session>),
     /// AUTHENTICATE answered 401: the credentials were refused.
     Refused(Answer),
     /// NEGOTIATE got no Negotiate token back (the server does not offer it).
@@ -617,7 +618,7 @@ impl WsmanClient {
         for attempt in 0..2 {
             if state.session.is_none() {
                 match self.handshake(&mut state).await? {
-                    Handshake::Done(s) => state.session = Some(s),
+                    Handshake::Done(s) => state.session = Some(*s),
                     Handshake::Refused(answer) => return Ok(answer),
                     Handshake::NoNegotiate(answer) => {
                         if self.opts.auth == AuthMethod::Auto && answer.offers("basic") {
@@ -723,7 +724,7 @@ impl WsmanClient {
         let token = answer.negotiate_token();
         client
             .finish(token.as_deref())
-            .map(Handshake::Done)
+            .map(|s| Handshake::Done(Box::new(s)))
             .map_err(|e| TxError::Negotiate(format!("final token: {e}")))
     }
 
