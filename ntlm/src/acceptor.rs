@@ -99,11 +99,6 @@ impl Acceptor {
         }
     }
 
-    /// Whether the handshake is waiting for an AUTHENTICATE message.
-    pub fn awaiting_authenticate(&self) -> bool {
-        matches!(self.state, State::AwaitAuthenticate { .. })
-    }
-
     /// Takes the client's next token (raw NTLM or SPNEGO) and answers it. A failed step leaves
     /// the acceptor finished: the caller starts over with a new one, as Windows does.
     pub fn step(&mut self, token: &[u8], candidates: &[Candidate]) -> Result<Step, Error> {

@@ -716,8 +716,10 @@ fn authenticate_request(ctx: &HostCtx, conn: &ConnAuth, headers: &HeaderMap) -> 
     let mut state = conn.lock();
     // A new handshake replaces whatever the connection had.
     state.established = None;
+    // A continuation goes to the pending handshake; a NEGOTIATE (raw or NegTokenInit) starts
+    // over, as a client retrying after a failure does.
     let mut acceptor = match state.pending.take() {
-        Some(a) if a.awaiting_authenticate() || is_continuation(&token) => a,
+        Some(a) if is_continuation(&token) => a,
         _ => new_acceptor(&ctx.host),
     };
     match acceptor.step(&token, &app.ntlm_candidates) {

@@ -318,6 +318,41 @@ async fn read_only_and_denied_credentials_keep_their_meaning_under_negotiate() {
 }
 
 #[tokio::test]
+async fn a_new_negotiate_restarts_the_handshake_on_the_same_connection() {
+    within(20, async {
+        let sim = start().await;
+        let mut conn = Conn::open(&sim.url("HV-PRIMARY")).await;
+        // A first handshake abandoned after its CHALLENGE...
+        let abandoned = Initiator::new("admin", "admin", false);
+        let first = format!("Negotiate {}", B64.encode(abandoned.first()));
+        assert_eq!(
+            conn.post(&[("Authorization", &first)], b"").await.status,
+            401
+        );
+        // ...then a complete one on the same connection.
+        let mut client = Initiator::new("admin", "admin", false);
+        let first = format!("Negotiate {}", B64.encode(client.first()));
+        let r = conn.post(&[("Authorization", &first)], b"").await;
+        let challenge = r
+            .header("www-authenticate")
+            .and_then(|v| v.strip_prefix("Negotiate "))
+            .map(|t| B64.decode(t).expect("base64"))
+            .expect("a challenge");
+        let auth = client
+            .second(&challenge, [5; 8], [6; 16])
+            .expect("authenticate");
+        let second = format!("Negotiate {}", B64.encode(auth));
+        assert_eq!(
+            conn.post(&[("Authorization", &second)], b"").await.status,
+            200
+        );
+        let mut session = client.finish(None).expect("session");
+        assert_eq!(sealed(&mut conn, &mut session, &get_service()).await.0, 200);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_context_belongs_to_its_connection() {
     within(20, async {
         let sim = start().await;
