@@ -62,6 +62,8 @@ enum State {
         negotiate: Vec<u8>,
         challenge: Vec<u8>,
         mech_types: Option<Vec<u8>>,
+        /// The acceptor sent request-mic: the initiator must send a mechListMIC.
+        mic_required: bool,
     },
     Finished,
 }
@@ -113,6 +115,7 @@ impl Acceptor {
                     negotiate: m,
                     challenge: challenge.clone(),
                     mech_types: None,
+                    mic_required: false,
                 };
                 Ok(Step::Continue(challenge))
             }
@@ -137,6 +140,7 @@ impl Acceptor {
                         negotiate: m,
                         challenge,
                         mech_types: Some(mech_types),
+                        mic_required: false,
                     };
                     Ok(Step::Continue(out))
                 }
@@ -163,6 +167,7 @@ impl Acceptor {
                     negotiate: m,
                     challenge,
                     mech_types: Some(mech_types),
+                    mic_required: true,
                 };
                 Ok(Step::Continue(out))
             }
@@ -171,6 +176,7 @@ impl Acceptor {
                     negotiate,
                     challenge,
                     mech_types: None,
+                    ..
                 },
                 Token::Raw(m),
             ) => {
@@ -189,6 +195,7 @@ impl Acceptor {
                     negotiate,
                     challenge,
                     mech_types: Some(mech_types),
+                    mic_required,
                 },
                 Token::Resp {
                     token: Some(m),
@@ -196,6 +203,10 @@ impl Acceptor {
                     ..
                 },
             ) => {
+                if mic_required && mic.is_none() {
+                    // The downgrade from the initiator's preferred mechanism must be protected.
+                    return Err(Error::BadMic);
+                }
                 let (mut session, candidate, user, domain) =
                     self.verify(&negotiate, &challenge, &m, candidates)?;
                 // mechListMIC: verify the client's, send ours; after each, that direction's

@@ -29,6 +29,7 @@ pub struct Initiator {
     negotiate: Vec<u8>,
     session: Option<Session>,
     sent_mic: bool,
+    mech_types: Vec<u8>,
 }
 
 impl Initiator {
@@ -48,7 +49,14 @@ impl Initiator {
             negotiate: messages::build_negotiate(CLIENT_FLAGS),
             session: None,
             sent_mic: false,
+            mech_types: spnego::ntlm_mech_types(),
         }
+    }
+
+    /// The MechTypeList (DER) the mechListMIC covers, when the NegTokenInit was not this
+    /// initiator's own (a client that offered Kerberos first and fell back to NTLM).
+    pub fn set_mech_types(&mut self, mech_types: Vec<u8>) {
+        self.mech_types = mech_types;
     }
 
     /// The first token (NEGOTIATE).
@@ -128,8 +136,7 @@ impl Initiator {
         }
         let mut session = Session::new(&exported, fl, true)?;
         let out = if self.spnego {
-            let mech_types = spnego::ntlm_mech_types();
-            let mic = session.sign(&mech_types);
+            let mic = session.sign(&self.mech_types);
             session.reset_out();
             self.sent_mic = true;
             spnego::encode_init_resp(Some(&auth), Some(&mic))
@@ -157,7 +164,7 @@ impl Initiator {
                     mic: Some(mic),
                     ..
                 } => {
-                    session.verify(&spnego::ntlm_mech_types(), &mic)?;
+                    session.verify(&self.mech_types, &mic)?;
                     session.reset_in();
                 }
                 _ => return Err(Error::BadMic),

@@ -216,7 +216,12 @@ pub fn ntlm_mech_types() -> Vec<u8> {
 
 /// A NegTokenInit from the initiator: NTLM alone, with its NEGOTIATE message.
 pub fn encode_init(mech_token: &[u8]) -> Vec<u8> {
-    let mut seq = enc(0xa0, &ntlm_mech_types());
+    encode_init_with(&ntlm_mech_types(), mech_token)
+}
+
+/// A NegTokenInit with any MechTypeList (DER) and optimistic token.
+pub fn encode_init_with(mech_types: &[u8], mech_token: &[u8]) -> Vec<u8> {
+    let mut seq = enc(0xa0, mech_types);
     seq.extend(enc(0xa2, &enc(0x04, mech_token)));
     let mut inner = SPNEGO_OID.to_vec();
     inner.extend(enc(0xa0, &enc(0x30, &seq)));

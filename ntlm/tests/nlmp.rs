@@ -228,3 +228,65 @@ fn truncated_and_garbage_tokens_are_errors_not_panics() {
         assert!(mime::decrypt(&mut s, &body[..cut]).is_err());
     }
 }
+
+#[test]
+fn spnego_with_kerberos_preferred_falls_back_to_ntlm_with_a_protected_mech_list() {
+    use replica_ntlm::spnego::{self, NTLM_OID, Token};
+    // MechTypeList: Kerberos 5 (1.2.840.113554.1.2.2), then NTLM.
+    let kerberos_oid = hex("06092a864886f712010202");
+    let mut list = kerberos_oid.clone();
+    list.extend_from_slice(NTLM_OID);
+    let mut mech_types = vec![0x30, list.len() as u8];
+    mech_types.extend(list);
+    let init = spnego::encode_init_with(&mech_types, b"an optimistic Kerberos token");
+    for with_mic in [true, false] {
+        let mut server = Acceptor::new("hv-01", [7; 8], 1);
+        // NTLM counter-proposed, mechListMIC requested, no token yet.
+        let Step::Continue(resp) = server.step(&init, &users()).unwrap() else {
+            panic!()
+        };
+        assert!(matches!(
+            spnego::parse(&resp).unwrap(),
+            Token::Resp {
+                state: Some(3),
+                token: None,
+                ..
+            }
+        ));
+        let mut client = Initiator::new("admin", "admin", true);
+        client.set_mech_types(mech_types.clone());
+        let negotiate =
+            replica_ntlm::messages::build_negotiate(replica_ntlm::initiator::CLIENT_FLAGS);
+        let Step::Continue(ch) = server
+            .step(&spnego::encode_init_resp(Some(&negotiate), None), &users())
+            .unwrap()
+        else {
+            panic!()
+        };
+        // `negotiate` is byte for byte the initiator's own NEGOTIATE (same flags, same layout),
+        // so the AUTHENTICATE's MIC, computed over the initiator's copy, covers what was sent.
+        let auth = client.second(&ch, [9; 8], [3; 16]).unwrap();
+        let Token::Resp {
+            token: Some(a),
+            mic,
+            ..
+        } = spnego::parse(&auth).unwrap()
+        else {
+            panic!()
+        };
+        let sent = if with_mic {
+            spnego::encode_init_resp(Some(&a), mic.as_deref())
+        } else {
+            spnego::encode_init_resp(Some(&a), None)
+        };
+        let outcome = server.step(&sent, &users());
+        if with_mic {
+            let Ok(Step::Done { token, .. }) = outcome else {
+                panic!("{outcome:?}")
+            };
+            client.finish(token.as_deref()).unwrap();
+        } else {
+            assert_eq!(outcome.err(), Some(Error::BadMic));
+        }
+    }
+}
