@@ -63,6 +63,10 @@ pub struct TargetArgs {
     /// Accept any TLS certificate (self-signed lab or simulator certificates).
     #[arg(long)]
     pub insecure: bool,
+    /// Authentication: `auto` (Basic over HTTPS; over HTTP Negotiate/NTLM with message
+    /// encryption, Basic if the host offers no Negotiate), `basic` or `negotiate`.
+    #[arg(long, value_name = "SCHEME", default_value = "auto")]
+    pub auth: crate::wsman::AuthMethod,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -178,6 +182,7 @@ pub fn real_host_guard(target: &Target, t: &TargetArgs) -> Result<(), Usage> {
 fn client_options(t: &TargetArgs) -> ClientOptions {
     ClientOptions {
         accept_invalid_certs: t.insecure,
+        auth: t.auth,
         ..ClientOptions::default()
     }
 }

@@ -70,14 +70,20 @@ struct DemoArgs {
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Address of the first host, IP:PORT or NAME:PORT (localhost is 127.0.0.1); the next hosts
-    /// take the following ports (port 0: any free port).
+    /// take the following ports, skipping 5986 for plain HTTP (WinRM's HTTPS port); port 0:
+    /// any free port.
     #[arg(long, default_value = "127.0.0.1:5985", value_parser = parse_listen)]
     listen: SocketAddr,
+    /// Authentication schemes offered, comma-separated: `basic`, `negotiate` (NTLMv2, raw or in
+    /// SPNEGO, with WinRM message encryption over HTTP). Turning one off is what an
+    /// administrator does with `winrm/config/service/auth`.
+    #[arg(long, default_value = "basic,negotiate")]
+    auth: String,
     /// Topology file (TOML); default: the embedded fixtures/topologies/default.toml. Ignored
     /// (with a warning) when --state-file names an existing file.
     #[arg(long)]
     topology: Option<PathBuf>,
-    /// Basic credentials USER:PASS (repeatable).
+    /// Credentials USER:PASS for every scheme (repeatable).
     #[arg(long, default_value = "admin:admin")]
     credentials: Vec<String>,
     /// Read-only credentials USER:PASS: reads work, method calls answer 32769 Access Denied.
@@ -284,6 +290,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .collect::<Result<_, _>>()
             .map_err(anyhow::Error::msg)?,
         limits,
+        auth: replica_sim::server::AuthSchemes::parse(&args.auth).map_err(anyhow::Error::msg)?,
         ..SimConfig::default()
     };
     config.tls = tls;
@@ -314,7 +321,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     for c in &credentials {
-        tracing::info!(user = %c.user, read_only = c.read_only, "credentials (Basic auth)");
+        tracing::info!(user = %c.user, read_only = c.read_only, auth = %args.auth, "credentials");
     }
     let stop = stop_signal();
     // Key order as DESIGN.md shows it: `ready` first (serde_json's map would sort it last).

@@ -118,9 +118,10 @@ def test_not_soap_at_all(sim):
     assert PypsrpHost(sim.primary).vm("app-01")["Name"] == APP01
 
 
-def test_basic_challenge(sim):
+def test_the_challenge_offers_negotiate_and_basic(sim):
     r = requests.post(sim.primary, data=b"<x/>", timeout=10)
-    assert (r.status_code, r.headers["WWW-Authenticate"]) == (401, 'Basic realm="WSMAN"')
+    # Two WWW-Authenticate headers, which requests joins with ", ".
+    assert (r.status_code, r.headers["WWW-Authenticate"]) == (401, 'Negotiate, Basic realm="WSMAN"')
     with pytest.raises(AuthenticationError):
         PypsrpHost(sim.primary, "admin", "wrong")
     with pytest.raises(InvalidCredentialsError):

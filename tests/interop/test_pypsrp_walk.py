@@ -1,5 +1,6 @@
-"""pypsrp (WSMan with auth="basic", encryption="never") drives failover and failback against a
-running `replica-sim serve`: the README's example as it is, then the walks step by step."""
+"""pypsrp at its defaults (WSMan with host, port, ssl=False, user and password: Negotiate with
+message encryption) drives failover and failback against a running `replica-sim serve`:
+the README's example as it is, then the walks step by step."""
 
 from conftest import run_example
 from wmi import PypsrpHost, assert_visible_progress, initiate_failback, planned_failover_reverse_failback, vm_ref

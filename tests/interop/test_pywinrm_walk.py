@@ -1,5 +1,6 @@
-"""pywinrm (Protocol with transport="basic") drives failover and failback against a running
-`replica-sim serve`: the README's example as it is, then the walks step by step."""
+"""pywinrm with transport="ntlm" (NTLM with message encryption, its default over HTTP) drives
+failover and failback against a running `replica-sim serve`:
+the README's example as it is, then the walks step by step."""
 
 from conftest import run_example
 from wmi import PywinrmHost, initiate_failback, planned_failover_reverse_failback

@@ -132,14 +132,15 @@ class Host:
 
 
 class PypsrpHost(Host):
-    """pypsrp's WSMan: Basic over plain HTTP (auth="basic", encryption="never"), or over HTTPS for an
-    https:// URL (`cert_validation`: False, or the path of a CA bundle to validate against)."""
+    """pypsrp's WSMan at its defaults: Negotiate (NTLM inside SPNEGO) with message encryption over
+    plain HTTP, no encryption over HTTPS for an https:// URL (`cert_validation`: False, or the path
+    of a CA bundle to validate against). `auth="basic"`: Basic, unencrypted."""
 
-    def __init__(self, url, user="admin", password="admin", cert_validation=True):
+    def __init__(self, url, user="admin", password="admin", cert_validation=True, auth=None):
         u = urlsplit(url)
+        extra = {"auth": "basic", "encryption": "never"} if auth == "basic" else {}
         self.wsman = WSMan(u.hostname, port=u.port, path=u.path.strip("/"), ssl=u.scheme == "https",
-                           cert_validation=cert_validation, auth="basic", encryption="never",
-                           username=user, password=password)
+                           cert_validation=cert_validation, username=user, password=password, **extra)
         self.name = self.service()["SystemName"]
 
     def _envelope_body(self, op, children):
@@ -183,10 +184,12 @@ class PypsrpHost(Host):
 
 
 class PywinrmHost(Host):
-    """pywinrm's Protocol with transport="basic"; envelopes from build_wsman_header + xmltodict."""
+    """pywinrm's Protocol, transport="ntlm" by default (raw NTLM under Negotiate, with message
+    encryption over plain HTTP); envelopes from build_wsman_header + xmltodict."""
 
-    def __init__(self, url, user="admin", password="admin", server_cert_validation="validate"):
-        self.protocol = Protocol(url, transport="basic", username=user, password=password,
+    def __init__(self, url, user="admin", password="admin", server_cert_validation="validate",
+                 transport="ntlm"):
+        self.protocol = Protocol(url, transport=transport, username=user, password=password,
                                  server_cert_validation=server_cert_validation)
         self.name = self.service()["SystemName"]
 

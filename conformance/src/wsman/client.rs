@@ -18,7 +18,7 @@ use super::types::{
 /// The content type every WinRM client sends (wsman.md §0).
 pub const CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
 
-/// User name and password for HTTP Basic.
+/// User name and password, for Basic and for Negotiate (NTLM; `DOMAIN\\user` names a domain).
 #[derive(Clone)]
 pub struct Credentials {
     pub user: String,
@@ -60,6 +60,37 @@ pub struct ClientOptions {
     pub locale: String,
     /// Seed for MessageIDs, to make recordings repeatable. `None` seeds from the OS.
     pub message_id_seed: Option<u64>,
+    /// How to authenticate.
+    pub auth: AuthMethod,
+}
+
+/// The authentication scheme (`--auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMethod {
+    /// What a Windows host configured the usual way takes: Basic over HTTPS; over plain HTTP
+    /// Negotiate (NTLM with message encryption), falling back to Basic when the server's
+    /// challenge offers no Negotiate.
+    #[default]
+    Auto,
+    /// HTTP Basic, sent preemptively.
+    Basic,
+    /// Negotiate: NTLMv2 inside SPNEGO on one kept-alive connection; over plain HTTP every
+    /// body is sealed (MS-WSMV `multipart/encrypted`).
+    Negotiate,
+}
+
+impl std::str::FromStr for AuthMethod {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(AuthMethod::Auto),
+            "basic" => Ok(AuthMethod::Basic),
+            "negotiate" | "ntlm" => Ok(AuthMethod::Negotiate),
+            other => Err(format!(
+                "unknown auth `{other}` (expected auto, basic, negotiate)"
+            )),
+        }
+    }
 }
 
 impl Default for ClientOptions {
@@ -71,6 +102,7 @@ impl Default for ClientOptions {
             operation_timeout: Duration::from_secs(60),
             locale: "en-US".into(),
             message_id_seed: None,
+            auth: AuthMethod::Auto,
         }
     }
 }
@@ -94,6 +126,15 @@ impl RawResponse {
             .map(|(_, v)| v.clone())
             .collect()
     }
+}
+
+enum Handshake {
+    /// Boxed: a session holds two RC4 states.
+    Done(Box<replica_ntlm::Session>),
+    /// AUTHENTICATE answered 401: the credentials were refused.
+    Refused(Answer),
+    /// NEGOTIATE got no Negotiate token back (the server does not offer it).
+    NoNegotiate(Answer),
 }
 
 /// What a typed operation knows about its request, for the recording.
@@ -127,6 +168,67 @@ pub struct WsmanClient {
     ids: Arc<MessageIdGen>,
     seq: Arc<AtomicU64>,
     recorder: Option<Arc<dyn Recorder>>,
+    /// The Negotiate context and the one connection it is bound to. The async lock is held
+    /// for a whole exchange (seal, send, receive, unseal): requests of one client go one at a
+    /// time on that connection. Not reqwest's pool: it may open a second connection while
+    /// the first is on its way back to the pool, and a context does not follow a request to
+    /// another connection.
+    negotiate: Arc<tokio::sync::Mutex<NegotiateState>>,
+}
+
+#[derive(Default)]
+struct NegotiateState {
+    conn: Option<hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>>,
+    session: Option<replica_ntlm::Session>,
+    /// Auto mode found no Negotiate in the server's challenge: Basic from then on.
+    basic_fallback: bool,
+}
+
+/// What `transmit` can fail with: the wire, or the Negotiate exchange.
+enum TxError {
+    Http(reqwest::Error),
+    Conn(String),
+    Timeout,
+    Negotiate(String),
+}
+
+/// An HTTP answer before decoding.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The token of a `WWW-Authenticate: Negotiate <token>` header, if any.
+    fn negotiate_token(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
+            .find_map(|(_, v)| v.strip_prefix("Negotiate "))
+            .and_then(|t| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(t.trim())
+                    .ok()
+            })
+    }
+
+    fn offers(&self, scheme: &str) -> bool {
+        self.headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("www-authenticate")
+                && v.split_whitespace()
+                    .next()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+        })
+    }
 }
 
 impl std::fmt::Debug for WsmanClient {
@@ -203,6 +305,7 @@ impl WsmanClient {
             opts,
             seq: Arc::new(AtomicU64::new(0)),
             recorder: None,
+            negotiate: Arc::default(),
         })
     }
 
@@ -270,44 +373,12 @@ impl WsmanClient {
 
     async fn exchange(&self, meta: Meta<'_>, xml: String) -> Result<RawResponse> {
         let start = Instant::now();
-        // Basic is sent preemptively, as pywinrm and libvirt do; WinRM accepts it without a
-        // challenge round trip.
-        // NTLM: Negotiate/NTLM would go here. It is connection-bound (the three legs must share
-        // one TCP connection) and over HTTP needs multipart/encrypted sealing, so it needs a
-        // held hyper connection rather than reqwest's pool (rust-stack.md §1.3–1.4).
-        let sent = self
-            .http
-            .post(&self.endpoint)
-            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-            .basic_auth(&self.creds.user, Some(&self.creds.pass))
-            .body(xml.clone())
-            .send()
-            .await;
-        let outcome = match sent {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let headers: Vec<(String, String)> = resp
-                    .headers()
-                    .iter()
-                    .map(|(n, v)| {
-                        (
-                            n.as_str().to_string(),
-                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                        )
-                    })
-                    .collect();
-                match resp.bytes().await {
-                    Ok(b) => Ok(RawResponse {
-                        status,
-                        headers,
-                        body: decode_body(&b),
-                        elapsed: start.elapsed(),
-                    }),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        };
+        let outcome = self.transmit(&xml).await.map(|a| RawResponse {
+            status: a.status,
+            headers: a.headers,
+            body: decode_body(&a.body),
+            elapsed: start.elapsed(),
+        });
         let elapsed = start.elapsed();
         if let Some(rec) = &self.recorder {
             let (status, response_headers, response, error) = match &outcome {
@@ -317,7 +388,11 @@ impl WsmanClient {
                     Some(r.body.clone()),
                     None,
                 ),
-                Err(e) => (None, Vec::new(), None, Some(error_chain(e))),
+                Err(TxError::Http(e)) => (None, Vec::new(), None, Some(error_chain(e))),
+                Err(TxError::Negotiate(e) | TxError::Conn(e)) => {
+                    (None, Vec::new(), None, Some(e.clone()))
+                }
+                Err(TxError::Timeout) => (None, Vec::new(), None, Some("timed out".into())),
             };
             rec.record(&Exchange {
                 seq: self.seq.fetch_add(1, Ordering::Relaxed),
@@ -334,19 +409,323 @@ impl WsmanClient {
                 error,
             });
         }
-        outcome.map_err(|e| {
-            if e.is_timeout() {
-                WsmanError::Timeout {
-                    url: self.endpoint.clone(),
-                    after: self.opts.timeout,
-                }
-            } else {
-                WsmanError::Transport {
-                    url: self.endpoint.clone(),
-                    source: e,
+        outcome.map_err(|e| match e {
+            TxError::Negotiate(detail) => {
+                WsmanError::Protocol(format!("Negotiate with {}: {detail}", self.endpoint))
+            }
+            TxError::Conn(detail) => WsmanError::Connection {
+                url: self.endpoint.clone(),
+                detail,
+            },
+            TxError::Timeout => WsmanError::Timeout {
+                url: self.endpoint.clone(),
+                after: self.opts.timeout,
+            },
+            TxError::Http(e) if e.is_timeout() => WsmanError::Timeout {
+                url: self.endpoint.clone(),
+                after: self.opts.timeout,
+            },
+            TxError::Http(e) => WsmanError::Transport {
+                url: self.endpoint.clone(),
+                source: e,
+            },
+        })
+    }
+
+    /// One POST as is; reads the whole answer.
+    async fn post(
+        &self,
+        authorization: Option<String>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> std::result::Result<Answer, TxError> {
+        let mut req = self
+            .http
+            .post(&self.endpoint)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(a) = authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        let resp = req.send().await.map_err(TxError::Http)?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = resp.bytes().await.map_err(TxError::Http)?.to_vec();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// One POST on the held connection (opened when there is none). A connection that broke
+    /// takes its context with it.
+    async fn post_held(
+        &self,
+        state: &mut NegotiateState,
+        authorization: Option<String>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> std::result::Result<Answer, TxError> {
+        use http_body_util::BodyExt as _;
+        let url = reqwest::Url::parse(&self.endpoint).map_err(|e| TxError::Conn(e.to_string()))?;
+        let host = url.host_str().unwrap_or("127.0.0.1").to_string();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let authority = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        let work = async {
+            if state.conn.as_ref().is_none_or(|c| c.is_closed()) {
+                state.session = None;
+                // An IPv6 literal comes bracketed from the URL.
+                let bare = host.trim_start_matches('[').trim_end_matches(']');
+                let tcp = tokio::net::TcpStream::connect((bare, port))
+                    .await
+                    .map_err(|e| TxError::Conn(format!("connect: {e}")))?;
+                let _ = tcp.set_nodelay(true);
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                        .await
+                        .map_err(|e| TxError::Conn(format!("HTTP handshake: {e}")))?;
+                // Driven until the server closes it or the sender is dropped.
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                state.conn = Some(sender);
+            }
+            let Some(sender) = state.conn.as_mut() else {
+                return Err(TxError::Conn("no connection".into()));
+            };
+            sender
+                .ready()
+                .await
+                .map_err(|e| TxError::Conn(format!("connection closed: {e}")))?;
+            let mut req = hyper::Request::post(url.path())
+                .header(hyper::header::HOST, &authority)
+                .header(hyper::header::CONTENT_TYPE, content_type)
+                .header(
+                    hyper::header::USER_AGENT,
+                    concat!("replica-conformance/", env!("CARGO_PKG_VERSION")),
+                );
+            if let Some(a) = authorization {
+                req = req.header(hyper::header::AUTHORIZATION, a);
+            }
+            let req = req
+                .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+                .map_err(|e| TxError::Conn(format!("request: {e}")))?;
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| TxError::Conn(format!("exchange: {e}")))?;
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| TxError::Conn(format!("reading the answer: {e}")))?
+                .to_bytes()
+                .to_vec();
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
+        };
+        match tokio::time::timeout(self.opts.timeout, work).await {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => {
+                state.conn = None;
+                state.session = None;
+                Err(e)
+            }
+            Err(_) => {
+                // A half-finished exchange leaves the RC4 streams out of step.
+                state.conn = None;
+                state.session = None;
+                Err(TxError::Timeout)
+            }
+        }
+    }
+
+    fn basic_header(&self) -> String {
+        use base64::Engine as _;
+        let pair = format!("{}:{}", self.creds.user, self.creds.pass);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
+    /// Sends one envelope with the configured scheme.
+    async fn transmit(&self, xml: &str) -> std::result::Result<Answer, TxError> {
+        let https = self.endpoint.starts_with("https:");
+        let negotiate = match self.opts.auth {
+            AuthMethod::Basic => false,
+            AuthMethod::Negotiate => true,
+            AuthMethod::Auto => !https,
+        };
+        if negotiate && https {
+            // Negotiate over HTTPS would need the held connection to speak TLS (and channel
+            // binding); WinRM over HTTPS is normally reached with Basic.
+            return Err(TxError::Negotiate(
+                "Negotiate over HTTPS is not supported by this client: use --auth basic".into(),
+            ));
+        }
+        if !negotiate {
+            // Basic is sent preemptively, as pywinrm and libvirt do; WinRM accepts it without
+            // a challenge round trip.
+            return self
+                .post(
+                    Some(self.basic_header()),
+                    CONTENT_TYPE,
+                    xml.as_bytes().to_vec(),
+                )
+                .await;
+        }
+        let mut state = self.negotiate.lock().await;
+        if state.basic_fallback {
+            drop(state);
+            return self
+                .post(
+                    Some(self.basic_header()),
+                    CONTENT_TYPE,
+                    xml.as_bytes().to_vec(),
+                )
+                .await;
+        }
+        // A context lost with its connection (the server closed it, a 401 on a sealed body)
+        // is set up again once.
+        for attempt in 0..2 {
+            if state.session.is_none() {
+                match self.handshake(&mut state).await? {
+                    Handshake::Done(s) => state.session = Some(*s),
+                    Handshake::Refused(answer) => return Ok(answer),
+                    Handshake::NoNegotiate(answer) => {
+                        if self.opts.auth == AuthMethod::Auto && answer.offers("basic") {
+                            state.basic_fallback = true;
+                            drop(state);
+                            return self
+                                .post(
+                                    Some(self.basic_header()),
+                                    CONTENT_TYPE,
+                                    xml.as_bytes().to_vec(),
+                                )
+                                .await;
+                        }
+                        return Ok(answer);
+                    }
                 }
             }
-        })
+            let Some(session) = state.session.as_mut() else {
+                continue;
+            };
+            let body = replica_ntlm::mime::encrypt(session, xml.as_bytes());
+            let content_type = replica_ntlm::mime::CONTENT_TYPE;
+            let sent = self.post_held(&mut state, None, content_type, body).await;
+            let mut answer = match sent {
+                Ok(a) => a,
+                Err(e) => {
+                    state.session = None;
+                    return Err(e);
+                }
+            };
+            if answer.status == 401 {
+                state.session = None;
+                if attempt == 0 {
+                    continue;
+                }
+                return Ok(answer);
+            }
+            if answer
+                .header("content-type")
+                .is_some_and(replica_ntlm::mime::is_encrypted)
+            {
+                let Some(session) = state.session.as_mut() else {
+                    continue;
+                };
+                match replica_ntlm::mime::decrypt(session, &answer.body) {
+                    Ok(plain) => {
+                        answer.body = plain;
+                        answer
+                            .headers
+                            .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+                        answer
+                            .headers
+                            .push(("content-type".into(), CONTENT_TYPE.into()));
+                    }
+                    Err(e) => {
+                        state.session = None;
+                        return Err(TxError::Negotiate(format!(
+                            "the sealed answer did not open: {e}"
+                        )));
+                    }
+                }
+            }
+            return Ok(answer);
+        }
+        Err(TxError::Negotiate(
+            "the security context was lost twice in a row".into(),
+        ))
+    }
+
+    /// NEGOTIATE and AUTHENTICATE on empty POSTs, as pypsrp and pywinrm set up a context
+    /// before sealing anything.
+    async fn handshake(
+        &self,
+        state: &mut NegotiateState,
+    ) -> std::result::Result<Handshake, TxError> {
+        use base64::Engine as _;
+        use rand::Rng as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut client = replica_ntlm::Initiator::new(&self.creds.user, &self.creds.pass, true);
+        let first = format!("Negotiate {}", b64.encode(client.first()));
+        // A fresh connection: the handshake and the context belong to it.
+        state.conn = None;
+        let answer = self
+            .post_held(state, Some(first), CONTENT_TYPE, Vec::new())
+            .await?;
+        let Some(challenge) = answer.negotiate_token().filter(|_| answer.status == 401) else {
+            return Ok(Handshake::NoNegotiate(answer));
+        };
+        let mut client_challenge = [0u8; 8];
+        let mut session_key = [0u8; 16];
+        rand::rng().fill_bytes(&mut client_challenge);
+        rand::rng().fill_bytes(&mut session_key);
+        let auth = client
+            .second(&challenge, client_challenge, session_key)
+            .map_err(|e| TxError::Negotiate(format!("CHALLENGE: {e}")))?;
+        let second = format!("Negotiate {}", b64.encode(auth));
+        let answer = self
+            .post_held(state, Some(second), CONTENT_TYPE, Vec::new())
+            .await?;
+        if answer.status == 401 {
+            return Ok(Handshake::Refused(answer));
+        }
+        let token = answer.negotiate_token();
+        client
+            .finish(token.as_deref())
+            .map(|s| Handshake::Done(Box::new(s)))
+            .map_err(|e| TxError::Negotiate(format!("final token: {e}")))
     }
 
     /// Builds, sends and decodes one typed request.

@@ -93,6 +93,11 @@ pub enum WsmanError {
         source: reqwest::Error,
     },
 
+    /// The connection a Negotiate context lives on could not be opened or broke (the
+    /// Negotiate path holds its own connection instead of reqwest's pool).
+    #[error("connection to {url} failed: {detail}")]
+    Connection { url: String, detail: String },
+
     /// The body is not well-formed XML (or not text at all).
     #[error("malformed XML in response: {reason}; body starts with: {body_excerpt}")]
     MalformedXml {

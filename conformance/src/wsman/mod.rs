@@ -30,7 +30,7 @@ mod tests;
 #[cfg(test)]
 mod testserver;
 
-pub use client::{ClientOptions, Credentials, RawResponse, WsmanClient};
+pub use client::{AuthMethod, ClientOptions, Credentials, RawResponse, WsmanClient};
 pub use error::{QName, Result, SoapFault, WsmanError};
 pub use job::{DEFAULT_JOB_POLL, JobPhase, JobWait, PollStyle, job_phase};
 pub use ns::{class_uri, class_uri_in, ns_wildcard_uri};

@@ -21,7 +21,13 @@ fn client(url: &str) -> WsmanClient {
     client_with(url, ClientOptions::default())
 }
 
+/// The scripted test server speaks Basic: the Negotiate path is tested against the simulator
+/// (tests/it/auth.rs).
 fn client_with(url: &str, opts: ClientOptions) -> WsmanClient {
+    let opts = ClientOptions {
+        auth: AuthMethod::Basic,
+        ..opts
+    };
     match WsmanClient::new(url, Credentials::new(USER, PASS), opts) {
         Ok(c) => c,
         Err(e) => panic!("client: {e}"),
@@ -102,7 +108,10 @@ async fn unauthorized_reports_the_challenge() {
     let c = match WsmanClient::new(
         &server.url,
         Credentials::new(USER, "wrong"),
-        ClientOptions::default(),
+        ClientOptions {
+            auth: AuthMethod::Basic,
+            ..ClientOptions::default()
+        },
     ) {
         Ok(c) => c,
         Err(e) => panic!("{e}"),

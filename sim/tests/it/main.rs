@@ -3,6 +3,7 @@
 
 mod support;
 
+mod auth;
 mod budget;
 mod cli;
 mod control;

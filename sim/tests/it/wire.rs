@@ -65,7 +65,8 @@ struct Exchange {
     headers: BTreeMap<String, String>,
     request: Text,
     status: u16,
-    /// HTTP response headers that must be present with these values.
+    /// HTTP response headers that must be present with these values; a header sent several
+    /// times is compared as its values joined with ", " (RFC 9110 5.3).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     response_headers: BTreeMap<String, String>,
     /// The normalised response body, pretty-printed one element per line. Missing until blessed.
@@ -178,8 +179,15 @@ async fn check(case: &mut Case) -> Result<(), String> {
             problems.push(format!("HTTP status {} instead of {}", r.status, x.status));
         }
         for (k, v) in &x.response_headers {
-            if r.header(k) != Some(v.as_str()) {
-                problems.push(format!("header {k}: {:?} instead of {v:?}", r.header(k)));
+            let seen: Vec<&str> = r
+                .headers
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case(k))
+                .map(|(_, value)| value.as_str())
+                .collect();
+            let joined = seen.join(", ");
+            if joined != *v {
+                problems.push(format!("header {k}: {joined:?} instead of {v:?}"));
             }
         }
         match &x.response {

@@ -3,7 +3,7 @@
     python pypsrp_failback.py REPLICA PRIMARY [USER:PASS]
 
 REPLICA and PRIMARY are the WS-Management endpoints of the two Hyper-V hosts, as URLs
-(http://127.0.0.1:5986/wsman) or HOST:PORT. Only WS-Management is used: WQL lookups through
+(http://127.0.0.1:5987/wsman) or HOST:PORT. Only WS-Management is used: WQL lookups through
 the .../v2/* resource URI, method calls on Msvm_ReplicationService and Msvm_ComputerSystem,
 and job polling as libvirt does it (the job re-read by WQL every 100 ms).
 """
@@ -26,9 +26,9 @@ KEYS = {"Msvm_ComputerSystem": ["CreationClassName", "Name"],
 
 
 def connect(endpoint, user, password):
+    # pypsrp's defaults, as against a Windows host: Negotiate (NTLM) with message encryption.
     url = urlsplit(endpoint if "//" in endpoint else "http://" + endpoint)
-    return WSMan(url.hostname, port=url.port, path=url.path.strip("/") or "wsman", ssl=False,
-                 auth="basic", encryption="never", username=user, password=password)
+    return WSMan(url.hostname, port=url.port, ssl=False, username=user, password=password)
 
 
 def query(wsman, wql):

@@ -3,7 +3,7 @@
     python pywinrm_failback.py REPLICA [USER:PASS]
 
 REPLICA is the WS-Management endpoint of the replica host, as a URL
-(http://127.0.0.1:5986/wsman) or HOST:PORT. pywinrm has no WMI helpers, so the envelopes are
+(http://127.0.0.1:5987/wsman) or HOST:PORT. pywinrm has no WMI helpers, so the envelopes are
 built with its build_wsman_header and xmltodict (which pywinrm depends on) and sent with
 Protocol.send_message; a fault raises winrm.exceptions.WSManFaultError.
 """
@@ -13,8 +13,8 @@ import time
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
+import winrm
 import xmltodict
-from winrm.protocol import Protocol
 
 V2 = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/"
 WQL = "http://schemas.microsoft.com/wbem/wsman/1/WQL"
@@ -88,7 +88,8 @@ def main():
     url = urlsplit(sys.argv[1] if "//" in sys.argv[1] else "http://" + sys.argv[1])
     endpoint = f"http://{url.netloc}{url.path if url.path.strip('/') else '/wsman'}"
     user, _, password = (sys.argv[2] if len(sys.argv) > 2 else "admin:admin").partition(":")
-    replica = Protocol(endpoint, transport="basic", username=user, password=password)
+    # NTLM with message encryption, as against a Windows host.
+    replica = winrm.Session(endpoint, auth=(user, password), transport="ntlm").protocol
     service = query(replica, "SELECT * FROM Msvm_ReplicationService")[0]
     vm = query(replica, "SELECT * FROM Msvm_ComputerSystem WHERE ElementName = 'web-01'")[0]
     print(f"web-01 on {service['SystemName']}: ReplicationMode {vm['ReplicationMode']}, "
