@@ -112,6 +112,11 @@ struct ServeArgs {
     /// names and defaults are in docs/security.md.
     #[arg(long = "limit", value_name = "NAME=VALUE")]
     limits: Vec<String>,
+    /// Answer as a Windows host would: no control API, no `/_replica` or `/worlds` paths
+    /// (HTTP.sys' 404 page instead), so a client's real-host path runs end to end (CI's
+    /// rehearsal of a lab run).
+    #[arg(long)]
+    as_real_host: bool,
 }
 
 fn load_topology(path: &std::path::Path) -> anyhow::Result<TopologySpec> {
@@ -169,6 +174,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .collect::<Result<_, _>>()
             .map_err(anyhow::Error::msg)?,
         limits,
+        as_real_host: args.as_real_host,
         ..SimConfig::default()
     };
     config.tls = tls;

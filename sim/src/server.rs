@@ -81,6 +81,10 @@ pub struct SimConfig {
     pub denied_credentials: Vec<Credential>,
     /// HTTPS on every listener (`serve --tls`); `None`: plain HTTP.
     pub tls: Option<TlsSetup>,
+    /// `serve --as-real-host`: answer only what a Windows host answers (no control API, no
+    /// `/_replica` or `/worlds` paths, no world header), so a client's real-host path can be
+    /// exercised end to end.
+    pub as_real_host: bool,
 }
 
 impl Default for SimConfig {
@@ -99,6 +103,7 @@ impl Default for SimConfig {
             limits: Limits::default(),
             denied_credentials: Vec::new(),
             tls: None,
+            as_real_host: false,
         }
     }
 }
@@ -111,6 +116,8 @@ pub struct App {
     pub control_token: Option<String>,
     pub limits: Limits,
     pub host_urls: std::sync::RwLock<BTreeMap<String, String>>,
+    /// See [`SimConfig::as_real_host`].
+    pub as_real_host: bool,
 }
 
 /// A running simulator. Drop or `shutdown` stops it.
@@ -197,6 +204,7 @@ impl Sim {
             control_token: config.control_token.clone(),
             limits: config.limits.clone(),
             host_urls: std::sync::RwLock::new(BTreeMap::new()),
+            as_real_host: config.as_real_host,
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut hosts = BTreeMap::new();
@@ -426,9 +434,39 @@ pub struct HostCtx {
     pub host: String,
 }
 
+/// What HTTP.sys answers for a URL no service registered (a Windows host has only WinRM's
+/// `/wsman` there): its fixed HTML page, `Server: Microsoft-HTTPAPI/2.0`.
+const HTTP_SYS_NOT_FOUND: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\">\r\n<HTML><HEAD><TITLE>Not Found</TITLE>\r\n<META HTTP-EQUIV=\"Content-Type\" Content=\"text/html; charset=us-ascii\"></HEAD>\r\n<BODY><h2>Not Found</h2>\r\n<hr><p>HTTP Error 404. The requested resource is not found.</p>\r\n</BODY></HTML>\r\n";
+
+async fn http_sys_not_found() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .header(header::CONTENT_TYPE, "text/html; charset=us-ascii")
+        .header(header::SERVER, "Microsoft-HTTPAPI/2.0")
+        .body(Body::from(HTTP_SYS_NOT_FOUND))
+        .unwrap_or_else(|_| StatusCode::NOT_FOUND.into_response())
+}
+
+/// `/wsman` on the default world only; the world header is ignored (WinRM does not know it).
+async fn wsman_real_host(
+    State(ctx): State<HostCtx>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response<Body> {
+    wsman(ctx, DEFAULT_WORLD, headers, body).await
+}
+
 fn router(app: Arc<App>, host: String) -> Router {
     let max_body = app.limits.max_body_bytes;
+    let real = app.as_real_host;
     let ctx = HostCtx { app, host };
+    if real {
+        return Router::new()
+            .route("/wsman", post(wsman_real_host))
+            .fallback(http_sys_not_found)
+            .layer(DefaultBodyLimit::max(max_body))
+            .with_state(ctx);
+    }
     Router::new()
         .route("/wsman", post(wsman_default))
         .route("/worlds/{world}/wsman", post(wsman_world))
