@@ -80,9 +80,6 @@ pub struct Binding {
     pub vms: BTreeMap<String, String>,
     /// Calls to make before the scenario (undone, in reverse, after it).
     pub arrange: Vec<Arrangement>,
-    /// `(scenario host, role)` → how many more recovery points the lab VM has than the role
-    /// needs; expectations on counts are shifted by it.
-    pub extra_points: BTreeMap<(String, String), i64>,
     /// Scenario host name → the lab host's own name (its `Msvm_ReplicationService`
     /// SystemName), for arguments that name hosts (`RecoveryConnectionPoint`).
     pub host_names: BTreeMap<String, String>,
@@ -180,14 +177,47 @@ pub fn roles(sc: &Scenario, model: &ModelRunner, hosts: &[String]) -> Vec<Role> 
                 .iter()
                 .any(|h| model.world.find_vm(h, vm).is_some())
         })
-        .map(|vm| Role {
-            needs: hosts
-                .iter()
-                .map(|h| (h.clone(), model.view(h, &vm)))
-                .collect(),
-            name: vm,
+        .map(|vm| {
+            let points = points_needed(sc, &vm);
+            Role {
+                needs: hosts
+                    .iter()
+                    .map(|h| {
+                        let mut v = model.view(h, &vm);
+                        v.recovery_points = v.recovery_points.min(points);
+                        (h.clone(), v)
+                    })
+                    .collect(),
+                name: vm,
+            }
         })
         .collect()
+}
+
+/// How many recovery points a role must have for the scenario: one more than the highest
+/// `$rp:N` it names, one for `$latest`/`$oldest` or a failover, else none. A lab's replication
+/// adds and prunes points on its own clock, so a role asks only for what its steps use.
+pub fn points_needed(sc: &Scenario, role: &str) -> usize {
+    let mut n = 0;
+    for s in sc.steps.iter().filter(|s| s.vm.as_deref() == Some(role)) {
+        if matches!(
+            s.call.as_deref(),
+            Some("InitiateFailover" | "TestReplicaSystem" | "InitiateFailback")
+        ) {
+            n = n.max(1);
+        }
+        for v in s.args.values() {
+            if let toml_like::Value::Text(t) = v {
+                if t == "$latest" || t == "$oldest" {
+                    n = n.max(1);
+                } else if let Some(k) = t.strip_prefix("$rp:").and_then(|k| k.parse::<usize>().ok())
+                {
+                    n = n.max(k + 1);
+                }
+            }
+        }
+    }
+    n
 }
 
 /// How a lab VM differs from a role: what can be arranged, and what cannot.
@@ -195,7 +225,6 @@ pub fn roles(sc: &Scenario, model: &ModelRunner, hosts: &[String]) -> Vec<Role> 
 struct Fit {
     arrange: Vec<Arrangement>,
     misfits: Vec<String>,
-    extra_points: BTreeMap<String, i64>,
 }
 
 fn fit(role: &Role, vm: &str, snaps: &BTreeMap<String, HostSnapshot>) -> Fit {
@@ -226,10 +255,9 @@ fn fit(role: &Role, vm: &str, snaps: &BTreeMap<String, HostSnapshot>) -> Fit {
         }
         if got.states[0] != want.states[0] {
             // A suspended primary is resumed as a user would; anything else is not arranged.
-            if got.states[0] == Some(ReplicationState::Suspended)
-                && want.states[0] == Some(ReplicationState::Replicating)
-                && want.mode == Some(ReplicationMode::Primary)
-            {
+            let suspended = got.states[0] == Some(ReplicationState::Suspended)
+                && want.states[0] == Some(ReplicationState::Replicating);
+            if suspended && want.mode == Some(ReplicationMode::Primary) {
                 f.arrange.push(Arrangement {
                     host: h.clone(),
                     vm: vm.to_string(),
@@ -277,9 +305,6 @@ fn fit(role: &Role, vm: &str, snaps: &BTreeMap<String, HostSnapshot>) -> Fit {
                 "{} recovery points on {h} (needs ≥{})",
                 got.recovery_points, want.recovery_points
             ));
-        } else if got.recovery_points > want.recovery_points {
-            let extra = i64::try_from(got.recovery_points - want.recovery_points).unwrap_or(0);
-            f.extra_points.insert(h.clone(), extra);
         }
         if got.has_test_replica {
             f.misfits.push(format!("has a test replica on {h}"));
@@ -298,14 +323,57 @@ pub fn lab_vms(snaps: &BTreeMap<String, HostSnapshot>, prefix: &str) -> BTreeSet
         .collect()
 }
 
+/// Which lab VMs are bound to a running scenario, and how often each was bound in this run:
+/// a VM is bound to one scenario at a time, and work is spread over the VMs that fit (a lab
+/// VM carries its history, e.g. the type of its last failover, into the next scenario).
+#[derive(Debug, Default)]
+pub struct Ledger {
+    inner: std::sync::Mutex<(BTreeSet<String>, BTreeMap<String, u64>)>,
+}
+
+impl Ledger {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (BTreeSet<String>, BTreeMap<String, u64>)> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// VMs bound to a running scenario.
+    pub fn taken(&self) -> BTreeSet<String> {
+        self.lock().0.clone()
+    }
+    pub fn uses(&self) -> BTreeMap<String, u64> {
+        self.lock().1.clone()
+    }
+    /// Claims the binding's VMs; `false` (nothing claimed) when one was taken meanwhile.
+    pub fn claim(&self, b: &Binding) -> bool {
+        let mut g = self.lock();
+        if b.vms.values().any(|v| g.0.contains(v)) {
+            return false;
+        }
+        for v in b.vms.values() {
+            g.0.insert(v.clone());
+            *g.1.entry(v.clone()).or_default() += 1;
+        }
+        true
+    }
+    pub fn release(&self, b: &Binding) {
+        let mut g = self.lock();
+        for v in b.vms.values() {
+            g.0.remove(v);
+        }
+    }
+}
+
 /// Binds every role to a lab VM under `prefix`, not in `taken` (bound to another scenario).
-/// VMs that fit as found win over VMs that need arranging, then fewer arrangements, then
-/// name order. `Err` is the skip reason: the role, and what every candidate looked like.
+/// The VM bound least often in this run (`uses`) wins, then the one needing fewer
+/// arrangements, then name order: a lab VM carries history the runner cannot see and the model
+/// does not have (the type of its latest recovery point decides what a reverse does), so work
+/// is spread over the VMs that fit. `Err` is the skip reason: the role, and what every
+/// candidate looked like.
 pub fn bind(
     roles: &[Role],
     snaps: &BTreeMap<String, HostSnapshot>,
     prefix: &str,
     taken: &BTreeSet<String>,
+    uses: &BTreeMap<String, u64>,
     allow_arrange: bool,
 ) -> Result<Binding, String> {
     let mut b = Binding::default();
@@ -329,9 +397,10 @@ pub fn bind(
                 why.push(format!("{c}: {}", all.join(", ")));
                 continue;
             }
+            let rank = |vm: &str, f: &Fit| (uses.get(vm).copied().unwrap_or(0), f.arrange.len());
             if best
                 .as_ref()
-                .is_none_or(|(_, bf)| f.arrange.len() < bf.arrange.len())
+                .is_none_or(|(bv, bf)| rank(c, &f) < rank(bv, bf))
             {
                 best = Some((c.clone(), f));
             }
@@ -350,9 +419,6 @@ pub fn bind(
                 role.describe()
             ));
         };
-        for (h, n) in f.extra_points {
-            b.extra_points.insert((h, role.name.clone()), n);
-        }
         b.arrange.extend(f.arrange);
         b.vms.insert(role.name.clone(), vm);
     }
@@ -409,8 +475,8 @@ impl Binding {
     }
 
     /// The scenario as it is played on the lab: role names replaced by lab names, host names
-    /// in arguments by the lab hosts' own names, recovery-point counts shifted by what the lab
-    /// VM had more than the role needed.
+    /// in arguments by the lab hosts' own names, recovery-point counts and failed-over point
+    /// types (lab history) left unchecked.
     pub fn apply(&self, sc: &Scenario, prefix: &str) -> Scenario {
         let mut out = sc.clone();
         for s in &mut out.steps {
@@ -427,18 +493,130 @@ impl Binding {
                 }
             }
             for ve in &mut s.expect_vms {
-                if let (Some(n), Some(extra)) = (
-                    ve.recovery_points,
-                    self.extra_points.get(&(ve.host.clone(), ve.vm.clone())),
-                ) {
-                    let shifted = i64::try_from(n).unwrap_or(0) + extra;
-                    ve.recovery_points = Some(usize::try_from(shifted).unwrap_or(0));
-                }
+                // A lab replicates on its own clock, adding and pruning recovery points while
+                // the scenario runs: their count is no expectation there.
+                ve.recovery_points = None;
+                // Which kind of point a failover lands on follows the same history.
+                ve.failed_over_type = None;
                 ve.vm = self.lab_name(&ve.vm, prefix);
             }
         }
         out
     }
+}
+
+/// What the way back must restore of a VM: existence, mode, relationship states, power, and
+/// whether it has a test replica (recovery points only grow and are not the user's to undo).
+type Key = Vec<(bool, Option<u16>, [Option<u16>; 2], Option<u16>, bool)>;
+
+fn key(m: &ModelRunner, roles: &[String], hosts: &[String]) -> Key {
+    let mut out = Vec::new();
+    for h in hosts {
+        for r in roles {
+            let v = m.view(h, r);
+            out.push((
+                v.exists,
+                v.mode.map(|x| x.number()),
+                [
+                    v.states[0].map(|x| x.number()),
+                    v.states[1].map(|x| x.number()),
+                ],
+                v.power.map(|x| x.number()),
+                v.has_test_replica,
+            ));
+        }
+    }
+    out
+}
+
+/// The calls a user makes to put a replicated VM back (PowerShell: Start-VM, Stop-VM,
+/// Start/Complete/Stop-VMFailover, Set-VMReplication -Reverse, Suspend/Resume-VMReplication,
+/// Start-VMInitialReplication, Remove-VMReplication, Remove-VM), on every role and host. `InitiateFailback` is left out:
+/// its behaviour is inferred, not documented, and a restore must not rest on a guess.
+pub fn way_back_calls(roles: &[String], hosts: &[String]) -> Vec<Step> {
+    let mut out = Vec::new();
+    for r in roles {
+        for h in hosts {
+            let call = |m: &str, state: Option<i64>, vm: &str| Step {
+                call: Some(m.to_string()),
+                host: h.clone(),
+                vm: Some(vm.to_string()),
+                args: state
+                    .map(|s| ("RequestedState".to_string(), toml_like::Value::Int(s)))
+                    .into_iter()
+                    .collect(),
+                ..Step::default()
+            };
+            out.push(call("RequestStateChange", Some(3), r));
+            out.push(call("RequestStateChange", Some(2), r));
+            out.push(call("RequestReplicationStateChange", Some(3), r));
+            out.push(call("RequestReplicationStateChange", Some(4), r));
+            out.push(call("RequestReplicationStateChange", Some(7), r));
+            out.push(call("InitiateFailover", None, r));
+            out.push(call("CommitFailover", None, r));
+            out.push(call("RevertFailover", None, r));
+            out.push(call("ReverseReplicationRelationship", None, r));
+            out.push(call("RemoveReplicationRelationship", None, r));
+            let mut initial = call("StartReplication", None, r);
+            initial
+                .args
+                .insert("InitialReplicationType".into(), toml_like::Value::Int(1));
+            out.push(initial);
+            out.push(call("DestroySystem", None, "$test"));
+            out.push(call("DestroySystem", None, r));
+        }
+    }
+    out
+}
+
+/// Most calls a way back may take, and most model states searched for it.
+pub const WAY_BACK_MAX_CALLS: usize = 8;
+const WAY_BACK_MAX_STATES: usize = 4_000;
+
+/// The shortest sequence of user calls that brings `roles` from `now` back to `goal` on the
+/// model (breadth first, every call must succeed there), or `None` within the bounds.
+pub fn way_back(
+    now: &ModelRunner,
+    goal: &ModelRunner,
+    roles: &[String],
+    hosts: &[String],
+) -> Option<Vec<Step>> {
+    let want = key(goal, roles, hosts);
+    if key(now, roles, hosts) == want {
+        return Some(Vec::new());
+    }
+    let calls = way_back_calls(roles, hosts);
+    let mut seen: BTreeSet<Key> = BTreeSet::new();
+    seen.insert(key(now, roles, hosts));
+    let mut queue = std::collections::VecDeque::from([(now.clone(), Vec::<Step>::new())]);
+    while let Some((m, path)) = queue.pop_front() {
+        if path.len() >= WAY_BACK_MAX_CALLS {
+            continue;
+        }
+        for c in &calls {
+            let mut next = m.clone();
+            let r = next.step(c);
+            let ok = r.expect_fault.is_none()
+                && r.call.as_ref().is_some_and(|v| {
+                    v.code == 0
+                        || (v.code == 4096
+                            && v.job_state == Some(replica_core::JobState::Completed))
+                });
+            if !ok {
+                continue;
+            }
+            let k = key(&next, roles, hosts);
+            let mut p = path.clone();
+            p.push(c.clone());
+            if k == want {
+                return Some(p);
+            }
+            if seen.len() < WAY_BACK_MAX_STATES && seen.insert(k) {
+                queue.push_back((next, p));
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -525,7 +703,14 @@ args = { ReplicationSettingData = { RecoveryConnectionPoint = "HV-PRIMARY" } }
         want: Result<(&str, &[ArrangeKind]), &[&str]>,
     ) {
         let (_, roles) = scenario_roles(SC);
-        let got = bind(&roles, &lab(vms), prefix, &BTreeSet::new(), allow);
+        let got = bind(
+            &roles,
+            &lab(vms),
+            prefix,
+            &BTreeSet::new(),
+            &BTreeMap::new(),
+            allow,
+        );
         match (got, want) {
             (Ok(b), Ok((vm, kinds))) => {
                 assert_eq!(b.vms.get("app-01").map(String::as_str), Some(vm), "{b:?}");
@@ -575,13 +760,13 @@ args = { ReplicationSettingData = { RecoveryConnectionPoint = "HV-PRIMARY" } }
         // Why each candidate did not fit.
         check(
             &[
-                ("lab-01", false, Some(Replicating), 1),
+                ("lab-01", false, Some(Replicating), 0),
                 ("lab-02", false, None, 0),
             ],
             "lab-",
             true,
             Err(&[
-                "lab-01: 1 recovery points on HV-REPLICA (needs ≥3)",
+                "lab-01: 0 recovery points on HV-REPLICA (needs ≥1)",
                 "lab-02: None on HV-PRIMARY (needs Primary)",
                 "HV-PRIMARY: Primary, Replicating, off",
             ]),
@@ -602,6 +787,7 @@ args = { ReplicationSettingData = { RecoveryConnectionPoint = "HV-PRIMARY" } }
             &lab(&[("lab-07", false, Some(ReplicationState::Replicating), 5)]),
             "lab-",
             &BTreeSet::new(),
+            &BTreeMap::new(),
             true,
         )
         .expect("binds");
@@ -610,9 +796,8 @@ args = { ReplicationSettingData = { RecoveryConnectionPoint = "HV-PRIMARY" } }
         assert_eq!(lab.steps[0].vm.as_deref(), Some("lab-07"));
         assert_eq!(lab.steps[0].expect_vms[0].vm, "lab-07");
         assert_eq!(
-            lab.steps[0].expect_vms[0].recovery_points,
-            Some(5),
-            "3 + 2 extra"
+            lab.steps[0].expect_vms[0].recovery_points, None,
+            "a lab replicates on its own clock"
         );
         assert_eq!(lab.steps[0].expect_vms[1].vm, "lab-gone");
         let rsd = format!("{:?}", lab.steps[1].args);

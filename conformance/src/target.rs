@@ -138,6 +138,8 @@ pub struct Target {
     pub world_seed: u64,
     http: reqwest::Client,
     counter: AtomicU64,
+    /// Lab VMs bound to scenarios (real hosts).
+    pub ledger: Arc<crate::lab::Ledger>,
     #[cfg(feature = "sim")]
     sim: Mutex<Option<replica_sim::SimHandle>>,
 }
@@ -183,6 +185,8 @@ pub struct Session {
     pub replay: Option<Arc<ReplayLog>>,
     /// `--vm-prefix` for real hosts (from the recording for a replay).
     pub vm_prefix: Option<String>,
+    /// The target's lab VM ledger (real hosts).
+    pub ledger: Arc<crate::lab::Ledger>,
     services: Mutex<HashMap<(String, String), SelectorSet>>,
 }
 
@@ -205,6 +209,7 @@ impl Target {
             world_seed,
             http,
             counter: AtomicU64::new(0),
+            ledger: Arc::default(),
             #[cfg(feature = "sim")]
             sim: Mutex::new(None),
         };
@@ -336,6 +341,7 @@ impl Target {
             sink,
             replay: None,
             vm_prefix,
+            ledger: self.ledger.clone(),
             services: Mutex::new(HashMap::new()),
         })
     }
@@ -369,6 +375,7 @@ impl Target {
             sink: None,
             vm_prefix: rec.vm_prefix.clone(),
             replay: Some(log),
+            ledger: self.ledger.clone(),
             services: Mutex::new(HashMap::new()),
         }
     }
