@@ -1,7 +1,9 @@
 //! The command line: `replica-conformance run` and `replica-conformance explore`.
 //!
-//! Exit codes: 0 everything passed (skips included), 1 a scenario failed or explore found a
-//! divergence, 2 a usage error (bad arguments, the real-host guard) with a precise message.
+//! Exit codes: 0 everything passed (skips included, as long as one scenario ran), 1 a scenario
+//! failed, no scenario ran, a host could not be reached or refused the credentials, or explore
+//! found a divergence; 2 a usage error (bad arguments, the real-host guard) with a precise
+//! message.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -13,9 +15,7 @@ use replica_core::faults::FaultSpec;
 
 use crate::explore::{self, ExploreOptions};
 use crate::report::{self, Progress, RunReport};
-#[cfg(feature = "sim")]
-use crate::runner::Status;
-use crate::runner::{self, RunOptions};
+use crate::runner::{self, RunOptions, Status};
 use crate::scenarios;
 use crate::target::{Target, TargetKind, TargetSpec};
 use crate::wsman::{ClientOptions, Credentials};
@@ -266,6 +266,12 @@ pub async fn run_cmd(a: RunArgs) -> Result<i32, Usage> {
         target.shutdown().await;
         return Err(u);
     }
+    if target.is_real()
+        && let Err(why) = target.check_reachable().await
+    {
+        eprintln!("error: cannot run against these hosts:\n       {why}");
+        return Ok(1);
+    }
     let target = Arc::new(target);
     let opts = Arc::new(RunOptions {
         step_timeout: timeout,
@@ -298,6 +304,20 @@ pub async fn run_cmd(a: RunArgs) -> Result<i32, Usage> {
         println!("recorded {n} scenario(s) in {}", dir.display());
     }
     let mut code = if report.ok() { 0 } else { 1 };
+    // A run that tested nothing is no pass.
+    let ran = report
+        .scenarios
+        .iter()
+        .filter(|s| s.status != Status::Skipped)
+        .count();
+    if ran == 0 {
+        eprintln!(
+            "error: no scenario ran against {}: all {} were skipped (the reasons are above)",
+            target.label,
+            report.scenarios.len()
+        );
+        code = 1;
+    }
     if let Some(p) = &a.junit
         && let Err(e) = std::fs::write(p, report::junit(&report))
     {

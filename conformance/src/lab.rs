@@ -374,20 +374,22 @@ pub fn bind(
     prefix: &str,
     taken: &BTreeSet<String>,
     uses: &BTreeMap<String, u64>,
-    allow_arrange: bool,
+    forced: &BTreeMap<String, String>,
 ) -> Result<Binding, String> {
     let mut b = Binding::default();
     let candidates = lab_vms(snaps, prefix);
     for role in roles {
         let mut best: Option<(String, Fit)> = None;
         let mut why: Vec<String> = Vec::new();
-        for c in &candidates {
+        // A replay binds each role to the VM the recorded run used.
+        let only = forced.get(&role.name);
+        for c in candidates.iter().filter(|c| only.is_none_or(|o| o == *c)) {
             if taken.contains(c) || b.vms.values().any(|v| v == c) {
                 why.push(format!("{c}: bound to another role or scenario"));
                 continue;
             }
             let f = fit(role, c, snaps);
-            if !f.misfits.is_empty() || (!allow_arrange && !f.arrange.is_empty()) {
+            if !f.misfits.is_empty() {
                 let mut all = f.misfits.clone();
                 all.extend(
                     f.arrange
@@ -694,23 +696,22 @@ vm = "app-01"
 args = { ReplicationSettingData = { RecoveryConnectionPoint = "HV-PRIMARY" } }
 "#;
 
-    /// One check for every binding case: the lab, whether arranging is allowed, and what
-    /// must come out (the bound VM and arrangements, or words of the skip reason).
+    /// One check for every binding case: the lab, how often each VM was bound already, the
+    /// VM a replay forces, and what must come out (the bound VM and arrangements, or words of
+    /// the skip reason).
     fn check(
         vms: &[(&str, bool, Option<ReplicationState>, usize)],
-        prefix: &str,
-        allow: bool,
+        uses: &[(&str, u64)],
+        forced: Option<&str>,
         want: Result<(&str, &[ArrangeKind]), &[&str]>,
     ) {
         let (_, roles) = scenario_roles(SC);
-        let got = bind(
-            &roles,
-            &lab(vms),
-            prefix,
-            &BTreeSet::new(),
-            &BTreeMap::new(),
-            allow,
-        );
+        let uses: BTreeMap<String, u64> = uses.iter().map(|(v, n)| (v.to_string(), *n)).collect();
+        let forced: BTreeMap<String, String> = forced
+            .map(|v| ("app-01".to_string(), v.to_string()))
+            .into_iter()
+            .collect();
+        let got = bind(&roles, &lab(vms), "lab-", &BTreeSet::new(), &uses, &forced);
         match (got, want) {
             (Ok(b), Ok((vm, kinds))) => {
                 assert_eq!(b.vms.get("app-01").map(String::as_str), Some(vm), "{b:?}");
@@ -729,32 +730,35 @@ args = { ReplicationSettingData = { RecoveryConnectionPoint = "HV-PRIMARY" } }
     #[test]
     fn roles_bind_to_fitting_lab_vms() {
         use ReplicationState::*;
-        let off_ok = ("lab-02", false, Some(Replicating), 5);
-        // The one that fits as found wins over one that needs arranging.
+        let on = ("lab-01", true, Some(Replicating), 3);
+        let off = ("lab-02", false, Some(Replicating), 5);
+        // The one that fits as found wins over one that needs arranging...
+        check(&[on, off], &[], None, Ok(("lab-02", &[])));
+        // ...unless it was bound more often in this run.
         check(
-            &[("lab-01", true, Some(Replicating), 3), off_ok],
-            "lab-",
-            true,
-            Ok(("lab-02", &[])),
+            &[on, off],
+            &[("lab-02", 1)],
+            None,
+            Ok(("lab-01", &[ArrangeKind::TurnOff])),
         );
-        // A running one is turned off when arranging is allowed.
+        // A replay binds as recorded.
         check(
-            &[("lab-01", true, Some(Replicating), 3)],
-            "lab-",
-            true,
+            &[on, off],
+            &[],
+            Some("lab-01"),
             Ok(("lab-01", &[ArrangeKind::TurnOff])),
         );
         check(
             &[("lab-01", false, Some(Suspended), 3)],
-            "lab-",
-            true,
+            &[],
+            None,
             Ok(("lab-01", &[ArrangeKind::Resume])),
         );
         // VMs outside the prefix are never candidates, even when they fit.
         check(
             &[("prod-01", false, Some(Replicating), 3)],
-            "lab-",
-            true,
+            &[],
+            None,
             Err(&["app-01", "no VM under --vm-prefix `lab-`"]),
         );
         // Why each candidate did not fit.
@@ -763,19 +767,13 @@ args = { ReplicationSettingData = { RecoveryConnectionPoint = "HV-PRIMARY" } }
                 ("lab-01", false, Some(Replicating), 0),
                 ("lab-02", false, None, 0),
             ],
-            "lab-",
-            true,
+            &[],
+            None,
             Err(&[
                 "lab-01: 0 recovery points on HV-REPLICA (needs ≥1)",
                 "lab-02: None on HV-PRIMARY (needs Primary)",
                 "HV-PRIMARY: Primary, Replicating, off",
             ]),
-        );
-        check(
-            &[("lab-01", true, Some(Replicating), 3)],
-            "lab-",
-            false,
-            Err(&["would need: arrange: turn off lab-01 on HV-PRIMARY"]),
         );
     }
 
@@ -788,7 +786,7 @@ args = { ReplicationSettingData = { RecoveryConnectionPoint = "HV-PRIMARY" } }
             "lab-",
             &BTreeSet::new(),
             &BTreeMap::new(),
-            true,
+            &BTreeMap::new(),
         )
         .expect("binds");
         b.host_names.insert("HV-PRIMARY".into(), "LAB-HV1".into());

@@ -95,6 +95,13 @@ pub struct ScenarioReport {
     /// Replay divergences: requests that differ from the recording.
     pub divergences: Vec<String>,
     pub recording: Option<PathBuf>,
+    /// Real hosts: scenario role → the lab VM that played it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub binding: BTreeMap<String, String>,
+    /// Real hosts: scenario host name → the lab host's computer name (not in reports: a
+    /// recording is scrubbed of it).
+    #[serde(skip)]
+    pub lab_hosts: BTreeMap<String, String>,
 }
 
 impl ScenarioReport {
@@ -108,6 +115,8 @@ impl ScenarioReport {
             ms: 0,
             divergences: Vec::new(),
             recording: None,
+            binding: BTreeMap::new(),
+            lab_hosts: BTreeMap::new(),
         }
     }
 
@@ -612,15 +621,25 @@ pub async fn run_scenario(
     if let (Some(dir), Some(sink)) = (&opts.record, &sink)
         && report.status != Status::Skipped
     {
-        let rec = Recording {
+        let mut rec = Recording {
             format: crate::record::FORMAT,
             scenario: sc.name.clone(),
             target: target.label.clone(),
             flavor: sess.flavor.into(),
             vm_prefix: sess.vm_prefix.clone(),
             hosts: target.hosts.clone(),
+            binding: report.binding.clone(),
             entries: sink.take(),
         };
+        if sess.flavor == Flavor::Real {
+            // Lab computer names → the scenario's host names.
+            let rename = report
+                .lab_hosts
+                .iter()
+                .map(|(h, n)| (n.clone(), h.clone()))
+                .collect();
+            rec.scrub(&rename);
+        }
         match rec.write(dir) {
             Ok(p) => report.recording = Some(p),
             Err(e) => {
@@ -685,6 +704,14 @@ async fn play(
     } else {
         (sc.clone(), None)
     };
+    if let Some(l) = &lab {
+        report.binding = l.binding.vms.clone();
+        report.lab_hosts = l.binding.host_names.clone();
+        if !l.done.is_empty() {
+            let arranged: Vec<String> = l.done.iter().map(|a| a.describe(false)).collect();
+            report.reason = Some(arranged.join("; "));
+        }
+    }
     let mut model = ModelRunner::from_spec(topo, seed, 0).ok();
     let total = sc.steps.len();
     let mut stop: Option<String> = None;
@@ -914,13 +941,19 @@ async fn bind_lab(
         .cloned()
         .collect();
     let roles = lab::roles(sc, &model, &hosts);
+    // A replay binds as the recorded run did (other scenarios of that run moved the ledger).
+    let recorded = sess
+        .replay
+        .as_ref()
+        .map(|l| l.recording.binding.clone())
+        .filter(|b| !b.is_empty());
     let mut binding = lab::bind(
         &roles,
         &found,
         &prefix,
         &sess.ledger.taken(),
         &sess.ledger.uses(),
-        true,
+        &recorded.unwrap_or_default(),
     )
     .map_err(LabSetup::Skip)?;
     if !sess.ledger.claim(&binding) {

@@ -257,6 +257,37 @@ impl Target {
         Ok(t)
     }
 
+    /// Real hosts: every host answers an authenticated Identify and lets these credentials
+    /// read `root/virtualization/v2` (the query the runner makes first in every scenario).
+    /// `Err` names each host that does not, with why, so that a run never "passes" on hosts it
+    /// could not reach.
+    pub async fn check_reachable(&self) -> Result<(), String> {
+        let mut bad = Vec::new();
+        for (name, url) in &self.hosts {
+            let why = match self.client(url, name, None) {
+                Err(e) => Some(format!("{e:#}")),
+                Ok(c) => match c.identify().await {
+                    Err(e) => Some(host_error(&e, &self.creds.user)),
+                    Ok(_) => match c.query("SELECT * FROM Msvm_ReplicationService").await {
+                        Err(e) => Some(format!(
+                            "Identify answered, but reading root/virtualization/v2 failed: {}",
+                            host_error(&e, &self.creds.user)
+                        )),
+                        Ok(_) => None,
+                    },
+                },
+            };
+            if let Some(why) = why {
+                bad.push(format!("host {name} ({url}): {why}"));
+            }
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad.join("\n       "))
+        }
+    }
+
     pub fn flavor(&self) -> Option<Flavor> {
         match self.kind {
             TargetKind::Live(f) => Some(f),
@@ -545,6 +576,24 @@ impl Session {
             let _ = c.delete_world().await;
         }
         self.replay.as_ref().map(|l| l.finish()).unwrap_or_default()
+    }
+}
+
+/// Why a host could not be used, in words a lab owner can act on.
+fn host_error(e: &WsmanError, user: &str) -> String {
+    match e {
+        WsmanError::Unauthorized { www_authenticate } => format!(
+            "the credentials of user `{user}` were refused (HTTP 401; the host offers {})",
+            if www_authenticate.is_empty() {
+                "no scheme".to_string()
+            } else {
+                www_authenticate.join(", ")
+            }
+        ),
+        WsmanError::Transport { .. } | WsmanError::Timeout { .. } => {
+            format!("unreachable: {e}")
+        }
+        other => other.to_string(),
     }
 }
 

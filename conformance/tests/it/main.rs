@@ -5,6 +5,7 @@
 mod common;
 mod explore;
 mod lab;
+mod labsim;
 mod real;
 mod replay;
 mod run;
