@@ -111,7 +111,7 @@ impl Recording {
             }
         }
         // Longest first, so a URL goes before the address inside it.
-        pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        pairs.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         pairs.dedup();
         let fix = |t: &mut String| {
             for (from, to) in &pairs {
@@ -538,6 +538,45 @@ mod tests {
             binding: BTreeMap::new(),
             entries,
         }
+    }
+
+    #[test]
+    fn a_lab_recording_is_scrubbed_and_still_keyed_the_same() {
+        let url = "https://hv1.corp.example:5986/wsman";
+        let mut x = exchange(req("uuid:1", url, "CommitFailover", "HV1"));
+        x.endpoint = url.into();
+        x.response =
+            Some("<f:WSManFault Machine=\"hv1.corp.example\"/><SystemName>HV1</SystemName>".into());
+        x.response_headers = vec![
+            (
+                "WWW-Authenticate".into(),
+                "Negotiate TlRMTVNTUAACAAAA".into(),
+            ),
+            ("WWW-Authenticate".into(), "Basic realm=\"WSMAN\"".into()),
+        ];
+        let mut rec = recording(vec![Entry::Wire {
+            host: "HV-PRIMARY".into(),
+            exchange: x,
+        }]);
+        rec.flavor = RecordedFlavor::Real;
+        rec.target = format!("HV-PRIMARY={url}");
+        rec.hosts.insert("HV-PRIMARY".into(), url.into());
+        let rename = BTreeMap::from([("HV1".to_string(), "HV-PRIMARY".to_string())]);
+        rec.scrub(&rename);
+        let text = serde_json::to_string(&rec).expect("json");
+        for secret in ["corp.example", "5986", "HV1", "TlRMTVNTUAACAAAA"] {
+            assert!(!text.contains(secret), "`{secret}` left in {text}");
+        }
+        let Entry::Wire { exchange: x, .. } = &rec.entries[0] else {
+            panic!("wire entry")
+        };
+        assert_eq!(x.response_headers[0].1, "Negotiate");
+        assert_eq!(x.endpoint, placeholder_url("HV-PRIMARY"));
+        // The request now reads as the replay will send it: the scenario's host name.
+        assert_eq!(
+            request_key(&x.request),
+            request_key(&req("uuid:9", "replay", "CommitFailover", "HV-PRIMARY"))
+        );
     }
 
     #[test]

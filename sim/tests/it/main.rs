@@ -12,6 +12,7 @@ mod limits;
 mod persist;
 mod race;
 mod readme_example;
+mod real_host;
 mod soak;
 mod tls;
 mod ui;
