@@ -481,7 +481,18 @@ impl Binding {
     /// types (lab history) left unchecked.
     pub fn apply(&self, sc: &Scenario, prefix: &str) -> Scenario {
         let mut out = sc.clone();
+        // `$test` means the host's test VM; on a lab that may be another VM's (outside the
+        // prefix, even): it becomes the test VM of the role that last made one.
+        let mut tested: Option<String> = None;
         for s in &mut out.steps {
+            if s.call.as_deref() == Some("TestReplicaSystem") {
+                tested = s.vm.clone();
+            }
+            if s.vm.as_deref() == Some("$test")
+                && let Some(role) = &tested
+            {
+                s.vm = Some(format!("{role} - Test"));
+            }
             if let Some(v) = &mut s.vm {
                 *v = self.lab_name(v, prefix);
             }
@@ -805,5 +816,11 @@ args = { ReplicationSettingData = { RecoveryConnectionPoint = "HV-PRIMARY" } }
         );
         assert_eq!(b.lab_name("app-01 - Test", "lab-"), "lab-07 - Test");
         assert_eq!(b.lab_name("$test", "lab-"), "$test");
+        let test: Scenario = toml::from_str(
+            "name = \"t\"\n[[step]]\ncall = \"TestReplicaSystem\"\nhost = \"HV-REPLICA\"\nvm = \"app-01\"\n[[step]]\ncall = \"DestroySystem\"\nhost = \"HV-REPLICA\"\nvm = \"$test\"\n",
+        )
+        .expect("scenario");
+        let lab = b.apply(&test, "lab-");
+        assert_eq!(lab.steps[1].vm.as_deref(), Some("lab-07 - Test"));
     }
 }
