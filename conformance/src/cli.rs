@@ -442,11 +442,16 @@ pub async fn explore_cmd(a: ExploreArgs) -> Result<i32, Usage> {
         }
     };
     if target.is_real() {
-        let label = target.label.clone();
-        target.shutdown().await;
-        return Err(Usage(format!(
-            "explore needs a simulator ({label} answered as real hosts): it resets the world between cases and would make random changes to real VMs; use run with round-trip scenarios there"
-        )));
+        real_host_guard(&target, &a.target)?;
+        if !faults.is_empty() {
+            return Err(Usage(
+                "--fault needs the simulator's control API; real hosts have none".into(),
+            ));
+        }
+        if let Err(why) = target.check_reachable().await {
+            eprintln!("error: cannot explore these hosts:\n       {why}");
+            return Ok(1);
+        }
     }
     let topology =
         match scenarios::find_dir(None).and_then(|d| scenarios::load_topology(&d, "default")) {
@@ -468,6 +473,21 @@ pub async fn explore_cmd(a: ExploreArgs) -> Result<i32, Usage> {
         "explore: seed {seed}, {} case(s) of up to {} step(s) against {}",
         opts.cases, opts.steps, target.label
     );
+    if target.is_real() {
+        // Random sequences on lab VMs bound, arranged and restored as `run` does.
+        let prefix = a.target.vm_prefix.clone().unwrap_or_default();
+        let progress = Progress::new(0, std::io::stderr().is_terminal());
+        let cases = explore::explore_lab(&target, &opts, &prefix, &progress).await;
+        progress.end();
+        print!("{}", explore::lab_summary(&cases, &opts));
+        let ran = cases.iter().filter(|c| c.skipped.is_none()).count();
+        let bad = cases.iter().any(|c| !c.problems.is_empty());
+        if ran == 0 {
+            eprintln!("error: no case ran: every sequence was skipped (the reasons are above)");
+        }
+        target.shutdown().await;
+        return Ok(if bad || ran == 0 { 1 } else { 0 });
+    }
     let target = Arc::new(target);
     let tty = std::io::stderr().is_terminal();
     let handle = tokio::runtime::Handle::current();

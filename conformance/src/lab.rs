@@ -598,7 +598,16 @@ pub fn way_back(
     if key(now, roles, hosts) == want {
         return Some(Vec::new());
     }
-    let calls = way_back_calls(roles, hosts);
+    // Calls on the roles that moved only: the others are where they should be.
+    let moved: Vec<String> = roles
+        .iter()
+        .filter(|r| {
+            let one = std::slice::from_ref(*r);
+            key(now, one, hosts) != key(goal, one, hosts)
+        })
+        .cloned()
+        .collect();
+    let calls = way_back_calls(&moved, hosts);
     let mut seen: BTreeSet<Key> = BTreeSet::new();
     seen.insert(key(now, roles, hosts));
     let mut queue = std::collections::VecDeque::from([(now.clone(), Vec::<Step>::new())]);

@@ -245,6 +245,27 @@ async fn a_lab_run_against_a_simulator_answering_as_real_hosts() {
         "{stdout}"
     );
 
+    // explore on the lab: random sequences on bound VMs, restored the same way.
+    let mut ex = vec!["explore".to_string()];
+    ex.extend(targets(&sim));
+    ex.extend(
+        [
+            "--vm-prefix",
+            "lab-",
+            "--allow-changes-to-real-vms",
+            "--cases",
+            "6",
+            "--steps",
+            "4",
+            "--seed",
+            "7",
+        ]
+        .map(String::from),
+    );
+    let (code, stdout, stderr) = run_bin(&ex);
+    assert_eq!(code, Some(0), "explore:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("0 with a divergence"), "{stdout}");
+
     // VMs outside the prefix: not one method call on the host's side, and unchanged.
     let calls = method_calls(&sim.log);
     assert!(
