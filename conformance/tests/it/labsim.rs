@@ -273,6 +273,11 @@ async fn a_lab_run_against_a_simulator_answering_as_real_hosts() {
         "the simulator logged {} calls",
         calls.len()
     );
+    // The log is read right: calls on lab VMs show their GUIDs.
+    assert!(
+        calls.iter().any(|(_, vm)| vm.starts_with("1AB0F00D-")),
+        "{calls:?}"
+    );
     for (method, vm) in &calls {
         assert!(
             !PROD.iter().any(|(_, g)| vm.eq_ignore_ascii_case(g)),
