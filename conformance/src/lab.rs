@@ -13,6 +13,7 @@ use replica_core::scenario::{Scenario, Step, VmView, toml_like};
 
 use crate::observe::HostSnapshot;
 use crate::oracle::ModelRunner;
+use replica_core::world::RecoveryPointKind;
 
 /// One call that brings a bound VM into the role's state, and the call that undoes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +91,10 @@ pub struct Binding {
 pub struct Role {
     pub name: String,
     pub needs: BTreeMap<String, VmView>,
+    /// Hosts where the role's latest recovery point is (`true`) or is not (`false`) the one a
+    /// planned failover leaves: the model's next reverse depends on it, so a lab VM carrying
+    /// another history would answer otherwise.
+    pub planned_point: BTreeMap<String, bool>,
 }
 
 impl Role {
@@ -179,7 +184,17 @@ pub fn roles(sc: &Scenario, model: &ModelRunner, hosts: &[String]) -> Vec<Role> 
         })
         .map(|vm| {
             let points = points_needed(sc, &vm);
+            let planned_point = hosts
+                .iter()
+                .filter_map(|h| {
+                    let host = model.world.resolve_host(h)?;
+                    let v = model.world.find_vm(&host, &vm)?;
+                    let last = v.recovery_points.last()?;
+                    Some((h.clone(), last.kind == RecoveryPointKind::Planned))
+                })
+                .collect();
             Role {
+                planned_point,
                 needs: hosts
                     .iter()
                     .map(|h| {
@@ -309,6 +324,15 @@ fn fit(role: &Role, vm: &str, snaps: &BTreeMap<String, HostSnapshot>) -> Fit {
         if got.has_test_replica {
             f.misfits.push(format!("has a test replica on {h}"));
         }
+        if let (Some(want), Some(s)) = (role.planned_point.get(h), snaps.get(h))
+            && s.latest_point_planned(vm) != *want
+        {
+            f.misfits.push(format!(
+                "its latest recovery point on {h} {} a planned-failover point (the role's {})",
+                if *want { "is not" } else { "is" },
+                if *want { "is" } else { "is not" }
+            ));
+        }
     }
     f
 }
@@ -364,9 +388,9 @@ impl Ledger {
 
 /// Binds every role to a lab VM under `prefix`, not in `taken` (bound to another scenario).
 /// The VM bound least often in this run (`uses`) wins, then the one needing fewer
-/// arrangements, then name order: a lab VM carries history the runner cannot see and the model
-/// does not have (the type of its latest recovery point decides what a reverse does), so work
-/// is spread over the VMs that fit. `Err` is the skip reason: the role, and what every
+/// arrangements, then name order: a lab VM carries history the model does not have, not all of
+/// it visible (the kind of its latest recovery point is, and is part of the fit), so work is
+/// spread over the VMs that fit. `Err` is the skip reason: the role, and what every
 /// candidate looked like.
 pub fn bind(
     roles: &[Role],
@@ -781,6 +805,27 @@ args = { ReplicationSettingData = { RecoveryConnectionPoint = "HV-PRIMARY" } }
             None,
             Err(&["app-01", "no VM under --vm-prefix `lab-`"]),
         );
+        // A VM whose latest point a planned failover left would make a reverse answer
+        // otherwise than the model's fresh VM.
+        let mut snaps = lab(&[off]);
+        if let Some(r) = snaps.get_mut("HV-REPLICA") {
+            let guid = r.vms[0].guid.clone();
+            r.latest_point_type.insert(
+                guid,
+                RecoveryPointKind::Planned.virtual_system_type().to_string(),
+            );
+        }
+        let (_, roles) = scenario_roles(SC);
+        let e = bind(
+            &roles,
+            &snaps,
+            "lab-",
+            &BTreeSet::new(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )
+        .expect_err("history does not fit");
+        assert!(e.contains("is a planned-failover point"), "{e}");
         // Why each candidate did not fit.
         check(
             &[

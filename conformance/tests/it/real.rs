@@ -19,7 +19,9 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_host_run_plays_round_trips_only_and_replays() {
     let sim = Sim::start(SimConfig {
-        clock: ClockMode::Realtime { speed: 20.0 },
+        // Slow enough that a job started with `no_wait` (a 1.5 s failback) is still running
+        // when the next step cancels it, as on a lab where failbacks take minutes.
+        clock: ClockMode::Realtime { speed: 2.0 },
         ..SimConfig::default()
     })
     .await
