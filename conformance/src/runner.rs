@@ -1066,6 +1066,13 @@ impl LabRun {
         };
         for (h, was) in &self.found {
             let Some(now) = now.get(h) else { continue };
+            // A VM the scenario made (a test VM) and did not remove.
+            for row in now.vms.iter().filter(|r| was.find(&r.guid).is_none()) {
+                failures.push(format!(
+                    "LEFT BEHIND: {} on {h} did not exist before the scenario",
+                    row.name
+                ));
+            }
             for row in &was.vms {
                 let d = view_diff(&now.view(&row.guid), &was.view(&row.guid), false);
                 if !d.is_empty() {
