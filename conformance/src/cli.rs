@@ -1,7 +1,9 @@
 //! The command line: `replica-conformance run` and `replica-conformance explore`.
 //!
-//! Exit codes: 0 everything passed (skips included), 1 a scenario failed or explore found a
-//! divergence, 2 a usage error (bad arguments, the real-host guard) with a precise message.
+//! Exit codes: 0 everything passed (skips included, as long as one scenario ran), 1 a scenario
+//! failed, no scenario ran, a host could not be reached or refused the credentials, or explore
+//! found a divergence; 2 a usage error (bad arguments, the real-host guard) with a precise
+//! message.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -13,9 +15,7 @@ use replica_core::faults::FaultSpec;
 
 use crate::explore::{self, ExploreOptions};
 use crate::report::{self, Progress, RunReport};
-#[cfg(feature = "sim")]
-use crate::runner::Status;
-use crate::runner::{self, RunOptions};
+use crate::runner::{self, RunOptions, Status};
 use crate::scenarios;
 use crate::target::{Target, TargetKind, TargetSpec};
 use crate::wsman::{ClientOptions, Credentials};
@@ -317,6 +317,12 @@ pub async fn run_cmd(a: RunArgs) -> Result<i32, Usage> {
         target.shutdown().await;
         return Err(u);
     }
+    if target.is_real()
+        && let Err(why) = target.check_reachable().await
+    {
+        eprintln!("error: cannot run against these hosts:\n       {why}");
+        return Ok(1);
+    }
     let target = Arc::new(target);
     let opts = Arc::new(RunOptions {
         step_timeout: timeout,
@@ -349,6 +355,20 @@ pub async fn run_cmd(a: RunArgs) -> Result<i32, Usage> {
         println!("recorded {n} scenario(s) in {}", dir.display());
     }
     let mut code = if report.ok() { 0 } else { 1 };
+    // A run that tested nothing is no pass.
+    let ran = report
+        .scenarios
+        .iter()
+        .filter(|s| s.status != Status::Skipped)
+        .count();
+    if ran == 0 {
+        eprintln!(
+            "error: no scenario ran against {}: all {} were skipped (the reasons are above)",
+            target.label,
+            report.scenarios.len()
+        );
+        code = 1;
+    }
     if let Some(p) = &a.junit
         && let Err(e) = std::fs::write(p, report::junit(&report))
     {
@@ -473,11 +493,16 @@ pub async fn explore_cmd(a: ExploreArgs) -> Result<i32, Usage> {
         }
     };
     if target.is_real() {
-        let label = target.label.clone();
-        target.shutdown().await;
-        return Err(Usage(format!(
-            "explore needs a simulator ({label} answered as real hosts): it resets the world between cases and would make random changes to real VMs; use run with round-trip scenarios there"
-        )));
+        real_host_guard(&target, &a.target)?;
+        if !faults.is_empty() {
+            return Err(Usage(
+                "--fault needs the simulator's control API; real hosts have none".into(),
+            ));
+        }
+        if let Err(why) = target.check_reachable().await {
+            eprintln!("error: cannot explore these hosts:\n       {why}");
+            return Ok(1);
+        }
     }
     let topology =
         match scenarios::find_dir(None).and_then(|d| scenarios::load_topology(&d, "default")) {
@@ -499,6 +524,21 @@ pub async fn explore_cmd(a: ExploreArgs) -> Result<i32, Usage> {
         "explore: seed {seed}, {} case(s) of up to {} step(s) against {}",
         opts.cases, opts.steps, target.label
     );
+    if target.is_real() {
+        // Random sequences on lab VMs bound, arranged and restored as `run` does.
+        let prefix = a.target.vm_prefix.clone().unwrap_or_default();
+        let progress = Progress::new(0, std::io::stderr().is_terminal());
+        let cases = explore::explore_lab(&target, &opts, &prefix, &progress).await;
+        progress.end();
+        print!("{}", explore::lab_summary(&cases, &opts));
+        let ran = cases.iter().filter(|c| c.skipped.is_none()).count();
+        let bad = cases.iter().any(|c| !c.problems.is_empty());
+        if ran == 0 {
+            eprintln!("error: no case ran: every sequence was skipped (the reasons are above)");
+        }
+        target.shutdown().await;
+        return Ok(if bad || ran == 0 { 1 } else { 0 });
+    }
     let target = Arc::new(target);
     let tty = std::io::stderr().is_terminal();
     let handle = tokio::runtime::Handle::current();

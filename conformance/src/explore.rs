@@ -382,6 +382,164 @@ pub fn explore(
     })
 }
 
+/// One case of `explore` on a lab.
+#[derive(Debug, Clone)]
+pub struct LabCase {
+    pub case: u32,
+    pub case_seed: u64,
+    pub steps: Vec<Step>,
+    /// Skipped (no lab VM fits, no way back) with the reason.
+    pub skipped: Option<String>,
+    /// Answers that differ from the model's, and VMs not restored.
+    pub problems: Vec<String>,
+}
+
+/// The sequence of case seed `seed`, as [`explore`] draws it, without waiting steps: on a lab
+/// time is real, and those steps stand for minutes.
+pub fn lab_sequence(seed: u64, max: usize) -> Vec<Step> {
+    use proptest::strategy::ValueTree as _;
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes(seed)),
+    );
+    let mut steps = sequence_strategy(max)
+        .new_tree(&mut runner)
+        .map(|t| t.current())
+        .unwrap_or_default();
+    steps.retain(|s| s.wait_ms.is_none());
+    steps
+}
+
+/// `explore` against real hosts: each random sequence is played as a scenario, so its VMs are
+/// roles bound to lab VMs under the prefix, arranged, and restored (the model's way back)
+/// exactly as `run` does; a case whose sequence has no way back is skipped. Every answer is
+/// compared with the model's prediction (ReturnValue, job end, ErrorCode, or a fault). No
+/// shrinking: each attempt would change lab VMs again; the case seed replays the sequence.
+pub async fn explore_lab(
+    target: &Target,
+    opts: &ExploreOptions,
+    vm_prefix: &str,
+    progress: &Progress,
+) -> Vec<LabCase> {
+    let mut out = Vec::new();
+    let mut seed = opts.seed;
+    let ropts = crate::runner::RunOptions {
+        step_timeout: opts.step_timeout,
+        record: None,
+        vm_prefix: Some(vm_prefix.to_string()),
+        jobs: 1,
+    };
+    for k in 0..opts.cases {
+        let steps = lab_sequence(seed, opts.steps);
+        let name = format!("explore-case-{seed}");
+        progress.line(&format!(
+            "explore: case {}/{} (seed {seed})",
+            k + 1,
+            opts.cases
+        ));
+        let scenario = replica_core::scenario::Scenario {
+            name: name.clone(),
+            description: String::new(),
+            tags: Vec::new(),
+            source: String::new(),
+            topology: "default".into(),
+            profile: None,
+            sim_only: false,
+            steps: steps.clone(),
+        };
+        let loaded = crate::scenarios::Loaded {
+            path: std::path::PathBuf::new(),
+            name,
+            scenario: Ok(scenario),
+            topology: Ok(opts.topology.clone()),
+        };
+        let rep = crate::runner::run_scenario(target, &loaded, &ropts, progress).await;
+        let mut case = LabCase {
+            case: k,
+            case_seed: seed,
+            steps,
+            skipped: None,
+            problems: Vec::new(),
+        };
+        if rep.status == crate::runner::Status::Skipped {
+            case.skipped = rep.reason.clone();
+        } else {
+            for st in &rep.steps {
+                let Some(m) = &st.model else {
+                    // The runner's own steps (way back, the final check): only a failure counts.
+                    if st.status == crate::runner::Status::Failed {
+                        case.problems.extend(st.failures.iter().cloned());
+                    }
+                    continue;
+                };
+                let obs = &st.observed;
+                let diffs = match (&m.expect_fault, &obs.fault) {
+                    (Some(_), Some(_)) => Vec::new(),
+                    (Some(why), None) => vec![format!(
+                        "the lab answered, the model expects a fault ({why})"
+                    )],
+                    (None, Some(f)) => vec![format!(
+                        "the lab answered a fault ({f}), the model a ReturnValue"
+                    )],
+                    (None, None) => call_diff(&obs.call, &m.call, "lab", "model"),
+                };
+                for d in diffs {
+                    case.problems.push(format!(
+                        "step {} ({}): {d}; model: {}",
+                        st.index,
+                        st.label,
+                        provenance(m.rule.as_deref())
+                    ));
+                }
+            }
+        }
+        out.push(case);
+        seed = splitmix64(seed);
+    }
+    out
+}
+
+/// The summary of an `explore` on a lab.
+pub fn lab_summary(cases: &[LabCase], opts: &ExploreOptions) -> String {
+    let mut s = String::new();
+    let ran = cases.iter().filter(|c| c.skipped.is_none()).count();
+    let bad: Vec<&LabCase> = cases.iter().filter(|c| !c.problems.is_empty()).collect();
+    for c in cases {
+        if let Some(why) = &c.skipped {
+            s.push_str(&format!(
+                "case {} (seed {}): skipped: {why}\n",
+                c.case + 1,
+                c.case_seed
+            ));
+        }
+    }
+    for c in &bad {
+        s.push_str(&format!(
+            "case {} (seed {}): DIVERGENCE\n",
+            c.case + 1,
+            c.case_seed
+        ));
+        for (i, st) in c.steps.iter().enumerate() {
+            s.push_str(&format!("  {}. {}\n", i + 1, describe_step(st)));
+        }
+        for p in &c.problems {
+            s.push_str(&format!("  - {p}\n"));
+        }
+        s.push_str(&format!(
+            "  replay: replica-conformance explore {} --seed {} --cases 1 --steps {}\n",
+            opts.target_args, c.case_seed, opts.steps
+        ));
+    }
+    s.push_str(&format!(
+        "explore on a lab: {} case(s), {ran} ran, {} skipped, {} with a divergence or a VM not restored (seed {})\n",
+        cases.len(),
+        cases.len() - ran,
+        bad.len(),
+        opts.seed
+    ));
+    s
+}
+
 /// The human summary of a campaign.
 pub fn summary(o: &ExploreOutcome, opts: &ExploreOptions) -> String {
     match &o.failure {

@@ -5,6 +5,7 @@
 //! - [`scenarios`] + [`runner`]: `run`, the scenario files played over the wire, checked by
 //!   core's own expectation code, with the model in lockstep.
 //! - [`explore`]: random sequences (proptest), model-predicted answers, shrinking.
+//! - [`lab`]: real labs: scenario roles bound to lab VMs, arranged and restored.
 //! - [`target`]: the simulator (in-process or over HTTP), real hosts, recordings.
 //! - [`record`]: `--record DIR` and `--target replay:DIR`.
 //! - [`report`]: table, JUnit, JSON, progress.
@@ -16,6 +17,7 @@ pub mod control;
 pub mod explore;
 #[cfg(feature = "sim")]
 pub mod insim;
+pub mod lab;
 pub mod observe;
 pub mod oracle;
 pub mod record;

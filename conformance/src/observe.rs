@@ -15,6 +15,7 @@ use replica_core::{
 
 use crate::target::HostConn;
 use crate::wsman::{self, Instance};
+use replica_core::world::RecoveryPointKind;
 
 /// The `VirtualSystemType` prefix of a replica recovery point.
 pub const RECOVERY_POINT_TYPE: &str = "Microsoft:Hyper-V:Snapshot:Replica:";
@@ -38,6 +39,9 @@ pub struct HostSnapshot {
     pub rels: BTreeMap<(String, u32), Option<ReplicationState>>,
     /// VM GUID upper-case → recovery point ids, oldest first.
     pub points: BTreeMap<String, Vec<String>>,
+    /// VM GUID upper-case → the `VirtualSystemType` of its latest recovery point (a planned
+    /// failover leaves a `…:PlannedFailover` point, and what a later reverse does depends on it).
+    pub latest_point_type: BTreeMap<String, String>,
     /// Values the runner could not read (unknown enum numbers...).
     pub notes: Vec<String>,
 }
@@ -139,7 +143,7 @@ pub fn snapshot_from(
         );
         snap.rels.insert(key, state);
     }
-    let mut points: BTreeMap<String, Vec<(String, usize, String)>> = BTreeMap::new();
+    let mut points: BTreeMap<String, Vec<(String, usize, String, String)>> = BTreeMap::new();
     for (order, s) in settings.iter().enumerate() {
         let is_point = s
             .text("VirtualSystemType")
@@ -151,15 +155,19 @@ pub fn snapshot_from(
             continue;
         }
         let created = s.text("CreationTime").unwrap_or_default().to_string();
+        let kind = s.text("VirtualSystemType").unwrap_or_default().to_string();
         points
             .entry(vm.trim().to_ascii_uppercase())
             .or_default()
-            .push((created, order, id.to_string()));
+            .push((created, order, id.to_string(), kind));
     }
     for (vm, mut list) in points {
         list.sort();
+        if let Some((_, _, _, kind)) = list.last() {
+            snap.latest_point_type.insert(vm.clone(), kind.clone());
+        }
         snap.points
-            .insert(vm, list.into_iter().map(|(_, _, id)| id).collect());
+            .insert(vm, list.into_iter().map(|(_, _, id, _)| id).collect());
     }
     snap
 }
@@ -203,6 +211,13 @@ impl HostSnapshot {
             .collect();
         tests.sort_by(|a, b| a.guid.cmp(&b.guid));
         tests.first().map(|v| v.guid.clone())
+    }
+
+    /// Whether a VM's latest recovery point is the one a planned failover left.
+    pub fn latest_point_planned(&self, key: &str) -> bool {
+        self.find(key)
+            .and_then(|row| self.latest_point_type.get(&row.guid))
+            .is_some_and(|t| t == RecoveryPointKind::Planned.virtual_system_type())
     }
 
     /// The view of a VM, comparable with [`replica_core::scenario::model_view`].

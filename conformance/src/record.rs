@@ -50,8 +50,12 @@ pub struct Recording {
     pub flavor: RecordedFlavor,
     #[serde(default)]
     pub vm_prefix: Option<String>,
-    /// Host name → WS-Management URL at recording time.
+    /// Host name → WS-Management URL at recording time (on real hosts, a placeholder: see
+    /// [`Recording::scrub`]).
     pub hosts: BTreeMap<String, String>,
+    /// Real hosts: scenario role → the lab VM that played it (a replay binds the same way).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub binding: BTreeMap<String, String>,
     pub entries: Vec<Entry>,
 }
 
@@ -70,7 +74,80 @@ pub fn file_name(scenario: &str) -> String {
     format!("{safe}.json")
 }
 
+/// What a scrubbed recording says instead of a lab host's address: `https://NAME.lab.invalid/wsman`
+/// (`.invalid` can never resolve, RFC 2606).
+pub fn placeholder_url(name: &str) -> String {
+    format!("https://{}.lab.invalid/wsman", name.to_ascii_lowercase())
+}
+
 impl Recording {
+    /// Makes a real-host recording fit to send: every lab host's URL, address (`host:port`,
+    /// host alone) and computer name (`rename`: lab name → scenario host name) is replaced
+    /// everywhere (requests, answers, headers, errors) by the scenario's host name, and the
+    /// token of a `Negotiate`/`NTLM`/`Kerberos` challenge (it carries domain and host names)
+    /// is dropped. Credentials never reach a recording (requests are stored without headers).
+    /// The replacement is the same in requests and answers, so the recording still replays.
+    pub fn scrub(&mut self, rename: &BTreeMap<String, String>) {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (name, url) in &self.hosts {
+            let fake = placeholder_url(name);
+            pairs.push((url.clone(), fake.clone()));
+            if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
+                let authority = rest.split('/').next().unwrap_or_default();
+                let fake_host = format!("{}.lab.invalid", name.to_ascii_lowercase());
+                let host_only = authority
+                    .rsplit_once(':')
+                    .map_or(authority, |(h, _)| h)
+                    .to_string();
+                pairs.push((authority.to_string(), fake_host.clone()));
+                if !host_only.is_empty() {
+                    pairs.push((host_only, fake_host));
+                }
+            }
+        }
+        for (lab, scenario) in rename {
+            if !lab.is_empty() && lab != scenario {
+                pairs.push((lab.clone(), scenario.clone()));
+            }
+        }
+        // Longest first, so a URL goes before the address inside it.
+        pairs.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        pairs.dedup();
+        let fix = |t: &mut String| {
+            for (from, to) in &pairs {
+                if t.contains(from.as_str()) {
+                    *t = t.replace(from.as_str(), to);
+                }
+            }
+        };
+        fix(&mut self.target);
+        for (name, url) in self.hosts.iter_mut() {
+            *url = placeholder_url(name);
+        }
+        for e in &mut self.entries {
+            let Entry::Wire { exchange: x, .. } = e else {
+                continue;
+            };
+            fix(&mut x.endpoint);
+            fix(&mut x.request);
+            if let Some(r) = &mut x.response {
+                fix(r);
+            }
+            if let Some(r) = &mut x.error {
+                fix(r);
+            }
+            for (n, v) in &mut x.response_headers {
+                if n.eq_ignore_ascii_case("www-authenticate") {
+                    let scheme = v.split_whitespace().next().unwrap_or_default();
+                    if !scheme.eq_ignore_ascii_case("basic") {
+                        *v = scheme.to_string();
+                    }
+                }
+                fix(v);
+            }
+        }
+    }
+
     pub fn path(dir: &Path, scenario: &str) -> PathBuf {
         dir.join(file_name(scenario))
     }
@@ -458,8 +535,48 @@ mod tests {
             flavor: RecordedFlavor::Simulator,
             vm_prefix: None,
             hosts: BTreeMap::new(),
+            binding: BTreeMap::new(),
             entries,
         }
+    }
+
+    #[test]
+    fn a_lab_recording_is_scrubbed_and_still_keyed_the_same() {
+        let url = "https://hv1.corp.example:5986/wsman";
+        let mut x = exchange(req("uuid:1", url, "CommitFailover", "HV1"));
+        x.endpoint = url.into();
+        x.response =
+            Some("<f:WSManFault Machine=\"hv1.corp.example\"/><SystemName>HV1</SystemName>".into());
+        x.response_headers = vec![
+            (
+                "WWW-Authenticate".into(),
+                "Negotiate TlRMTVNTUAACAAAA".into(),
+            ),
+            ("WWW-Authenticate".into(), "Basic realm=\"WSMAN\"".into()),
+        ];
+        let mut rec = recording(vec![Entry::Wire {
+            host: "HV-PRIMARY".into(),
+            exchange: x,
+        }]);
+        rec.flavor = RecordedFlavor::Real;
+        rec.target = format!("HV-PRIMARY={url}");
+        rec.hosts.insert("HV-PRIMARY".into(), url.into());
+        let rename = BTreeMap::from([("HV1".to_string(), "HV-PRIMARY".to_string())]);
+        rec.scrub(&rename);
+        let text = serde_json::to_string(&rec).expect("json");
+        for secret in ["corp.example", "5986", "HV1", "TlRMTVNTUAACAAAA"] {
+            assert!(!text.contains(secret), "`{secret}` left in {text}");
+        }
+        let Entry::Wire { exchange: x, .. } = &rec.entries[0] else {
+            panic!("wire entry")
+        };
+        assert_eq!(x.response_headers[0].1, "Negotiate");
+        assert_eq!(x.endpoint, placeholder_url("HV-PRIMARY"));
+        // The request now reads as the replay will send it: the scenario's host name.
+        assert_eq!(
+            request_key(&x.request),
+            request_key(&req("uuid:9", "replay", "CommitFailover", "HV-PRIMARY"))
+        );
     }
 
     #[test]

@@ -371,6 +371,8 @@ mod tests {
             ms: 12,
             divergences: vec![],
             recording: None,
+            binding: Default::default(),
+            lab_hosts: Default::default(),
         };
         RunReport::new(
             "sim",

@@ -16,6 +16,7 @@ use replica_core::topology::TopologySpec;
 use serde::{Deserialize, Serialize};
 
 use crate::cimxml;
+use crate::lab;
 use crate::observe::{self, HostSnapshot, view_diff};
 use crate::oracle::{ModelRunner, ModelStep, with_profile};
 use crate::record::{Recording, ReplayLog, Sink};
@@ -94,6 +95,13 @@ pub struct ScenarioReport {
     /// Replay divergences: requests that differ from the recording.
     pub divergences: Vec<String>,
     pub recording: Option<PathBuf>,
+    /// Real hosts: scenario role → the lab VM that played it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub binding: BTreeMap<String, String>,
+    /// Real hosts: scenario host name → the lab host's computer name (not in reports: a
+    /// recording is scrubbed of it).
+    #[serde(skip)]
+    pub lab_hosts: BTreeMap<String, String>,
 }
 
 impl ScenarioReport {
@@ -107,6 +115,8 @@ impl ScenarioReport {
             ms: 0,
             divergences: Vec::new(),
             recording: None,
+            binding: BTreeMap::new(),
+            lab_hosts: BTreeMap::new(),
         }
     }
 
@@ -257,6 +267,32 @@ async fn wait_job(
     Err("the job never ended".into())
 }
 
+/// The last line of defence on real hosts: `Err(name)` when a call would name a VM (as its
+/// target or in an argument) that exists and is outside the prefix. Binding never picks such a
+/// VM; this catches what it cannot foresee (`$test` resolving to another VM's test replica).
+fn outside_prefix_guard(
+    snap: &HostSnapshot,
+    prefix: Option<&str>,
+    target_vm: Option<&str>,
+    args: &BTreeMap<String, Arg>,
+) -> Result<(), String> {
+    let prefix = prefix.unwrap_or_default();
+    let in_args = args.values().filter_map(|a| match a {
+        Arg::Ref { class, keys } if class.eq_ignore_ascii_case("Msvm_ComputerSystem") => {
+            keys.get("Name").map(String::as_str)
+        }
+        _ => None,
+    });
+    for key in target_vm.into_iter().chain(in_args) {
+        if let Some(row) = snap.find(key)
+            && !row.name.starts_with(prefix)
+        {
+            return Err(row.name.clone());
+        }
+    }
+    Ok(())
+}
+
 /// Invokes a step's call on the wire.
 async fn call_step(
     sess: &Session,
@@ -294,6 +330,15 @@ async fn call_step(
     };
     let call = step_call(step, method, &snap, None);
     let (target_vm, args) = (call.target_vm, call.args);
+    if sess.flavor == Flavor::Real {
+        outside_prefix_guard(&snap, sess.vm_prefix.as_deref(), target_vm.as_deref(), &args)
+            .map_err(|vm| {
+                CallError::Other(format!(
+                    "refused to call {method} on {host}: it would touch `{vm}`, outside --vm-prefix `{}`",
+                    sess.vm_prefix.as_deref().unwrap_or_default()
+                ))
+            })?;
+    }
     let sig = methods::signature(class, method);
     let method_name = sig.map_or(method, |s| s.name);
     let (resource_uri, selectors) = match class {
@@ -478,62 +523,55 @@ fn base_vms(sc: &Scenario, spec: &TopologySpec, seed: u64) -> BTreeSet<String> {
         .collect()
 }
 
-/// Why a scenario cannot run on real hosts, checked before anything is sent.
-pub fn real_host_skip(
-    sc: &Scenario,
-    spec: &TopologySpec,
-    vm_prefix: Option<&str>,
-    seed: u64,
-) -> Option<String> {
+/// Why a scenario cannot run on real hosts, checked before anything is sent (see
+/// [`real_host_plan`]).
+pub fn real_host_skip(sc: &Scenario, spec: &TopologySpec, seed: u64) -> Option<String> {
+    real_host_plan(sc, spec, seed).err()
+}
+
+/// What a scenario needs to run on real hosts: VM names are roles (bound to lab VMs by
+/// [`crate::lab::bind`]), so only what no lab can give is refused here: the control API. A
+/// scenario that does not end where it started on the model is played with the way back the
+/// model finds ([`crate::lab::way_back`], user calls only); `Err` when there is none.
+pub fn real_host_plan(sc: &Scenario, spec: &TopologySpec, seed: u64) -> Result<Vec<Step>, String> {
     if sc.sim_only {
-        return Some("sim_only: needs the simulator's control API (faults, profiles)".into());
+        return Err("sim_only: needs the simulator's control API (faults, profiles)".into());
     }
     if let Some(p) = &sc.profile {
-        return Some(format!(
+        return Err(format!(
             "needs behaviour profile `{p}`, which only a simulator can select"
         ));
     }
     if sc.steps.iter().any(|s| s.fault.is_some()) {
-        return Some("adds a fault rule, which needs the simulator's control API".into());
+        return Err("adds a fault rule, which needs the simulator's control API".into());
     }
-    let prefix = vm_prefix.unwrap_or_default();
-    for (_, vm) in named_vms(sc) {
-        if !vm.starts_with(prefix) {
-            return Some(format!(
-                "VM `{vm}` does not start with --vm-prefix `{prefix}`: the runner only touches VMs it was allowed to"
-            ));
-        }
-    }
-    // A real-host scenario must be a round trip: on the model, it leaves every VM it names in
-    // the mode, states and power in which it found them.
-    let mut m = match ModelRunner::from_spec(spec, seed, 0) {
-        Ok(m) => m,
-        Err(e) => return Some(format!("the topology does not build on the model: {e}")),
-    };
-    let base = base_vms(sc, spec, seed);
+    let start = ModelRunner::from_spec(spec, seed, 0)
+        .map_err(|e| format!("the topology does not build on the model: {e}"))?;
+    let mut m = start.clone();
+    let roles: Vec<String> = base_vms(sc, spec, seed).into_iter().collect();
     let hosts = m.host_names();
-    let before: Vec<(String, String, VmView)> = hosts
-        .iter()
-        .flat_map(|h| base.iter().map(move |v| (h.clone(), v.clone())))
-        .map(|(h, v)| {
-            let view = m.view(&h, &v);
-            (h, v, view)
-        })
-        .collect();
     for s in &sc.steps {
         m.step(s);
     }
-    for (h, v, was) in before {
-        let now = m.view(&h, &v);
-        let d = view_diff(&now, &was, false);
-        if !d.is_empty() {
-            return Some(format!(
-                "not a round trip: on the model it leaves {v} on {h} with {}",
-                d.join(", ")
-            ));
+    let mut left = Vec::new();
+    for h in &hosts {
+        for v in &roles {
+            let d = view_diff(&m.view(h, v), &start.view(h, v), false);
+            if !d.is_empty() {
+                left.push(format!("{v} on {h} with {}", d.join(", ")));
+            }
         }
     }
-    None
+    if left.is_empty() {
+        return Ok(Vec::new());
+    }
+    crate::lab::way_back(&m, &start, &roles, &hosts).ok_or_else(|| {
+        format!(
+            "not a round trip, and the model finds no way back in {} user calls: it leaves {}",
+            crate::lab::WAY_BACK_MAX_CALLS,
+            left.join("; ")
+        )
+    })
 }
 
 fn ms_since(t: Instant) -> u64 {
@@ -583,15 +621,25 @@ pub async fn run_scenario(
     if let (Some(dir), Some(sink)) = (&opts.record, &sink)
         && report.status != Status::Skipped
     {
-        let rec = Recording {
+        let mut rec = Recording {
             format: crate::record::FORMAT,
             scenario: sc.name.clone(),
             target: target.label.clone(),
             flavor: sess.flavor.into(),
             vm_prefix: sess.vm_prefix.clone(),
             hosts: target.hosts.clone(),
+            binding: report.binding.clone(),
             entries: sink.take(),
         };
+        if sess.flavor == Flavor::Real {
+            // Lab computer names → the scenario's host names.
+            let rename = report
+                .lab_hosts
+                .iter()
+                .map(|(h, n)| (n.clone(), h.clone()))
+                .collect();
+            rec.scrub(&rename);
+        }
         match rec.write(dir) {
             Ok(p) => report.recording = Some(p),
             Err(e) => {
@@ -631,41 +679,44 @@ async fn play(
         ));
     }
     let real = sess.flavor == Flavor::Real;
-    if real && let Some(why) = real_host_skip(sc, topo, sess.vm_prefix.as_deref(), seed) {
-        return report.skipped(why);
-    }
+    let way_back = if real {
+        match real_host_plan(sc, topo, seed) {
+            Ok(p) => p,
+            Err(why) => return report.skipped(why),
+        }
+    } else {
+        Vec::new()
+    };
     if sess.flavor == Flavor::Simulator
         && let Err(e) = sess.prepare(topo, None, seed).await
     {
         return report.failed(format!("preparing a fresh world: {e:#}"));
     }
-    let base = base_vms(sc, topo, seed);
-    let mut before: BTreeMap<String, HostSnapshot> = BTreeMap::new();
-    if real {
-        for (h, conn) in &sess.hosts {
-            match observe::snapshot(conn).await {
-                Ok(s) => {
-                    before.insert(h.clone(), s);
-                }
-                Err(e) => return report.failed(format!("observing {h}: {e}")),
-            }
+    // On real hosts the scenario's VM names are roles: bind them to lab VMs, arrange those
+    // that need it, and play the scenario with the lab's names.
+    let mut ctx = StepCtx::default();
+    let (lab_sc, lab) = if real {
+        match bind_lab(sess, sc, topo, seed, opts, &mut ctx).await {
+            Ok(x) => x,
+            Err(LabSetup::Skip(why)) => return report.skipped(why),
+            Err(LabSetup::Fail(why)) => return report.failed(why),
         }
-        for s in &sc.steps {
-            if let Some(vm) = s.vm.as_deref().filter(|v| base.contains(*v))
-                && before
-                    .get(&s.host)
-                    .is_some_and(|snap| snap.find(vm).is_none())
-            {
-                return report.skipped(format!("precondition: VM `{vm}` not found on {}", s.host));
-            }
+    } else {
+        (sc.clone(), None)
+    };
+    if let Some(l) = &lab {
+        report.binding = l.binding.vms.clone();
+        report.lab_hosts = l.binding.host_names.clone();
+        if !l.done.is_empty() {
+            let arranged: Vec<String> = l.done.iter().map(|a| a.describe(false)).collect();
+            report.reason = Some(arranged.join("; "));
         }
     }
     let mut model = ModelRunner::from_spec(topo, seed, 0).ok();
-    let mut ctx = StepCtx::default();
     let total = sc.steps.len();
     let mut stop: Option<String> = None;
-    for (i, step) in sc.steps.iter().enumerate() {
-        let label = step_label(step);
+    for (i, (step, lab_step)) in sc.steps.iter().zip(&lab_sc.steps).enumerate() {
+        let label = step_label(lab_step);
         if let Some(why) = &stop {
             report.steps.push(StepReport {
                 index: i + 1,
@@ -679,11 +730,12 @@ async fn play(
             continue;
         }
         progress.step(&sc.name, i + 1, total, &label);
+        // The model plays the scenario's own names; the target the lab's.
         let predicted = model.as_mut().map(|m| m.step(step));
         let t = Instant::now();
         let (observed, failures) = match tokio::time::timeout(
             opts.step_timeout,
-            exec_step(sess, &mut ctx, step, predicted.as_ref()),
+            exec_step(sess, &mut ctx, lab_step, predicted.as_ref()),
         )
         .await
         {
@@ -724,26 +776,59 @@ async fn play(
             model: predicted,
         });
     }
-    if real && stop.is_none() {
-        let t = Instant::now();
-        let mut failures = Vec::new();
-        for (h, conn) in &sess.hosts {
-            let Some(was) = before.get(h) else { continue };
-            match observe::snapshot(conn).await {
-                Ok(now) => {
-                    for vm in &base {
-                        let d = view_diff(&now.view(vm), &was.view(vm), false);
-                        if !d.is_empty() {
-                            failures.push(format!(
-                                "{vm} on {h} was not left as found: {}",
-                                d.join(", ")
-                            ));
-                        }
+    if let Some(mut lab) = lab {
+        // The scenario leaves its VMs elsewhere: the way back the model found, as user calls
+        // on the lab's names, each checked. A failure stops it (the check below says what
+        // was not restored).
+        let back = Scenario {
+            steps: way_back,
+            ..sc.clone()
+        };
+        let back = lab.binding.apply(&back, &lab.prefix);
+        // A refused call stops the way back; whether the lab is back is then decided by the
+        // check below, not by the model's path (the lab may have got there its own way, e.g.
+        // a reverse that resumed replication where the model waits for StartReplication).
+        let mut lost = false;
+        for (k, step) in back.steps.iter().enumerate() {
+            let t = Instant::now();
+            let label = format!("way back: {}", step_label(step));
+            let failures = if lost {
+                vec!["not run: an earlier call of the way back was refused".to_string()]
+            } else {
+                match check_call(sess, &mut ctx, step, opts, &label).await {
+                    Ok(()) => Vec::new(),
+                    Err(e) => {
+                        lost = true;
+                        vec![e]
                     }
                 }
-                Err(e) => failures.push(format!("observing {h}: {e}")),
-            }
+            };
+            report.steps.push(StepReport {
+                index: total + 1 + k,
+                label,
+                status: if failures.is_empty() {
+                    Status::Passed
+                } else {
+                    Status::Skipped
+                },
+                failures,
+                ms: ms_since(t),
+                observed: StepObservation::default(),
+                model: None,
+            });
         }
+        let total = total + back.steps.len();
+        let t = Instant::now();
+        // The scenario is a round trip: its VMs are back in the state it started from.
+        let mut failures = if stop.is_none() {
+            lab.left_as_started(sess).await
+        } else {
+            Vec::new()
+        };
+        // Whatever happened, arranged VMs are put back and every VM is checked against how
+        // it was found, those outside the prefix included.
+        failures.extend(lab.restore(sess, opts).await);
+        sess.ledger.release(&lab.binding);
         if !failures.is_empty() {
             report.status = Status::Failed;
         }
@@ -762,6 +847,250 @@ async fn play(
         });
     }
     report
+}
+
+/// Why a scenario does not start on a lab.
+enum LabSetup {
+    Skip(String),
+    Fail(String),
+}
+
+/// A scenario's hold on a lab: how every host was found, the binding, and how the hosts were
+/// once arranged (the state the scenario starts from).
+struct LabRun {
+    found: BTreeMap<String, HostSnapshot>,
+    started: BTreeMap<String, HostSnapshot>,
+    binding: lab::Binding,
+    /// Arrangements made (undone in reverse).
+    done: Vec<lab::Arrangement>,
+    prefix: String,
+}
+
+async fn snapshot_all(sess: &Session) -> Result<BTreeMap<String, HostSnapshot>, String> {
+    let mut out = BTreeMap::new();
+    for (h, conn) in &sess.hosts {
+        let s = observe::snapshot(conn)
+            .await
+            .map_err(|e| format!("observing {h}: {e}"))?;
+        out.insert(h.clone(), s);
+    }
+    Ok(out)
+}
+
+/// Makes one arrangement (or its undo) with the calls a user would make; `Err` says why not.
+async fn arrange_step(
+    sess: &Session,
+    ctx: &mut StepCtx,
+    a: &lab::Arrangement,
+    undo: bool,
+    opts: &RunOptions,
+) -> Result<(), String> {
+    check_call(sess, ctx, &a.step(undo), opts, &a.describe(undo)).await
+}
+
+/// Makes a call the runner needs to succeed (arranging, restoring): `Err` says why it did not.
+async fn check_call(
+    sess: &Session,
+    ctx: &mut StepCtx,
+    step: &Step,
+    opts: &RunOptions,
+    what: &str,
+) -> Result<(), String> {
+    let (obs, failures) = tokio::time::timeout(opts.step_timeout, exec_step(sess, ctx, step, None))
+        .await
+        .map_err(|_| {
+            format!(
+                "{what}: timed out after {} s",
+                opts.step_timeout.as_secs_f64()
+            )
+        })?;
+    if let Some(f) = failures.first() {
+        return Err(format!("{what}: {f}"));
+    }
+    match obs.call {
+        Some(c) if c.code == 0 => Ok(()),
+        Some(c) if c.code == 4096 && c.job_state == Some(JobState::Completed) => Ok(()),
+        Some(c) => Err(format!(
+            "{what}: ReturnValue {}{}",
+            c.code,
+            c.job_state
+                .map(|j| format!(", job ended {j}"))
+                .unwrap_or_default()
+        )),
+        None => Err(format!("{what}: no answer")),
+    }
+}
+
+async fn bind_lab(
+    sess: &Session,
+    sc: &Scenario,
+    topo: &TopologySpec,
+    seed: u64,
+    opts: &RunOptions,
+    ctx: &mut StepCtx,
+) -> Result<(Scenario, Option<LabRun>), LabSetup> {
+    let prefix = sess.vm_prefix.clone().unwrap_or_default();
+    let found = snapshot_all(sess).await.map_err(LabSetup::Fail)?;
+    let model = ModelRunner::from_spec(topo, seed, 0)
+        .map_err(|e| LabSetup::Fail(format!("the topology does not build on the model: {e}")))?;
+    let model_hosts = model.host_names();
+    let hosts: Vec<String> = sess
+        .hosts
+        .keys()
+        .filter(|h| model_hosts.iter().any(|m| m.eq_ignore_ascii_case(h)))
+        .cloned()
+        .collect();
+    let roles = lab::roles(sc, &model, &hosts);
+    // A replay binds as the recorded run did (other scenarios of that run moved the ledger).
+    let recorded = sess
+        .replay
+        .as_ref()
+        .map(|l| l.recording.binding.clone())
+        .filter(|b| !b.is_empty());
+    let mut binding = lab::bind(
+        &roles,
+        &found,
+        &prefix,
+        &sess.ledger.taken(),
+        &sess.ledger.uses(),
+        &recorded.unwrap_or_default(),
+    )
+    .map_err(LabSetup::Skip)?;
+    if !sess.ledger.claim(&binding) {
+        return Err(LabSetup::Skip(
+            "its lab VMs were bound to another scenario meanwhile".into(),
+        ));
+    }
+    for h in &hosts {
+        let sel = sess
+            .service_selectors(h, "Msvm_ReplicationService")
+            .await
+            .map_err(|e| LabSetup::Fail(format!("finding the replication service on {h}: {e}")))?;
+        if let Some(name) = sel.get("SystemName") {
+            binding.host_names.insert(h.clone(), name.to_string());
+        }
+    }
+    let lab_sc = binding.apply(sc, &prefix);
+    // A name the scenario needs absent (it is no role) must be absent on the lab too.
+    let bound: BTreeSet<String> = binding.vms.values().cloned().collect();
+    for name in lab::named_vms(&lab_sc) {
+        let test_of_bound = name
+            .strip_suffix(" - Test")
+            .is_some_and(|b| bound.contains(b));
+        if bound.contains(&name) || test_of_bound {
+            continue;
+        }
+        if let Some((h, _)) = found.iter().find(|(_, s)| s.find(&name).is_some()) {
+            sess.ledger.release(&binding);
+            return Err(LabSetup::Skip(format!(
+                "the scenario needs no VM `{name}`, and {h} has one"
+            )));
+        }
+    }
+    let mut run = LabRun {
+        found,
+        started: BTreeMap::new(),
+        binding,
+        done: Vec::new(),
+        prefix,
+    };
+    let plan = run.binding.arrange.clone();
+    for a in &plan {
+        if let Err(e) = arrange_step(sess, ctx, a, false, opts).await {
+            let mut why = format!("could not arrange the lab: {e}");
+            for f in run.restore(sess, opts).await {
+                why.push_str("; ");
+                why.push_str(&f);
+            }
+            sess.ledger.release(&run.binding);
+            return Err(LabSetup::Skip(why));
+        }
+        run.done.push(a.clone());
+    }
+    run.started = match snapshot_all(sess).await {
+        Ok(s) => s,
+        Err(e) => {
+            let mut why = e;
+            for f in run.restore(sess, opts).await {
+                why.push_str("; ");
+                why.push_str(&f);
+            }
+            sess.ledger.release(&run.binding);
+            return Err(LabSetup::Fail(why));
+        }
+    };
+    ctx.fresh.clear();
+    Ok((lab_sc, Some(run)))
+}
+
+impl LabRun {
+    /// Differences between the scenario's start and now, for its bound VMs.
+    async fn left_as_started(&self, sess: &Session) -> Vec<String> {
+        let mut failures = Vec::new();
+        let now = match snapshot_all(sess).await {
+            Ok(n) => n,
+            Err(e) => return vec![e],
+        };
+        for (h, was) in &self.started {
+            let Some(now) = now.get(h) else { continue };
+            for vm in self.binding.vms.values() {
+                let d = view_diff(&now.view(vm), &was.view(vm), false);
+                if !d.is_empty() {
+                    failures.push(format!(
+                        "{vm} on {h} is not back in the state the scenario started from: {}",
+                        d.join(", ")
+                    ));
+                }
+            }
+        }
+        failures
+    }
+
+    /// Undoes the arrangements in reverse, then checks every VM (bound, other lab VMs, and
+    /// those outside the prefix) against how it was found. Each failure says which VM could
+    /// not be restored and why.
+    async fn restore(&mut self, sess: &Session, opts: &RunOptions) -> Vec<String> {
+        let mut failures = Vec::new();
+        let mut ctx = StepCtx::default();
+        while let Some(a) = self.done.pop() {
+            if let Err(e) = arrange_step(sess, &mut ctx, &a, true, opts).await {
+                failures.push(format!("NOT RESTORED: {} on {}: {e}", a.vm, a.host));
+            }
+        }
+        let now = match snapshot_all(sess).await {
+            Ok(n) => n,
+            Err(e) => {
+                failures.push(format!("could not check the lab was left as found: {e}"));
+                return failures;
+            }
+        };
+        for (h, was) in &self.found {
+            let Some(now) = now.get(h) else { continue };
+            // A VM the scenario made (a test VM) and did not remove.
+            for row in now.vms.iter().filter(|r| was.find(&r.guid).is_none()) {
+                failures.push(format!(
+                    "LEFT BEHIND: {} on {h} did not exist before the scenario",
+                    row.name
+                ));
+            }
+            for row in &was.vms {
+                let d = view_diff(&now.view(&row.guid), &was.view(&row.guid), false);
+                if !d.is_empty() {
+                    let outside = if row.name.starts_with(&self.prefix) {
+                        ""
+                    } else {
+                        " (outside --vm-prefix!)"
+                    };
+                    failures.push(format!(
+                        "NOT LEFT AS FOUND: {} on {h}{outside}: {}",
+                        row.name,
+                        d.join(", ")
+                    ));
+                }
+            }
+        }
+        failures
+    }
 }
 
 /// Runs every scenario, `opts.jobs` at a time on a simulator, in order otherwise. Reports come
@@ -888,14 +1217,24 @@ pub fn difference_report(
                 "recording",
                 "simulator",
             );
+            // A lab recording names lab VMs: the simulator's VM is the role it played. Its
+            // recovery points and failed-over types are lab history, not compared.
+            let lab = !rec.binding.is_empty();
+            let lab_name = |role: &str| match rec.binding.get(role) {
+                Some(v) => v.clone(),
+                None => role
+                    .strip_suffix(" - Test")
+                    .and_then(|r| rec.binding.get(r))
+                    .map_or_else(|| role.to_string(), |v| format!("{v} - Test")),
+            };
             for rv in &rs.observed.vms {
                 if let Some(sv) = ss
                     .observed
                     .vms
                     .iter()
-                    .find(|v| v.host == rv.host && v.vm == rv.vm)
+                    .find(|v| v.host == rv.host && lab_name(&v.vm) == rv.vm)
                 {
-                    for d in view_diff(&rv.view, &sv.view, true) {
+                    for d in view_diff(&rv.view, &sv.view, !lab) {
                         diffs.push(
                             format!("{} on {}: recording {d}", rv.vm, rv.host)
                                 .replace("(expected", "(simulator"),
@@ -989,7 +1328,7 @@ mod tests {
     fn real_hosts_get_round_trips_only() {
         let topo = default_topology().expect("topology");
         let sim_only = scenario("name = \"x\"\nsim_only = true\n");
-        assert!(real_host_skip(&sim_only, &topo, None, 0).is_some_and(|r| r.contains("sim_only")));
+        assert!(real_host_skip(&sim_only, &topo, 0).is_some_and(|r| r.contains("sim_only")));
         let trip = scenario(
             r#"name = "t"
 [[step]]
@@ -1002,11 +1341,8 @@ host = "HV-REPLICA"
 vm = "$test"
 "#,
         );
-        assert_eq!(real_host_skip(&trip, &topo, Some("web-"), 0), None);
-        assert!(
-            real_host_skip(&trip, &topo, Some("lab-"), 0)
-                .is_some_and(|r| r.contains("--vm-prefix `lab-`"))
-        );
+        assert_eq!(real_host_skip(&trip, &topo, 0), None);
+        // A one-way scenario runs with the way back the model finds.
         let one_way = scenario(
             r#"name = "o"
 [[step]]
@@ -1015,9 +1351,22 @@ host = "HV-REPLICA"
 vm = "web-01"
 "#,
         );
-        let why = real_host_skip(&one_way, &topo, Some(""), 0).expect("not a round trip");
+        let back = real_host_plan(&one_way, &topo, 0).expect("a way back");
+        let calls: Vec<&str> = back.iter().filter_map(|s| s.call.as_deref()).collect();
+        assert_eq!(calls, vec!["RevertFailover"]);
+        // Enabling replication has none (the model cannot remove a replica VM).
+        let enable = scenario(
+            r#"name = "e"
+[[step]]
+call = "CreateReplicationRelationship"
+host = "HV-PRIMARY"
+vm = "build-01"
+args = { ReplicationSettingData = { RecoveryConnectionPoint = "HV-REPLICA" } }
+"#,
+        );
+        let why = real_host_skip(&enable, &topo, 0).expect("no way back");
         assert!(
-            why.contains("not a round trip") && why.contains("web-01"),
+            why.contains("not a round trip") && why.contains("build-01"),
             "{why}"
         );
     }

@@ -138,6 +138,8 @@ pub struct Target {
     pub world_seed: u64,
     http: reqwest::Client,
     counter: AtomicU64,
+    /// Lab VMs bound to scenarios (real hosts).
+    pub ledger: Arc<crate::lab::Ledger>,
     #[cfg(feature = "sim")]
     sim: Mutex<Option<replica_sim::SimHandle>>,
 }
@@ -183,6 +185,8 @@ pub struct Session {
     pub replay: Option<Arc<ReplayLog>>,
     /// `--vm-prefix` for real hosts (from the recording for a replay).
     pub vm_prefix: Option<String>,
+    /// The target's lab VM ledger (real hosts).
+    pub ledger: Arc<crate::lab::Ledger>,
     services: Mutex<HashMap<(String, String), SelectorSet>>,
 }
 
@@ -205,6 +209,7 @@ impl Target {
             world_seed,
             http,
             counter: AtomicU64::new(0),
+            ledger: Arc::default(),
             #[cfg(feature = "sim")]
             sim: Mutex::new(None),
         };
@@ -253,6 +258,37 @@ impl Target {
             }
         }
         Ok(t)
+    }
+
+    /// Real hosts: every host answers an authenticated Identify and lets these credentials
+    /// read `root/virtualization/v2` (the query the runner makes first in every scenario).
+    /// `Err` names each host that does not, with why, so that a run never "passes" on hosts it
+    /// could not reach.
+    pub async fn check_reachable(&self) -> Result<(), String> {
+        let mut bad = Vec::new();
+        for (name, url) in &self.hosts {
+            let why = match self.client(url, name, None) {
+                Err(e) => Some(format!("{e:#}")),
+                Ok(c) => match c.identify().await {
+                    Err(e) => Some(host_error(&e, &self.creds.user)),
+                    Ok(_) => match c.query("SELECT * FROM Msvm_ReplicationService").await {
+                        Err(e) => Some(format!(
+                            "Identify answered, but reading root/virtualization/v2 failed: {}",
+                            host_error(&e, &self.creds.user)
+                        )),
+                        Ok(_) => None,
+                    },
+                },
+            };
+            if let Some(why) = why {
+                bad.push(format!("host {name} ({url}): {why}"));
+            }
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad.join("\n       "))
+        }
     }
 
     pub fn flavor(&self) -> Option<Flavor> {
@@ -339,6 +375,7 @@ impl Target {
             sink,
             replay: None,
             vm_prefix,
+            ledger: self.ledger.clone(),
             services: Mutex::new(HashMap::new()),
         })
     }
@@ -372,6 +409,7 @@ impl Target {
             sink: None,
             vm_prefix: rec.vm_prefix.clone(),
             replay: Some(log),
+            ledger: self.ledger.clone(),
             services: Mutex::new(HashMap::new()),
         }
     }
@@ -541,6 +579,24 @@ impl Session {
             let _ = c.delete_world().await;
         }
         self.replay.as_ref().map(|l| l.finish()).unwrap_or_default()
+    }
+}
+
+/// Why a host could not be used, in words a lab owner can act on.
+fn host_error(e: &WsmanError, user: &str) -> String {
+    match e {
+        WsmanError::Unauthorized { www_authenticate } => format!(
+            "the credentials of user `{user}` were refused (HTTP 401; the host offers {})",
+            if www_authenticate.is_empty() {
+                "no scheme".to_string()
+            } else {
+                www_authenticate.join(", ")
+            }
+        ),
+        WsmanError::Transport { .. } | WsmanError::Timeout { .. } => {
+            format!("unreachable: {e}")
+        }
+        other => other.to_string(),
     }
 }
 
@@ -717,7 +773,9 @@ async fn reachable(name: &str, url: &str) -> anyhow::Result<()> {
     match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => {
-            bail!("{name} at {url}: nothing answers there ({e}); is the simulator or host running?")
+            bail!(
+                "host {name} at {url} is unreachable: nothing answers there ({e}); is the simulator or host running?"
+            )
         }
         Err(_) => bail!("{name} at {url}: no answer to a connection within 10 s"),
     }

@@ -172,6 +172,19 @@ pub fn handle_parsed(
         faults: note.faults,
         micros: parse_micros + started.elapsed().as_micros() as u64,
     };
+    // One line per method call, as a Hyper-V host's VMMS event log has one per operation: an
+    // operator (or a test of a `--as-real-host` run, which has no control API) can see on the
+    // host's side which VM each call was on.
+    if entry.operation == "Invoke" {
+        tracing::debug!(
+            target: "replica_sim::calls",
+            host = %entry.host,
+            method = entry.method.as_deref().unwrap_or("-"),
+            vm = entry.vm.as_deref().unwrap_or("-"),
+            code = entry.code.unwrap_or(0),
+            "method call"
+        );
+    }
     slot.record(entry, limits.max_journal);
     Reply {
         status,

@@ -123,6 +123,11 @@ struct ServeArgs {
     /// names and defaults are in docs/security.md.
     #[arg(long = "limit", value_name = "NAME=VALUE")]
     limits: Vec<String>,
+    /// Answer as a Windows host would: no control API, no `/_replica` or `/worlds` paths
+    /// (HTTP.sys' 404 page instead), so a client's real-host path runs end to end (CI's
+    /// rehearsal of a lab run).
+    #[arg(long)]
+    as_real_host: bool,
 }
 
 /// `--listen`: an IP:PORT as is, or a NAME:PORT resolved now (an IPv4 address first, as the
@@ -291,6 +296,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?,
         limits,
         auth: replica_sim::server::AuthSchemes::parse(&args.auth).map_err(anyhow::Error::msg)?,
+        as_real_host: args.as_real_host,
         ..SimConfig::default()
     };
     config.tls = tls;

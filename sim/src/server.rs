@@ -132,6 +132,10 @@ pub struct SimConfig {
     pub tls: Option<TlsSetup>,
     /// The schemes the 401 challenge offers and the endpoint accepts.
     pub auth: AuthSchemes,
+    /// `serve --as-real-host`: answer only what a Windows host answers (no control API, no
+    /// `/_replica` or `/worlds` paths, no world header), so a client's real-host path can be
+    /// exercised end to end.
+    pub as_real_host: bool,
 }
 
 impl Default for SimConfig {
@@ -151,6 +155,7 @@ impl Default for SimConfig {
             denied_credentials: Vec::new(),
             tls: None,
             auth: AuthSchemes::default(),
+            as_real_host: false,
         }
     }
 }
@@ -174,6 +179,8 @@ pub struct App {
     ntlm_access: Vec<Access>,
     /// Whether the listeners speak HTTPS (message encryption is for plain HTTP only).
     https: bool,
+    /// See [`SimConfig::as_real_host`].
+    pub as_real_host: bool,
 }
 
 /// A running simulator. Drop or `shutdown` stops it.
@@ -282,6 +289,7 @@ impl Sim {
                 .chain(config.denied_credentials.iter().map(|_| Access::Denied))
                 .collect(),
             https: tls.is_some(),
+            as_real_host: config.as_real_host,
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut hosts = BTreeMap::new();
@@ -543,9 +551,45 @@ pub struct HostCtx {
     pub host: String,
 }
 
+/// What HTTP.sys answers for a URL no service registered (a Windows host has only WinRM's
+/// `/wsman` there): its fixed HTML page, `Server: Microsoft-HTTPAPI/2.0`.
+const HTTP_SYS_NOT_FOUND: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\">\r\n<HTML><HEAD><TITLE>Not Found</TITLE>\r\n<META HTTP-EQUIV=\"Content-Type\" Content=\"text/html; charset=us-ascii\"></HEAD>\r\n<BODY><h2>Not Found</h2>\r\n<hr><p>HTTP Error 404. The requested resource is not found.</p>\r\n</BODY></HTML>\r\n";
+
+async fn http_sys_not_found() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .header(header::CONTENT_TYPE, "text/html; charset=us-ascii")
+        .header(header::SERVER, "Microsoft-HTTPAPI/2.0")
+        .body(Body::from(HTTP_SYS_NOT_FOUND))
+        .unwrap_or_else(|_| StatusCode::NOT_FOUND.into_response())
+}
+
+/// `/wsman` on the default world only; the world header is ignored (WinRM does not know it).
+async fn wsman_real_host(
+    State(ctx): State<HostCtx>,
+    conn: Option<Extension<ConnAuth>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response<Body> {
+    let conn = conn.map(|Extension(c)| c).unwrap_or_default();
+    wsman(ctx, DEFAULT_WORLD, &conn, headers, body).await
+}
+
 fn router(app: Arc<App>, host: String) -> Router {
     let max_body = app.limits.max_body_bytes;
+    let real = app.as_real_host;
     let ctx = HostCtx { app, host };
+    if real {
+        return Router::new()
+            .route("/wsman", post(wsman_real_host))
+            .fallback(http_sys_not_found)
+            .layer(DefaultBodyLimit::max(max_body))
+            .layer(axum::middleware::from_fn_with_state(
+                ctx.clone(),
+                crate::guard::guard,
+            ))
+            .with_state(ctx);
+    }
     Router::new()
         .route("/wsman", post(wsman_default))
         .route("/worlds/{world}/wsman", post(wsman_world))

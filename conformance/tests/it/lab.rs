@@ -1,7 +1,7 @@
 //! Against a real Hyper-V lab, only when one is configured:
 //! `REPLICA_LAB_URL="HV-PRIMARY=https://hv1:5986/wsman,HV-REPLICA=https://hv2:5986/wsman"`,
-//! `REPLICA_LAB_CREDENTIALS=USER:PASS`, `REPLICA_LAB_VM_PREFIX=lab-`. Only round-trip scenarios
-//! run there (the runner skips the rest, with the reason).
+//! `REPLICA_LAB_CREDENTIALS=USER:PASS`, `REPLICA_LAB_VM_PREFIX=lab-`. Scenario roles are bound to
+//! lab VMs under the prefix; what no lab can run is skipped, with the reason.
 
 #[test]
 fn round_trip_scenarios_against_a_real_lab() {

@@ -6,6 +6,7 @@ mod auth;
 mod common;
 mod explore;
 mod lab;
+mod labsim;
 mod real;
 mod replay;
 mod run;

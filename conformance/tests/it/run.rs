@@ -114,8 +114,13 @@ fn the_real_host_guard_refuses_without_both_flags() {
         .args(["--vm-prefix", "lab-", "--allow-changes-to-real-vms"])
         .output()
         .expect("run the binary");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("explore needs a simulator"));
+    // With both flags, explore goes on to the hosts, and neither answers WS-Management.
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot explore these hosts") && stderr.contains("host HV-PRIMARY"),
+        "{stderr}"
+    );
 }
 
 /// A listener that answers every request 404 with no control API, as a host that is not

@@ -15,6 +15,7 @@ mod limits;
 mod persist;
 mod race;
 mod readme_example;
+mod real_host;
 mod soak;
 mod tls;
 mod ui;
