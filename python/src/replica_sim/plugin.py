@@ -17,6 +17,7 @@ package): the `replica_sim` fixture, its marker and options. docs/pytest.md show
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
@@ -72,15 +73,19 @@ def replica_sim_server(pytestconfig: pytest.Config) -> Iterator[Simulator]:
     sim = Simulator(topology=topology, clock=_setting(pytestconfig, "clock"),
                     seed=int(seed) if seed is not None else None,
                     args=list(pytestconfig.getini("replica_sim_args")))
-    with sim:
+    with pytest.MonkeyPatch.context() as env, sim:
+        # WinRM clients go through requests, which sends even loopback traffic to a configured
+        # HTTP(S)_PROXY unless NO_PROXY says otherwise; the simulator is always on loopback.
+        for var in ("NO_PROXY", "no_proxy"):
+            env.setenv(var, ",".join(filter(None, [os.environ.get(var, ""), "127.0.0.1", "localhost"])))
         yield sim
 
 
 def world_name(nodeid: str) -> str:
-    """A world name for a test id: readable (the file stem and the test's name), unique (a hash
-    of the whole id) and within the server's rule (1-64 of A-Z a-z 0-9 - _)."""
+    """A world name for a test id: readable (the test's name and parameters), unique (a hash
+    of the whole id, file included) and within the server's rule (1-64 of A-Z a-z 0-9 - _)."""
     path, _, name = nodeid.partition("::")
-    readable = re.sub(r"[^A-Za-z0-9_-]+", "-", f"{Path(path).stem}-{name}").strip("-")
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "-", name or Path(path).stem).strip("-")
     digest = hashlib.sha1(nodeid.encode()).hexdigest()[:8]
     return f"{readable[:55]}-{digest}"
 
