@@ -20,7 +20,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Generator, Iterator, List, Optional
 
 import pytest
 
@@ -150,7 +150,7 @@ def format_journal(entries: List[Dict[str, Any]]) -> str:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: "pytest.CallInfo[None]") -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     # Setup and call only: by the teardown report the world has been removed.

@@ -13,9 +13,8 @@ import sysconfig
 import tempfile
 import threading
 import urllib.parse
-import weakref
 from pathlib import Path
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 from .control import Control
 
@@ -108,8 +107,9 @@ class World:
 
 
 # Every simulator still running when the interpreter exits is stopped: a forgotten `stop()` or
-# an interrupted session must not leave a server behind.
-_running: "weakref.WeakSet[Simulator]" = weakref.WeakSet()
+# an interrupted session must not leave a server behind. Strong references: a Simulator that is
+# dropped without stop() still gets stopped here.
+_running: "Set[Simulator]" = set()
 
 
 @atexit.register
@@ -159,7 +159,7 @@ class Simulator:
     ):
         if topology is not None and topology_toml is not None:
             raise ValueError("give topology (a file) or topology_toml (its text), not both")
-        self.credentials: Tuple[str, str] = tuple(credentials)  # type: ignore[assignment]
+        self.credentials: Tuple[str, str] = (credentials[0], credentials[1])
         self.control_token = control_token
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
@@ -187,8 +187,8 @@ class Simulator:
         if state_file is not None:
             flags += ["--state-file", os.fspath(state_file)]
         self._flags = flags + list(args)
-        self._proc: Optional[subprocess.Popen] = None
-        self._scratch: Optional[tempfile.TemporaryDirectory] = None
+        self._proc: Optional["subprocess.Popen[bytes]"] = None
+        self._scratch: Optional["tempfile.TemporaryDirectory[str]"] = None
         self.hosts: Dict[str, str] = {}
         self.fingerprint: Optional[str] = None
         self.log_path: Optional[Path] = None
@@ -228,9 +228,10 @@ class Simulator:
         """Reads the one ready line, `{"ready":true,"hosts":{NAME: URL}}`, within start_timeout."""
         proc = self._proc
         assert proc is not None and proc.stdout is not None
+        stdout = proc.stdout
         lines: "queue.Queue[bytes]" = queue.Queue()
         # A thread, not select(): reading a pipe with a deadline the same way on every OS.
-        threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
         try:
             line = lines.get(timeout=self.start_timeout)
         except queue.Empty:
@@ -260,6 +261,7 @@ class Simulator:
         """Stops the simulator (SIGTERM, then SIGKILL after stop_timeout); safe to call twice."""
         proc, self._proc = self._proc, None
         _running.discard(self)
+        self.hosts = {}  # later calls fail with "not running", not with a refused connection
         if proc is not None:
             if proc.poll() is None:
                 proc.terminate()
@@ -312,7 +314,8 @@ class Simulator:
     def world(self, name: Optional[str] = None) -> World:
         """A world by name (created from the simulator's topology on first use; None: the
         default world). Worlds are isolated: parallel tests each drive their own."""
-        self.control  # raises if not running
+        if not self.hosts:
+            raise SimulatorError("the simulator is not running: use start() or `with Simulator() as sim`")
         return World(self, name)
 
     def endpoint(self, host: str) -> Endpoint:
