@@ -114,3 +114,19 @@ def test_plain():
     assert len(s._running) == 0
 ''')
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_a_refused_marker_errors_with_the_servers_message_and_frees_the_world(pytester):
+    pytester.makepyfile('''
+import pytest
+
+@pytest.mark.replica_sim(topology_toml="[[hosts]]\\nname = 7")
+def test_bad(replica_sim):
+    pass
+
+def test_after(replica_sim, replica_sim_server):
+    assert sorted(replica_sim_server.control.worlds()) == sorted(["default", replica_sim.name])
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ControlError: POST /_replica/v1/reset: 400 *"])

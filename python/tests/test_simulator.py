@@ -164,3 +164,10 @@ def test_journal_pages_and_clock():
         assert "fault_kinds" in world.control.coverage()
         assert world.control.diagram().startswith("stateDiagram")
         assert world.control.clear_faults() == 0
+
+
+def test_a_binary_that_cannot_run(tmp_path):
+    not_executable = tmp_path / "replica-sim"
+    not_executable.write_text("")
+    with pytest.raises(SimulatorError, match="cannot run"):
+        Simulator(binary=not_executable).start()

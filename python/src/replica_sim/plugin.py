@@ -117,19 +117,22 @@ def replica_sim(request: pytest.FixtureRequest, replica_sim_server: Simulator) -
             raise pytest.UsageError("@pytest.mark.replica_sim: topology or topology_toml, not both")
         path = Path(options["topology"])
         topology_toml = (path if path.is_absolute() else Path(request.node.path).parent / path).read_text("utf-8")
-    if topology_toml is not None or options.get("seed") is not None or options.get("profile") is not None:
-        world.control.reset(topology_toml=topology_toml, seed=options.get("seed"), profile=options.get("profile"))
-    if options.get("clock") is not None:
-        world.control.set_clock(str(options["clock"]))
-    world.control.health()  # creates the world now (a new world's clock starts when it is made)
-    request.node.stash[WORLD] = world
-    yield world
     try:
-        # Worlds are capped per simulator (max_worlds, 256 by default): give this one back.
-        world.control.delete_world(world.name)
-    except ControlError as e:
-        if e.status != 404:
-            raise
+        if topology_toml is not None or options.get("seed") is not None or options.get("profile") is not None:
+            world.control.reset(topology_toml=topology_toml, seed=options.get("seed"), profile=options.get("profile"))
+        if options.get("clock") is not None:
+            world.control.set_clock(str(options["clock"]))
+        world.control.health()  # creates the world now (a new world's clock starts when it is made)
+        request.node.stash[WORLD] = world
+        yield world
+    finally:
+        try:
+            # Worlds are capped per simulator (max_worlds, 256 by default): give this one back,
+            # also when the marker's setup was refused.
+            world.control.delete_world(world.name)
+        except ControlError as e:
+            if e.status != 404:
+                raise
 
 
 def format_journal(entries: List[Dict[str, Any]]) -> str:

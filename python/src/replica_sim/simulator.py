@@ -213,9 +213,13 @@ class Simulator:
         # would block the server's logging (and with it the server) mid-session.
         self.log_path = scratch / "stderr.log"
         env = dict(os.environ, NO_COLOR="1")
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=log, env=env)
+        try:
+            with open(self.log_path, "ab") as log:
+                self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                              stderr=log, env=env)
+        except OSError as e:
+            self.stop()  # removes the scratch dir
+            raise SimulatorError(f"cannot run {command[0]}: {e}") from e
         _running.add(self)
         try:
             self._await_ready()
