@@ -1,5 +1,5 @@
 """The README's Python examples are the files CI runs: every ```python block that follows a
-`<!-- example: PATH -->` marker in README.md or docs/clients.md must equal PATH, and
+`<!-- example: PATH -->` marker in README.md, docs/clients.md or docs/pytest.md must equal PATH, and
 docs/clients.md must quote both examples."""
 
 import re
@@ -15,7 +15,7 @@ def quoted(doc):
 
 def test_quoted_examples_are_the_example_files():
     found = {}
-    for doc in (ROOT / "README.md", ROOT / "docs" / "clients.md"):
+    for doc in (ROOT / "README.md", ROOT / "docs" / "clients.md", ROOT / "docs" / "pytest.md"):
         for path, block in quoted(doc).items():
             assert block == (ROOT / path).read_text(), f"{doc.name} quotes an outdated {path}"
             found.setdefault(path, doc.name)
