@@ -361,9 +361,8 @@ fn select(
             projection,
             conditions,
         } => {
-            let known = classes::CLASSES
-                .iter()
-                .map(|(c, _)| *c)
+            let known = classes::served()
+                .map(|c| c.name)
                 .find(|c| c.eq_ignore_ascii_case(&class))
                 .ok_or_else(|| cannot(format!("Invalid class {class} in `{}`", filter.text)))?;
             note.class = Some(known.to_string());

@@ -9,6 +9,7 @@ pub mod dispatch;
 #[cfg(test)]
 mod fuzz;
 pub mod persist;
+pub mod schema;
 pub mod server;
 pub mod soak;
 pub mod state;

@@ -19,7 +19,7 @@ GET = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get"
 ENUMERATE = ENUM + "/Enumerate"
 APP01 = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01"
 SVC = V2 + "Msvm_ReplicationService"
-SVC_KEYS = [("CreationClassName", "Msvm_ReplicationService"), ("Name", "vmms"),
+SVC_KEYS = [("CreationClassName", "Msvm_ReplicationService"), ("Name", "replicasvc"),
             ("SystemCreationClassName", "Msvm_ComputerSystem"), ("SystemName", "HV-PRIMARY")]
 VM_KEYS = [("CreationClassName", "Msvm_ComputerSystem"), ("Name", APP01)]
 

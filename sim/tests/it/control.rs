@@ -342,7 +342,7 @@ impl Wsman {
             &format!("{rs}/{method}"),
             &[
                 ("CreationClassName", "Msvm_ReplicationService"),
-                ("Name", "vmms"),
+                ("Name", "replicasvc"),
                 ("SystemCreationClassName", "Msvm_ComputerSystem"),
                 ("SystemName", &self.host),
             ],
