@@ -12,11 +12,12 @@ pub const NAMESPACE: &str = "root/virtualization/v2";
 pub const CLASS_BASE: &str =
     "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/";
 
-/// The classes a client can enumerate and get, from their declarations in `schema`.
+/// The classes a client can enumerate (and get, but for associations), from their
+/// declarations in `schema`.
 pub fn served() -> impl Iterator<Item = &'static ClassDef> {
     schema::CLASSES
         .iter()
-        .filter(|c| c.served == Served::Instances)
+        .filter(|c| c.served != Served::Embedded)
 }
 
 pub fn class_uri(class: &str) -> String {
@@ -411,10 +412,7 @@ fn authorization(host: &Host) -> Vec<Instance> {
                     ("ElementName", text(&a.allowed_primary_host_system)),
                     (
                         "InstanceID",
-                        text(format!(
-                            "Microsoft:{}\\Authorization\\{}",
-                            host.name, a.allowed_primary_host_system
-                        )),
+                        text(authorization_id(&host.name, &a.allowed_primary_host_system)),
                     ),
                     ("ReplicaStorageLocation", text(&a.replica_storage_location)),
                     ("TrustGroup", text(&a.trust_group)),
@@ -422,6 +420,10 @@ fn authorization(host: &Host) -> Vec<Instance> {
             )
         })
         .collect()
+}
+
+pub fn authorization_id(host: &str, allowed: &str) -> String {
+    format!("Microsoft:{host}\\Authorization\\{allowed}")
 }
 
 fn provider() -> Instance {
@@ -476,8 +478,13 @@ pub fn iter_instances<'a>(
         "Msvm_ReplicationAuthorizationSettingData" => Box::new(authorization(h).into_iter()),
         "Msvm_ReplicationProvider" => Box::new(std::iter::once(provider())),
         "Msvm_StorageAllocationSettingData" => Box::new(vms().map(disk)),
-        // Embedded-only classes (Msvm_Error, Msvm_ReplicationStatistics) have no instances.
-        _ => Box::new(std::iter::empty()),
+        other => match schema::def(other).map(|d| d.served) {
+            Some(Served::Association) => {
+                Box::new(crate::assoc::association_instances(world, host, other).into_iter())
+            }
+            // Embedded-only classes (Msvm_Error, Msvm_ReplicationStatistics) have no instances.
+            Some(Served::Embedded | Served::Instances) | None => Box::new(std::iter::empty()),
+        },
     }
 }
 
@@ -608,10 +615,12 @@ mod tests {
             }
             for host in ["HV-PRIMARY", "HV-REPLICA"] {
                 let all = instances(&w, host, class);
+                // Jobs, authorizations and some links exist only on one host of this world.
                 if !matches!(
                     *class,
                     "Msvm_ReplicationAuthorizationSettingData" | "Msvm_ConcreteJob"
-                ) {
+                ) && def.served != Served::Association
+                {
                     assert!(!all.is_empty(), "{class} on {host} has no instance");
                 }
                 for i in all {

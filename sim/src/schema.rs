@@ -61,6 +61,9 @@ pub enum Served {
     /// Only embedded in method outputs (`Msvm_Error`, `Msvm_ReplicationStatistics`), as on a
     /// real host, where these classes have no instances to enumerate.
     Embedded,
+    /// An association: enumerable (its instances are the links `assoc.rs` finds in the
+    /// world), returned by REFERENCES OF; its keys are its two references.
+    Association,
 }
 
 #[derive(Debug)]
@@ -665,6 +668,57 @@ const STORAGE_ALLOCATION_SETTING_DATA: &[Prop] = &[
     p("WriteHardeningMethod", "uint16", Int(0)),
 ];
 
+/// The association classes (DOC: each page's MOF). A `ref:Class` property is a reference to
+/// an instance of Class (or a subclass); both references are the keys.
+const SYSTEM_REPLICATION_RELATIONSHIP: &[Prop] = &[
+    p("Antecedent", "ref:Msvm_ComputerSystem", World),
+    p("Dependent", "ref:Msvm_ReplicationRelationship", World),
+];
+const ELEMENT_SETTING_DATA: &[Prop] = &[
+    p("ManagedElement", "ref:CIM_ManagedElement", World),
+    p("SettingData", "ref:CIM_SettingData", World),
+    p("IsDefault", "uint16", Int(0)),
+    p("IsCurrent", "uint16", Int(0)),
+    p("IsNext", "uint16", Int(0)),
+];
+const SETTINGS_DEFINE_STATE: &[Prop] = &[
+    p("ManagedElement", "ref:Msvm_ComputerSystem", World),
+    p("SettingData", "ref:Msvm_VirtualSystemSettingData", World),
+];
+const SNAPSHOT_OF_VIRTUAL_SYSTEM: &[Prop] = &[
+    p("Antecedent", "ref:Msvm_ComputerSystem", World),
+    p("Dependent", "ref:Msvm_VirtualSystemSettingData", World),
+];
+const AFFECTED_JOB_ELEMENT: &[Prop] = &[
+    p("AffectedElement", "ref:CIM_ManagedElement", World),
+    p("AffectingElement", "ref:Msvm_ConcreteJob", World),
+    // Inferred: 2 "Exclusive Use", since a job reserves its VM (ARCHITECTURE.md invariant).
+    p("ElementEffects", "uint16[]", Ints(&[2])),
+    p("OtherElementEffectsDescriptions", "string[]", Nil),
+];
+const REPLICA_SYSTEM_DEPENDENCY: &[Prop] = &[
+    p("Antecedent", "ref:CIM_ComputerSystem", World),
+    p("Dependent", "ref:CIM_ComputerSystem", World),
+];
+const HOSTED_SERVICE: &[Prop] = &[
+    p("Antecedent", "ref:CIM_ManagedElement", World),
+    p("Dependent", "ref:CIM_Service", World),
+];
+const SERVICE_AFFECTS_ELEMENT: &[Prop] = &[
+    p("AffectedElement", "ref:CIM_ManagedElement", World),
+    p("AffectingElement", "ref:CIM_Service", World),
+    p("ElementEffects", "uint16[]", Ints(&[5])),
+    p("OtherElementEffectsDescriptions", "string[]", Nil),
+];
+const VIRTUAL_SYSTEM_SETTING_DATA_COMPONENT: &[Prop] = &[
+    p("GroupComponent", "ref:CIM_VirtualSystemSettingData", World),
+    p(
+        "PartComponent",
+        "ref:CIM_ResourceAllocationSettingData",
+        World,
+    ),
+];
+
 const SERVICE: &[&str] = &[
     "CreationClassName",
     "Name",
@@ -678,7 +732,7 @@ const SETTING_DATA: &[&str] = &[
     "CIM_ManagedElement",
 ];
 
-pub static CLASSES: [ClassDef; 13] = [
+pub static CLASSES: [ClassDef; 22] = [
     ClassDef::new(
         "Msvm_ComputerSystem",
         &[
@@ -795,6 +849,73 @@ pub static CLASSES: [ClassDef; 13] = [
         Served::Embedded,
         REPLICATION_STATISTICS,
     ),
+    ClassDef::new(
+        "Msvm_SystemReplicationRelationship",
+        &["CIM_Dependency"],
+        &["Antecedent", "Dependent"],
+        Served::Association,
+        SYSTEM_REPLICATION_RELATIONSHIP,
+    ),
+    ClassDef::new(
+        "Msvm_ElementSettingData",
+        &["CIM_ElementSettingData"],
+        &["ManagedElement", "SettingData"],
+        Served::Association,
+        ELEMENT_SETTING_DATA,
+    ),
+    ClassDef::new(
+        "Msvm_SettingsDefineState",
+        &["CIM_SettingsDefineState"],
+        &["ManagedElement", "SettingData"],
+        Served::Association,
+        SETTINGS_DEFINE_STATE,
+    ),
+    ClassDef::new(
+        "Msvm_SnapshotOfVirtualSystem",
+        &["CIM_SnapshotOfVirtualSystem", "CIM_Dependency"],
+        &["Antecedent", "Dependent"],
+        Served::Association,
+        SNAPSHOT_OF_VIRTUAL_SYSTEM,
+    ),
+    ClassDef::new(
+        "Msvm_AffectedJobElement",
+        &["CIM_AffectedJobElement"],
+        &["AffectedElement", "AffectingElement"],
+        Served::Association,
+        AFFECTED_JOB_ELEMENT,
+    ),
+    ClassDef::new(
+        "Msvm_ReplicaSystemDependency",
+        &["CIM_Dependency"],
+        &["Antecedent", "Dependent"],
+        Served::Association,
+        REPLICA_SYSTEM_DEPENDENCY,
+    ),
+    ClassDef::new(
+        "Msvm_HostedService",
+        &[
+            "CIM_HostedService",
+            "CIM_HostedDependency",
+            "CIM_Dependency",
+        ],
+        &["Antecedent", "Dependent"],
+        Served::Association,
+        HOSTED_SERVICE,
+    ),
+    ClassDef::new(
+        "Msvm_ServiceAffectsElement",
+        &["CIM_ServiceAffectsElement"],
+        &["AffectedElement", "AffectingElement"],
+        Served::Association,
+        SERVICE_AFFECTS_ELEMENT,
+    ),
+    ClassDef::new(
+        "Msvm_VirtualSystemSettingDataComponent",
+        &["CIM_VirtualSystemSettingDataComponent", "CIM_Component"],
+        &["GroupComponent", "PartComponent"],
+        Served::Association,
+        VIRTUAL_SYSTEM_SETTING_DATA_COMPONENT,
+    ),
 ];
 
 /// The declaration of `name`, case-insensitively.
@@ -802,11 +923,11 @@ pub fn def(name: &str) -> Option<&'static ClassDef> {
     CLASSES.iter().find(|c| c.name.eq_ignore_ascii_case(name))
 }
 
-/// The served (enumerable) classes that are `name` or derive from it.
+/// The enumerable classes (instances and associations) that are `name` or derive from it.
 pub fn served_under(name: &str) -> impl Iterator<Item = &'static ClassDef> + '_ {
     CLASSES
         .iter()
-        .filter(move |c| c.served == Served::Instances && c.is_a(name))
+        .filter(move |c| c.served != Served::Embedded && c.is_a(name))
 }
 
 #[cfg(test)]
@@ -845,16 +966,27 @@ mod tests {
             let decl = std::mem::take(&mut pending);
             let decl = decl.split('=').next().unwrap_or_default();
             let mut words = decl.trim().trim_end_matches(';').split_whitespace();
-            let (Some(ty), Some(name)) = (words.next(), words.next()) else {
+            let (Some(mut ty), Some(mut name)) = (words.next(), words.next()) else {
                 panic!("bad declaration {decl}")
             };
+            // `Class REF Role`: a reference, written `ref:Class` in the declarations.
+            let reference;
+            if name == "REF" {
+                reference = format!("ref:{ty}");
+                ty = &reference;
+                name = words.next().unwrap_or_default();
+            }
             let array = name.ends_with("[]");
             let name = name.trim_end_matches("[]");
-            let ty = format!(
-                "{}{}",
-                ty.to_ascii_lowercase(),
-                if array { "[]" } else { "" }
-            );
+            let ty = if ty.starts_with("ref:") {
+                ty.to_string()
+            } else {
+                format!(
+                    "{}{}",
+                    ty.to_ascii_lowercase(),
+                    if array { "[]" } else { "" }
+                )
+            };
             if let Some((_, props)) = current.as_mut() {
                 props.insert(name.to_string(), ty);
             }
@@ -955,6 +1087,8 @@ mod tests {
                         "False".into()
                     }
                 }
+                // `ElementEffects[] = 5`: an array default written as a scalar.
+                Src::Ints([one]) if !default.starts_with('{') => one.to_string(),
                 Src::Ints(v) => format!(
                     "{{ {} }}",
                     v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
