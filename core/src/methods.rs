@@ -175,6 +175,14 @@ pub static METHODS: &[MethodSig] = &[
         inputs: &[],
         outputs: &["Error"],
     },
+    // DOC geterrorex-msvm-concretejob: `uint32 GetErrorEx([out] string Errors[])`, what
+    // real clients (os-win, the PowerShell module) call.
+    MethodSig {
+        class: WmiClass::ConcreteJob,
+        name: "GetErrorEx",
+        inputs: &[],
+        outputs: &["Errors"],
+    },
 ];
 
 pub fn signature(class: WmiClass, name: &str) -> Option<&'static MethodSig> {

@@ -4,6 +4,7 @@
 
 use crate::schema::{self, ClassDef, Served};
 use crate::wsman::Epr;
+use crate::wsman::cimxml::{self, CimValue};
 use crate::wsman::writer::{Instance, Value};
 use replica_core::world::{Host, Job, RecoveryPoint, RelIx, Relationship, Vm};
 use replica_core::{EnabledState, JobState, ReplicationMode, World};
@@ -420,6 +421,46 @@ fn authorization(host: &Host) -> Vec<Instance> {
             )
         })
         .collect()
+}
+
+/// An embedded instance (CIM-XML) of a declared class: every declared property, typed by its
+/// declaration, the world's values where the caller gives them.
+pub fn embedded(class: &'static str, computed: Vec<(&'static str, Value)>) -> String {
+    let Some(def) = schema::def(class) else {
+        return String::new();
+    };
+    let props: Vec<(String, Value)> = def.build(computed);
+    let typed: Vec<(&str, &str, CimValue)> = props
+        .iter()
+        .map(|(name, v)| {
+            let ty = def
+                .prop(name)
+                .map_or("string", |p| p.ty.trim_end_matches("[]"));
+            let cim = match v {
+                Value::Null => CimValue::Null,
+                Value::Array(items) => {
+                    CimValue::Array(items.iter().filter_map(value_text).collect())
+                }
+                other => value_text(other).map_or(CimValue::Null, CimValue::Scalar),
+            };
+            (name.as_str(), ty, cim)
+        })
+        .collect();
+    cimxml::write_instance(class, &typed)
+}
+
+/// A WMI object path (`\\HOST\root\virtualization\v2:Class.Key="v",…`), as Msvm_Error's
+/// ErrorSource names an instance (DOC msvm-error: "the path of the instance").
+pub fn object_path(host: &str, epr: &Epr) -> String {
+    let class = epr.resource_uri.rsplit('/').next().unwrap_or_default();
+    let keys = epr
+        .selectors
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("__cimnamespace"))
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!("\\\\{host}\\root\\virtualization\\v2:{class}.{keys}")
 }
 
 pub fn authorization_id(host: &str, allowed: &str) -> String {

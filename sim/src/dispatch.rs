@@ -7,7 +7,7 @@ use crate::state::{EnumContext, EnumItem, JournalEntry, Limits, WorldSlot};
 use crate::wsman::body::{
     EnumerateRequest, EnumerationMode, InvokeInput, ParamValue, PullRequest, ReleaseRequest,
 };
-use crate::wsman::cimxml::{self, CimValue, EmbeddedInstance};
+use crate::wsman::cimxml::{CimValue, EmbeddedInstance};
 use crate::wsman::fault::{Fault, FaultKind, SelectorProblem};
 use crate::wsman::writer::{self, Instance, Item, ReplyHeader, Value};
 use crate::wsman::{Request, ns, wql};
@@ -851,8 +851,8 @@ fn invoke(
         note.reason = Some("read-only credentials".into());
         return Ok(answer_code(32769, note));
     }
-    if class == WmiClass::ConcreteJob && sig.name == "GetError" {
-        return Ok(get_error(slot, host, &target, &h, resource, note));
+    if class == WmiClass::ConcreteJob && matches!(sig.name, "GetError" | "GetErrorEx") {
+        return Ok(get_error(slot, host, &target, &h, resource, sig.name, note));
     }
     let mut args = BTreeMap::new();
     for (name, kind) in sig.inputs {
@@ -936,28 +936,26 @@ fn invoke(
                     pending_bytes,
                     ..
                 } => {
-                    let last = last_replication_time
-                        .map(replica_core::time::cim_datetime)
-                        .unwrap_or_default();
-                    let s = cimxml::write_instance(
+                    let s = classes::embedded(
                         "Msvm_ReplicationStatistics",
-                        &[
-                            (
-                                "ReplicationHealth",
-                                "uint32",
-                                CimValue::Scalar(health.number().to_string()),
-                            ),
+                        vec![
+                            ("ReplicationHealth", Value::Int(health.number().into())),
                             (
                                 "ReplicationSuccessCount",
-                                "uint32",
-                                CimValue::Scalar(replication_count.to_string()),
+                                Value::Int(i64::try_from(*replication_count).unwrap_or(i64::MAX)),
                             ),
                             (
                                 "PendingReplicationSize",
-                                "uint64",
-                                CimValue::Scalar(pending_bytes.to_string()),
+                                Value::Int(i64::try_from(*pending_bytes).unwrap_or(i64::MAX)),
                             ),
-                            ("EndStatisticTime", "datetime", CimValue::Scalar(last)),
+                            (
+                                "EndStatisticTime",
+                                last_replication_time
+                                    .map_or(Value::Null, |t| Value::Datetime(t as i64)),
+                            ),
+                            ("ReplicationSize", Value::Int(0)),
+                            ("MaxReplicationSize", Value::Int(0)),
+                            ("StartStatisticTime", Value::Null),
                         ],
                     );
                     Value::Array(vec![Value::Text(s)])
@@ -974,14 +972,16 @@ fn invoke(
     ))
 }
 
-/// `Msvm_ConcreteJob.GetError`: an embedded `Msvm_Error` when the job failed, else Null
-/// (DOC geterror-msvm-concretejob).
+/// `Msvm_ConcreteJob.GetError` / `GetErrorEx`: an embedded `Msvm_Error` (GetErrorEx: an
+/// array of one) whenever the job did not end OK, else Null (DOC geterror-msvm-concretejob,
+/// geterrorex-msvm-concretejob: "If the operational status of the job is not 2 (OK)").
 fn get_error(
     slot: &mut WorldSlot,
     host: &str,
     target: &Instance,
     h: &ReplyHeader<'_>,
     resource: &str,
+    method: &'static str,
     note: &mut Note,
 ) -> String {
     note.code = Some(0);
@@ -989,34 +989,41 @@ fn get_error(
     let err = slot
         .world
         .job(host, &id)
-        .filter(|j| j.error_code != 0)
+        .filter(|j| classes::job_failed(j) || j.error_code != 0)
         .map(|j| {
-            cimxml::write_instance(
+            // The entity that failed: the job's VM when it has one, else the job itself.
+            let source = match j.change.as_ref().and_then(|c| c.vm.as_deref()) {
+                Some(vm) => classes::vm_epr(vm),
+                None => classes::job_epr(&j.id),
+            };
+            let message = if j.error_description.is_empty() {
+                format!("The operation failed: {}.", j.state.label())
+            } else {
+                j.error_description.clone()
+            };
+            classes::embedded(
                 "Msvm_Error",
-                &[
-                    ("ErrorType", "uint16", CimValue::Scalar("4".into())),
+                vec![
+                    // 4: Software Error; 5: Major; 0: Unknown (INFERRED: no capture).
+                    ("ErrorType", Value::Int(4)),
+                    ("MessageID", Value::Text(j.error_code.to_string())),
+                    ("Message", Value::Text(message)),
+                    ("MessageArguments", Value::Array(Vec::new())),
+                    ("PerceivedSeverity", Value::Int(5)),
+                    ("ProbableCause", Value::Int(0)),
                     (
-                        "Message",
-                        "string",
-                        CimValue::Scalar(j.error_description.clone()),
+                        "ErrorSource",
+                        Value::Text(classes::object_path(host, &source)),
                     ),
-                    (
-                        "MessageID",
-                        "string",
-                        CimValue::Scalar(j.error_code.to_string()),
-                    ),
-                    ("PerceivedSeverity", "uint16", CimValue::Scalar("5".into())),
-                    ("ErrorSource", "string", CimValue::Scalar(j.id.clone())),
-                    ("ErrorSourceFormat", "uint16", CimValue::Scalar("0".into())),
-                    ("CIMStatusCode", "uint32", CimValue::Scalar("1".into())),
+                    // 1: CIM_ERR_FAILED.
+                    ("CIMStatusCode", Value::Int(1)),
                 ],
             )
         });
-    writer::invoke_response(
-        h,
-        resource,
-        "GetError",
-        &[("Error", err.map_or(Value::Null, Value::Text))],
-        0,
-    )
+    let out = match (method, err) {
+        ("GetErrorEx", Some(e)) => ("Errors", Value::Array(vec![Value::Text(e)])),
+        ("GetErrorEx", None) => ("Errors", Value::Null),
+        (_, e) => ("Error", e.map_or(Value::Null, Value::Text)),
+    };
+    writer::invoke_response(h, resource, method, &[out], 0)
 }
