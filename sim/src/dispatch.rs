@@ -213,7 +213,11 @@ fn route(
     }
     // WS-Addressing requires a:MessageID on every request but Identify (whose envelope has
     // no addressing headers); WinRM refuses one without it, or with it empty (issue 16 §5).
-    if req.message_id.as_deref().is_none_or(|m| m.trim().is_empty()) {
+    if req
+        .message_id
+        .as_deref()
+        .is_none_or(|m| m.trim().is_empty())
+    {
         note.reason = Some("no a:MessageID".into());
         return Err(Fault::new(FaultKind::InvalidMessageInformationHeader)
             .with_message("The request has no a:MessageID header, or an empty one."));
