@@ -219,3 +219,23 @@ def test_get_error_ex_after_a_failing_job(replica):
     assert got["MessageID"] == "32779" and got["Message"] == "injected"
     assert got["ErrorSource"].endswith(f'Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="{WEB01}"')
     assert got["ErrorSourceFormat"] == "0"
+
+
+@pytest.mark.parametrize("client", ["pypsrp", "pywinrm"])
+def test_both_clients_walk_associators_with_complete_instances(sim, client):
+    """The same walk through wmi.py's two client wrappers (pypsrp and pywinrm, Basic auth):
+    WQL ASSOCIATORS OF from a VM to its active settings and its relationship, each instance
+    carrying every property libvirt requires of its class."""
+    from wmi import PypsrpHost, PywinrmHost
+    host = (PypsrpHost if client == "pypsrp" else PywinrmHost)(sim.replica)
+    vm = f"Msvm_ComputerSystem.CreationClassName='Msvm_ComputerSystem',Name='{WEB01}'"
+    required = libvirt_required()
+    settings = host.query(f"ASSOCIATORS OF {{{vm}}} WHERE AssocClass = Msvm_SettingsDefineState "
+                          f"ResultClass = Msvm_VirtualSystemSettingData")
+    assert [s["VirtualSystemType"] for s in settings] == ["Microsoft:Hyper-V:System:Realized"]
+    assert not [p for p in required["Msvm_VirtualSystemSettingData"] if p not in settings[0]]
+    systems = host.query(f"ASSOCIATORS OF {{{vm}}} WHERE ResultClass = CIM_ComputerSystem")
+    assert systems == []  # web-01 has no test replica: nothing links it to another system
+    vms = host.query("SELECT * FROM CIM_ComputerSystem WHERE ReplicationMode = 2")
+    assert {v["ElementName"] for v in vms} == {"app-01", "web-01", "db-01"}
+    assert all(not [p for p in required["Msvm_ComputerSystem"] if p not in v] for v in vms)
