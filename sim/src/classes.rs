@@ -560,9 +560,8 @@ pub fn find(
                 None => h.name.eq_ignore_ascii_case(name).then(|| host_system(h)),
             }
         }
-        _ => instances(world, host, class)
-            .into_iter()
-            .find(|i| matches_selectors(i, selectors)),
+        // Lazily: the scan stops at the match instead of rendering every instance first.
+        _ => iter_instances(world, host, class).find(|i| matches_selectors(i, selectors)),
     };
     found.filter(|i| matches_selectors(i, selectors))
 }
