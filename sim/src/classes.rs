@@ -560,6 +560,19 @@ pub fn find(
                 None => h.name.eq_ignore_ascii_case(name).then(|| host_system(h)),
             }
         }
+        // Association traversals resolve settings by id: compare ids, render only the match.
+        "Msvm_VirtualSystemSettingData" => {
+            let id = sel("InstanceID")?;
+            h.vms.values().find_map(|v| {
+                if realized_settings_id(&v.id).eq_ignore_ascii_case(id) {
+                    return Some(realized_settings(v));
+                }
+                v.recovery_points
+                    .iter()
+                    .find(|rp| rp.id.eq_ignore_ascii_case(id))
+                    .map(|rp| recovery_point(v, rp))
+            })
+        }
         // Lazily: the scan stops at the match instead of rendering every instance first.
         _ => iter_instances(world, host, class).find(|i| matches_selectors(i, selectors)),
     };
