@@ -363,6 +363,21 @@ fn check_source(
     let known = classes::served()
         .find(|d| d.name.eq_ignore_ascii_case(class))
         .ok_or_else(unknown)?;
+    // A path names an instance by all of its keys and nothing else (WMI refuses a partial
+    // path), so a partial one is no source rather than a silently empty traversal.
+    let named: Vec<&String> = keys
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| !k.eq_ignore_ascii_case("__cimnamespace"))
+        .collect();
+    let exact = named.len() == known.keys.len()
+        && known
+            .keys
+            .iter()
+            .all(|k| named.iter().any(|n| n.eq_ignore_ascii_case(k)));
+    if !exact {
+        return Err(unknown());
+    }
     classes::find(world, host, known.name, keys)
         .map(|_| known.name)
         .ok_or_else(unknown)
@@ -644,6 +659,15 @@ mod tests {
             &Filters::default(),
         );
         assert!(matches!(unknown, Err(TraversalError::UnknownSource(_))));
+        // A path without all of the class's keys names no instance.
+        let partial = associators(
+            &w,
+            "HV-REPLICA",
+            "Msvm_ComputerSystem",
+            &keys(&[("Name", WEB)]),
+            &Filters::default(),
+        );
+        assert!(matches!(partial, Err(TraversalError::UnknownSource(_))));
         let bad_class = all(Filters {
             result_class: Some("Msvm_Nothing".into()),
             ..Filters::default()
