@@ -75,7 +75,7 @@ fn envelope(n: u64, to: &str, resource: &str, action: &str, selectors: &str, bod
 
 fn service_selectors(host: &str) -> String {
     format!(
-        "<w:SelectorSet><w:Selector Name=\"CreationClassName\">Msvm_ReplicationService</w:Selector><w:Selector Name=\"Name\">vmms</w:Selector><w:Selector Name=\"SystemCreationClassName\">Msvm_ComputerSystem</w:Selector><w:Selector Name=\"SystemName\">{host}</w:Selector></w:SelectorSet>"
+        "<w:SelectorSet><w:Selector Name=\"CreationClassName\">Msvm_ReplicationService</w:Selector><w:Selector Name=\"Name\">replicasvc</w:Selector><w:Selector Name=\"SystemCreationClassName\">Msvm_ComputerSystem</w:Selector><w:Selector Name=\"SystemName\">{host}</w:Selector></w:SelectorSet>"
     )
 }
 

@@ -550,7 +550,7 @@ impl Session {
                 let get = |p: &str, d: &str| i.text(p).unwrap_or(d).to_string();
                 SelectorSet::from([
                     ("CreationClassName", get("CreationClassName", class)),
-                    ("Name", get("Name", "vmms")),
+                    ("Name", get("Name", "replicasvc")),
                     (
                         "SystemCreationClassName",
                         get("SystemCreationClassName", "Msvm_ComputerSystem"),
@@ -561,7 +561,7 @@ impl Session {
             .unwrap_or_else(|| {
                 SelectorSet::from([
                     ("CreationClassName", class),
-                    ("Name", "vmms"),
+                    ("Name", "replicasvc"),
                     ("SystemCreationClassName", "Msvm_ComputerSystem"),
                     ("SystemName", host),
                 ])

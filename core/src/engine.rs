@@ -476,10 +476,17 @@ impl World {
             if self.job(host, job).is_none() {
                 return Err(format!("no job {job} on {host}"));
             }
-            // DOC requeststatechange-msvm-concretejob: only Terminate (4) cancels here.
-            if *requested != RequestedJobState::Terminate.number() {
+            // DOC requeststatechange-msvm-concretejob: Terminate (4) stops the job cleanly,
+            // Kill (5) at once (os-win cancels with 5); Start/Suspend/Service do not apply to
+            // a replication job here (Inferred: a real host's answer is not captured).
+            if ![
+                RequestedJobState::Terminate.number(),
+                RequestedJobState::Kill.number(),
+            ]
+            .contains(requested)
+            {
                 return Err(format!(
-                    "RequestedState {requested} is not supported for a replication job (only 4 Terminate)"
+                    "RequestedState {requested} is not supported for a replication job (only 4 Terminate and 5 Kill)"
                 ));
             }
         }
@@ -1168,14 +1175,14 @@ impl World {
                 return;
             }
             Effect::CancelJob => {
-                if let Operation::RequestJobStateChange { job, .. } = op {
-                    self.end_job(
-                        host,
-                        job,
-                        JobState::Terminated,
-                        0,
-                        "The job was cancelled.".into(),
-                    );
+                if let Operation::RequestJobStateChange { job, requested } = op {
+                    // DOC msvm-concretejob JobState: 8 Terminated, 9 Killed.
+                    let (state, text) = if *requested == RequestedJobState::Kill.number() {
+                        (JobState::Killed, "The job was killed.")
+                    } else {
+                        (JobState::Terminated, "The job was cancelled.")
+                    };
+                    self.end_job(host, job, state, 0, text.into());
                 }
                 return;
             }

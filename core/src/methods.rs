@@ -175,6 +175,14 @@ pub static METHODS: &[MethodSig] = &[
         inputs: &[],
         outputs: &["Error"],
     },
+    // DOC geterrorex-msvm-concretejob: `uint32 GetErrorEx([out] string Errors[])`, what
+    // real clients (os-win, the PowerShell module) call.
+    MethodSig {
+        class: WmiClass::ConcreteJob,
+        name: "GetErrorEx",
+        inputs: &[],
+        outputs: &["Errors"],
+    },
 ];
 
 pub fn signature(class: WmiClass, name: &str) -> Option<&'static MethodSig> {
@@ -255,13 +263,21 @@ impl Call {
                         format!("{name} has no Name selector"),
                     )
                 }),
-            // A WMI object path string or a bare GUID (INFERRED: DCOM clients pass paths).
-            Some(Arg::Text(t)) => Ok(t
-                .split("Name=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or(t)
-                .to_string()),
+            // A WMI object path string (DCOM clients pass paths): the key named `Name`, not
+            // the text after the first `Name="` (that is inside `CreationClassName="…"`). A
+            // bare name is not a reference and is refused (issue 16 §5).
+            Some(Arg::Text(t)) => object_path_keys(t)
+                .and_then(|keys| {
+                    keys.into_iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("Name"))
+                        .map(|(_, v)| v)
+                })
+                .ok_or_else(|| {
+                    bad(
+                        ReturnCode::IncorrectDataType,
+                        format!("{name} must be a reference to Msvm_ComputerSystem, not `{t}`"),
+                    )
+                }),
             Some(_) => Err(bad(
                 ReturnCode::IncorrectDataType,
                 format!("{name} must be a reference to Msvm_ComputerSystem"),
@@ -591,4 +607,92 @@ pub fn settings_from_props(
             .find(|(k, _)| k.eq_ignore_ascii_case("IncludedDisks"))
             .map(|(_, v)| v.clone()),
     })
+}
+
+/// The key bindings of a WMI object path, `[\\\\HOST\\NAMESPACE:]Class.Key="v",Key2=5`
+/// (`\\"` and `\\\\` escapes inside quotes). `None` when the text is not such a path (a
+/// bare name, a class without keys, unbalanced quotes).
+pub fn object_path_keys(path: &str) -> Option<Vec<(String, String)>> {
+    // The keys start after the last `.` before the first `=` (a host name in the namespace
+    // part may hold dots; a key value may hold `:`).
+    let first_eq = path.find('=')?;
+    let dot = path[..first_eq].rfind('.')?;
+    let mut rest = &path[dot + 1..];
+    let mut keys = Vec::new();
+    loop {
+        let (key, after) = rest.split_once('=')?;
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return None;
+        }
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = match after.chars().next() {
+            Some('"') => {
+                chars.next();
+                let mut close = None;
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => value.push(chars.next()?.1),
+                        '"' => {
+                            close = Some(i + 1);
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                close?
+            }
+            _ => {
+                let end = after.find(',').unwrap_or(after.len());
+                value.push_str(after[..end].trim());
+                end
+            }
+        };
+        keys.push((key.to_string(), value));
+        rest = after[end..].trim_start();
+        match rest.strip_prefix(',') {
+            Some(r) => rest = r,
+            None if rest.is_empty() => return Some(keys),
+            None => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod object_path_tests {
+    use super::object_path_keys;
+
+    #[test]
+    fn object_paths_resolve_the_key_they_name() {
+        let k = |p: &str| {
+            object_path_keys(p).map(|v| {
+                v.into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            k(
+                r#"\\HV\root\virtualization\v2:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="6B1F""#
+            ),
+            Some(vec![
+                "CreationClassName=Msvm_ComputerSystem".into(),
+                "Name=6B1F".into()
+            ])
+        );
+        assert_eq!(
+            k(r#"Msvm_X.Name="a\"b",N=5"#),
+            Some(vec!["Name=a\"b".into(), "N=5".into()])
+        );
+        for bare in [
+            "6B1F4A52-1C0D",
+            "Msvm_ComputerSystem",
+            r#"C.Name="open"#,
+            "C.=x",
+            "",
+        ] {
+            assert_eq!(k(bare), None, "{bare}");
+        }
+    }
 }

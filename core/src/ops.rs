@@ -344,11 +344,13 @@ impl Operation {
                 )
             }
             // CIM RequestStateChange: 2 Enabled, 3 Disabled; 4 Shut Down and 6 Offline also
-            // leave the VM off. Other values are not modelled (INFERRED 32773).
+            // leave the VM off. Other values are not modelled: DOC
+            // requeststatechange-msvm-computersystem, 32775 "The value specified in the
+            // RequestedState parameter is not supported".
             O::RequestStateChange { requested, .. } => match requested {
                 2 => OpKind::PowerOn,
                 3 | 4 | 6 => OpKind::PowerOff,
-                _ => return Err(ReturnCode::InvalidParameter),
+                _ => return Err(ReturnCode::InvalidState),
             },
             O::DestroySystem { .. } => OpKind::DestroySystem,
             O::RequestJobStateChange { .. } => OpKind::CancelJob,
@@ -384,4 +386,29 @@ pub struct JobArgs {
     pub recovery_point: Option<String>,
     pub settings: Option<SettingsPatch>,
     pub initial_type: Option<u16>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DOC requeststatechange-msvm-computersystem: a RequestedState the VM cannot take is
+    /// 32775; the power values map to their rules.
+    #[test]
+    fn vm_requested_states() {
+        let kind = |requested| {
+            Operation::RequestStateChange {
+                vm: "v".into(),
+                requested,
+            }
+            .kind()
+        };
+        assert_eq!(kind(2), Ok(OpKind::PowerOn));
+        for off in [3, 4, 6] {
+            assert_eq!(kind(off), Ok(OpKind::PowerOff));
+        }
+        for other in [0, 1, 5, 7, 10, 11, 32768, 32769] {
+            assert_eq!(kind(other), Err(ReturnCode::InvalidState), "{other}");
+        }
+    }
 }

@@ -863,7 +863,7 @@ pub static RULES: &[Rule] = &[
         effects: &[Effect::CancelJob],
         refusal: 4097,
         source: Source::Doc(
-            "requeststatechange-msvm-concretejob: 4 Terminate; PS cancels a running replication job this way (DECOMP 44427443833)",
+            "requeststatechange-msvm-concretejob: 4 Terminate (JobState 8) and 5 Kill (JobState 9); PS cancels a running replication job with 4 (DECOMP 44427443833), os-win with 5",
         ),
         ..vm("cancel-job", O::CancelJob, &[], From::Any)
     },

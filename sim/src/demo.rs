@@ -347,7 +347,7 @@ fn num<T: std::str::FromStr>(p: &Props, name: &str) -> anyhow::Result<T> {
 fn service_selectors(host: &str) -> [(&'static str, &str); 4] {
     [
         ("CreationClassName", "Msvm_ReplicationService"),
-        ("Name", "vmms"),
+        ("Name", "replicasvc"),
         ("SystemCreationClassName", "Msvm_ComputerSystem"),
         ("SystemName", host),
     ]

@@ -7,11 +7,12 @@ use crate::state::{EnumItem, JournalEntry, Limits, WorldSlot};
 use crate::wsman::body::{
     EnumerateRequest, EnumerationMode, InvokeInput, ParamValue, PullRequest, ReleaseRequest,
 };
-use crate::wsman::cimxml::{self, CimValue, EmbeddedInstance};
+use crate::wsman::cimxml::{CimValue, EmbeddedInstance};
 use crate::wsman::envelope::RequestError;
 use crate::wsman::fault::{Fault, FaultKind, SelectorProblem};
 use crate::wsman::writer::{self, Instance, Item, ReplyHeader, Value};
 use crate::wsman::{Request, ns, wql};
+use crate::{assoc, schema};
 use replica_core::engine::Output;
 use replica_core::faults::{self, FaultKind as Plan};
 use replica_core::methods::{Arg, Call, ParamKind, signature};
@@ -256,6 +257,17 @@ fn route(
             &["http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/http/basic"],
         ));
     }
+    // WS-Addressing requires a:MessageID on every request but Identify (whose envelope has
+    // no addressing headers); WinRM refuses one without it, or with it empty (issue 16 §5).
+    if req
+        .message_id
+        .as_deref()
+        .is_none_or(|m| m.trim().is_empty())
+    {
+        note.reason = Some("no a:MessageID".into());
+        return Err(Fault::new(FaultKind::InvalidMessageInformationHeader)
+            .with_message("The request has no a:MessageID header, or an empty one."));
+    }
     let action = req.action.as_deref().unwrap_or_default();
     let op_name = match action {
         ns::action::GET => "Get",
@@ -372,32 +384,62 @@ fn get(slot: &mut WorldSlot, host: &str, req: &Request, note: &mut Note, guid: &
     Ok(writer::get_response(&req.reply(guid), &inst))
 }
 
-/// The instances a WQL query or a plain class enumeration selects.
+/// The instances an enumeration selects, and the properties to keep (a WQL projection).
+type Selection = (Vec<Instance>, Option<Vec<String>>);
+
+/// The instances a filter (WQL, association, selector) or a plain class enumeration selects.
 fn select(
     slot: &mut WorldSlot,
     host: &str,
     req: &Request,
     e: &EnumerateRequest,
     note: &mut Note,
-) -> Result<Vec<Instance>, Fault> {
+) -> Result<Selection, Fault> {
     let resource = req.resource_uri.as_deref().unwrap_or_default();
     let cannot = |msg: String| Fault::new(FaultKind::CannotProcessFilter).with_message(msg);
     let Some(filter) = &e.filter else {
         let class = class_of_uri(resource).ok_or_else(|| unknown_resource(resource))?;
         note.class = Some(class.to_string());
-        return Ok(classes::instances(&slot.world, host, class));
+        return Ok((classes::instances(&slot.world, host, class), None));
     };
-    if !filter.dialect.eq_ignore_ascii_case(ns::WQL_DIALECT) {
-        return Err(cannot(format!(
-            "The filter dialect {} is not supported; use WQL.",
-            filter.dialect
-        )));
+    let wildcard =
+        resource.ends_with("/*") && resource.starts_with(classes::CLASS_BASE.trim_end_matches('/'));
+    let dialect = filter.dialect.as_str();
+    if dialect.eq_ignore_ascii_case(ns::SELECTOR_DIALECT) {
+        // DSP0226 §8.7: the class's instances whose properties equal the selectors.
+        let class = class_of_uri(resource).ok_or_else(|| unknown_resource(resource))?;
+        note.class = Some(class.to_string());
+        let set = filter
+            .element
+            .as_ref()
+            .and_then(|f| f.child(ns::WSMAN, "SelectorSet"))
+            .ok_or_else(|| cannot("A SelectorFilter needs a w:SelectorSet.".into()))?;
+        let selectors = crate::wsman::epr::parse_selector_set(set).map_err(cannot)?;
+        return Ok((
+            classes::iter_instances(&slot.world, host, class)
+                .filter(|i| classes::matches_selectors(i, &selectors))
+                .collect(),
+            None,
+        ));
     }
-    // WinRM needs the namespace wildcard URI for WQL (wsman.md §1.3).
-    if !resource.ends_with("/*") || !resource.starts_with(classes::CLASS_BASE.trim_end_matches('/'))
-    {
-        return Err(Fault::new(FaultKind::InvalidParameter)
-            .with_message("A WQL filter needs the resource URI http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/*"));
+    let is_wql = dialect.eq_ignore_ascii_case(ns::WQL_DIALECT);
+    let is_assoc = dialect.eq_ignore_ascii_case(ns::ASSOCIATION_DIALECT);
+    if !is_wql && !is_assoc {
+        return Err(
+            Fault::new(FaultKind::FilterDialectRequestedUnavailable).with_message(format!(
+                "The filter dialect {dialect} is not supported; use WQL, the association filter or the selector filter."
+            )),
+        );
+    }
+    // WinRM needs the namespace wildcard URI for WQL and association filters (wsman.md §1.3;
+    // winrm.exe's `enumerate wmicimv2/* -dialect:association`).
+    if !wildcard {
+        return Err(Fault::new(FaultKind::InvalidParameter).with_message(
+            "A WQL or association filter needs the resource URI http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/*",
+        ));
+    }
+    if is_assoc {
+        return association_filter(slot, host, filter, note).map(|v| (v, None));
     }
     let q = wql::Query::parse(&filter.text)
         .map_err(|err| cannot(format!("{err} in `{}`", filter.text)))?;
@@ -405,106 +447,182 @@ fn select(
         wql::Query::Select {
             class,
             projection,
-            conditions,
+            filter: cond,
         } => {
-            let known = classes::CLASSES
-                .iter()
-                .map(|(c, _)| *c)
-                .find(|c| c.eq_ignore_ascii_case(&class))
-                .ok_or_else(|| cannot(format!("Invalid class {class} in `{}`", filter.text)))?;
-            note.class = Some(known.to_string());
+            // Polymorphic: `FROM CIM_ConcreteJob` selects Msvm_ConcreteJob instances.
+            let defs: Vec<&'static schema::ClassDef> = schema::served_under(&class).collect();
+            if defs.is_empty() {
+                return Err(cannot(format!(
+                    "Invalid class {class} in `{}`",
+                    filter.text
+                )));
+            }
+            note.class = Some(defs.first().map_or(class.clone(), |d| d.name.to_string()));
             // WMI checks the names against the class definition, whatever instances exist;
             // system properties (`__PATH`, …) are always allowed.
-            let schema = classes::properties(known);
-            let named = conditions
+            let named = cond
                 .iter()
-                .map(|c| c.prop.as_str())
+                .flat_map(|c| c.props())
                 .chain(projection.iter().flatten().map(String::as_str));
             for p in named {
-                if !p.starts_with("__") && !schema.iter().any(|s| s.eq_ignore_ascii_case(p)) {
+                if !p.starts_with("__") && !defs.iter().all(|d| d.prop(p).is_some()) {
                     return Err(cannot(format!(
-                        "Invalid property {p} of {known} in `{}`",
+                        "Invalid property {p} of {class} in `{}`",
                         filter.text
                     )));
                 }
             }
-            if known == "Msvm_ConcreteJob" {
+            if defs.iter().any(|d| d.name == "Msvm_ConcreteJob") {
                 // polls:N pacing counts every read of a job.
                 let ids: Vec<String> = slot
                     .world
                     .host(host)
                     .map(|h| h.jobs.keys().cloned().collect())
                     .unwrap_or_default();
-                let wanted = conditions
-                    .iter()
-                    .find(|c| c.prop.eq_ignore_ascii_case("InstanceID"))
-                    .map(|c| c.value.clone());
+                let wanted = cond.as_ref().and_then(|c| c.required_eq("InstanceID"));
                 for id in ids
                     .iter()
-                    .filter(|id| wanted.as_deref().is_none_or(|w| w.eq_ignore_ascii_case(id)))
+                    .filter(|id| wanted.is_none_or(|w| w.eq_ignore_ascii_case(id)))
                 {
                     slot.world.observe_job(host, id);
                 }
             }
-            Ok(classes::iter_instances(&slot.world, host, known)
-                .filter(|i| {
-                    conditions
-                        .iter()
-                        .all(|c| classes::prop_text(i, &c.prop).is_some_and(|v| c.matches(&v)))
-                })
-                .collect())
+            let mut out = Vec::new();
+            for d in defs {
+                out.extend(
+                    classes::iter_instances(&slot.world, host, d.name).filter(|i| {
+                        cond.as_ref().is_none_or(|c| {
+                            c.matches(&|p| classes::prop_text(i, p), &|cls| d.is_a(cls))
+                        })
+                    }),
+                );
+            }
+            Ok((out, projection))
         }
         wql::Query::Associators {
             source_class,
             source_keys,
             assoc_class,
             result_class,
-            ..
+            role,
+            result_role,
         } => {
             note.class = result_class.clone();
-            let vm = source_keys
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("Name"))
-                .map(|(_, v)| v.clone());
-            let (Some(vm), true) = (vm, source_class.eq_ignore_ascii_case("Msvm_ComputerSystem"))
-            else {
-                return Err(cannot(format!(
-                    "Only ASSOCIATORS OF Msvm_ComputerSystem are modelled, not {source_class}"
-                )));
+            let f = assoc::Filters {
+                assoc_class,
+                result_class,
+                role,
+                result_role,
             };
-            let assoc = assoc_class.unwrap_or_default();
-            let result = result_class.unwrap_or_default();
-            let Some(v) = slot
-                .world
-                .host(host)
-                .and_then(|h| h.vms.get(&vm.to_ascii_uppercase()))
-            else {
-                return Ok(Vec::new());
-            };
-            let list = if assoc.eq_ignore_ascii_case("Msvm_SnapshotOfVirtualSystem")
-                || result.eq_ignore_ascii_case("Msvm_VirtualSystemSettingData")
-            {
-                v.recovery_points
-                    .iter()
-                    .map(|rp| classes::recovery_point(v, rp))
-                    .collect()
-            } else if assoc.eq_ignore_ascii_case("Msvm_SystemReplicationRelationship")
-                || result.eq_ignore_ascii_case("Msvm_ReplicationRelationship")
-            {
-                classes::instances(&slot.world, host, "Msvm_ReplicationRelationship")
-                    .into_iter()
-                    .filter(|i| {
-                        classes::prop_text(i, "InstanceID")
-                            .is_some_and(|id| id.to_ascii_uppercase().contains(&v.id))
-                    })
-                    .collect()
-            } else {
-                return Err(cannot(format!(
-                    "Association {assoc} / {result} is not modelled"
-                )));
-            };
-            Ok(list)
+            let keys = resolve_path_keys(&source_class, source_keys)?;
+            assoc::associators(&slot.world, host, &source_class, &keys, &f)
+                .map(|v| (v, None))
+                .map_err(traversal_fault)
         }
+        wql::Query::References {
+            source_class,
+            source_keys,
+            result_class,
+            role,
+        } => {
+            note.class = result_class.clone();
+            let f = assoc::Filters {
+                result_class,
+                role,
+                ..assoc::Filters::default()
+            };
+            let keys = resolve_path_keys(&source_class, source_keys)?;
+            assoc::references(&slot.world, host, &source_class, &keys, &f)
+                .map(|v| (v, None))
+                .map_err(traversal_fault)
+        }
+    }
+}
+
+/// A WQL object path's key bindings: a key-less `{Class="v"}` names the class's only key.
+fn resolve_path_keys(
+    class: &str,
+    keys: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, Fault> {
+    match keys.as_slice() {
+        [(k, v)] if k.is_empty() => match keys_of(class) {
+            [only] => Ok(vec![((*only).to_string(), v.clone())]),
+            _ => Err(
+                Fault::new(FaultKind::CannotProcessFilter).with_message(format!(
+                    "{class} has more than one key; the object path must name them"
+                )),
+            ),
+        },
+        _ => Ok(keys),
+    }
+}
+
+fn traversal_fault(e: assoc::TraversalError) -> Fault {
+    match e {
+        // INFERRED: WMI's WBEM_E_NOT_FOUND for the source, which WinRM reports as the
+        // resource not found.
+        assoc::TraversalError::UnknownSource(path) => Fault::new(FaultKind::DestinationUnreachable)
+            .with_message(format!("The source object {path} does not exist.")),
+        assoc::TraversalError::UnknownClass(c) => Fault::new(FaultKind::CannotProcessFilter)
+            .with_message(format!("Invalid class {c} in the association filter.")),
+    }
+}
+
+/// DSP0227 §8.2's association filter: `b:AssociatedInstances` (the objects linked to
+/// `b:Object`) or `b:AssociationInstances` (the association instances naming it).
+fn association_filter(
+    slot: &mut WorldSlot,
+    host: &str,
+    filter: &crate::wsman::body::Filter,
+    note: &mut Note,
+) -> Result<Vec<Instance>, Fault> {
+    let cannot = |msg: String| Fault::new(FaultKind::CannotProcessFilter).with_message(msg);
+    let el = filter
+        .element
+        .as_ref()
+        .ok_or_else(|| cannot("The association filter is empty.".into()))?;
+    let (kind, inner) = match (
+        el.child(ns::CIMBINDING, "AssociatedInstances"),
+        el.child(ns::CIMBINDING, "AssociationInstances"),
+    ) {
+        (Some(i), None) => ("AssociatedInstances", i),
+        (None, Some(i)) => ("AssociationInstances", i),
+        _ => {
+            return Err(cannot(
+                "The association filter needs one b:AssociatedInstances or b:AssociationInstances."
+                    .into(),
+            ));
+        }
+    };
+    let text = |local: &str| {
+        inner
+            .child(ns::CIMBINDING, local)
+            .map(|c| c.text_trimmed().to_string())
+            .filter(|t| !t.is_empty())
+    };
+    let object = inner
+        .child(ns::CIMBINDING, "Object")
+        .ok_or_else(|| cannot(format!("{kind} needs a b:Object")))?;
+    let epr = crate::wsman::Epr::from_element(object).map_err(cannot)?;
+    let class =
+        class_of_uri(&epr.resource_uri).ok_or_else(|| unknown_resource(&epr.resource_uri))?;
+    if kind == "AssociatedInstances" {
+        let f = assoc::Filters {
+            assoc_class: text("AssociationClassName"),
+            result_class: text("ResultClassName"),
+            role: text("Role"),
+            result_role: text("ResultRole"),
+        };
+        note.class = f.result_class.clone();
+        assoc::associators(&slot.world, host, class, &epr.selectors, &f).map_err(traversal_fault)
+    } else {
+        let f = assoc::Filters {
+            result_class: text("ResultClassName"),
+            role: text("Role"),
+            ..assoc::Filters::default()
+        };
+        note.class = f.result_class.clone();
+        assoc::references(&slot.world, host, class, &epr.selectors, &f).map_err(traversal_fault)
     }
 }
 
@@ -517,15 +635,24 @@ fn enumerate(
     guid: &str,
 ) -> Outcome {
     let e = EnumerateRequest::parse(req.body.as_ref()).map_err(|e| e.to_fault())?;
-    let found = select(slot, host, req, &e, note)?;
+    let (found, projection) = select(slot, host, req, &e, note)?;
+    // A projection keeps only the selected properties; the EPR still names the instance, so
+    // it is taken before projecting.
+    let project = |mut i: Instance| {
+        if let Some(keep) = &projection {
+            i.props
+                .retain(|(k, _)| keep.iter().any(|p| p.eq_ignore_ascii_case(k)));
+        }
+        i
+    };
     let mut items: VecDeque<EnumItem> = found
         .into_iter()
         .map(|i| match e.mode {
-            EnumerationMode::Objects => EnumItem::Instance(i),
+            EnumerationMode::Objects => EnumItem::Instance(project(i)),
             EnumerationMode::Epr => EnumItem::Epr(classes::epr_of(&i)),
             EnumerationMode::ObjectAndEpr => {
                 let epr = classes::epr_of(&i);
-                EnumItem::ObjectAndEpr(i, epr)
+                EnumItem::ObjectAndEpr(project(i), epr)
             }
         })
         .collect();
@@ -760,8 +887,8 @@ fn invoke(
         note.reason = Some("read-only credentials".into());
         return Ok(answer_code(32769, note));
     }
-    if class == WmiClass::ConcreteJob && sig.name == "GetError" {
-        return Ok(get_error(slot, host, &target, &h, resource, note));
+    if class == WmiClass::ConcreteJob && matches!(sig.name, "GetError" | "GetErrorEx") {
+        return Ok(get_error(slot, host, &target, &h, resource, sig.name, note));
     }
     let mut args = BTreeMap::new();
     for (name, kind) in sig.inputs {
@@ -845,28 +972,26 @@ fn invoke(
                     pending_bytes,
                     ..
                 } => {
-                    let last = last_replication_time
-                        .map(replica_core::time::cim_datetime)
-                        .unwrap_or_default();
-                    let s = cimxml::write_instance(
+                    let s = classes::embedded(
                         "Msvm_ReplicationStatistics",
-                        &[
-                            (
-                                "ReplicationHealth",
-                                "uint32",
-                                CimValue::Scalar(health.number().to_string()),
-                            ),
+                        vec![
+                            ("ReplicationHealth", Value::Int(health.number().into())),
                             (
                                 "ReplicationSuccessCount",
-                                "uint32",
-                                CimValue::Scalar(replication_count.to_string()),
+                                Value::Int(i64::try_from(*replication_count).unwrap_or(i64::MAX)),
                             ),
                             (
                                 "PendingReplicationSize",
-                                "uint64",
-                                CimValue::Scalar(pending_bytes.to_string()),
+                                Value::Int(i64::try_from(*pending_bytes).unwrap_or(i64::MAX)),
                             ),
-                            ("EndStatisticTime", "datetime", CimValue::Scalar(last)),
+                            (
+                                "EndStatisticTime",
+                                last_replication_time
+                                    .map_or(Value::Null, |t| Value::Datetime(t as i64)),
+                            ),
+                            ("ReplicationSize", Value::Int(0)),
+                            ("MaxReplicationSize", Value::Int(0)),
+                            ("StartStatisticTime", Value::Null),
                         ],
                     );
                     Value::Array(vec![Value::Text(s)])
@@ -883,14 +1008,16 @@ fn invoke(
     ))
 }
 
-/// `Msvm_ConcreteJob.GetError`: an embedded `Msvm_Error` when the job failed, else Null
-/// (DOC geterror-msvm-concretejob).
+/// `Msvm_ConcreteJob.GetError` / `GetErrorEx`: an embedded `Msvm_Error` (GetErrorEx: an
+/// array of one) whenever the job did not end OK, else Null (DOC geterror-msvm-concretejob,
+/// geterrorex-msvm-concretejob: "If the operational status of the job is not 2 (OK)").
 fn get_error(
     slot: &mut WorldSlot,
     host: &str,
     target: &Instance,
     h: &ReplyHeader<'_>,
     resource: &str,
+    method: &'static str,
     note: &mut Note,
 ) -> String {
     note.code = Some(0);
@@ -898,34 +1025,41 @@ fn get_error(
     let err = slot
         .world
         .job(host, &id)
-        .filter(|j| j.error_code != 0)
+        .filter(|j| classes::job_failed(j) || j.error_code != 0)
         .map(|j| {
-            cimxml::write_instance(
+            // The entity that failed: the job's VM when it has one, else the job itself.
+            let source = match j.change.as_ref().and_then(|c| c.vm.as_deref()) {
+                Some(vm) => classes::vm_epr(vm),
+                None => classes::job_epr(&j.id),
+            };
+            let message = if j.error_description.is_empty() {
+                format!("The operation failed: {}.", j.state.label())
+            } else {
+                j.error_description.clone()
+            };
+            classes::embedded(
                 "Msvm_Error",
-                &[
-                    ("ErrorType", "uint16", CimValue::Scalar("4".into())),
+                vec![
+                    // 4: Software Error; 5: Major; 0: Unknown (INFERRED: no capture).
+                    ("ErrorType", Value::Int(4)),
+                    ("MessageID", Value::Text(j.error_code.to_string())),
+                    ("Message", Value::Text(message)),
+                    ("MessageArguments", Value::Array(Vec::new())),
+                    ("PerceivedSeverity", Value::Int(5)),
+                    ("ProbableCause", Value::Int(0)),
                     (
-                        "Message",
-                        "string",
-                        CimValue::Scalar(j.error_description.clone()),
+                        "ErrorSource",
+                        Value::Text(classes::object_path(host, &source)),
                     ),
-                    (
-                        "MessageID",
-                        "string",
-                        CimValue::Scalar(j.error_code.to_string()),
-                    ),
-                    ("PerceivedSeverity", "uint16", CimValue::Scalar("5".into())),
-                    ("ErrorSource", "string", CimValue::Scalar(j.id.clone())),
-                    ("ErrorSourceFormat", "uint16", CimValue::Scalar("0".into())),
-                    ("CIMStatusCode", "uint32", CimValue::Scalar("1".into())),
+                    // 1: CIM_ERR_FAILED.
+                    ("CIMStatusCode", Value::Int(1)),
                 ],
             )
         });
-    writer::invoke_response(
-        h,
-        resource,
-        "GetError",
-        &[("Error", err.map_or(Value::Null, Value::Text))],
-        0,
-    )
+    let out = match (method, err) {
+        ("GetErrorEx", Some(e)) => ("Errors", Value::Array(vec![Value::Text(e)])),
+        ("GetErrorEx", None) => ("Errors", Value::Null),
+        (_, e) => ("Error", e.map_or(Value::Null, Value::Text)),
+    };
+    writer::invoke_response(h, resource, method, &[out], 0)
 }

@@ -2,6 +2,7 @@
 //! plus a JSON control API for tests. Replication rules live in `replica-core`; this crate
 //! does the IO: HTTP, XML, clocks, persistence.
 
+pub mod assoc;
 pub mod classes;
 pub mod control;
 pub mod demo;
@@ -10,6 +11,7 @@ pub mod dispatch;
 mod fuzz;
 pub mod guard;
 pub mod persist;
+pub mod schema;
 pub mod server;
 pub mod soak;
 pub mod state;

@@ -334,7 +334,7 @@ fn service_call(rng: &mut Rng, host: &'static str, vm: &str, n: u64) -> Call {
             &uri,
             &[
                 ("CreationClassName", "Msvm_ReplicationService"),
-                ("Name", "vmms"),
+                ("Name", "replicasvc"),
                 ("SystemCreationClassName", "Msvm_ComputerSystem"),
                 ("SystemName", host),
             ],

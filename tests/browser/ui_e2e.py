@@ -332,7 +332,7 @@ def invoke(url, host, method, vm_id, rsd=None):
                 f'TYPE="string"><VALUE>{rsd}</VALUE></PROPERTY></INSTANCE>')
         params += "<p:ReplicationSettingData>" + inst.replace("&", "&amp;").replace("<", "&lt;") + "</p:ReplicationSettingData>"
     body = f'<p:{method}_INPUT xmlns:p="{uri}">{params}</p:{method}_INPUT>'
-    selectors = [("CreationClassName", "Msvm_ReplicationService"), ("Name", "vmms"),
+    selectors = [("CreationClassName", "Msvm_ReplicationService"), ("Name", "replicasvc"),
                  ("SystemCreationClassName", "Msvm_ComputerSystem"), ("SystemName", host)]
     doc = soap(url, uri, f"{uri}/{method}", selectors, body)
     code = job = None

@@ -100,7 +100,7 @@ def service_call(wsman, host, method, vm=APP01):
     """Msvm_ReplicationService.<method>(ComputerSystem = vm); returns (ReturnValue, job id)."""
     uri = V2 + "Msvm_ReplicationService"
     selectors = SelectorSet()
-    for key, value in (("CreationClassName", "Msvm_ReplicationService"), ("Name", "vmms"),
+    for key, value in (("CreationClassName", "Msvm_ReplicationService"), ("Name", "replicasvc"),
                        ("SystemCreationClassName", "Msvm_ComputerSystem"), ("SystemName", host)):
         selectors.add_option(key, value)
     body = ET.Element(f"{{{uri}}}{method}_INPUT")

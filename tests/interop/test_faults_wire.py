@@ -19,7 +19,7 @@ GET = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get"
 ENUMERATE = ENUM + "/Enumerate"
 APP01 = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01"
 SVC = V2 + "Msvm_ReplicationService"
-SVC_KEYS = [("CreationClassName", "Msvm_ReplicationService"), ("Name", "vmms"),
+SVC_KEYS = [("CreationClassName", "Msvm_ReplicationService"), ("Name", "replicasvc"),
             ("SystemCreationClassName", "Msvm_ComputerSystem"), ("SystemName", "HV-PRIMARY")]
 VM_KEYS = [("CreationClassName", "Msvm_ComputerSystem"), ("Name", APP01)]
 
@@ -62,7 +62,7 @@ CASES = [
     ("request-over-max-envelope", envelope(GET, V2 + "Msvm_ComputerSystem", VM_KEYS, header=f'<x:Pad xmlns:x="urn:pad">{"x" * 600_000}</x:Pad>'), WSMAN, "EncodingLimit", 2150858824),
     ("wql-syntax", wql("SELECT * FORM Msvm_ComputerSystem"), ENUM, "CannotProcessFilter", 2150858778),
     ("wql-class", wql("SELECT * FROM Win32_Process"), ENUM, "CannotProcessFilter", 2150858778),
-    ("wql-property", wql("SELECT * FROM Msvm_ConcreteJob WHERE Owner = 'me'"), ENUM, "CannotProcessFilter", 2150858778),
+    ("wql-property", wql("SELECT * FROM Msvm_ConcreteJob WHERE Colour = 'blue'"), ENUM, "CannotProcessFilter", 2150858778),
     ("must-understand", envelope(GET, V2 + "Msvm_ComputerSystem", VM_KEYS, header='<z:T xmlns:z="urn:z" s:mustUnderstand="true"/>'), SOAP, "MustUnderstand", 2150858768),
     ("bad-operation-timeout", envelope(GET, V2 + "Msvm_ComputerSystem", VM_KEYS, timeout="PT-1S"), ADDR, "InvalidMessageInformationHeader", 2150858767),
     ("unknown-enumeration-context", envelope(ENUM + "/Pull", V2 + "*", body="<n:Pull><n:EnumerationContext>uuid:nope</n:EnumerationContext></n:Pull>"), ENUM, "InvalidEnumerationContext", 2150858779),

@@ -31,6 +31,8 @@ pub struct Filter {
     /// The Dialect attribute; DSP0226's default (XPath 1.0) when absent.
     pub dialect: String,
     pub text: String,
+    /// The `w:Filter` element itself, for dialects with structure (association, selector).
+    pub element: Option<Element>,
 }
 
 /// `n:Enumerate`.
@@ -72,6 +74,7 @@ impl EnumerateRequest {
         req.filter = filter.map(|f| Filter {
             dialect: f.attr("Dialect").unwrap_or(ns::XPATH_DIALECT).to_owned(),
             text: f.text_trimmed().to_owned(),
+            element: Some(f.clone()),
         });
         if let Some(mode) = el.child(ns::WSMAN, "EnumerationMode") {
             match mode.text_trimmed() {
@@ -372,7 +375,13 @@ mod tests {
     #[test]
     fn enumerate_bodies() {
         let r = req(PYWINRM_ENUMERATE);
-        let e = EnumerateRequest::parse(r.body.as_ref());
+        // The filter element itself is kept for structured dialects; not compared here.
+        let e = EnumerateRequest::parse(r.body.as_ref()).map(|mut e| {
+            if let Some(f) = e.filter.as_mut() {
+                f.element = None;
+            }
+            e
+        });
         assert_eq!(
             e,
             Ok(EnumerateRequest {
@@ -381,6 +390,7 @@ mod tests {
                 filter: Some(Filter {
                     dialect: ns::WQL_DIALECT.into(),
                     text: "SELECT * FROM Msvm_ConcreteJob WHERE InstanceID = '9C7D3E22'".into(),
+                    element: None,
                 }),
                 mode: EnumerationMode::Objects,
             })

@@ -46,6 +46,10 @@ pub enum FaultKind {
     /// Bad WQL or unknown class. Code CAPTURED (WinRb `soap_fault_v2.xml`); reason text
     /// from winerror (0x8033801A), INFERRED to be the one WinRM puts in `s:Reason`.
     CannotProcessFilter,
+    /// A filter dialect the service does not offer (WS-Enumeration's fault). Number
+    /// ERROR_WSMAN_ENUMERATE_FILTER_DIALECT_REQUESTED_UNAVAILABLE (0x80338019, windows-docs-rs);
+    /// reason text INFERRED from the error's name, not captured.
+    FilterDialectRequestedUnavailable,
     /// Unknown, finished or released context. winerror 0x8033801B says `s:Receiver`;
     /// INFERRED, not captured.
     InvalidEnumerationContext,
@@ -146,6 +150,7 @@ impl FaultKind {
             FaultKind::AccessDenied => w("AccessDenied"),
             FaultKind::EncodingLimit => w("EncodingLimit"),
             FaultKind::CannotProcessFilter => n("CannotProcessFilter"),
+            FaultKind::FilterDialectRequestedUnavailable => n("FilterDialectRequestedUnavailable"),
             FaultKind::InvalidEnumerationContext => n("InvalidEnumerationContext"),
             FaultKind::MustUnderstand { .. } => None,
             FaultKind::InvalidMessageInformationHeader => a("InvalidMessageInformationHeader"),
@@ -178,6 +183,7 @@ impl FaultKind {
             FaultKind::AccessDenied => 5,
             FaultKind::EncodingLimit => 2_150_858_824,
             FaultKind::CannotProcessFilter => 2_150_858_778,
+            FaultKind::FilterDialectRequestedUnavailable => 2_150_858_777,
             FaultKind::InvalidEnumerationContext => 2_150_858_779,
             FaultKind::MustUnderstand { .. } => 2_150_858_768,
             FaultKind::InvalidMessageInformationHeader => 2_150_858_767,
@@ -235,6 +241,9 @@ impl FaultKind {
             }
             FaultKind::CannotProcessFilter => {
                 "The data source could not process the filter. The filter might be missing or it might be invalid. Change the filter and try the request again. "
+            }
+            FaultKind::FilterDialectRequestedUnavailable => {
+                "The filtering dialect requested is unavailable. "
             }
             FaultKind::InvalidEnumerationContext => {
                 "The WS-Enumeration context in the enumeration is not valid. Enumeration may have been completed or canceled. You cannot use this enumeration context anymore. Start a new enumeration. "
@@ -386,6 +395,7 @@ mod tests {
             FaultKind::AccessDenied,
             FaultKind::EncodingLimit,
             FaultKind::CannotProcessFilter,
+            FaultKind::FilterDialectRequestedUnavailable,
             FaultKind::InvalidEnumerationContext,
             FaultKind::MustUnderstand {
                 header_ns: Some("urn:x".into()),

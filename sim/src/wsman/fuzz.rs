@@ -139,10 +139,12 @@ pub(crate) fn exercise_instance(text: &str) {
 }
 
 pub(crate) fn exercise_query(text: &str) {
-    if let Ok(Query::Select { conditions, .. }) = Query::parse(text) {
-        for c in conditions {
-            let _ = c.matches("x");
-        }
+    if let Ok(Query::Select {
+        filter: Some(f), ..
+    }) = Query::parse(text)
+    {
+        let _ = f.matches(&|_| Some("x".to_string()), &|_| true);
+        let _ = f.matches(&|_| None, &|_| false);
     }
 }
 

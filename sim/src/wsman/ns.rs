@@ -31,6 +31,13 @@ pub const IDENTIFY: &str = "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmani
 /// The WQL filter dialect WinRM accepts with a `…/<namespace>/*` resource URI.
 pub const WQL_DIALECT: &str = "http://schemas.microsoft.com/wbem/wsman/1/WQL";
 /// DSP0226 says a `w:Filter` without a Dialect attribute is XPath 1.0.
+/// WS-CIM binding (DSP0227): the association filter's elements.
+pub const CIMBINDING: &str = "http://schemas.dmtf.org/wbem/wsman/1/cimbinding.xsd";
+/// DSP0227's association filter dialect.
+pub const ASSOCIATION_DIALECT: &str =
+    "http://schemas.dmtf.org/wbem/wsman/1/cimbinding/associationFilter";
+/// DSP0226's selector filter dialect.
+pub const SELECTOR_DIALECT: &str = "http://schemas.dmtf.org/wbem/wsman/1/wsman/SelectorFilter";
 pub const XPATH_DIALECT: &str = "http://www.w3.org/TR/1999/REC-xpath-19991116";
 /// WS-Addressing anonymous role: the `a:To` of every response and the `a:Address` of EPRs.
 pub const ANONYMOUS: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";

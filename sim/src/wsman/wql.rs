@@ -1,7 +1,8 @@
-//! The subset of WQL that WS-Management clients of Hyper-V send:
-//! `SELECT * FROM Class [WHERE Prop = 'v' [AND …]]` (libvirt polls jobs this way,
-//! wsman.md §1.2), projections, `<>`/`!=`, and libvirt's
-//! `ASSOCIATORS OF {Class.Key='v',…} WHERE AssocClass = X ResultClass = Y`.
+//! The WQL that WS-Management clients of Hyper-V send: `SELECT * | props FROM Class
+//! [WHERE expr]` with AND, OR, NOT, parentheses, `=`, `<>`/`!=`, `<`, `>`, `<=`, `>=`, LIKE,
+//! `IS [NOT] NULL` and `__THIS ISA 'Class'` (libvirt polls jobs this way, wsman.md §1.2);
+//! `ASSOCIATORS OF {path} [WHERE AssocClass = X ResultClass = Y Role = R ResultRole = S]`
+//! and `REFERENCES OF {path} [WHERE ResultClass = X Role = R]`.
 //!
 //! Parsing only: matching instances is the caller's job, helped by [`Condition::matches`].
 
@@ -21,8 +22,14 @@ pub enum Query {
         class: String,
         /// `None` for `*`.
         projection: Option<Vec<String>>,
-        /// Joined by AND.
-        conditions: Vec<Condition>,
+        /// The WHERE clause; `None` selects every instance.
+        filter: Option<Expr>,
+    },
+    References {
+        source_class: String,
+        source_keys: Vec<(String, String)>,
+        result_class: Option<String>,
+        role: Option<String>,
     },
     Associators {
         source_class: String,
@@ -40,6 +47,74 @@ pub enum Query {
 pub enum Op {
     Eq,
     Ne,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+    Like,
+}
+
+/// A WHERE clause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expr {
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Not(Box<Expr>),
+    Cmp(Condition),
+    /// `Prop IS NULL` (`negated`: `IS NOT NULL`).
+    IsNull {
+        prop: String,
+        negated: bool,
+    },
+    /// `__THIS ISA 'Class'`: the instance's class is Class or derives from it.
+    Isa(String),
+}
+
+impl Expr {
+    /// Every property name the clause mentions (`__THIS` of ISA is not one).
+    pub fn props(&self) -> Vec<&str> {
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                let mut v = a.props();
+                v.extend(b.props());
+                v
+            }
+            Expr::Not(e) => e.props(),
+            Expr::Cmp(c) => vec![c.prop.as_str()],
+            Expr::IsNull { prop, .. } => vec![prop.as_str()],
+            Expr::Isa(_) => Vec::new(),
+        }
+    }
+
+    /// The value `prop` must equal for the clause to hold, when the clause says so (a
+    /// conjunction with `prop = 'v'`): lets a caller look one instance up.
+    pub fn required_eq(&self, prop: &str) -> Option<&str> {
+        match self {
+            Expr::Cmp(c) if c.op == Op::Eq && c.prop.eq_ignore_ascii_case(prop) => {
+                Some(c.value.as_str())
+            }
+            Expr::And(a, b) => a.required_eq(prop).or_else(|| b.required_eq(prop)),
+            _ => None,
+        }
+    }
+
+    /// Whether an instance satisfies the clause. `value` gives a property's text (`None` for
+    /// NULL); `is_a` whether the instance's class is or derives from a class. A comparison
+    /// with NULL is false, as in WMI; `NOT` of it is true.
+    pub fn matches(
+        &self,
+        value: &dyn Fn(&str) -> Option<String>,
+        is_a: &dyn Fn(&str) -> bool,
+    ) -> bool {
+        match self {
+            Expr::And(a, b) => a.matches(value, is_a) && b.matches(value, is_a),
+            Expr::Or(a, b) => a.matches(value, is_a) || b.matches(value, is_a),
+            Expr::Not(e) => !e.matches(value, is_a),
+            Expr::Cmp(c) => value(&c.prop).is_some_and(|v| c.matches(&v)),
+            Expr::IsNull { prop, negated } => value(prop).is_none() != *negated,
+            Expr::Isa(class) => is_a(class),
+        }
+    }
 }
 
 /// How the literal was written, which decides how it compares.
@@ -65,19 +140,105 @@ impl Condition {
     /// booleans by truth value. A NULL property is the caller's case: WQL's `=` never
     /// matches NULL, and neither does `<>`.
     pub fn matches(&self, actual: &str) -> bool {
-        let equal = match self.kind {
-            LiteralKind::Integer => match (parse_int(&self.value), parse_int(actual)) {
-                (Some(a), Some(b)) => a == b,
-                _ => caseless_eq(&self.value, actual),
+        if self.op == Op::Like {
+            return like(&self.value, actual);
+        }
+        let ord = match self.kind {
+            LiteralKind::Integer => match (parse_int(actual), parse_int(&self.value)) {
+                (Some(a), Some(b)) => Some(a.cmp(&b)),
+                _ => Some(caseless_cmp(actual, &self.value)),
             },
-            LiteralKind::Bool => match (parse_bool(&self.value), parse_bool(actual)) {
-                (Some(a), Some(b)) => a == b,
-                _ => false,
+            LiteralKind::Bool => match (parse_bool(actual), parse_bool(&self.value)) {
+                (Some(a), Some(b)) => Some(a.cmp(&b)),
+                _ => None,
             },
-            LiteralKind::String => caseless_eq(&self.value, actual),
+            LiteralKind::String => Some(caseless_cmp(actual, &self.value)),
         };
-        equal == (self.op == Op::Eq)
+        let Some(ord) = ord else { return false };
+        match self.op {
+            Op::Eq => ord.is_eq(),
+            Op::Ne => ord.is_ne(),
+            Op::Lt => ord.is_lt(),
+            Op::Gt => ord.is_gt(),
+            Op::Le => ord.is_le(),
+            Op::Ge => ord.is_ge(),
+            Op::Like => false,
+        }
     }
+}
+
+fn caseless_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .cmp(b.chars().flat_map(char::to_lowercase))
+}
+
+/// WQL LIKE, case-insensitive: `%` any run, `_` one character, `[abc]`/`[a-z]` a set,
+/// `[^…]` its complement.
+fn like(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().flat_map(char::to_lowercase).collect();
+    let t: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+    // Positions in the text reachable after each pattern element: linear in both lengths
+    // for every pattern (no backtracking blow-up from a hostile `%%%%…`).
+    let mut states = vec![false; t.len() + 1];
+    states[0] = true;
+    let mut i = 0;
+    while i < p.len() {
+        let mut next = vec![false; t.len() + 1];
+        match p[i] {
+            '%' => {
+                let mut on = false;
+                for (k, s) in states.iter().enumerate() {
+                    on |= *s;
+                    next[k] = on;
+                }
+                i += 1;
+            }
+            '[' => {
+                let close = p[i + 1..].iter().position(|c| *c == ']').map(|x| x + i + 1);
+                let (set, negate, end) = match close {
+                    Some(c) if p.get(i + 1) == Some(&'^') => (&p[i + 2..c], true, c + 1),
+                    Some(c) => (&p[i + 1..c], false, c + 1),
+                    // An unclosed `[` is a literal.
+                    None => (&p[i..=i], false, i + 1),
+                };
+                for k in 0..t.len() {
+                    if states[k] && in_set(set, t[k]) != negate {
+                        next[k + 1] = true;
+                    }
+                }
+                i = end;
+            }
+            c => {
+                for k in 0..t.len() {
+                    if states[k] && (c == '_' || t[k] == c) {
+                        next[k + 1] = true;
+                    }
+                }
+                i += 1;
+            }
+        }
+        states = next;
+    }
+    states[t.len()]
+}
+
+fn in_set(set: &[char], c: char) -> bool {
+    let mut k = 0;
+    while k < set.len() {
+        if k + 2 < set.len() && set[k + 1] == '-' {
+            if set[k] <= c && c <= set[k + 2] {
+                return true;
+            }
+            k += 3;
+        } else {
+            if set[k] == c {
+                return true;
+            }
+            k += 1;
+        }
+    }
+    false
 }
 
 fn parse_int(s: &str) -> Option<i128> {
@@ -95,15 +256,6 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-fn caseless_eq(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        return a.eq_ignore_ascii_case(b);
-    }
-    a.chars()
-        .flat_map(char::to_lowercase)
-        .eq(b.chars().flat_map(char::to_lowercase))
-}
-
 impl Query {
     pub fn parse(text: &str) -> Result<Query, WqlError> {
         let tokens = lex(text)?;
@@ -116,8 +268,10 @@ impl Query {
             p.select()?
         } else if p.keyword("ASSOCIATORS") {
             p.associators()?
+        } else if p.keyword("REFERENCES") {
+            p.references()?
         } else {
-            return Err(p.error("expected SELECT or ASSOCIATORS OF"));
+            return Err(p.error("expected SELECT, ASSOCIATORS OF or REFERENCES OF"));
         };
         match p.peek() {
             None => Ok(q),
@@ -140,6 +294,8 @@ enum Tok {
     Cmp(&'static str),
     LBrace,
     RBrace,
+    LParen,
+    RParen,
 }
 
 impl fmt::Display for Tok {
@@ -156,6 +312,8 @@ impl fmt::Display for Tok {
             Tok::Cmp(s) => write!(f, "`{s}`"),
             Tok::LBrace => f.write_str("`{`"),
             Tok::RBrace => f.write_str("`}`"),
+            Tok::LParen => f.write_str("`(`"),
+            Tok::RParen => f.write_str("`)`"),
         }
     }
 }
@@ -172,6 +330,8 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, WqlError> {
             '=' => Tok::Eq,
             '{' => Tok::LBrace,
             '}' => Tok::RBrace,
+            '(' => Tok::LParen,
+            ')' => Tok::RParen,
             '!' if it.next_if(|&(_, c)| c == '=').is_some() => Tok::Ne,
             '<' if it.next_if(|&(_, c)| c == '>').is_some() => Tok::Ne,
             '<' if it.next_if(|&(_, c)| c == '=').is_some() => Tok::Cmp("<="),
@@ -322,67 +482,107 @@ impl Parser {
         };
         self.expect_keyword("FROM")?;
         let class = self.ident("a class name")?;
-        let mut conditions = Vec::new();
-        if self.keyword("WHERE") {
-            conditions.push(self.condition()?);
-            loop {
-                if self.keyword("AND") {
-                    conditions.push(self.condition()?);
-                } else if self.is_keyword("OR") {
-                    return Err(self.error("OR is not supported (only AND)"));
-                } else {
-                    break;
-                }
-            }
-        }
+        let filter = if self.keyword("WHERE") {
+            Some(self.or_expr(0)?)
+        } else {
+            None
+        };
         Ok(Query::Select {
             class,
             projection,
-            conditions,
+            filter,
         })
     }
 
-    fn condition(&mut self) -> Result<Condition, WqlError> {
-        if self.is_keyword("NOT") {
-            return Err(self.error("NOT is not supported"));
+    /// `depth` bounds nesting, so a hostile `((((…` cannot exhaust the stack.
+    fn or_expr(&mut self, depth: usize) -> Result<Expr, WqlError> {
+        let mut e = self.and_expr(depth)?;
+        while self.keyword("OR") {
+            e = Expr::Or(Box::new(e), Box::new(self.and_expr(depth)?));
         }
+        Ok(e)
+    }
+
+    fn and_expr(&mut self, depth: usize) -> Result<Expr, WqlError> {
+        let mut e = self.unary(depth)?;
+        while self.keyword("AND") {
+            e = Expr::And(Box::new(e), Box::new(self.unary(depth)?));
+        }
+        Ok(e)
+    }
+
+    fn unary(&mut self, depth: usize) -> Result<Expr, WqlError> {
+        if depth > 64 {
+            return Err(self.error("the condition is nested too deeply"));
+        }
+        if self.keyword("NOT") {
+            return Ok(Expr::Not(Box::new(self.unary(depth + 1)?)));
+        }
+        if self.eat(&Tok::LParen) {
+            let e = self.or_expr(depth + 1)?;
+            if !self.eat(&Tok::RParen) {
+                return Err(self.error("expected `)`"));
+            }
+            return Ok(e);
+        }
+        self.condition()
+    }
+
+    fn condition(&mut self) -> Result<Expr, WqlError> {
         let prop = self.ident("a property name")?;
+        if self.keyword("IS") {
+            let negated = self.keyword("NOT");
+            self.expect_keyword("NULL")?;
+            return Ok(Expr::IsNull { prop, negated });
+        }
+        if self.keyword("ISA") {
+            let class = match self.peek() {
+                Some(Tok::Str(s) | Tok::Ident(s)) => s.clone(),
+                _ => return Err(self.error("expected a class name after ISA")),
+            };
+            if !prop.eq_ignore_ascii_case("__THIS") {
+                return Err(self.error("ISA is supported on __THIS only"));
+            }
+            self.pos += 1;
+            return Ok(Expr::Isa(class));
+        }
         let op = match self.peek() {
             Some(Tok::Eq) => Op::Eq,
             Some(Tok::Ne) => Op::Ne,
-            Some(Tok::Cmp(_)) => return Err(self.error("only =, <> and != are supported")),
-            Some(Tok::Ident(s))
-                if s.eq_ignore_ascii_case("IS") || s.eq_ignore_ascii_case("LIKE") =>
-            {
-                return Err(self.error("IS and LIKE are not supported"));
-            }
-            _ => return Err(self.error("expected =, <> or !=")),
+            Some(Tok::Cmp("<")) => Op::Lt,
+            Some(Tok::Cmp(">")) => Op::Gt,
+            Some(Tok::Cmp("<=")) => Op::Le,
+            Some(Tok::Cmp(_)) => Op::Ge,
+            Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("LIKE") => Op::Like,
+            _ => return Err(self.error("expected =, <>, !=, <, >, <=, >=, LIKE, IS or ISA")),
         };
         self.pos += 1;
         let (value, kind) = match self.peek() {
             Some(Tok::Str(s)) => (s.clone(), LiteralKind::String),
-            Some(Tok::Num(n)) => (n.clone(), LiteralKind::Integer),
-            Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("TRUE") => {
+            Some(Tok::Num(n)) if op != Op::Like => (n.clone(), LiteralKind::Integer),
+            Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("TRUE") && op != Op::Like => {
                 ("TRUE".to_owned(), LiteralKind::Bool)
             }
-            Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("FALSE") => {
+            Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("FALSE") && op != Op::Like => {
                 ("FALSE".to_owned(), LiteralKind::Bool)
             }
             Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("NULL") => {
-                return Err(self.error("comparison with NULL is not supported"));
+                return Err(self.error("compare with NULL using IS NULL or IS NOT NULL"));
             }
+            _ if op == Op::Like => return Err(self.error("expected a quoted pattern")),
             _ => return Err(self.error("expected a quoted string, an integer, TRUE or FALSE")),
         };
         self.pos += 1;
-        Ok(Condition {
+        Ok(Expr::Cmp(Condition {
             prop,
             op,
             value,
             kind,
-        })
+        }))
     }
 
-    fn associators(&mut self) -> Result<Query, WqlError> {
+    /// `{Class.Key='v',…}` or `{Class='v'}`.
+    fn object_path(&mut self) -> Result<(String, Vec<(String, String)>), WqlError> {
         self.expect_keyword("OF")?;
         if !self.eat(&Tok::LBrace) {
             return Err(self.error("expected `{` and an object path"));
@@ -406,6 +606,47 @@ impl Parser {
         if !self.eat(&Tok::RBrace) {
             return Err(self.error("expected `}`"));
         }
+        Ok((source_class, source_keys))
+    }
+
+    fn references(&mut self) -> Result<Query, WqlError> {
+        let (source_class, source_keys) = self.object_path()?;
+        let (mut result_class, mut role) = (None, None);
+        if self.keyword("WHERE") {
+            while let Some(Tok::Ident(kw)) = self.peek() {
+                let slot = match kw.to_ascii_lowercase().as_str() {
+                    "resultclass" => &mut result_class,
+                    "role" => &mut role,
+                    _ => return Err(self.error("only ResultClass and Role are supported")),
+                };
+                let at = self.position();
+                self.pos += 1;
+                if !self.eat(&Tok::Eq) {
+                    return Err(self.error("expected `=`"));
+                }
+                let value = match self.peek() {
+                    Some(Tok::Ident(s) | Tok::Str(s)) => s.clone(),
+                    _ => return Err(self.error("expected a class or role name")),
+                };
+                self.pos += 1;
+                if slot.replace(value).is_some() {
+                    return Err(WqlError {
+                        position: at,
+                        message: "the same keyword appears twice".to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(Query::References {
+            source_class,
+            source_keys,
+            result_class,
+            role,
+        })
+    }
+
+    fn associators(&mut self) -> Result<Query, WqlError> {
+        let (source_class, source_keys) = self.object_path()?;
         let (mut assoc_class, mut result_class, mut role, mut result_role) =
             (None, None, None, None);
         if self.keyword("WHERE") {
@@ -471,7 +712,11 @@ fn is_reserved(s: &str) -> bool {
         "OR",
         "NOT",
         "ASSOCIATORS",
+        "REFERENCES",
         "OF",
+        "IS",
+        "ISA",
+        "LIKE",
     ]
     .iter()
     .any(|k| s.eq_ignore_ascii_case(k))
@@ -504,37 +749,95 @@ mod tests {
             Query::Select {
                 class: "Msvm_ConcreteJob".into(),
                 projection: None,
-                conditions: vec![cond(
+                filter: Some(Expr::Cmp(cond(
                     "InstanceID",
                     Op::Eq,
                     "9C7D3E22-5B1A",
                     LiteralKind::String
-                )],
+                ))),
             }
         );
     }
 
+    /// Evaluates a WHERE clause against one row of `(property, value)`; class `Msvm_X`.
+    fn eval(clause: &str, row: &[(&str, Option<&str>)]) -> bool {
+        let Query::Select {
+            filter: Some(f), ..
+        } = q(&format!("SELECT * FROM Msvm_X WHERE {clause}"))
+        else {
+            panic!("{clause}: no filter")
+        };
+        let value = |p: &str| {
+            row.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(p))
+                .and_then(|(_, v)| v.map(str::to_string))
+        };
+        f.matches(&value, &|c: &str| {
+            c.eq_ignore_ascii_case("Msvm_X") || c.eq_ignore_ascii_case("CIM_X")
+        })
+    }
+
     #[test]
-    fn keywords_quotes_escapes_operators() {
-        let parsed = q(
-            r#"select Name, ElementName from Msvm_ComputerSystem where Name="a""b" and X <> 'it''s' AND Y != 'c:\\d\'e' and N = -5 and B = true"#,
-        );
+    fn where_clauses_as_clients_write_them() {
+        let row: &[(&str, Option<&str>)] = &[
+            ("Name", Some("a\"b")),
+            ("X", Some("it's")),
+            ("Y", Some("c:\\d'e")),
+            ("N", Some("-5")),
+            ("B", Some("TRUE")),
+            ("S", Some("7")),
+            ("E", Some("vm-ONE")),
+            ("Z", None),
+        ];
+        let cases: &[(&str, bool)] = &[
+            (
+                r#"Name="a""b" and X <> 'its' AND Y = 'c:\\d\'e' and N = -5 and B = true"#,
+                true,
+            ),
+            ("N = -5 OR B = false", true),
+            ("N = -4 OR B = false", false),
+            ("NOT (N = -4) AND (S > 6 OR S < 2)", true),
+            ("S >= 7 AND S <= 7 AND S != 8", true),
+            ("S < 10", true),
+            ("S > 10", false),
+            ("E LIKE 'VM-%'", true),
+            ("E LIKE 'vm-_NE'", true),
+            ("E LIKE '[uv]m-one'", true),
+            ("E LIKE '[^v]%'", false),
+            ("E LIKE 'vm'", false),
+            ("Z IS NULL AND E IS NOT NULL", true),
+            ("Z = 'x'", false),
+            ("Z <> 'x'", false),
+            ("NOT Z = 'x'", true),
+            ("__THIS ISA 'CIM_X'", true),
+            ("__THIS ISA 'CIM_Other'", false),
+            ("n = -5 and not not b = TRUE", true),
+        ];
+        for (clause, expected) in cases {
+            assert_eq!(eval(clause, row), *expected, "{clause}");
+        }
+        assert!(matches!(q("SELECT * FROM C"), Query::Select { filter, .. } if filter.is_none()));
+        assert!(matches!(
+            q("SELECT Name, ElementName FROM C"),
+            Query::Select { projection: Some(p), .. } if p == ["Name", "ElementName"]
+        ));
+    }
+
+    #[test]
+    fn references_of() {
         assert_eq!(
-            parsed,
-            Query::Select {
-                class: "Msvm_ComputerSystem".into(),
-                projection: Some(vec!["Name".into(), "ElementName".into()]),
-                conditions: vec![
-                    cond("Name", Op::Eq, "a\"b", LiteralKind::String),
-                    cond("X", Op::Ne, "it's", LiteralKind::String),
-                    cond("Y", Op::Ne, "c:\\d'e", LiteralKind::String),
-                    cond("N", Op::Eq, "-5", LiteralKind::Integer),
-                    cond("B", Op::Eq, "TRUE", LiteralKind::Bool),
+            q(
+                "REFERENCES OF {Msvm_ComputerSystem.CreationClassName=\"Msvm_ComputerSystem\",Name=\"X\"} WHERE ResultClass = Msvm_ElementSettingData Role = ManagedElement"
+            ),
+            Query::References {
+                source_class: "Msvm_ComputerSystem".into(),
+                source_keys: vec![
+                    ("CreationClassName".into(), "Msvm_ComputerSystem".into()),
+                    ("Name".into(), "X".into()),
                 ],
+                result_class: Some("Msvm_ElementSettingData".into()),
+                role: Some("ManagedElement".into()),
             }
-        );
-        assert!(
-            matches!(q("SELECT * FROM C"), Query::Select { conditions, .. } if conditions.is_empty())
         );
     }
 
@@ -583,10 +886,13 @@ mod tests {
             ("SELECT * FROM", 13),
             ("SELECT * FROM X WHERE", 21),
             ("SELECT * FROM X WHERE A = 'x", 26),
-            ("SELECT * FROM X WHERE A = 1 OR B = 2", 28),
-            ("SELECT * FROM X WHERE A > 1", 24),
+            ("SELECT * FROM X WHERE A = 1 OR", 30),
+            ("SELECT * FROM X WHERE (A = 1", 28),
+            ("SELECT * FROM X WHERE A LIKE 5", 29),
+            ("SELECT * FROM X WHERE A IS 5", 27),
+            ("SELECT * FROM X WHERE A ISA 'C'", 28),
+            ("REFERENCES OF {C.K=1} WHERE AssocClass = A", 28),
             ("SELECT * FROM X WHERE A = B", 26),
-            ("SELECT * FROM X WHERE A IS NULL", 24),
             ("SELECT * FROM X WHERE A = NULL", 26),
             ("SELECT * FROM X extra", 16),
             ("SELECT * FROM X WHERE A = 1 ;", 28),
@@ -607,8 +913,8 @@ mod tests {
                 Err(e) => assert_eq!(e.position, *position, "{text:?}: {e}"),
             }
         }
-        let e = Query::parse("SELECT * FROM X WHERE A = 1 OR B = 2").err();
-        assert!(e.is_some_and(|e| e.message.contains("OR")));
+        let deep = format!("SELECT * FROM X WHERE {}A = 1", "(".repeat(10_000));
+        assert!(Query::parse(&deep).is_err());
     }
 
     #[test]
@@ -623,5 +929,7 @@ mod tests {
         assert!(!n.matches("07"));
         let b = cond("Enabled", Op::Eq, "TRUE", LiteralKind::Bool);
         assert!(b.matches("true") && !b.matches("false") && !b.matches("maybe"));
+        let l = cond("P", Op::Like, &"%".repeat(200), LiteralKind::String);
+        assert!(l.matches(&"a".repeat(5000)));
     }
 }

@@ -112,6 +112,12 @@ impl Element {
 }
 
 /// XML whitespace (S production): narrower than `char::is_whitespace` on purpose.
+/// XML 1.0's `Char` production (surrogates cannot occur in a Rust `char`).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FFFD}' | '\u{10000}'..)
+        && !matches!(c, '\u{FFFE}' | '\u{FFFF}')
+}
+
 pub fn is_xml_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
@@ -148,6 +154,8 @@ pub enum XmlError {
         "entity reference `&{name};` at byte {position} is not allowed (only the five predefined entities and character references are)"
     )]
     EntityForbidden { name: String, position: u64 },
+    #[error("character U+{code:04X} at byte {position} is not allowed in XML 1.0")]
+    ForbiddenChar { code: u32, position: u64 },
     #[error("invalid character reference `&{reference};` at byte {position}")]
     BadCharRef { reference: String, position: u64 },
     #[error("element nesting deeper than {limit} levels at byte {position}")]
@@ -179,6 +187,14 @@ pub fn parse_with(input: &[u8], limits: Limits) -> Result<Element, XmlError> {
 
 /// Parses a document that is already a string (embedded CIM-XML instances are).
 pub fn parse_str_with(text: &str, limits: Limits) -> Result<Element, XmlError> {
+    // XML 1.0 §2.2: NUL and most C0 controls are not characters of a document; WinRM's
+    // parser refuses them, so a request carrying one is malformed (issue 16 §5).
+    if let Some((i, c)) = text.char_indices().find(|(_, c)| !is_xml_char(*c)) {
+        return Err(XmlError::ForbiddenChar {
+            code: u32::from(c),
+            position: i as u64,
+        });
+    }
     let mut reader = NsReader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
@@ -242,7 +258,7 @@ pub fn parse_str_with(text: &str, limits: Limits) -> Result<Element, XmlError> {
             Event::GeneralRef(r) => {
                 let resolved: Cow<'_, str> = if r.is_char_ref() {
                     match r.resolve_char_ref() {
-                        Ok(Some(c)) => Cow::Owned(c.to_string()),
+                        Ok(Some(c)) if is_xml_char(c) => Cow::Owned(c.to_string()),
                         _ => {
                             return Err(XmlError::BadCharRef {
                                 reference: r.to_string(),
@@ -548,5 +564,24 @@ mod tests {
                 .and_then(|e| e.attr_ns(crate::wsman::ns::XML, "lang")),
             Some("en-US")
         );
+    }
+
+    #[test]
+    fn nul_and_control_characters_are_refused() {
+        for doc in [
+            "<a>x\u{0}y</a>",
+            "<a>x&#0;y</a>",
+            "<a>x&#x1;y</a>",
+            "<a b=\"\u{1}\"/>",
+        ] {
+            assert!(
+                matches!(
+                    parse(doc.as_bytes()),
+                    Err(XmlError::ForbiddenChar { .. } | XmlError::BadCharRef { .. })
+                ),
+                "{doc:?}"
+            );
+        }
+        assert!(parse("<a>tab\there&#x9;&#xD7FF;</a>".as_bytes()).is_ok());
     }
 }

@@ -346,7 +346,7 @@ impl Wsman {
             &format!("{rs}/{method}"),
             &[
                 ("CreationClassName", "Msvm_ReplicationService"),
-                ("Name", "vmms"),
+                ("Name", "replicasvc"),
                 ("SystemCreationClassName", "Msvm_ComputerSystem"),
                 ("SystemName", &self.host),
             ],

@@ -282,10 +282,10 @@ async fn every_malformed_request_class_gets_its_fault() {
                 "2150858778",
             ),
             bad(
-                "a filter dialect that is not WQL",
+                "a filter dialect the service does not offer",
                 envelope(ENUMERATE, &format!("{V2}*"), &[], "", r#"<n:Enumerate><wsman:Filter Dialect="urn:other">x</wsman:Filter></n:Enumerate>"#),
-                n("CannotProcessFilter"),
-                "2150858778",
+                n("FilterDialectRequestedUnavailable"),
+                "2150858777",
             ),
             bad(
                 "WQL through a class URI, not .../v2/*",

@@ -50,7 +50,7 @@ async fn readme_example_unplanned_failover_in_process() -> anyhow::Result<()> {
     <a:MessageID>uuid:6F1E2D3C-0000-4000-8000-000000000001</a:MessageID>
     <w:SelectorSet>
       <w:Selector Name="CreationClassName">Msvm_ReplicationService</w:Selector>
-      <w:Selector Name="Name">vmms</w:Selector>
+      <w:Selector Name="Name">replicasvc</w:Selector>
       <w:Selector Name="SystemCreationClassName">Msvm_ComputerSystem</w:Selector>
       <w:Selector Name="SystemName">HV-REPLICA</w:Selector>
     </w:SelectorSet>

@@ -475,7 +475,7 @@ impl Client {
 pub fn service_keys(host: &str) -> Vec<(&'static str, &str)> {
     vec![
         ("CreationClassName", "Msvm_ReplicationService"),
-        ("Name", "vmms"),
+        ("Name", "replicasvc"),
         ("SystemCreationClassName", "Msvm_ComputerSystem"),
         ("SystemName", host),
     ]
