@@ -475,7 +475,7 @@ mod tests {
             now,
         );
         assert_eq!(ans.code, 4096, "{ans:?}");
-        slot.world
+        slot.world.clone()
     }
 
     fn keys(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
