@@ -72,11 +72,11 @@ impl Coverage {
                 count: self.codes.get(&c.number()).copied().unwrap_or(0),
             })
             .collect();
-        let fault_kinds: Vec<Row> = FaultKind::NAMES
+        let fault_kinds: Vec<Row> = FaultKind::KINDS
             .iter()
-            .map(|k| Row {
+            .map(|(k, what)| Row {
                 id: (*k).to_string(),
-                description: String::new(),
+                description: (*what).to_string(),
                 count: self.faults.get(*k).copied().unwrap_or(0),
             })
             .collect();

@@ -33,14 +33,37 @@ fn default_description() -> String {
 }
 
 impl FaultKind {
-    pub const NAMES: &'static [&'static str] = &[
-        "return_code",
-        "fail_job",
-        "delay",
-        "drop_connection",
-        "host_down",
-        "partition",
+    /// Every kind, with what it does (the coverage report and the control API's errors show
+    /// these). One row per variant of [`FaultKind`]; `kinds_cover_every_variant` holds the two
+    /// together.
+    pub const KINDS: &'static [(&'static str, &'static str)] = &[
+        (
+            "return_code",
+            "The method answers this ReturnValue and changes nothing.",
+        ),
+        (
+            "fail_job",
+            "The method starts its job, which ends in Exception (10) once it passes after_percent.",
+        ),
+        ("delay", "The answer is delayed."),
+        (
+            "drop_connection",
+            "The connection is closed without an answer.",
+        ),
+        (
+            "host_down",
+            "The host's replication service is unreachable: every method answers 32777.",
+        ),
+        (
+            "partition",
+            "The two hosts cannot reach each other: calls that need the peer answer 32777 and deltas stop flowing.",
+        ),
     ];
+
+    /// The kinds' names, in [`FaultKind::KINDS`] order.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Self::KINDS.iter().map(|(n, _)| *n)
+    }
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -191,4 +214,31 @@ pub fn partitioned(rules: &[FaultRule], a: &str, b: &str) -> bool {
         }
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod kinds_tests {
+    use super::FaultKind;
+
+    #[test]
+    fn kinds_cover_every_variant() {
+        let every = [
+            FaultKind::ReturnCode { code: 32768 },
+            FaultKind::FailJob {
+                error_code: 32768,
+                description: String::new(),
+                after_percent: 0,
+            },
+            FaultKind::Delay { ms: 1 },
+            FaultKind::DropConnection,
+            FaultKind::HostDown,
+            FaultKind::Partition {
+                a: String::new(),
+                b: String::new(),
+            },
+        ];
+        let names: Vec<&str> = every.iter().map(FaultKind::name).collect();
+        assert_eq!(names, FaultKind::names().collect::<Vec<_>>());
+        assert!(FaultKind::KINDS.iter().all(|(_, d)| !d.is_empty()));
+    }
 }

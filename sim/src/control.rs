@@ -239,7 +239,7 @@ fn parse_fault(body: &Bytes, world: &World) -> Result<FaultSpec, String> {
     let Some(obj) = v.as_object() else {
         return Err("a fault rule is a JSON object".into());
     };
-    let kinds = FaultKind::NAMES.join(", ");
+    let kinds = FaultKind::names().collect::<Vec<_>>().join(", ");
     let Some(kind) = obj.get("kind").and_then(Json::as_str) else {
         return Err(format!("a fault rule needs `kind`: one of {kinds}"));
     };
