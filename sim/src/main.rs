@@ -178,6 +178,14 @@ fn check_state_path(path: &std::path::Path) -> anyhow::Result<()> {
             path.join("state.json").display()
         );
     }
+    // A device (e.g. /dev/null) is never a state file: saving renames a file over the path,
+    // which would replace the device with a regular file.
+    if path.exists() && !path.is_file() {
+        anyhow::bail!(
+            "state file {} is not a regular file: give the path of a file",
+            path.display()
+        );
+    }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),

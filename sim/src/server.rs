@@ -584,10 +584,6 @@ fn router(app: Arc<App>, host: String) -> Router {
             .route("/wsman", post(wsman_real_host))
             .fallback(http_sys_not_found)
             .layer(DefaultBodyLimit::max(max_body))
-            .layer(axum::middleware::from_fn_with_state(
-                ctx.clone(),
-                crate::guard::guard,
-            ))
             .with_state(ctx);
     }
     Router::new()

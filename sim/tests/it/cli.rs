@@ -202,6 +202,12 @@ fn state_file_errors_name_the_right_path_once_with_their_cause() {
             "does not exist",
         ),
         (dir.clone(), dir.display().to_string(), "is a directory"),
+        // A device: saving would rename a regular file over it.
+        (
+            std::path::PathBuf::from("/dev/null"),
+            "/dev/null".to_string(),
+            "not a regular file",
+        ),
         (
             truncated.clone(),
             truncated.display().to_string(),
