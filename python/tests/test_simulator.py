@@ -99,10 +99,12 @@ def test_an_invalid_topology_fails_start_with_the_stderr_tail(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO to hold the simulator before its ready line")
 def test_no_ready_line_in_time_stops_the_process(tmp_path):
-    # --state-file on a FIFO nobody writes: the real simulator blocks reading it before it is ready.
-    fifo = tmp_path / "state.fifo"
-    os.mkfifo(fifo)
-    sim = Simulator(state_file=fifo, start_timeout=1.0)
+    # A stand-in binary that never prints its ready line (the simulator refuses a FIFO as its
+    # state file, so it can no longer be made to hang that way).
+    silent = tmp_path / "silent-replica-sim"
+    silent.write_text("#!/bin/sh\nexec sleep 600\n")
+    silent.chmod(0o755)
+    sim = Simulator(binary=silent, start_timeout=1.0)
     with pytest.raises(SimulatorError, match="no ready line within 1s"):
         sim.start()
     assert sim.pid is None and not sim.running
