@@ -9,7 +9,7 @@ import pytest
 from pypsrp.exceptions import AuthenticationError
 from winrm.exceptions import InvalidCredentialsError
 
-from conftest import binary
+from replica_sim import find_binary as binary
 from wmi import PypsrpHost, PywinrmHost, vm_ref
 
 CLIENTS = {
