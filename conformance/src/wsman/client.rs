@@ -449,16 +449,7 @@ impl WsmanClient {
         }
         let resp = req.send().await.map_err(TxError::Http)?;
         let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let headers = header_pairs(resp.headers());
         let body = resp.bytes().await.map_err(TxError::Http)?.to_vec();
         Ok(Answer {
             status,
@@ -528,16 +519,7 @@ impl WsmanClient {
                 .await
                 .map_err(|e| TxError::Conn(format!("exchange: {e}")))?;
             let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
+            let headers = header_pairs(resp.headers());
             let body = resp
                 .into_body()
                 .collect()
@@ -960,6 +942,19 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+/// A response's headers as (name, value) pairs, the same for the reqwest and the hyper path.
+fn header_pairs(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
