@@ -7,6 +7,7 @@ pub mod classes;
 pub mod control;
 pub mod demo;
 pub mod dispatch;
+mod framing;
 #[cfg(test)]
 mod fuzz;
 pub mod guard;

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -457,6 +457,9 @@ async fn serve_connection<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let body_timeout = millis(limits.body_read_timeout_ms);
+    let (io, framing) = crate::framing::Watched::new(io, limits.max_body_bytes);
+    // Requests are numbered as the framing watcher numbers them: in arrival order.
+    let requests = Arc::new(AtomicU64::new(0));
     // The Negotiate security context lives as long as the TCP connection, as WinRM keeps it:
     // CHALLENGE and AUTHENTICATE travel on one keep-alive connection and later requests on it
     // are authenticated (and sealed) by that context.
@@ -464,9 +467,14 @@ async fn serve_connection<I>(
     let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let router = router.clone();
         let conn_auth = conn_auth.clone();
+        let watch = BodyWatch {
+            framing: framing.clone(),
+            request: requests.fetch_add(1, Ordering::Relaxed) + 1,
+        };
         async move {
             let timed_out = Arc::new(AtomicBool::new(false));
-            let mut req = req.map(|b| Body::new(Deadline::new(b, body_timeout, timed_out.clone())));
+            let mut req =
+                req.map(|b| Body::new(Deadline::new(b, body_timeout, timed_out.clone(), watch)));
             req.extensions_mut().insert(conn_auth);
             let mut resp = router.oneshot(req).await.unwrap_or_else(|e| match e {});
             if resp.extensions().get::<DropConnection>().is_some() {
@@ -497,20 +505,40 @@ async fn serve_connection<I>(
 #[error("the request body did not arrive in time")]
 pub struct BodyTimeout;
 
+/// The error a chunked request body gives as soon as its declared chunk sizes pass
+/// `max_body_bytes` (seen by [`crate::framing`]), before the chunks themselves arrive.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body declares chunks over the body cap")]
+pub struct ChunksOverCap;
+
+/// Which request of its connection a body belongs to, and that connection's framing watcher.
+struct BodyWatch {
+    framing: Arc<crate::framing::Watch>,
+    request: u64,
+}
+
 /// A request body that fails with [`BodyTimeout`] once its deadline passes: a client that
-/// sends a header and then stalls cannot hold a connection (and a slot) forever.
+/// sends a header and then stalls cannot hold a connection (and a slot) forever. It fails with
+/// [`ChunksOverCap`] at once when its chunked framing declares more than the cap.
 struct Deadline {
     inner: hyper::body::Incoming,
     sleep: Pin<Box<tokio::time::Sleep>>,
     fired: Arc<AtomicBool>,
+    watch: BodyWatch,
 }
 
 impl Deadline {
-    fn new(inner: hyper::body::Incoming, limit: Duration, fired: Arc<AtomicBool>) -> Deadline {
+    fn new(
+        inner: hyper::body::Incoming,
+        limit: Duration,
+        fired: Arc<AtomicBool>,
+        watch: BodyWatch,
+    ) -> Deadline {
         Deadline {
             inner,
             sleep: Box::pin(tokio::time::sleep(limit)),
             fired,
+            watch,
         }
     }
 }
@@ -524,6 +552,11 @@ impl hyper::body::Body for Deadline {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        // Registered before the check, so a mark between the two still wakes this reader.
+        this.watch.framing.register(cx.waker());
+        if this.watch.framing.is_oversized(this.watch.request) {
+            return Poll::Ready(Some(Err(Box::new(ChunksOverCap))));
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
             Poll::Pending => {
@@ -874,7 +907,8 @@ impl ConnAuth {
 enum BodyError {
     /// It did not arrive within `body_read_timeout_ms`.
     Timeout,
-    /// Its declared `Content-Length`, or the bytes that came, are over `max_body_bytes`.
+    /// Its declared `Content-Length` or chunk sizes, or the bytes that came, are over
+    /// `max_body_bytes`.
     TooLarge,
     /// The HTTP framing is broken (bad chunk sizes, a connection cut mid-body).
     Malformed,
@@ -895,7 +929,7 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes,
         Err(e) => {
             let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
             while let Some(err) = cur {
-                if err.is::<http_body_util::LengthLimitError>() {
+                if err.is::<http_body_util::LengthLimitError>() || err.is::<ChunksOverCap>() {
                     return Err(BodyError::TooLarge);
                 }
                 if err.is::<BodyTimeout>() {

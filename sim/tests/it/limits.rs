@@ -321,7 +321,8 @@ async fn answer_to(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-/// Regression (issue 14): an absurd Content-Length waited for the body timeout before a 408;
+/// Regression (issue 14): an absurd Content-Length or chunk size waited for the body timeout
+/// before a 408;
 /// broken chunk framing was answered as a WS-Management `EncodingLimit` fault; and a request
 /// without credentials had its whole body read before the 401.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,6 +348,34 @@ async fn hostile_bodies_are_answered_at_once() {
         assert!(text.starts_with("HTTP/1.1 500"), "{text}");
         assert!(text.contains("EncodingLimit"), "{text}");
         assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
+
+        // A chunk of 10^18 bytes announced, none sent: the envelope-size fault at once, then
+        // close. Before, the request waited for the (here ten-minute) body timeout.
+        let text = answer_to(
+            addr,
+            format!("{}DE0B6B3A7640000\r\n<s:Env", head(true, "Transfer-Encoding: chunked\r\n")).as_bytes(),
+        )
+        .await;
+        assert!(text.starts_with("HTTP/1.1 500"), "{text}");
+        assert!(text.contains("EncodingLimit"), "{text}");
+        assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
+
+        // The same after a chunked request on the same connection that fits: the first is
+        // answered, the second refused, so the mark follows the request it belongs to.
+        let small = format!("{:X}\r\n{IDENTIFY_BODY}\r\n0\r\n\r\n", IDENTIFY_BODY.len());
+        let text = answer_to(
+            addr,
+            format!(
+                "{h}{small}{h}7FFFFFFF\r\n",
+                h = head(true, "Transfer-Encoding: chunked\r\n")
+            )
+            .as_bytes(),
+        )
+        .await;
+        let (first, second) = text.split_at(text.find("HTTP/1.1 500").unwrap_or_else(|| panic!("{text}")));
+        assert!(first.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(first.contains("IdentifyResponse"), "{text}");
+        assert!(second.contains("EncodingLimit"), "{text}");
 
         // A chunk size that is not hexadecimal: 400, not a SOAP fault.
         let text = answer_to(
