@@ -188,7 +188,7 @@ fn state_name(s: Option<ReplicationState>) -> String {
 }
 
 impl ReplicationSettings {
-    /// Missing properties keep the existing values (INFERRED, reference §5.2).
+    /// Missing properties keep the existing values (INFERRED, docs/facts.md#embedded-instances).
     pub fn patched(&self, p: &SettingsPatch) -> ReplicationSettings {
         let mut s = self.clone();
         if let Some(v) = &p.primary_connection_point {
@@ -402,7 +402,8 @@ impl World {
         if let Err(why) = self.validate(&host, vm_id.as_deref(), op) {
             return ans.refused(32773, None, why);
         }
-        // A VM never has two running jobs (reference: DOC 32774 "System is in use").
+        // A VM never has two running jobs (DOC 32774 "System is in use",
+        // docs/facts.md#return-codes).
         if let Some(id) = &vm_id
             && let Some(busy) = self.vm(&host, id).and_then(|v| v.busy_with.clone())
             && !matches!(kind, OpKind::GetReplicationStatistics | OpKind::CancelJob)
@@ -461,7 +462,8 @@ impl World {
                     .into(),
             );
         }
-        // Reference §5.1: an unknown recovery point identifier is refused with 32773.
+        // An unknown recovery point identifier is refused with 32773
+        // (docs/facts.md#recovery-points).
         if let (Some(key), Some(vm)) = (op.recovery_point(), vm) {
             let known = self
                 .vm(host, vm)

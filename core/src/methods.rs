@@ -1,5 +1,5 @@
-//! Method signatures (DOC method pages, reference §1.3) and the one mapping from a call's
-//! named arguments to an [`Operation`]. The simulator uses it to read WS-Management Invoke
+//! Method signatures (DOC method pages, docs/facts.md#method-signatures) and the one mapping from a
+//! call's named arguments to an [`Operation`]. The simulator uses it to read WS-Management Invoke
 //! bodies; the conformance runner uses the signatures to encode scenario steps on the wire.
 
 use crate::enums::ReturnCode;

@@ -1,15 +1,15 @@
 //! THE transition table. One declarative list of rules feeds the engine, the diagram export,
 //! the coverage report and the conformance oracle; no rule is restated anywhere else.
 //!
-//! A rule reads: for operation `op` on a VM whose mode is in `modes`, whose selected
-//! relationship is in `from`, whose power state fits `power`, and whose `guards` hold, the call
-//! is accepted; while its job (`job`) runs the relationship shows `via`, and when the job
-//! completes it ends at `to` with `effects` applied. A call that matches the operation and mode
-//! but not the rest is refused with `refusal` (or the failing guard's own code). A call with no
-//! rule for its operation and mode is refused with 32775 as well (INFERRED, reference §4.1).
+//! A rule reads: for operation `op` on a VM whose mode is in `modes`, whose selected relationship
+//! is in `from`, whose power state fits `power`, and whose `guards` hold, the call is accepted;
+//! while its job (`job`) runs the relationship shows `via`, and when the job completes it ends at
+//! `to` with `effects` applied. A call that matches the operation and mode but not the rest is
+//! refused with `refusal` (or the failing guard's own code). A call with no rule for its operation
+//! and mode is refused with 32775 as well (INFERRED, docs/facts.md#life-cycle).
 //!
 //! Every row names its `source`: DOC (the method page states when the call applies and what it
-//! leads to), PS (a client-side check of the PowerShell module, DECOMP ids from reference §0),
+//! leads to), PS (a client-side check of the PowerShell module, DECOMP ids, docs/facts.md#sources),
 //! or INFERRED with the reason. Words taken from a page are cited as `<page>.md «words»` and
 //! `core/tests/provenance.rs` finds each of them on its page (`fixtures/pages/excerpts.txt`);
 //! whatever the row adds beyond those words follows `INFERRED:`. docs/provenance.md lists every

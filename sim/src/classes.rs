@@ -1,5 +1,5 @@
 //! The readable WMI classes: each simulated host's view of the world as `Msvm_*` instances,
-//! with the properties real clients read (reference hyperv-replication.md §2, §5, §6).
+//! with the properties real clients read (docs/facts.md#replication-api).
 //! Views only: every value comes from `replica-core`'s world.
 
 use crate::schema::{self, ClassDef, Served};

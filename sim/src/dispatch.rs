@@ -431,8 +431,8 @@ fn select(
             )),
         );
     }
-    // WinRM needs the namespace wildcard URI for WQL and association filters (wsman.md §1.3;
-    // winrm.exe's `enumerate wmicimv2/* -dialect:association`).
+    // WinRM needs the namespace wildcard URI for WQL and association filters
+    // (docs/facts.md#enumeration; winrm.exe's `enumerate wmicimv2/* -dialect:association`).
     if !wildcard {
         return Err(Fault::new(FaultKind::InvalidParameter).with_message(
             "A WQL or association filter needs the resource URI http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/*",

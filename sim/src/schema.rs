@@ -346,7 +346,8 @@ const REPLICATION_SERVICE_SETTING_DATA: &[Prop] = &[
     p("CertificateThumbPrint", "string", World),
     p("HttpsPort", "uint16", World),
     p("HttpPort", "uint16", World),
-    // Reference §2.4: 9:00 with a zero date part (an interval in DMTF form).
+    // msvm-replicationservicesettingdata.md «The default value is 9:00 A.M., local time,
+    // represented in UTC», with a zero date part (an interval in DMTF form).
     p("MonitoringStartTime", "datetime", Interval(9 * 3_600_000)),
     p("MonitoringInterval", "uint32", World),
 ];
