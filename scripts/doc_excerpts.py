@@ -64,6 +64,9 @@ def citations():
         text = COMMENT_JOIN.sub(" ", rs.read_text()).replace('\\"', '"')
         for page, words in CITE.findall(text):
             found.append((page, words))
+        # `<page>.md «words»` written as a pattern in prose is not a citation.
+        if len(re.findall(r"(?<!>\.md )«", text)) != len(CITE.findall(text)):
+            print(f"{rs}: a «…» that follows no <page>.md name", file=sys.stderr)
     return found
 
 

@@ -459,7 +459,8 @@ impl Call {
             (_, "GetSystemCertificates") => O::GetSystemCertificates,
             (_, "ImportInitialReplica") => O::ImportInitialReplica {
                 vm: cs()?,
-                // DOC importinitialreplica: the location "cannot be Null".
+                // importinitialreplica-msvm-replicationservice.md «from which the initial
+                // replication is to be imported. This cannot be Null».
                 location: self
                     .text_arg("InitialReplicationImportLocation")
                     .filter(|s| !s.trim().is_empty())
@@ -516,7 +517,9 @@ impl Call {
             }
             (_, "StartReplication") => O::StartReplication {
                 vm: cs()?,
-                // DOC startreplication: InitialReplicationType is required (1, 2 or 3).
+                // startreplication-msvm-replicationservice.md «The type of transfer to be used for
+                // performing the initial replication»; the page gives no default, so a call
+                // without one is refused (INFERRED).
                 initial_type: self.u16_arg("InitialReplicationType")?.ok_or_else(|| {
                     bad(
                         ReturnCode::InvalidParameter,

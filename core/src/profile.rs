@@ -53,7 +53,8 @@ pub struct Profile {
     pub job_ms: Millis,
     /// Initial replication and resynchronization take longer.
     pub long_job_ms: Millis,
-    /// How long an ended job stays readable (DOC msvm-concretejob TimeBeforeRemoval: 5 min).
+    /// How long an ended job stays readable: TimeBeforeRemoval, msvm-concretejob.md «The default
+    /// is five minutes».
     pub job_retention_ms: Millis,
 }
 

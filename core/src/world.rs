@@ -114,8 +114,9 @@ pub struct Relationship {
     pub last_replication_type: ReplicationType,
     pub last_apply_time: Option<Millis>,
     pub failed_over_replication_type: ReplicationType,
-    /// The state to return to when a failover is reverted (DOC revertfailover: "InitiateFailover
-    /// can be called again").
+    /// The state to return to when a failover is reverted. INFERRED from
+    /// revertfailover-msvm-replicationservice.md «After this operation, InitiateFailover can be
+    /// called again»: the page does not name the state.
     pub pre_failover_state: Option<ReplicationState>,
     /// The recovery point the current failover used (kept by CommitFailover).
     #[serde(default)]

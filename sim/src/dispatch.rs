@@ -1009,8 +1009,10 @@ fn invoke(
 }
 
 /// `Msvm_ConcreteJob.GetError` / `GetErrorEx`: an embedded `Msvm_Error` (GetErrorEx: an
-/// array of one) whenever the job did not end OK, else Null (DOC geterror-msvm-concretejob,
-/// geterrorex-msvm-concretejob: "If the operational status of the job is not 2 (OK)").
+/// array of one) whenever the job did not end OK, else Null: geterror-msvm-concretejob.md «If the
+/// operational status of the job is not 2 (OK), this method returns an embedded instance of the
+/// Msvm_Error class» and geterrorex-msvm-concretejob.md «this method returns one or more
+/// embedded instances».
 fn get_error(
     slot: &mut WorldSlot,
     host: &str,
