@@ -104,6 +104,18 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The research notes and the product contract lived outside the repository; their facts are
+/// in docs/facts.md now.
+const GONE: &[&str] = &[
+    "reference §",
+    "Reference §",
+    "DESIGN.md",
+    "wsman.md",
+    "hyperv-replication.md",
+    "rust-stack.md",
+    "reference/",
+];
+
 /// Why `docs/<file>#<anchor>` does not resolve, if it does not.
 fn resolve(file: &str, anchor: Option<&str>) -> Option<String> {
     let path = root().join("docs").join(file);
@@ -150,17 +162,6 @@ fn every_docs_citation_in_a_rust_comment_resolves() {
 
 #[test]
 fn no_rust_comment_cites_notes_outside_the_repository() {
-    // The research notes and the product contract lived outside the repository; their facts
-    // are in docs/facts.md now.
-    const GONE: &[&str] = &[
-        "reference §",
-        "Reference §",
-        "DESIGN.md",
-        "wsman.md",
-        "hyperv-replication.md",
-        "rust-stack.md",
-        "reference/",
-    ];
     let mut failures = Vec::new();
     for path in rust_files() {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -178,6 +179,50 @@ fn no_rust_comment_cites_notes_outside_the_repository() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The `source` of every scenario and wire case, and the wire cases' README: what they cite
+/// resolves, and none cites the notes that are not in the repository.
+#[test]
+fn fixture_sources_cite_sections_that_exist() {
+    let mut files = Vec::new();
+    for (dir, ext) in [("fixtures/scenarios", "toml"), ("fixtures/wire", "json")] {
+        let Ok(entries) = std::fs::read_dir(root().join(dir)) else {
+            panic!("no {dir}");
+        };
+        files.extend(
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == ext)),
+        );
+    }
+    files.push(root().join("fixtures/wire/README.md"));
+    files.sort();
+    let mut failures = Vec::new();
+    let mut seen = 0;
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let name = path
+            .strip_prefix(root())
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        for (file, anchor) in doc_citations(&text) {
+            seen += 1;
+            if let Some(why) = resolve(&file, anchor.as_deref()) {
+                failures.push(format!("{name}: {why}"));
+            }
+        }
+        for g in GONE.iter().filter(|g| text.contains(*g)) {
+            failures.push(format!("{name}: cites {g}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        seen >= 20,
+        "only {seen} docs/ citations found in the fixtures"
+    );
 }
 
 #[test]
