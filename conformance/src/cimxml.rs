@@ -1,6 +1,6 @@
 //! A small CIM-XML encoder for embedded-instance parameters (`ParamKind::Instance`): the
 //! `<INSTANCE CLASSNAME=…><PROPERTY NAME=… TYPE=…><VALUE>…</VALUE></PROPERTY>…</INSTANCE>` text
-//! that libvirt and WMI clients pass as a string parameter (wsman.md §2.1).
+//! that libvirt and WMI clients pass as a string parameter (docs/facts.md#embedded-instances).
 //!
 //! Scenario files give property values as text; the CIM type written in `TYPE` comes from the
 //! class pages (Msvm_ReplicationSettingData and friends). Unknown properties are strings.

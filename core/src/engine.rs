@@ -188,7 +188,7 @@ fn state_name(s: Option<ReplicationState>) -> String {
 }
 
 impl ReplicationSettings {
-    /// Missing properties keep the existing values (INFERRED, reference §5.2).
+    /// Missing properties keep the existing values (INFERRED, docs/facts.md#embedded-instances).
     pub fn patched(&self, p: &SettingsPatch) -> ReplicationSettings {
         let mut s = self.clone();
         if let Some(v) = &p.primary_connection_point {
@@ -242,7 +242,8 @@ impl ReplicationSettings {
 
 /// Argument checks made before any rule is looked at. Each names its source.
 fn validate_settings(p: &SettingsPatch) -> Result<(), String> {
-    // DOC msvm-replicationsettingdata: "ReplicationInterval ... Valid: 30, 300, 900".
+    // msvm-replicationsettingdata.md «Replication interval of a replication relationship in
+    // seconds. Valid values are:», then 30, 300 and 900 on lines of their own.
     if let Some(v) = p.replication_interval
         && ![30, 300, 900].contains(&v)
     {
@@ -250,7 +251,7 @@ fn validate_settings(p: &SettingsPatch) -> Result<(), String> {
             "ReplicationInterval {v} is not one of 30, 300, 900 (DOC msvm-replicationsettingdata)"
         ));
     }
-    // DOC: RecoveryHistory "valid 0–24".
+    // msvm-replicationsettingdata.md «Valid values are from 0 to 24» (RecoveryHistory).
     if let Some(v) = p.recovery_history
         && v > 24
     {
@@ -258,7 +259,8 @@ fn validate_settings(p: &SettingsPatch) -> Result<(), String> {
             "RecoveryHistory {v} is outside 0..=24 (DOC msvm-replicationsettingdata)"
         ));
     }
-    // DOC: AuthenticationType 1 Kerberos, 2 Certificate.
+    // AuthenticationType: msvm-replicationsettingdata.md «Kerberos authentication (1)» and
+    // msvm-replicationsettingdata.md «Certificate based authentication (2)», nothing else.
     if let Some(v) = p.authentication_type
         && AuthenticationType::from_number(v).is_err()
     {
@@ -279,7 +281,8 @@ fn validate_settings(p: &SettingsPatch) -> Result<(), String> {
     {
         return Err(format!("RecoveryServerPortNumber {v} is not a uint16"));
     }
-    // DOC: ApplicationConsistentSnapshotInterval 1–12 hours; 0 = off (INFERRED).
+    // msvm-replicationsettingdata.md «Valid values are from 1 hour to 12 hours»; 0 = off is
+    // INFERRED (the page names no value for "no application-consistent points").
     if let Some(v) = p.application_consistent_snapshot_interval
         && v > 12
     {
@@ -402,7 +405,8 @@ impl World {
         if let Err(why) = self.validate(&host, vm_id.as_deref(), op) {
             return ans.refused(32773, None, why);
         }
-        // A VM never has two running jobs (reference: DOC 32774 "System is in use").
+        // A VM never has two running jobs (DOC 32774 "System is in use",
+        // docs/facts.md#return-codes).
         if let Some(id) = &vm_id
             && let Some(busy) = self.vm(&host, id).and_then(|v| v.busy_with.clone())
             && !matches!(kind, OpKind::GetReplicationStatistics | OpKind::CancelJob)
@@ -461,7 +465,8 @@ impl World {
                     .into(),
             );
         }
-        // Reference §5.1: an unknown recovery point identifier is refused with 32773.
+        // An unknown recovery point identifier is refused with 32773
+        // (docs/facts.md#recovery-points).
         if let (Some(key), Some(vm)) = (op.recovery_point(), vm) {
             let known = self
                 .vm(host, vm)
@@ -1069,7 +1074,9 @@ impl World {
             .max(1) as usize;
         let point = RecoveryPoint::new(id, kind, now, &v.name);
         v.recovery_points.push(point);
-        // RecoveryHistory: "max number of recovery snapshots" (DOC); 0 keeps only the latest.
+        // RecoveryHistory is msvm-replicationsettingdata.md «The maximum number of recovery
+        // snapshots that will be stored on the recovery server»; 0 keeps only the latest
+        // (INFERRED).
         let excess = v.recovery_points.len().saturating_sub(history);
         v.recovery_points.drain(..excess);
     }

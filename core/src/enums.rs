@@ -1,9 +1,9 @@
 //! Every WMI enumeration the model uses, with its number and its documented name.
 //!
 //! Source for all values: DOC pages of `root\virtualization\v2` (msvm-replicationrelationship,
-//! msvm-computersystem, msvm-concretejob, method pages), as collected in
-//! `shared/reference/hyperv-replication.md` §1.2, §3. A number that is not in an enum is an
-//! error value ([`UnknownValue`]), never a panic: WMI numbers arrive from the wire.
+//! msvm-computersystem, msvm-concretejob, method pages), as summed up in
+//! docs/facts.md#replication-api. A number that is not in an enum is an error value
+//! ([`UnknownValue`]), never a panic: WMI numbers arrive from the wire.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -102,7 +102,8 @@ macro_rules! wmi_enum {
 }
 
 wmi_enum! {
-    /// `Msvm_ReplicationRelationship.ReplicationState` (0–21) and `Msvm_ComputerSystem.ReplicationState` (0–14).
+    /// `Msvm_ReplicationRelationship.ReplicationState` (0–21) and
+    /// `Msvm_ComputerSystem.ReplicationState` (0–14).
     ReplicationState: u16 {
         Disabled = 0 => "Disabled",
         ReadyForReplication = 1 => "Ready for replication",
@@ -132,7 +133,7 @@ wmi_enum! {
 impl ReplicationState {
     /// The words users know from the InitiateFailback page and DR runbooks, shown beside the WMI
     /// name so nobody has to translate. 13 ↔ *WaitingForFailback* and 14 ↔ *FailbackCompleted*
-    /// is INFERRED (reference §3.1 "Failback naming"); 12 is the MS client's `RecoveryInProgress`.
+    /// is INFERRED (docs/facts.md#replication-states); 12 is the MS client's `RecoveryInProgress`.
     pub const fn alias(self) -> Option<&'static str> {
         match self {
             ReplicationState::FailoverInProgress => Some("Recovering"),
@@ -222,7 +223,8 @@ wmi_enum! {
 }
 
 impl JobState {
-    /// Terminal states as libvirt treats them: 7 success; 8, 9, 10, 11 failure (reference §3.3).
+    /// Terminal states as libvirt treats them: 7 success; 8, 9, 10, 11 failure
+    /// (docs/facts.md#job-states).
     pub const fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -236,7 +238,8 @@ impl JobState {
 }
 
 wmi_enum! {
-    /// `Msvm_ConcreteJob.JobType` values 90–125 (DOC msvm-concretejob; MSWMI ConcreteJob_JobType.go).
+    /// `Msvm_ConcreteJob.JobType` values 90–125 (DOC msvm-concretejob; MSWMI
+    /// ConcreteJob_JobType.go).
     JobType: u16 {
         ModifyReplicationServerSettings = 90 => "Modify Replication Server Settings",
         CreateReplicationRelationship = 91 => "Create Replication Relationship",
@@ -278,7 +281,8 @@ wmi_enum! {
 }
 
 wmi_enum! {
-    /// Return codes shared by every `Msvm_ReplicationService` method (DOC, reference §1.2).
+    /// Return codes shared by every `Msvm_ReplicationService` method (DOC,
+    /// docs/facts.md#return-codes).
     ReturnCode: u32 {
         Completed = 0 => "Completed with No Error",
         JobStarted = 4096 => "Method Parameters Checked - Job Started",
@@ -316,7 +320,8 @@ wmi_enum! {
 }
 
 wmi_enum! {
-    /// `Msvm_ComputerSystem.RequestStateChange` values the simulator accepts (CIM_EnabledLogicalElement).
+    /// `Msvm_ComputerSystem.RequestStateChange` values the simulator accepts
+    /// (CIM_EnabledLogicalElement).
     RequestedPowerState: u16 {
         Enabled = 2 => "Enabled",
         Disabled = 3 => "Disabled",
@@ -330,7 +335,8 @@ wmi_enum! {
 }
 
 wmi_enum! {
-    /// `Msvm_ConcreteJob.RequestStateChange`'s `RequestedState` (DOC requeststatechange-msvm-concretejob).
+    /// `Msvm_ConcreteJob.RequestStateChange`'s `RequestedState` (DOC
+    /// requeststatechange-msvm-concretejob).
     RequestedJobState: u16 {
         Start = 2 => "Start",
         Suspend = 3 => "Suspend",

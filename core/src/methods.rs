@@ -1,5 +1,5 @@
-//! Method signatures (DOC method pages, reference §1.3) and the one mapping from a call's
-//! named arguments to an [`Operation`]. The simulator uses it to read WS-Management Invoke
+//! Method signatures (DOC method pages, docs/facts.md#method-signatures) and the one mapping from a
+//! call's named arguments to an [`Operation`]. The simulator uses it to read WS-Management Invoke
 //! bodies; the conformance runner uses the signatures to encode scenario steps on the wire.
 
 use crate::enums::ReturnCode;
@@ -459,7 +459,8 @@ impl Call {
             (_, "GetSystemCertificates") => O::GetSystemCertificates,
             (_, "ImportInitialReplica") => O::ImportInitialReplica {
                 vm: cs()?,
-                // DOC importinitialreplica: the location "cannot be Null".
+                // importinitialreplica-msvm-replicationservice.md «from which the initial
+                // replication is to be imported. This cannot be Null».
                 location: self
                     .text_arg("InitialReplicationImportLocation")
                     .filter(|s| !s.trim().is_empty())
@@ -516,7 +517,9 @@ impl Call {
             }
             (_, "StartReplication") => O::StartReplication {
                 vm: cs()?,
-                // DOC startreplication: InitialReplicationType is required (1, 2 or 3).
+                // startreplication-msvm-replicationservice.md «The type of transfer to be used for
+                // performing the initial replication»; the page gives no default, so a call
+                // without one is refused (INFERRED).
                 initial_type: self.u16_arg("InitialReplicationType")?.ok_or_else(|| {
                     bad(
                         ReturnCode::InvalidParameter,

@@ -301,14 +301,17 @@ impl Operation {
     }
 
     /// The table key. `Err(code)` when an argument already rules the call out: an undocumented
-    /// requested state is refused as the method pages say (DOC RRSC: 32773 "The value specified
-    /// in one of the parameters is not supported").
+    /// requested state is refused with 32773, as
+    /// msvm-requestreplicationstatechangeex-computersystem.md «The value specified in one of the
+    /// parameters is not supported» says.
     pub fn kind(&self) -> Result<OpKind, ReturnCode> {
         use Operation as O;
         Ok(match self {
             O::CreateReplicationRelationship { .. } => OpKind::CreateReplicationRelationship,
             O::ModifyReplicationSettings { .. } => OpKind::ModifyReplicationSettings,
-            // DOC startreplication: 1 Network, 2 Export, 3 Seeded; anything else is 32773.
+            // Types 1 to 3, the last being startreplication-msvm-replicationservice.md «Seeded
+            // Network Transfer (3)»; anything else is 32773 Invalid parameter (INFERRED: the page
+            // lists the code, not when it is used).
             O::StartReplication { initial_type, .. } => OpKind::StartReplication(
                 InitialReplicationType::from_number(u32::from(*initial_type))
                     .map_err(|_| ReturnCode::InvalidParameter)?,
@@ -392,8 +395,9 @@ pub struct JobArgs {
 mod tests {
     use super::*;
 
-    /// DOC requeststatechange-msvm-computersystem: a RequestedState the VM cannot take is
-    /// 32775; the power values map to their rules.
+    /// A RequestedState the VM cannot take is 32775, requeststatechange-msvm-computersystem.md
+    /// «The value specified in the RequestedState parameter is not supported»; the power values
+    /// map to their rules.
     #[test]
     fn vm_requested_states() {
         let kind = |requested| {

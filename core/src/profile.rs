@@ -1,17 +1,17 @@
-//! Behaviour profiles: the points the sources leave open (reference §8), each a named choice
-//! with one default. Conformance against a real host is what settles them; until then every
-//! alternative is selectable (topology `profile = "..."` or per-field overrides) and tested.
+//! Behaviour profiles: the points the sources leave open (docs/facts.md#open-questions), each a
+//! named choice with one default. Conformance against a real host is what settles them; until then
+//! every alternative is selectable (topology `profile = "..."` or per-field overrides) and tested.
 
 use crate::enums::{JobType, ReturnCode};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 
-/// (a) How a call in the wrong state is refused. Not documented (reference §8.1, §8.7).
+/// (a) How a call in the wrong state is refused. Not documented (docs/facts.md#open-questions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WrongStateAnswer {
     /// ReturnValue 32775 at once, no job. INFERRED from libvirt/MSWMI client behaviour
-    /// (reference §1.2: "synchronous 32773 or 32775 for argument or state errors").
+    /// (docs/facts.md#return-codes: argument and state errors answered at once).
     Immediate,
     /// ReturnValue 4096 and a job that ends in Exception (10) with ErrorCode 32775.
     FailingJob,
@@ -27,8 +27,8 @@ pub enum ReverseOutcome {
     /// is Ready (1) and the old primary WaitingToCompleteInitialReplication (2) until
     /// StartReplication. INFERRED from BLOG-PFO (no data loss in a planned failover).
     PlannedResumes,
-    /// Always Ready (1) / Waiting (2): a StartReplication is always needed (reference §4.2
-    /// "mode→1, state 1 (then StartReplication)", INFERRED).
+    /// Always Ready (1) / Waiting (2): a StartReplication is always needed (INFERRED,
+    /// docs/provenance.md#reverse-replication).
     AlwaysReady,
     /// Always Replicating (3) on both sides at once.
     AlwaysReplicating,
@@ -49,11 +49,12 @@ pub struct Profile {
     /// 32774 "System is in use").
     pub busy_code: u32,
     /// Default job duration: a failback job visibly passes Running and ends within about a
-    /// second (DESIGN.md "Time").
+    /// second (docs/facts.md#time).
     pub job_ms: Millis,
     /// Initial replication and resynchronization take longer.
     pub long_job_ms: Millis,
-    /// How long an ended job stays readable (DOC msvm-concretejob TimeBeforeRemoval: 5 min).
+    /// How long an ended job stays readable: TimeBeforeRemoval, msvm-concretejob.md «The default
+    /// is five minutes».
     pub job_retention_ms: Millis,
 }
 

@@ -20,7 +20,7 @@ pub struct Scenario {
     pub description: String,
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Where the expected behaviour comes from (reference section, DOC page, profile).
+    /// Where the expected behaviour comes from (a docs/facts.md section, a DOC page, a profile).
     #[serde(default)]
     pub source: String,
     /// Topology for a simulator: a name under `fixtures/topologies/` (default: `default`).

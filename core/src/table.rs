@@ -1,15 +1,19 @@
 //! THE transition table. One declarative list of rules feeds the engine, the diagram export,
 //! the coverage report and the conformance oracle; no rule is restated anywhere else.
 //!
-//! A rule reads: for operation `op` on a VM whose mode is in `modes`, whose selected
-//! relationship is in `from`, whose power state fits `power`, and whose `guards` hold, the call
-//! is accepted; while its job (`job`) runs the relationship shows `via`, and when the job
-//! completes it ends at `to` with `effects` applied. A call that matches the operation and mode
-//! but not the rest is refused with `refusal` (or the failing guard's own code). A call with no
-//! rule for its operation and mode is refused with 32775 as well (INFERRED, reference §4.1).
+//! A rule reads: for operation `op` on a VM whose mode is in `modes`, whose selected relationship
+//! is in `from`, whose power state fits `power`, and whose `guards` hold, the call is accepted;
+//! while its job (`job`) runs the relationship shows `via`, and when the job completes it ends at
+//! `to` with `effects` applied. A call that matches the operation and mode but not the rest is
+//! refused with `refusal` (or the failing guard's own code). A call with no rule for its operation
+//! and mode is refused with 32775 as well (INFERRED, docs/facts.md#life-cycle).
 //!
-//! Every row names its `source`: DOC (the class or method page), PS (a client-side check of the
-//! PowerShell module, DECOMP ids from reference §0), or INFERRED with the reason.
+//! Every row names its `source`: DOC (the method page states when the call applies and what it
+//! leads to), PS (a client-side check of the PowerShell module, DECOMP ids, docs/facts.md#sources),
+//! or INFERRED with the reason. Words taken from a page are cited as `<page>.md «words»` and
+//! `core/tests/provenance.rs` finds each of them on its page (`fixtures/pages/excerpts.txt`);
+//! whatever the row adds beyond those words follows `INFERRED:`. docs/provenance.md lists every
+//! Inferred part with the real-host run that would settle it.
 
 use crate::enums::InitialReplicationType as I;
 use crate::enums::{
@@ -78,11 +82,12 @@ pub enum Guard {
     LastReplicationTimeSet,
     /// "You can only run one test failover on a VM at a time" (LEARN-FO).
     NoTestReplica,
-    /// "For a replica virtual machine, primary replication can't be removed if extended
-    /// replication is enabled" (DOC removereplicationrelationshipex); extended replication
-    /// also blocks reverse (BOOK p.552).
+    /// removereplicationrelationshipex-msvm-replicationservice.md «primary replication can't be
+    /// removed if extended replication is enabled»; extended replication also blocks reverse
+    /// (BOOK p.552).
     NoExtendedOnReplica,
-    /// ChangeReplicationModeToPrimary works on "the extended replication relationship" (DOC).
+    /// changereplicationmodetoprimary-msvm-replicationservice.md «Changes the extended
+    /// replication relationship to the primary relationship».
     HasExtended,
     /// A replica can only be extended once its own relationship replicates (INFERRED).
     PrimaryRelReplicating,
@@ -103,8 +108,8 @@ pub enum Guard {
     AuthorizationExists,
     /// TestReplicationConnection's target must be a reachable host (INFERRED 32777).
     ConnectionPointReachable,
-    /// Only a running job can be cancelled (DOC requeststatechange-msvm-concretejob: 4097
-    /// Invalid State Transition).
+    /// Only a running job can be cancelled. INFERRED: the page lists 4097 Invalid State
+    /// Transition among its codes but does not say when it is returned.
     JobRunning,
 }
 
@@ -144,14 +149,15 @@ pub enum Effect {
     Delta,
     /// Planned failover's final sync (BLOG-PFO): a Planned recovery point on the replica.
     FinalSync,
-    /// "flattens the recovery points ... by applying the recovery snapshot" (DOC commitfailover).
+    /// commitfailover-msvm-replicationservice.md «flattens the recovery points on the recovery
+    /// virtual machine by applying the recovery snapshot».
     KeepFailoverPoint,
     /// Swap the roles of the two sides, states per profile (runs with `To::ReverseOutcome`).
     Reverse,
     /// Create the test VM (mode 3) when the call is accepted, so ResultingSystem can name it.
     CreateTestReplica,
     DestroyTestReplica,
-    /// The extended relationship becomes the primary one (DOC changereplicationmodetoprimary).
+    /// The extended relationship becomes the primary one (changereplicationmodetoprimary page).
     PromoteExtended,
     ApplySettings,
     /// The provider reverse-syncs the chosen recovery point: both sides record it (INFERRED).
@@ -178,11 +184,14 @@ impl Effect {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    /// A Microsoft documentation page (file name under desktop-src/HyperV_v2).
+    /// A Microsoft documentation page (file name under desktop-src/HyperV_v2) states the rule.
+    /// The text starts with a citation, `<file>.md «the page's words»`; more citations may
+    /// follow, and anything the page does not say comes after `INFERRED:`.
     Doc(&'static str),
     /// A client-side check of the PowerShell module (DECOMP id).
     PowerShell(&'static str),
-    /// No source states it; the text says why we chose it.
+    /// No source states it; the text says why we chose it, citing (`<file>.md «words»`) what the
+    /// pages do say.
     Inferred(&'static str),
 }
 
@@ -258,8 +267,8 @@ pub static RULES: &[Rule] = &[
         job: Some(JobType::CreateReplicationRelationship),
         guards: &[Guard::PeerReachable, Guard::PeerHasNoCopy, Guard::PeerIdle],
         effects: &[Effect::SetMode(M::Primary), Effect::CreatePeerReplica],
-        source: Source::Doc(
-            "createreplicationrelationship: enables replication; state 1 Ready INFERRED from the PS mapping of 1 as ReadyForInitialReplication",
+        source: Source::Inferred(
+            "createreplicationrelationship-msvm-replicationservice.md «Creates a new replication relationship for a virtual machine»; INFERRED: mode 1 Primary and state 1, because PowerShell shows 1 as ReadyForInitialReplication (DECOMP 44433016989), and the replica VM made on the recovery host (Enable-VMReplication, DECOMP 44426856526)",
         ),
         ..vm(
             "enable-replication",
@@ -279,8 +288,8 @@ pub static RULES: &[Rule] = &[
             Guard::PeerIdle,
         ],
         effects: &[Effect::CreatePeerReplica],
-        source: Source::Doc(
-            "createreplicationrelationship: on a replica VM it extends the relationship (\\HVR\\1)",
+        source: Source::Inferred(
+            "createreplicationrelationship-msvm-replicationservice.md «When a client calls this method for a replica virtual machine, it extends the replication relationship to the specified provider»; msvm-replicationrelationship.md «0 indicates primary and 1 indicates»; INFERRED: the extended relationship starts in state 1, as a primary one does",
         ),
         ..vm(
             "extend-replication",
@@ -296,7 +305,7 @@ pub static RULES: &[Rule] = &[
         power: Power::Off,
         effects: &[Effect::SetMode(M::Replica)],
         source: Source::PowerShell(
-            "Enable-VMReplication -AsReplica calls RRSC(2) on a mode-None VM (DECOMP 44426856526); the VM must be off: INFERRED, a replica never runs until failed over",
+            "Enable-VMReplication -AsReplica calls RRSC(2) on a mode-None VM (DECOMP 44426856526); msvm-computersystem-requestreplicationstatechange.md «While the state change is in progress, the ReplicationState property is changed to the value of the RequestedState parameter»; INFERRED: the VM must be off, a replica never runs until failed over",
         ),
         ..vm(
             "enable-as-replica",
@@ -316,8 +325,8 @@ pub static RULES: &[Rule] = &[
             Guard::PeerNotFailedOver,
         ],
         effects: &[Effect::PeerState(S::Replicating), Effect::Delta],
-        source: Source::Doc(
-            "startreplication: type 1 network; 1 → 2 → 3 when the replica finishes (reference §4.1); JobType 94 INFERRED from the name",
+        source: Source::Inferred(
+            "startreplication-msvm-replicationservice.md «Starts the replication of a virtual machine»; startreplication-msvm-replicationservice.md «Network Transfer (1)»; INFERRED: 1 → 2 while the job runs → 3 on both sides when it ends (no page gives this path), JobType 94 by its name",
         ),
         ..vm(
             "start-initial-replication",
@@ -337,7 +346,7 @@ pub static RULES: &[Rule] = &[
         ],
         effects: &[Effect::PeerState(S::Replicating), Effect::Delta],
         source: Source::PowerShell(
-            "seeded initial replication runs as JobType 117 (DECOMP 44358932247, Set-VMReplication)",
+            "seeded initial replication runs as JobType 117 (DECOMP 44358932247, Set-VMReplication); startreplication-msvm-replicationservice.md «Seeded Network Transfer (3)»; INFERRED: the same 1 → 2 → 3 path as a network transfer",
         ),
         ..vm(
             "start-seeded-replication",
@@ -350,8 +359,8 @@ pub static RULES: &[Rule] = &[
         via: Some(S::WaitingToCompleteInitialReplication),
         to: To::State(S::WaitingToCompleteInitialReplication),
         job: Some(JobType::StartExportInitialReplication),
-        source: Source::Doc(
-            "startreplication: Export stays in 2 until ImportInitialReplica on the replica (reference §4.1); JobType 118 INFERRED",
+        source: Source::Inferred(
+            "startreplication-msvm-replicationservice.md «the fully qualified path of the directory to which the initial replication is to be exported»; INFERRED: the primary stays in 2 until ImportInitialReplica on the replica, JobType 118 by its name",
         ),
         ..vm(
             "start-export-replication",
@@ -371,8 +380,8 @@ pub static RULES: &[Rule] = &[
             Guard::PeerNotFailedOver,
         ],
         effects: &[Effect::PeerState(S::Replicating)],
-        source: Source::Doc(
-            "startreplication: on a replica VM it starts replication to the extended replica",
+        source: Source::Inferred(
+            "startreplication-msvm-replicationservice.md «When a client calls this method for a replica virtual machine, it starts the replication with extended replica»; INFERRED: 1 → 2 → 3 as on a primary",
         ),
         ..vm(
             "start-extended-replication",
@@ -387,7 +396,7 @@ pub static RULES: &[Rule] = &[
         job: Some(JobType::ImportReplication),
         effects: &[Effect::PeerState(S::Replicating)],
         source: Source::Inferred(
-            "importinitialreplica imports an out-of-band initial replica on the replica side (DOC); → 3 on both sides is INFERRED",
+            "importinitialreplica-msvm-replicationservice.md «Imports the initial replication for a virtual machine»; INFERRED: accepted in 2 only, and → 3 on both sides",
         ),
         ..vm(
             "import-initial-replica",
@@ -421,7 +430,7 @@ pub static RULES: &[Rule] = &[
         to: To::State(S::Suspended),
         job: Some(JobType::ReplicateStateChange),
         source: Source::PowerShell(
-            "Suspend-VMReplication: RRSC(7) from {2,3,10} (DECOMP 44391684629); DOC RRSC: 32775 when not supported in the current state",
+            "Suspend-VMReplication: RRSC(7) from {2,3,10} (DECOMP 44391684629); other states get 32775, msvm-requestreplicationstatechangeex-computersystem.md «not supported in the current replication mode or state»",
         ),
         ..vm(
             "suspend",
@@ -499,7 +508,7 @@ pub static RULES: &[Rule] = &[
         to: To::State(S::WaitingToStartResynchronization),
         job: Some(JobType::StopResynchronizing),
         source: Source::Inferred(
-            "RRSC(9) Cancel Resynchronize is documented (DOC RRSC); from 10 to 9 INFERRED",
+            "msvm-requestreplicationstatechangeex-computersystem.md «Cancel Resynchronize (9)»; INFERRED: accepted from 10 only, and it ends in 9",
         ),
         ..vm(
             "cancel-resynchronize",
@@ -513,7 +522,7 @@ pub static RULES: &[Rule] = &[
         effects: &[Effect::Delta],
         guards: &[Guard::PeerReachable],
         source: Source::Inferred(
-            "a delta every ReplicationInterval updates LastReplicationTime (DOC msvm-replicationrelationship) and adds a recovery point",
+            "msvm-replicationrelationship.md «The date and time at which the last replication is received on recovery for the replication relationship»; INFERRED: a delta every ReplicationInterval updates it and adds a recovery point",
         ),
         ..vm(
             "delta-replicated",
@@ -565,7 +574,7 @@ pub static RULES: &[Rule] = &[
         guards: &[Guard::LastReplicationTimeSet],
         effects: &[Effect::RememberPreFailover, Effect::SetFailedOverType],
         source: Source::PowerShell(
-            "Start-VMFailover on a replica: VM Off, state in {3,10,7,15}, LastReplicationTime set (DECOMP 44855487076); 12 → 5 (DOC initiatefailover, reference §4.2)",
+            "Start-VMFailover on a replica: VM Off, state in {3,10,7,15}, LastReplicationTime set (DECOMP 44855487076); initiatefailover-msvm-replicationservice.md «Initiates a failover for a virtual machine to an application or standard replication point image»; INFERRED: 12 while the job runs, then 5 (PS shows 5 as FailedOverWaitingCompletion, DECOMP 44433016989)",
         ),
         ..vm(
             "failover",
@@ -583,8 +592,8 @@ pub static RULES: &[Rule] = &[
         to: To::PreFailover,
         job: Some(JobType::RevertFailover),
         effects: &[Effect::PowerOff],
-        source: Source::Doc(
-            "revertfailover: discards the failover disk, InitiateFailover can be called again; PS allows it from 5 and 12 (DECOMP 44913315024)",
+        source: Source::Inferred(
+            "revertfailover-msvm-replicationservice.md «Reverts the current failover for a virtual machine by discarding the current failover disk»; revertfailover-msvm-replicationservice.md «After this operation, InitiateFailover can be called again»; PS allows it from 5 and 12 (DECOMP 44913315024); INFERRED: the state saved at InitiateFailover comes back, and the VM is turned off (Stop-VMFailover turns it off first, DECOMP 44913315024)",
         ),
         ..vm(
             "revert-failover",
@@ -598,7 +607,7 @@ pub static RULES: &[Rule] = &[
         job: Some(JobType::CommitFailover),
         effects: &[Effect::KeepFailoverPoint],
         source: Source::PowerShell(
-            "Complete-VMFailover: mode Replica/ExtendedReplica, state 5 exactly (DECOMP 44873510322); → 6 (DOC commitfailover)",
+            "Complete-VMFailover: mode Replica/ExtendedReplica, state 5 exactly (DECOMP 44873510322); commitfailover-msvm-replicationservice.md «After this is done, the failover operation cannot be canceled»; INFERRED: → 6 (PS shows 6 as FailedOver, DECOMP 44433016989)",
         ),
         ..vm(
             "commit-failover",
@@ -617,7 +626,7 @@ pub static RULES: &[Rule] = &[
         ],
         effects: &[Effect::Reverse],
         source: Source::Inferred(
-            "reversereplicationrelationship: 'replicates a failed-over VM back to the primary server' (DOC); PS refuses mode Primary (DECOMP 44358932247); modes and states after it are profile choice (c)",
+            "reversereplicationrelationship-msvm-replicationservice.md «Replicates a failed-over virtual machine back to the primary server»; PS refuses mode Primary (DECOMP 44358932247); INFERRED: modes and states after it are profile choice (c)",
         ),
         ..vm(
             "reverse-replication",
@@ -631,8 +640,8 @@ pub static RULES: &[Rule] = &[
         job: Some(JobType::ChangeReplicationModeToPrimary),
         guards: &[Guard::HasExtended, Guard::PeerIdle],
         effects: &[Effect::PromoteExtended],
-        source: Source::Doc(
-            "changereplicationmodetoprimary: the replica must be in a failover committed state; the extended relationship becomes primary",
+        source: Source::Inferred(
+            "changereplicationmodetoprimary-msvm-replicationservice.md «Changes the extended replication relationship to the primary relationship for a replica virtual machine»; changereplicationmodetoprimary-msvm-replicationservice.md «The replica virtual machine must be in a failover committed state»; INFERRED: the VM becomes Primary and its relationship Replicating (3) at once; no page names the state after the call",
         ),
         ..vm(
             "change-mode-to-primary",
@@ -647,7 +656,7 @@ pub static RULES: &[Rule] = &[
         guards: &[Guard::NoTestReplica, Guard::LastReplicationTimeSet],
         effects: &[Effect::CreateTestReplica],
         source: Source::PowerShell(
-            "Start-VMFailover -AsTest: replica, not 10 or 15 (DECOMP 44855487076); one test failover at a time (LEARN-FO); TestReplicaSystem makes a mode-3 VM (DOC)",
+            "Start-VMFailover -AsTest: replica, not 10 or 15 (DECOMP 44855487076); one test failover at a time (LEARN-FO); testreplicasystem-msvm-replicationservice.md «Creates a new replica of a virtual machine with the specified snapshot for testing purposes»; INFERRED: the new VM has mode 3 and the replica's state does not change",
         ),
         ..vm(
             "test-failover",
@@ -660,8 +669,8 @@ pub static RULES: &[Rule] = &[
         scope: Scope::Vm(RelSel::NoRel),
         job: Some(JobType::RemoveTestReplica),
         effects: &[Effect::DestroyTestReplica],
-        source: Source::Doc(
-            "testreplicasystem: remove the test VM with Msvm_VirtualSystemManagementService.DestroySystem",
+        source: Source::Inferred(
+            "testreplicasystem-msvm-replicationservice.md «When this system is no longer needed, destroy it by calling the DestroySystem method»; INFERRED: JobType 103 by its name (a DestroySystem job may be 3 Destroy Virtual Machine instead), and a running test VM is accepted although destroysystem-msvm-virtualsystemmanagementservice.md «The virtual machine must be in the powered off or saved state prior to calling this method»",
         ),
         ..vm(
             "remove-test-replica",
@@ -679,7 +688,7 @@ pub static RULES: &[Rule] = &[
         guards: &[Guard::PeerReachable, Guard::PeerIdle],
         effects: &[Effect::FailbackSync],
         source: Source::Inferred(
-            "initiatefailback: works on a recovery VM, WaitingForFailback (13) then FailbackCompleted (14), JobType 124 (DOC); 'recovery VM' read as mode Replica in 5 or 6, preconditions undocumented (reference §8.1)",
+            "initiatefailback-msvm-replicationservice.md «works on a recovery virtual machine and takes the virtual machine to WaitingForFailback state»; initiatefailback-msvm-replicationservice.md «the replication state moves to FailbackCompleted state»; INFERRED: WaitingForFailback read as 13 and FailbackCompleted as 14 (no enumeration has those names), JobType 124 by its name, 'recovery VM' read as mode Replica in 5 or 6; no page gives a precondition",
         ),
         ..vm(
             "initiate-failback",
@@ -692,7 +701,9 @@ pub static RULES: &[Rule] = &[
     Rule {
         job: Some(JobType::ModifyReplicationRelationshipSettings),
         effects: &[Effect::ApplySettings],
-        source: Source::Doc("modifyreplicationsettings: same validation as Create"),
+        source: Source::Doc(
+            "modifyreplicationsettings-msvm-replicationservice.md «Modifies the replication settings for a virtual machine»; modifyreplicationsettings-msvm-replicationservice.md «Input FRSD is validated for valid settings for each property for the default provider»",
+        ),
         ..vm(
             "modify-settings",
             O::ModifyReplicationSettings,
@@ -705,7 +716,7 @@ pub static RULES: &[Rule] = &[
         job: Some(JobType::ModifyReplicationRelationshipSettings),
         effects: &[Effect::ApplySettings],
         source: Source::Doc(
-            "modifyreplicationsettings: on a replica VM it changes the extended relationship; PS refuses the simple one (VMReplication_CannotModifySettingsOnReplica, DECOMP 44358932247)",
+            "modifyreplicationsettings-msvm-replicationservice.md «When a client calls this method for a replica virtual machine, it modifies the replication settings of the replication relationship with the extended replica»; PS refuses the simple one (VMReplication_CannotModifySettingsOnReplica, DECOMP 44358932247)",
         ),
         ..vm(
             "modify-extended-settings",
@@ -720,7 +731,7 @@ pub static RULES: &[Rule] = &[
         job: Some(JobType::RemoveReplicationRelationship),
         guards: &[Guard::NoExtendedOnReplica],
         source: Source::Inferred(
-            "removereplicationrelationshipex (DOC); mode 0 / state 0 afterwards INFERRED",
+            "removereplicationrelationshipex-msvm-replicationservice.md «Removes the specified virtual machine replication relationship»; INFERRED: mode 0 / state 0 afterwards",
         ),
         ..vm(
             "remove-replication",
@@ -731,7 +742,9 @@ pub static RULES: &[Rule] = &[
     },
     Rule {
         scope: Scope::Vm(RelSel::Arg),
-        source: Source::Doc("getreplicationstatisticsex: statistics of a chosen relationship"),
+        source: Source::Doc(
+            "getreplicationstatisticsex-msvm-replicationservice.md «Retrieves the replication statistics that are associated with the specified replication relationship of the virtual machine»",
+        ),
         ..vm(
             "get-statistics",
             O::GetReplicationStatistics,
@@ -742,7 +755,9 @@ pub static RULES: &[Rule] = &[
     Rule {
         scope: Scope::Vm(RelSel::Arg),
         effects: &[Effect::ResetStatistics],
-        source: Source::Doc("resetreplicationstatisticsex"),
+        source: Source::Doc(
+            "resetreplicationstatisticsex-msvm-replicationservice.md «Resets replication statistics that are associated with the specified replication relationship of the specified virtual machine»",
+        ),
         ..vm(
             "reset-statistics",
             O::ResetReplicationStatistics,
@@ -751,7 +766,9 @@ pub static RULES: &[Rule] = &[
         )
     },
     Rule {
-        source: Source::Doc("setfailovernetworkadaptersettings: applied after failover"),
+        source: Source::Doc(
+            "setfailovernetworkadaptersettings-msvm-replicationservice.md «These configuration parameters are applied after a failover operation»",
+        ),
         ..vm(
             "set-failover-network",
             O::SetFailoverNetworkAdapterSettings,
@@ -760,7 +777,9 @@ pub static RULES: &[Rule] = &[
         )
     },
     Rule {
-        source: Source::Doc("setauthorizationentry: sets the authorization entry used for a VM"),
+        source: Source::Inferred(
+            "setauthorizationentry-msvm-replicationservice.md «Sets the replication authorization entry for a virtual machine»; INFERRED: replica modes only, since entries authorize connections to a recovery server and Enable-VMReplication -AsReplica calls it after RRSC(2) (DECOMP 44426856526)",
+        ),
         ..vm(
             "set-authorization-entry",
             O::SetAuthorizationEntry,
@@ -771,26 +790,32 @@ pub static RULES: &[Rule] = &[
     // ---- The host's replication service ---------------------------------------------------
     Rule {
         effects: &[Effect::AddAuthorization],
-        source: Source::Doc("addauthorizationentry: runs on the recovery server"),
+        source: Source::Doc(
+            "addauthorizationentry-msvm-replicationservice.md «Adds an authorization entry to a recovery server»",
+        ),
         ..host("add-authorization-entry", O::AddAuthorizationEntry)
     },
     Rule {
         guards: &[Guard::AuthorizationExists],
         effects: &[Effect::ModifyAuthorization],
-        source: Source::Doc("modifyauthorizationentry"),
+        source: Source::Doc(
+            "modifyauthorizationentry-msvm-replicationservice.md «Modifies an authorization entry for a recovery server»",
+        ),
         ..host("modify-authorization-entry", O::ModifyAuthorizationEntry)
     },
     Rule {
         guards: &[Guard::AuthorizationExists],
         effects: &[Effect::RemoveAuthorization],
-        source: Source::Doc("removeauthorizationentry: by AllowedPrimaryHostSystem"),
+        source: Source::Doc(
+            "removeauthorizationentry-msvm-replicationservice.md «The primary server for which the authorization entry will be removed from the server»",
+        ),
         ..host("remove-authorization-entry", O::RemoveAuthorizationEntry)
     },
     Rule {
         job: Some(JobType::ModifyReplicationServerSettings),
         effects: &[Effect::ModifyServiceSettings],
         source: Source::Doc(
-            "modifyservicesettings: embedded Msvm_ReplicationServiceSettingData; JobType 90",
+            "modifyservicesettings-msvm-replicationservice.md «Modifies the settings for the Hyper-V Replica service»; INFERRED: JobType 90, by its name on msvm-concretejob.md «Modify Replication Server Settings (90)»",
         ),
         ..host("modify-service-settings", O::ModifyServiceSettings)
     },
@@ -798,22 +823,28 @@ pub static RULES: &[Rule] = &[
         job: Some(JobType::TestReplicationConnection),
         guards: &[Guard::ConnectionPointReachable],
         source: Source::Doc(
-            "testreplicationconnection: checks replication to the recovery system could be enabled; JobType 115",
+            "testreplicationconnection-msvm-replicationservice.md «Verifies if the replication can be enabled from the current host system to the specified recovery system»; INFERRED: JobType 115, by its name on msvm-concretejob.md «Test Replication Connection (115)»",
         ),
         ..host("test-replication-connection", O::TestReplicationConnection)
     },
     Rule {
-        source: Source::Doc("getsystemcertificates: synchronous only"),
+        source: Source::Doc(
+            "getsystemcertificates-msvm-replicationservice.md «Retrieves the system certificates on a host system»; INFERRED: answered at once, since the signature has no Job parameter (the page's list still has 4096)",
+        ),
         ..host("get-system-certificates", O::GetSystemCertificates)
     },
     Rule {
         effects: &[Effect::StartService],
-        source: Source::Doc("msvm-replicationservice-startservice: 0 or 1"),
+        source: Source::Doc(
+            "msvm-replicationservice-startservice.md «Starts the service»; msvm-replicationservice-startservice.md «Completed with No Error (0)»",
+        ),
         ..host("start-service", O::StartService)
     },
     Rule {
         effects: &[Effect::StopService],
-        source: Source::Doc("msvm-replicationservice-stopservice: 0 or 1"),
+        source: Source::Doc(
+            "msvm-replicationservice-stopservice.md «Stops the service»; msvm-replicationservice-stopservice.md «Completed with No Error (0)»",
+        ),
         ..host("stop-service", O::StopService)
     },
     // ---- Power ------------------------------------------------------------------------------
@@ -835,7 +866,7 @@ pub static RULES: &[Rule] = &[
         power: Power::Off,
         effects: &[Effect::PowerOn],
         source: Source::Inferred(
-            "a replica VM can only be started once failed over (Start-VM after Start-VMFailover, reference §4.3)",
+            "a replica VM can only be started once failed over (Start-VM after Start-VMFailover, BOOK p.551-552)",
         ),
         ..vm(
             "power-on-recovered",
@@ -863,7 +894,7 @@ pub static RULES: &[Rule] = &[
         effects: &[Effect::CancelJob],
         refusal: 4097,
         source: Source::Doc(
-            "requeststatechange-msvm-concretejob: 4 Terminate (JobState 8) and 5 Kill (JobState 9); PS cancels a running replication job with 4 (DECOMP 44427443833), os-win with 5",
+            "requeststatechange-msvm-concretejob.md «Stops the job cleanly, saving data» (4 Terminate); requeststatechange-msvm-concretejob.md «Terminates the job immediately with no requirement to save data» (5 Kill); msvm-concretejob.md «The job has been stopped by a \"Terminate\" state change request»; msvm-concretejob.md «The job has been stopped by a \"Kill\" state change request»; PS cancels a running replication job with 4 (DECOMP 44427443833), os-win with 5; INFERRED: a job that is not running gets requeststatechange-msvm-concretejob.md «Invalid State Transition (4097)», the page does not say when",
         ),
         ..vm("cancel-job", O::CancelJob, &[], From::Any)
     },

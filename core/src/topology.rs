@@ -132,7 +132,7 @@ fn is_guid(s: &str) -> bool {
 }
 
 /// The replica-side state that goes with a primary-side state (INFERRED from the PS mapping,
-/// reference §3.1: a replica waiting for its initial copy shows 2).
+/// docs/facts.md#replication-states: a replica waiting for its initial copy shows 2).
 fn replica_state_for(primary: ReplicationState) -> ReplicationState {
     match primary {
         ReplicationState::ReadyForReplication => {

@@ -1,7 +1,7 @@
 //! The simulated world: hosts, VMs, relationships, recovery points, jobs, settings.
 //!
 //! A replicated VM exists once on each host it is replicated to, with the same GUID, as in real
-//! Hyper-V Replica (DESIGN.md "The simulated world"). Everything here is plain data (serde), so
+//! Hyper-V Replica (docs/facts.md#simulated-world). Everything here is plain data (serde), so
 //! the control API can show it and persistence can save it; behaviour lives in `engine`.
 
 use crate::enums::*;
@@ -37,7 +37,8 @@ impl RelIx {
     }
 }
 
-/// The settings of one relationship (`Msvm_ReplicationSettingData`, DOC msvm-replicationsettingdata).
+/// The settings of one relationship (`Msvm_ReplicationSettingData`, DOC
+/// msvm-replicationsettingdata).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ReplicationSettings {
@@ -78,9 +79,9 @@ impl Default for ReplicationSettings {
     }
 }
 
-/// A partial settings instance, as a client sends it embedded in a method call. Missing
-/// properties keep the values of the existing settings (INFERRED, reference §5.2).
-/// Field names are the WMI property names, so topology files read like the class page.
+/// A partial settings instance, as a client sends it embedded in a method call. Missing properties
+/// keep the values of the existing settings (INFERRED, docs/facts.md#embedded-instances). Field
+/// names are the WMI property names, so topology files read like the class page.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SettingsPatch {
@@ -113,8 +114,9 @@ pub struct Relationship {
     pub last_replication_type: ReplicationType,
     pub last_apply_time: Option<Millis>,
     pub failed_over_replication_type: ReplicationType,
-    /// The state to return to when a failover is reverted (DOC revertfailover: "InitiateFailover
-    /// can be called again").
+    /// The state to return to when a failover is reverted. INFERRED from
+    /// revertfailover-msvm-replicationservice.md «After this operation, InitiateFailover can be
+    /// called again»: the page does not name the state.
     pub pre_failover_state: Option<ReplicationState>,
     /// The recovery point the current failover used (kept by CommitFailover).
     #[serde(default)]
@@ -154,7 +156,8 @@ impl RecoveryPointKind {
 /// A recovery point on a replica VM: an `Msvm_VirtualSystemSettingData` snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecoveryPoint {
-    /// Stable identifier: the VSSD InstanceID, `Microsoft:<GUID>` (INFERRED form, reference §5.1).
+    /// Stable identifier: the VSSD InstanceID, `Microsoft:<GUID>` (INFERRED form,
+    /// docs/facts.md#recovery-points).
     pub id: String,
     pub kind: RecoveryPointKind,
     pub created: Millis,
@@ -207,7 +210,7 @@ impl Vm {
         self.rels[ix.index()].as_mut()
     }
     /// `Msvm_ComputerSystem.ReplicationState` reflects the primary relationship only (DOC,
-    /// reference §7 gotcha 2).
+    /// docs/facts.md#computer-system-view).
     pub fn replication_state(&self) -> ReplicationState {
         self.rel(RelIx::Primary)
             .map_or(ReplicationState::Disabled, |r| r.state)

@@ -187,7 +187,9 @@ fn vm_links(h: &Host, v: &Vm, out: &mut Vec<Link>) {
         "Msvm_VirtualSystemSettingData",
         &classes::realized_settings_id(&v.id),
     );
-    // DOC msvm-settingsdefinestate: the VM and its active settings (not recovery points).
+    // msvm-settingsdefinestate.md «it associates Msvm_ComputerSystem with instances of
+    // Msvm_VirtualSystemSettingData», those that represent the current settings: the VM and
+    // its active settings, not recovery points.
     out.push(Link::new(
         "Msvm_SettingsDefineState",
         ("ManagedElement", vm.clone()),

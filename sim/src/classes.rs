@@ -1,5 +1,5 @@
 //! The readable WMI classes: each simulated host's view of the world as `Msvm_*` instances,
-//! with the properties real clients read (reference hyperv-replication.md §2, §5, §6).
+//! with the properties real clients read (docs/facts.md#replication-api).
 //! Views only: every value comes from `replica-core`'s world.
 
 use crate::schema::{self, ClassDef, Served};
@@ -450,7 +450,8 @@ pub fn embedded(class: &'static str, computed: Vec<(&'static str, Value)>) -> St
 }
 
 /// A WMI object path (`\\HOST\root\virtualization\v2:Class.Key="v",…`), as Msvm_Error's
-/// ErrorSource names an instance (DOC msvm-error: "the path of the instance").
+/// ErrorSource names an instance: msvm-error.md «this property contains the path of the instance
+/// encoded as a string parameter».
 pub fn object_path(host: &str, epr: &Epr) -> String {
     let class = epr.resource_uri.rsplit('/').next().unwrap_or_default();
     let keys = epr

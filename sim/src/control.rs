@@ -1,4 +1,4 @@
-//! The JSON control API under `/_replica/v1/` (DESIGN.md "Control API"): what a test suite uses
+//! The JSON control API under `/_replica/v1/` (docs/facts.md#control-api): what a test suite uses
 //! to arrange the world, break it on purpose and see what its client did. Documented in
 //! `sim/openapi.json`, which the tests check the server against.
 

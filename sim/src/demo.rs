@@ -1,6 +1,6 @@
 //! `replica-sim demo`: an offline, narrated walk through a planned failover, its commit, the
 //! reverse of replication, and the way home through `InitiateFailback` to 14 "Failback
-//! complete" (DESIGN.md "Commands").
+//! complete" (docs/facts.md#commands).
 //!
 //! Nothing is faked for the show: the demo starts the simulator in-process on loopback (port
 //! 0), and every narrated step is a real WS-Management request over HTTP, answered by the same

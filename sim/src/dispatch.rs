@@ -431,8 +431,8 @@ fn select(
             )),
         );
     }
-    // WinRM needs the namespace wildcard URI for WQL and association filters (wsman.md §1.3;
-    // winrm.exe's `enumerate wmicimv2/* -dialect:association`).
+    // WinRM needs the namespace wildcard URI for WQL and association filters
+    // (docs/facts.md#enumeration; winrm.exe's `enumerate wmicimv2/* -dialect:association`).
     if !wildcard {
         return Err(Fault::new(FaultKind::InvalidParameter).with_message(
             "A WQL or association filter needs the resource URI http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/*",
@@ -1009,8 +1009,10 @@ fn invoke(
 }
 
 /// `Msvm_ConcreteJob.GetError` / `GetErrorEx`: an embedded `Msvm_Error` (GetErrorEx: an
-/// array of one) whenever the job did not end OK, else Null (DOC geterror-msvm-concretejob,
-/// geterrorex-msvm-concretejob: "If the operational status of the job is not 2 (OK)").
+/// array of one) whenever the job did not end OK, else Null: geterror-msvm-concretejob.md «If the
+/// operational status of the job is not 2 (OK), this method returns an embedded instance of the
+/// Msvm_Error class» and geterrorex-msvm-concretejob.md «this method returns one or more
+/// embedded instances».
 fn get_error(
     slot: &mut WorldSlot,
     host: &str,

@@ -338,7 +338,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(user = %c.user, read_only = c.read_only, auth = %args.auth, "credentials");
     }
     let stop = stop_signal();
-    // Key order as DESIGN.md shows it: `ready` first (serde_json's map would sort it last).
+    // Key order as docs/facts.md#commands shows it: `ready` first (serde_json's map would sort it
+    // last).
     let hosts = serde_json::to_string(&handle.hosts())?;
     println!("{{\"ready\":true,\"hosts\":{hosts}}}");
     {

@@ -305,7 +305,8 @@ const REPLICATION_SETTING_DATA: &[Prop] = &[
     p("RecoveryHistory", "uint16", World),
     p("IncludedDisks", "string[]", World),
     p("AutoResynchronizeEnabled", "boolean", World),
-    // DOC: 18:30 to 06:00, written in DMTF interval form on the page.
+    // msvm-replicationsettingdata.md «The default value is 18:30 (6:30 P.M.)», to 06:00, in
+    // DMTF interval form as the page's MOF writes them.
     p(
         "AutoResynchronizeIntervalStart",
         "datetime",
@@ -346,14 +347,16 @@ const REPLICATION_SERVICE_SETTING_DATA: &[Prop] = &[
     p("CertificateThumbPrint", "string", World),
     p("HttpsPort", "uint16", World),
     p("HttpPort", "uint16", World),
-    // Reference §2.4: 9:00 with a zero date part (an interval in DMTF form).
+    // msvm-replicationservicesettingdata.md «The default value is 9:00 A.M., local time,
+    // represented in UTC», with a zero date part (an interval in DMTF form).
     p("MonitoringStartTime", "datetime", Interval(9 * 3_600_000)),
     p("MonitoringInterval", "uint32", World),
 ];
 
 /// DOC msvm-replicationauthorizationsettingdata.md.
 const REPLICATION_AUTHORIZATION_SETTING_DATA: &[Prop] = &[
-    // DOC says "always set to Null"; a stable id is kept so that Get and references work
+    // msvm-replicationauthorizationsettingdata.md «and it is always set to Null» (InstanceID); a
+    // stable id is kept so that Get and references work
     // (Inferred; a real-host capture would settle what a Get by selector uses instead).
     p("InstanceID", "string", World),
     p(
@@ -485,7 +488,8 @@ const CONCRETE_JOB: &[Prop] = &[
     p("OtherRecoveryAction", "string", Nil),
     p("JobState", "uint16", World),
     p("TimeOfLastStateChange", "datetime", World),
-    // DOC: 5 minutes by default; the profile's job_retention_ms may change it.
+    // msvm-concretejob.md «The default is five minutes»; the profile's job_retention_ms may
+    // change it.
     p("TimeBeforeRemoval", "datetime", World),
     p("Cancellable", "boolean", Bool(true)),
     p("JobType", "uint16", World),
@@ -509,7 +513,7 @@ const ERROR: &[Prop] = &[
     p("ProbableCauseDescription", "string", Nil),
     p("RecommendedActions", "string[]", Nil),
     p("ErrorSource", "string", World),
-    // DOC: "it is always set to 0".
+    // msvm-error.md «and it is always set to 0» (ErrorSourceFormat).
     p("ErrorSourceFormat", "uint16", Int(0)),
     p("OtherErrorSourceFormat", "string", Nil),
     p("CIMStatusCode", "uint32", World),

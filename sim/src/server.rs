@@ -34,7 +34,7 @@ use tower::ServiceExt as _;
 /// WinRM's HTTPS port: the simulator never serves plain HTTP on it.
 pub const WINRM_HTTPS_PORT: u16 = 5986;
 
-/// The default world, embedded so the binary runs anywhere (DESIGN.md "Default topology").
+/// The default world, embedded so the binary runs anywhere (docs/facts.md#default-topology).
 pub const DEFAULT_TOPOLOGY: &str = include_str!("../../fixtures/topologies/default.toml");
 
 pub fn default_topology() -> TopologySpec {

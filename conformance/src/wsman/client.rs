@@ -15,7 +15,7 @@ use super::types::{
     SelectorSet,
 };
 
-/// The content type every WinRM client sends (wsman.md §0).
+/// The content type every WinRM client sends (docs/facts.md#key-facts).
 pub const CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
 
 /// User name and password, for Basic and for Negotiate (NTLM; `DOMAIN\\user` names a domain).

@@ -2,7 +2,7 @@
 //!
 //! Public so that the runner can start from a well-formed request and bend it into a
 //! deliberately malformed one for [`super::WsmanClient::send`]. Prefixes follow winrm.exe
-//! (`s a w p n`, wsman.md §1.0); the header order follows the same capture.
+//! (`s a w p n`, docs/facts.md#request-headers); the header order follows the same capture.
 
 use std::fmt::Write as _;
 use std::time::Duration;

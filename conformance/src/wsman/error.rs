@@ -19,7 +19,7 @@ impl std::fmt::Display for QName {
     }
 }
 
-/// A SOAP 1.2 fault as WinRM writes it (wsman.md §1.4).
+/// A SOAP 1.2 fault as WinRM writes it (docs/facts.md#faults).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SoapFault {
     pub http_status: u16,

@@ -1,7 +1,7 @@
 //! Namespace URIs, action URIs and resource-URI helpers.
 //!
 //! Responses are matched on these URIs, never on prefixes: WinRM, the simulator and recordings
-//! may all spell prefixes differently (wsman.md §2.4).
+//! may all spell prefixes differently (docs/facts.md#request-headers).
 
 /// SOAP 1.2 envelope (`s:`).
 pub const SOAP: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -56,7 +56,7 @@ pub fn class_uri_in(wmi_namespace: &str, class: &str) -> String {
 }
 
 /// The `…/root/virtualization/v2/*` URI that WQL enumerations must use (a class URI with a WQL
-/// filter is a fault on real hosts, wsman.md §1.3).
+/// filter is a fault on real hosts, docs/facts.md#enumeration).
 pub fn ns_wildcard_uri() -> String {
     class_uri("*")
 }

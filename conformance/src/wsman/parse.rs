@@ -304,7 +304,7 @@ fn item_from_node(node: Node<'_, '_>) -> EnumItem {
 
 /// Body of an EnumerateResponse (items in `w:Items` when optimised) or a PullResponse (items
 /// in `n:Items`). Both Items namespaces and both EndOfSequence namespaces are accepted in both
-/// responses: sources disagree on which one WinRM uses where (wsman.md §1.3).
+/// responses: sources disagree on which one WinRM uses where (docs/facts.md#enumeration).
 pub fn enum_page(body: Node<'_, '_>) -> Result<EnumPage> {
     let resp = child(body, ns::ENUMERATION, "EnumerateResponse")
         .or_else(|| child(body, ns::ENUMERATION, "PullResponse"))

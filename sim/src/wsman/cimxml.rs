@@ -1,7 +1,7 @@
 //! Embedded instances: CIM-XML (DSP0201 2.0, also WMI's "WMI-DTD 2.0", which uses the same
 //! element names) `INSTANCE` fragments that clients pass as string parameters, e.g.
 //! libvirt's `<INSTANCE CLASSNAME="…"><PROPERTY NAME="…" TYPE="string"><VALUE>…</VALUE>
-//! </PROPERTY>…</INSTANCE>` inside CDATA (wsman.md §2.1).
+//! </PROPERTY>…</INSTANCE>` inside CDATA (docs/facts.md#embedded-instances).
 
 use super::writer::{escape_attr_into, escape_into};
 use super::xml::{self, Element, Limits, XmlError};

@@ -355,7 +355,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// The winrm.exe RealizePlannedSystem request, verbatim from
-    /// Openwsman/openwsman:bindings/ruby/tests/invoke_epr.rb (wsman.md §1.0).
+    /// Openwsman/openwsman:bindings/ruby/tests/invoke_epr.rb (docs/facts.md#request-headers).
     pub(crate) const WINRM_EXE_INVOKE: &str = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd">
   <s:Header>
     <a:To>http://10.120.4.11:5985/wsman</a:To>
@@ -395,7 +395,7 @@ pub(crate) mod tests {
   </s:Body>
 </s:Envelope>"#;
 
-    /// The pypsrp Get request of wsman.md §1.2 (header verbatim from
+    /// The pypsrp Get request of docs/facts.md#get-and-job-polling (header verbatim from
     /// `test_wsman_update_envelope_size_150.yml`, ResourceURI and selectors swapped).
     pub(crate) const PYPSRP_GET: &str = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:wsman="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:wsmv="http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd">
   <s:Header>

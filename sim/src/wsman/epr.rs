@@ -35,9 +35,10 @@ impl Epr {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Reads an EPR from the element that holds `a:Address` and `a:ReferenceParameters` as
-    /// direct children (winrm.exe and libvirt's form), or from an element wrapping an
-    /// `a:EndpointReference` that holds them (r4sd/go-wsman's form, wsman.md §1.1).
+    /// Reads an EPR from the element that holds `a:Address` and `a:ReferenceParameters` as direct
+    /// children (winrm.exe and libvirt's form), or from an element wrapping an
+    /// `a:EndpointReference` that holds them (r4sd/go-wsman's form,
+    /// docs/facts.md#invoke-and-references).
     pub fn from_element(el: &Element) -> Result<Epr, String> {
         let holder = el.child(ns::ADDRESSING, "EndpointReference").unwrap_or(el);
         let params = holder

@@ -1,12 +1,12 @@
-//! SOAP 1.2 faults written the way WinRM writes them (wsman.md §1.4): `s:Code` with a
+//! SOAP 1.2 faults written the way WinRM writes them (docs/facts.md#faults): `s:Code` with a
 //! sender/receiver value and a `w:`/`a:`/`n:` subcode, an English `s:Reason`, and an
 //! `s:Detail` holding an optional `w:FaultDetail` URI and Microsoft's
 //! `f:WSManFault Code="…" Machine="…"` with `f:Message`.
 //!
-//! Provenance of each body is stated on its [`FaultKind`] variant. "CAPTURED" means a real
-//! WinRM response is quoted in wsman.md; "winerror" means the number and English text are
-//! those of the `ERROR_WSMAN_*` message table (wsmerror.h, found through the search tool),
-//! which is where WinRM takes its reason texts from; INFERRED means neither.
+//! Provenance of each body is stated on its [`FaultKind`] variant. "CAPTURED" means a real WinRM
+//! response was recorded (docs/facts.md#faults); "winerror" means the number and English text are
+//! those of the `ERROR_WSMAN_*` message table (wsmerror.h, found through the search tool), which is
+//! where WinRM takes its reason texts from; INFERRED means neither.
 
 use super::ns;
 use super::writer::{ReplyHeader, close_envelope, escape_attr_into, escape_into, open_envelope};
@@ -311,7 +311,7 @@ impl Fault {
         self
     }
 
-    /// WinRM answers every fault with HTTP 500 (wsman.md §1.4); clients rely on it.
+    /// WinRM answers every fault with HTTP 500 (docs/facts.md#faults); clients rely on it.
     pub fn http_status(&self) -> u16 {
         500
     }
@@ -515,7 +515,8 @@ mod tests {
                 relates_to: Some("uuid:877294B2-0B63-493A-9A91-DD6A4D68B0B3"),
                 lang: Some("en-US"),
             });
-        // Everything up to f:Message is byte-identical to the pypsrp capture (wsman.md §1.4).
+        // Everything up to f:Message is byte-identical to the pypsrp capture
+        // (docs/facts.md#faults).
         let captured = r#"<s:Envelope xml:lang="en-US" xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:x="http://schemas.xmlsoap.org/ws/2004/09/transfer" xmlns:e="http://schemas.xmlsoap.org/ws/2004/08/eventing" xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd"><s:Header><a:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/fault</a:Action><a:MessageID>uuid:3ED7300E-14C7-4D87-9C57-3FB6259EC2FB</a:MessageID><a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To><a:RelatesTo>uuid:877294B2-0B63-493A-9A91-DD6A4D68B0B3</a:RelatesTo></s:Header><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>w:InvalidSelectors</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">The WS-Management service cannot process the request because the request contained invalid selectors for the resource. </s:Text></s:Reason><s:Detail><w:FaultDetail>http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors</w:FaultDetail><f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="2150858843" Machine="127.0.0.1"><f:Message>"#;
         assert!(xml.starts_with(captured), "{xml}");
     }

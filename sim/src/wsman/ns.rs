@@ -1,7 +1,7 @@
 //! Namespace URIs and action URIs of WS-Management as WinRM speaks it.
 //!
-//! Everything in the protocol layer matches on these URIs, never on prefixes: winrm.exe,
-//! pywinrm and pypsrp all pick different prefixes for the same namespaces (wsman.md §1.0).
+//! Everything in the protocol layer matches on these URIs, never on prefixes: winrm.exe, pywinrm
+//! and pypsrp all pick different prefixes for the same namespaces (docs/facts.md#request-headers).
 
 /// SOAP 1.2 envelope. WinRM speaks only SOAP 1.2.
 pub const SOAP: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -75,10 +75,10 @@ pub mod action {
     pub const RELEASE: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Release";
     pub const RELEASE_RESPONSE: &str =
         "http://schemas.xmlsoap.org/ws/2004/09/enumeration/ReleaseResponse";
-    /// Header Action of `w:` faults (wsman.md §1.4).
+    /// Header Action of `w:` faults (docs/facts.md#faults).
     pub const WSMAN_FAULT: &str = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault";
-    /// Header Action of `a:` faults (wsman.md §1.4).
+    /// Header Action of `a:` faults (docs/facts.md#faults).
     pub const ADDRESSING_FAULT: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/fault";
-    /// Header Action of `n:` faults (wsman.md §1.4).
+    /// Header Action of `n:` faults (docs/facts.md#faults).
     pub const ENUMERATION_FAULT: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/fault";
 }

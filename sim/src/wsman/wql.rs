@@ -1,8 +1,8 @@
-//! The WQL that WS-Management clients of Hyper-V send: `SELECT * | props FROM Class
-//! [WHERE expr]` with AND, OR, NOT, parentheses, `=`, `<>`/`!=`, `<`, `>`, `<=`, `>=`, LIKE,
-//! `IS [NOT] NULL` and `__THIS ISA 'Class'` (libvirt polls jobs this way, wsman.md §1.2);
-//! `ASSOCIATORS OF {path} [WHERE AssocClass = X ResultClass = Y Role = R ResultRole = S]`
-//! and `REFERENCES OF {path} [WHERE ResultClass = X Role = R]`.
+//! The WQL that WS-Management clients of Hyper-V send: `SELECT * | props FROM Class [WHERE expr]`
+//! with AND, OR, NOT, parentheses, `=`, `<>`/`!=`, `<`, `>`, `<=`, `>=`, LIKE, `IS [NOT] NULL` and
+//! `__THIS ISA 'Class'` (libvirt polls jobs this way, docs/facts.md#get-and-job-polling);
+//! `ASSOCIATORS OF {path} [WHERE AssocClass = X ResultClass = Y Role = R ResultRole = S]` and
+//! `REFERENCES OF {path} [WHERE ResultClass = X Role = R]`.
 //!
 //! Parsing only: matching instances is the caller's job, helped by [`Condition::matches`].
 

@@ -1,10 +1,9 @@
 //! Response envelopes, written by hand with WinRM's fixed prefixes.
 //!
-//! Hand-written string building rather than `quick_xml::Writer`: the shapes are fixed, the
-//! prefixes must be exactly WinRM's (libvirt evaluates XPath with hard-coded `s:`, `p:`,
-//! `a:`, `w:`; wsman.md §2.4), and one growing `String` per response is the cheapest
-//! thing on the hot path. Every piece of caller text goes through [`escape_into`] or
-//! [`escape_attr_into`].
+//! Hand-written string building rather than `quick_xml::Writer`: the shapes are fixed, the prefixes
+//! must be exactly WinRM's (libvirt evaluates XPath with hard-coded `s:`, `p:`, `a:`, `w:`;
+//! docs/facts.md#response-prefixes), and one growing `String` per response is the cheapest thing on
+//! the hot path. Every piece of caller text goes through [`escape_into`] or [`escape_attr_into`].
 
 use super::epr::Epr;
 use super::ns;
@@ -31,7 +30,7 @@ impl ReplyHeader<'_> {
 /// A property value of an instance or an output parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
-    /// Written as `xsi:nil="true"`: real hosts keep NULL properties present (wsman.md §2.3).
+    /// Written as `xsi:nil="true"`: real hosts keep NULL properties present (docs/facts.md#values).
     Null,
     Text(String),
     Int(i64),
@@ -66,7 +65,7 @@ pub enum Item<'a> {
 }
 
 /// Namespace declarations of every WinRM response envelope, in WinRM's order
-/// (pypsrp captures, wsman.md §1.4). `p:` is the MS wsman namespace here; instances
+/// (pypsrp captures, docs/facts.md#faults). `p:` is the MS wsman namespace here; instances
 /// rebind it to their class URI.
 const ENVELOPE_NS: &str = concat!(
     " xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"",
@@ -79,8 +78,8 @@ const ENVELOPE_NS: &str = concat!(
 );
 
 /// Where the end-of-sequence marker of an optimized EnumerateResponse lives. DSP0226 and
-/// Microsoft's OMI write `wsman:EndOfSequence`; the runner-mei sample in wsman.md has
-/// `n:EndOfSequence`. INFERRED: `w:`, to be settled by the conformance runner.
+/// Microsoft's OMI write `wsman:EndOfSequence`; the runner-mei sample has `n:EndOfSequence`
+/// (docs/facts.md#enumeration). INFERRED: `w:`, to be settled by the conformance runner.
 const OPTIMIZED_END_OF_SEQUENCE: &str = "<w:EndOfSequence/>";
 
 /// Writes `<s:Envelope …><s:Header>…</s:Header><s:Body>`. `extra_headers` appends header
@@ -161,7 +160,7 @@ pub fn enumerate_response(h: &ReplyHeader<'_>, context: &str) -> String {
 }
 
 /// PullResponse with items in `n:Items` (libvirt looks there). On the last page pass
-/// `context: None`: WinRb/WinRM loops until the context is absent (wsman.md §1.3).
+/// `context: None`: WinRb/WinRM loops until the context is absent (docs/facts.md#enumeration).
 pub fn pull_response(
     h: &ReplyHeader<'_>,
     items: &[Item<'_>],
@@ -218,8 +217,8 @@ pub fn invoke_response(
     })
 }
 
-/// IdentifyResponse, as a real WinRM wrote it (wsman.md has none; a 2012 R2 capture was
-/// found with the search tool): no addressing headers, an empty `s:Header`.
+/// IdentifyResponse, as a real WinRM wrote it (none is listed in docs/facts.md#sources; a WinRM
+/// 2012 R2 capture was found with the search tool): no addressing headers, an empty `s:Header`.
 pub fn identify_response(
     product_vendor: &str,
     product_version: &str,
@@ -304,8 +303,8 @@ pub fn item_len(item: &Item<'_>) -> usize {
 }
 
 /// `<p:{Class} xmlns:p="{ResourceURI}" xmlns:xsi=… xmlns:cim=… xsi:type="p:{Class}_Type">`
-/// then the properties (runner-mei's WinRM sample, wsman.md §1.2). Class and property
-/// names come from the model, not from requests, and must be XML names.
+/// then the properties (runner-mei's WinRM sample, docs/facts.md#get-and-job-polling). Class and
+/// property names come from the model, not from requests, and must be XML names.
 pub fn write_instance(out: &mut String, inst: &Instance) {
     out.push_str("<p:");
     out.push_str(&inst.class);

@@ -17,7 +17,7 @@ pub struct DurationError {
 /// Fractions of a millisecond are truncated. Years and months have no fixed length; they are
 /// counted as 365 and 30 days, which only matters for absurd timeouts. A negative duration
 /// (`-PT1S`) is refused because every caller here uses durations as timeouts, and WinRM
-/// answers `PT-1S` with a fault (wsman.md §1.4, capture 8).
+/// answers `PT-1S` with a fault (docs/facts.md#faults).
 pub fn parse_duration_ms(value: &str) -> Result<u64, DurationError> {
     let err = |reason| DurationError {
         value: value.to_owned(),
@@ -116,7 +116,7 @@ pub fn parse_duration_ms(value: &str) -> Result<u64, DurationError> {
 }
 
 /// Formats milliseconds as the `xs:duration` WinRM writes in `cim:Interval`:
-/// `P0DT0H1M40S` (real WinRM output, wsman.md §2.3), with a `.mmm` fraction only when the
+/// `P0DT0H1M40S` (real WinRM output, docs/facts.md#values), with a `.mmm` fraction only when the
 /// value is not a whole number of seconds.
 pub fn format_interval_ms(ms: u64) -> String {
     let mut out = String::with_capacity(24);

@@ -31,7 +31,8 @@ impl Text {
 #[serde(deny_unknown_fields)]
 struct Case {
     description: String,
-    /// Where the request comes from (a capture in reference/wsman.md, a client's code, ...).
+    /// Where the request comes from (a capture listed in docs/facts.md#sources, a client's code,
+    /// ...).
     source: String,
     /// The host the exchanges go to unless one says otherwise.
     #[serde(default = "default_host")]

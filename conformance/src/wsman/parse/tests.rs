@@ -1,4 +1,4 @@
-//! Parsing of the captures quoted in `reference/wsman.md` (and their sources), plus shapes the
+//! Parsing of the captures listed in docs/facts.md#sources, plus shapes the
 //! sources disagree on.
 
 use super::*;
@@ -11,7 +11,7 @@ fn ok<T>(body: &str, expected: Option<&str>, f: impl FnOnce(Node<'_, '_>) -> Res
     }
 }
 
-/// wsman.md §1.3: optimised EnumerateResponse, runner-mei/wsman Go test
+/// docs/facts.md#enumeration: optimised EnumerateResponse, runner-mei/wsman Go test
 /// `enumerateResponseWithAddressing` (Hyper-V v1), items in `w:Items`, EPR-valued property.
 const ENUMERATE_RESPONSE_W_ITEMS: &str = r#"<s:Envelope xml:lang="zh-CN" xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">
   <s:Header>
@@ -78,7 +78,7 @@ fn enumerate_response_with_w_items() {
     );
 }
 
-/// wsman.md §1.2/§1.3: PullResponse with `n:Items` and EndOfSequence, no context (the last
+/// docs/facts.md#enumeration: PullResponse with `n:Items` and EndOfSequence, no context (the last
 /// page), holding the Msvm_ConcreteJob instance of the GetResponse sample; here with other
 /// prefixes to prove nothing depends on them.
 const PULL_RESPONSE_N_ITEMS: &str = r#"<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:wsen="http://schemas.xmlsoap.org/ws/2004/09/enumeration">
@@ -178,8 +178,8 @@ fn epr_mode_items() {
     }
 }
 
-/// wsman.md §1.1: InitiateFailback_OUTPUT with a Job EPR (libvirt form, no wrapper) and
-/// ReturnValue 4096.
+/// docs/facts.md#invoke-and-references: InitiateFailback_OUTPUT with a Job EPR (libvirt form, no
+/// wrapper) and ReturnValue 4096.
 const INVOKE_OUTPUT_JOB: &str = r#"<s:Envelope xml:lang="en-US" xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_ReplicationService">
   <s:Header>
     <a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>
@@ -269,7 +269,7 @@ fn invoke_output_errors_are_protocol_errors() {
     ));
 }
 
-/// wsman.md §1.4 capture 1: w:InvalidSelectors (pypsrp recorded responses), HTTP 500.
+/// docs/facts.md#faults: w:InvalidSelectors (pypsrp recorded responses), HTTP 500.
 const INVALID_SELECTORS_FAULT: &str = r#"<s:Envelope xml:lang="en-US" xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:x="http://schemas.xmlsoap.org/ws/2004/09/transfer" xmlns:e="http://schemas.xmlsoap.org/ws/2004/08/eventing" xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd"><s:Header><a:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/fault</a:Action><a:MessageID>uuid:3ED7300E-14C7-4D87-9C57-3FB6259EC2FB</a:MessageID><a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To><a:RelatesTo>uuid:877294B2-0B63-493A-9A91-DD6A4D68B0B3</a:RelatesTo></s:Header><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>w:InvalidSelectors</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">The WS-Management service cannot process the request because the request contained invalid selectors for the resource. </s:Text></s:Reason><s:Detail><w:FaultDetail>http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors</w:FaultDetail><f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="2150858843" Machine="127.0.0.1"><f:Message>The WS-Management service cannot process the request because the request contained invalid selectors for the resource. </f:Message></f:WSManFault></s:Detail></s:Fault></s:Body></s:Envelope>"#;
 
 #[test]
@@ -310,7 +310,7 @@ fn invalid_selectors_fault() {
     assert_eq!(fault(200, ENUMERATE_RESPONSE_W_ITEMS), None);
 }
 
-/// wsman.md §1.4 capture 6: n:CannotProcessFilter, WinRb/WinRM
+/// docs/facts.md#faults: n:CannotProcessFilter, WinRb/WinRM
 /// `tests/spec/stubs/responses/soap_fault_v1.xml` (pretty-printed, single-quoted attributes,
 /// a nested provider WSManFault).
 const CANNOT_PROCESS_FILTER_FAULT: &str = r#"<s:Envelope xml:lang='en-US' xmlns:s='http://www.w3.org/2003/05/soap-envelope' xmlns:a='http://schemas.xmlsoap.org/ws/2004/08/addressing' xmlns:x='http://schemas.xmlsoap.org/ws/2004/09/transfer' xmlns:e='http://schemas.xmlsoap.org/ws/2004/08/eventing' xmlns:n='http://schemas.xmlsoap.org/ws/2004/09/enumeration' xmlns:w='http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd'>
