@@ -439,7 +439,7 @@ fn select(
         ));
     }
     if is_assoc {
-        return association_filter(slot, host, filter, note).map(|v| (v, None));
+        return association_filter(slot, host, filter, note);
     }
     let q = wql::Query::parse(&filter.text)
         .map_err(|err| cannot(format!("{err} in `{}`", filter.text)))?;
@@ -575,7 +575,7 @@ fn association_filter(
     host: &str,
     filter: &crate::wsman::body::Filter,
     note: &mut Note,
-) -> Result<Vec<Instance>, Fault> {
+) -> Result<Selection, Fault> {
     let cannot = |msg: String| Fault::new(FaultKind::CannotProcessFilter).with_message(msg);
     let el = filter
         .element
@@ -606,6 +606,17 @@ fn association_filter(
     let epr = crate::wsman::Epr::from_element(object).map_err(cannot)?;
     let class =
         class_of_uri(&epr.resource_uri).ok_or_else(|| unknown_resource(&epr.resource_uri))?;
+    // DSP0227 §8.2: both filter types take `b:IncludeResultProperty` (0..n), the properties
+    // of the result instances to return; none means all. It is CIM's PropertyList (DSP0200's
+    // Associators/References), where names the class does not define are ignored, not
+    // refused; so are they here (Inferred: the mapping is the specs', no WinRM capture).
+    // Empty names are skipped. The EPRs are taken before this projection (`enumerate`).
+    let include: Vec<String> = inner
+        .children_named(ns::CIMBINDING, "IncludeResultProperty")
+        .map(|p| p.text_trimmed().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let projection = (!include.is_empty()).then_some(include);
     if kind == "AssociatedInstances" {
         let f = assoc::Filters {
             assoc_class: text("AssociationClassName"),
@@ -614,7 +625,9 @@ fn association_filter(
             result_role: text("ResultRole"),
         };
         note.class = f.result_class.clone();
-        assoc::associators(&slot.world, host, class, &epr.selectors, &f).map_err(traversal_fault)
+        assoc::associators(&slot.world, host, class, &epr.selectors, &f)
+            .map(|v| (v, projection))
+            .map_err(traversal_fault)
     } else {
         let f = assoc::Filters {
             result_class: text("ResultClassName"),
@@ -622,7 +635,9 @@ fn association_filter(
             ..assoc::Filters::default()
         };
         note.class = f.result_class.clone();
-        assoc::references(&slot.world, host, class, &epr.selectors, &f).map_err(traversal_fault)
+        assoc::references(&slot.world, host, class, &epr.selectors, &f)
+            .map(|v| (v, projection))
+            .map_err(traversal_fault)
     }
 }
 
