@@ -506,17 +506,21 @@ fn select(
             result_class,
             role,
             result_role,
+            options,
         } => {
             note.class = result_class.clone();
+            refuse_class_defs(&options)?;
             let f = assoc::Filters {
                 assoc_class,
                 result_class,
                 role,
                 result_role,
+                required_qualifier: options.required_qualifier.clone(),
+                required_assoc_qualifier: options.required_assoc_qualifier.clone(),
             };
             let keys = resolve_path_keys(&source_class, source_keys)?;
             assoc::associators(&slot.world, host, &source_class, &keys, &f)
-                .map(|v| (v, None))
+                .map(|v| (keys_only(v, &options), None))
                 .map_err(traversal_fault)
         }
         wql::Query::References {
@@ -524,19 +528,49 @@ fn select(
             source_keys,
             result_class,
             role,
+            options,
         } => {
             note.class = result_class.clone();
+            refuse_class_defs(&options)?;
             let f = assoc::Filters {
                 result_class,
                 role,
+                required_qualifier: options.required_qualifier.clone(),
                 ..assoc::Filters::default()
             };
             let keys = resolve_path_keys(&source_class, source_keys)?;
             assoc::references(&slot.world, host, &source_class, &keys, &f)
-                .map(|v| (v, None))
+                .map(|v| (keys_only(v, &options), None))
                 .map_err(traversal_fault)
         }
     }
+}
+
+/// `ClassDefsOnly` asks WMI for class definitions, not instances (the "ASSOCIATORS OF" and
+/// "REFERENCES OF" pages). An enumeration's items are instances or EPRs (DSP0226 §8), and the
+/// simulator serves no class objects, so the query is refused with the filter fault the other
+/// unservable WQL gets. Inferred: no capture shows what WinRM answers to it.
+fn refuse_class_defs(options: &wql::TraversalOptions) -> Result<(), Fault> {
+    if options.class_defs_only {
+        return Err(Fault::new(FaultKind::CannotProcessFilter).with_message(
+            "ClassDefsOnly returns class definitions, which this WS-Management service does not serve; query the instances instead.",
+        ));
+    }
+    Ok(())
+}
+
+/// `KeysOnly` ("WQL (SQL for WMI)": "the resulting instances are only populated with the keys
+/// of the instances"): each result keeps its own class's key properties. The EPRs, built from
+/// the keys, are unchanged.
+fn keys_only(mut found: Vec<Instance>, options: &wql::TraversalOptions) -> Vec<Instance> {
+    if options.keys_only {
+        for i in &mut found {
+            let keys = keys_of(&i.class);
+            i.props
+                .retain(|(name, _)| keys.iter().any(|k| k.eq_ignore_ascii_case(name)));
+        }
+    }
+    found
 }
 
 /// A WQL object path's key bindings: a key-less `{Class="v"}` names the class's only key.
@@ -623,6 +657,7 @@ fn association_filter(
             result_class: text("ResultClassName"),
             role: text("Role"),
             result_role: text("ResultRole"),
+            ..assoc::Filters::default()
         };
         note.class = f.result_class.clone();
         assoc::associators(&slot.world, host, class, &epr.selectors, &f)

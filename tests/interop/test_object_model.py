@@ -263,6 +263,27 @@ def test_wql_associators_references_and_dialects(replica):
     assert "2150858777" in str(dialect.value.code) or "dialect" in str(dialect.value)
 
 
+def test_wql_traversal_keywords(replica):
+    """The other WHERE keywords of WMI's "ASSOCIATORS OF" / "REFERENCES OF" pages: KeysOnly
+    (the WQL keyword table), RequiredQualifier and RequiredAssocQualifier against the class
+    qualifiers the class pages list, and ClassDefsOnly, which asks for class definitions and
+    is refused with the filter fault."""
+    vm = f"Msvm_ComputerSystem.CreationClassName='Msvm_ComputerSystem',Name='{WEB01}'"
+    [rel] = replica.wql(f"ASSOCIATORS OF {{{vm}}} WHERE AssocClass = Msvm_SystemReplicationRelationship KeysOnly")
+    assert list(props(rel)) == ["InstanceID"]
+    everything = replica.wql(f"ASSOCIATORS OF {{{vm}}}")
+    aggregated = replica.wql(f"ASSOCIATORS OF {{{vm}}} WHERE RequiredAssocQualifier = Aggregation")
+    # Msvm_SettingsDefineState and Msvm_ServiceAffectsElement are the pages without Aggregation.
+    assert len(aggregated) == len(everything) - 2
+    assert replica.wql(f"ASSOCIATORS OF {{{vm}}} WHERE RequiredQualifier = Dynamic KeysOnly") != []
+    assert replica.wql(f"ASSOCIATORS OF {{{vm}}} WHERE RequiredQualifier = Association") == []
+    refs = replica.wql(f"REFERENCES OF {{{vm}}} WHERE RequiredQualifier = Association")
+    assert len(refs) == len(replica.wql(f"REFERENCES OF {{{vm}}}"))
+    with pytest.raises(WSManFaultError) as defs:
+        replica.wql(f"ASSOCIATORS OF {{{vm}}} WHERE ClassDefsOnly")
+    assert defs.value.code == 2150858778  # w:CannotProcessFilter
+
+
 def test_get_error_ex_after_a_failing_job(replica):
     job_id = failover_job(replica, fail=True)
     replica.control("POST", "clock", {"advance_ms": 1})
