@@ -311,6 +311,18 @@ pub struct Filters {
     pub role: Option<String>,
     /// Associators: the result's role.
     pub result_role: Option<String>,
+    /// WQL `RequiredQualifier`: the result's class (associators) or the association's
+    /// (references) has this qualifier (WMI's "ASSOCIATORS OF" / "REFERENCES OF" pages).
+    pub required_qualifier: Option<String>,
+    /// WQL `RequiredAssocQualifier` (associators): the association class has this qualifier.
+    pub required_assoc_qualifier: Option<String>,
+}
+
+/// Whether `class` meets a `Required…Qualifier` filter (none: every class does).
+fn qualified(class: &str, required: &Option<String>) -> bool {
+    required
+        .as_deref()
+        .is_none_or(|q| schema::has_qualifier(class, q))
 }
 
 /// Why a traversal has no answer.
@@ -421,7 +433,11 @@ pub fn associators(
     let mut out: Vec<Instance> = Vec::new();
     for (l, src) in crossing(world, host, class, keys, &f.assoc_class, &f.role)? {
         let (role, other) = &l.ends[1 - src];
-        if !eq(role, &f.result_role) || !is_a(other.class, &f.result_class) {
+        if !eq(role, &f.result_role)
+            || !is_a(other.class, &f.result_class)
+            || !qualified(l.assoc, &f.required_assoc_qualifier)
+            || !qualified(other.class, &f.required_qualifier)
+        {
             continue;
         }
         if let Some(i) = classes::find(world, host, other.class, &other.keys) {
@@ -447,7 +463,9 @@ pub fn references(
     class_exists(&f.result_class)?;
     Ok(crossing(world, host, class, keys, &f.assoc_class, &f.role)?
         .into_iter()
-        .filter(|(l, _)| is_a(l.assoc, &f.result_class))
+        .filter(|(l, _)| {
+            is_a(l.assoc, &f.result_class) && qualified(l.assoc, &f.required_qualifier)
+        })
         .map(|(l, _)| l.instance())
         .collect())
 }
@@ -670,6 +688,44 @@ mod tests {
             &Filters::default(),
         );
         assert!(matches!(partial, Err(TraversalError::UnknownSource(_))));
+        // Qualifiers from the class pages: of web-01's associations, SettingsDefineState (to
+        // the active settings) and ServiceAffectsElement (to the VSMS) lack Aggregation.
+        let aggregated = all(Filters {
+            required_assoc_qualifier: Some("aggregation".into()),
+            ..Filters::default()
+        });
+        let everything = all(Filters::default());
+        match (&aggregated, &everything) {
+            (Ok(a), Ok(e)) => {
+                assert_eq!(a.len() + 2, e.len());
+                assert!(
+                    !a.iter()
+                        .any(|i| i.class == "Msvm_VirtualSystemManagementService")
+                );
+                assert!(
+                    !a.iter()
+                        .any(|i| classes::prop_text(i, "VirtualSystemType").as_deref()
+                            == Some("Microsoft:Hyper-V:System:Realized"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let dynamic = all(Filters {
+            required_qualifier: Some("Dynamic".into()),
+            ..Filters::default()
+        });
+        assert_eq!(
+            dynamic.map(|v| v.len()).ok(),
+            everything.map(|v| v.len()).ok()
+        );
+        let none = all(Filters {
+            required_qualifier: Some("Association".into()),
+            ..Filters::default()
+        });
+        assert!(
+            none.is_ok_and(|v| v.is_empty()),
+            "no associator is an association"
+        );
         let bad_class = all(Filters {
             result_class: Some("Msvm_Nothing".into()),
             ..Filters::default()

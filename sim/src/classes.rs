@@ -603,7 +603,10 @@ fn value_text(v: &Value) -> Option<String> {
         Value::Bool(b) => Some(if *b { "TRUE".into() } else { "FALSE".into() }),
         Value::Datetime(ms) => Some(replica_core::time::cim_datetime(*ms as u64)),
         Value::Interval(ms) => Some(replica_core::time::cim_interval(*ms)),
-        Value::Ref(_) => None,
+        // A reference's text is the referenced instance's relative path, as WMI gives a REF
+        // property's value in WQL and object paths; selectors holding a nested EPR carry the
+        // same text (`Epr::path_key`), so association keys match like any other key.
+        Value::Ref(epr) => Some(epr.path_key()),
         Value::Array(a) => a.first().and_then(value_text),
     }
 }
@@ -616,14 +619,30 @@ pub fn matches_selectors(inst: &Instance, selectors: &[(String, String)]) -> boo
 }
 
 /// The EPR of an instance (from its class's key properties).
+///
+/// The keys of an association class are references: their selectors hold the referenced
+/// instances' EPRs (DSP0227; the form issue 16 quotes: `w:Selector Name="Antecedent"` around an
+/// `a:EndpointReference`), so a client can Get the association instance back from it.
 pub fn epr_of(inst: &Instance) -> Epr {
     let keys = keys_of(&inst.class);
-    Epr::anonymous(
+    let mut epr = Epr::anonymous(
         inst.resource_uri.clone(),
         keys.iter()
             .filter_map(|k| prop_text(inst, k).map(|v| ((*k).to_string(), v)))
             .collect(),
-    )
+    );
+    epr.refs = keys
+        .iter()
+        .filter_map(|k| {
+            inst.props.iter().find_map(|(name, v)| match v {
+                Value::Ref(r) if name.eq_ignore_ascii_case(k) => {
+                    Some(((*k).to_string(), r.clone()))
+                }
+                _ => None,
+            })
+        })
+        .collect();
+    epr
 }
 
 /// Whether a VM mode makes sense to show (helps readers of the state JSON).

@@ -439,7 +439,7 @@ fn select(
         ));
     }
     if is_assoc {
-        return association_filter(slot, host, filter, note).map(|v| (v, None));
+        return association_filter(slot, host, filter, note);
     }
     let q = wql::Query::parse(&filter.text)
         .map_err(|err| cannot(format!("{err} in `{}`", filter.text)))?;
@@ -506,17 +506,21 @@ fn select(
             result_class,
             role,
             result_role,
+            options,
         } => {
             note.class = result_class.clone();
+            refuse_class_defs(&options)?;
             let f = assoc::Filters {
                 assoc_class,
                 result_class,
                 role,
                 result_role,
+                required_qualifier: options.required_qualifier.clone(),
+                required_assoc_qualifier: options.required_assoc_qualifier.clone(),
             };
             let keys = resolve_path_keys(&source_class, source_keys)?;
             assoc::associators(&slot.world, host, &source_class, &keys, &f)
-                .map(|v| (v, None))
+                .map(|v| (keys_only(v, &options), None))
                 .map_err(traversal_fault)
         }
         wql::Query::References {
@@ -524,19 +528,49 @@ fn select(
             source_keys,
             result_class,
             role,
+            options,
         } => {
             note.class = result_class.clone();
+            refuse_class_defs(&options)?;
             let f = assoc::Filters {
                 result_class,
                 role,
+                required_qualifier: options.required_qualifier.clone(),
                 ..assoc::Filters::default()
             };
             let keys = resolve_path_keys(&source_class, source_keys)?;
             assoc::references(&slot.world, host, &source_class, &keys, &f)
-                .map(|v| (v, None))
+                .map(|v| (keys_only(v, &options), None))
                 .map_err(traversal_fault)
         }
     }
+}
+
+/// `ClassDefsOnly` asks WMI for class definitions, not instances (the "ASSOCIATORS OF" and
+/// "REFERENCES OF" pages). An enumeration's items are instances or EPRs (DSP0226 §8), and the
+/// simulator serves no class objects, so the query is refused with the filter fault the other
+/// unservable WQL gets. Inferred: no capture shows what WinRM answers to it.
+fn refuse_class_defs(options: &wql::TraversalOptions) -> Result<(), Fault> {
+    if options.class_defs_only {
+        return Err(Fault::new(FaultKind::CannotProcessFilter).with_message(
+            "ClassDefsOnly returns class definitions, which this WS-Management service does not serve; query the instances instead.",
+        ));
+    }
+    Ok(())
+}
+
+/// `KeysOnly` ("WQL (SQL for WMI)": "the resulting instances are only populated with the keys
+/// of the instances"): each result keeps its own class's key properties. The EPRs, built from
+/// the keys, are unchanged.
+fn keys_only(mut found: Vec<Instance>, options: &wql::TraversalOptions) -> Vec<Instance> {
+    if options.keys_only {
+        for i in &mut found {
+            let keys = keys_of(&i.class);
+            i.props
+                .retain(|(name, _)| keys.iter().any(|k| k.eq_ignore_ascii_case(name)));
+        }
+    }
+    found
 }
 
 /// A WQL object path's key bindings: a key-less `{Class="v"}` names the class's only key.
@@ -575,7 +609,7 @@ fn association_filter(
     host: &str,
     filter: &crate::wsman::body::Filter,
     note: &mut Note,
-) -> Result<Vec<Instance>, Fault> {
+) -> Result<Selection, Fault> {
     let cannot = |msg: String| Fault::new(FaultKind::CannotProcessFilter).with_message(msg);
     let el = filter
         .element
@@ -606,15 +640,29 @@ fn association_filter(
     let epr = crate::wsman::Epr::from_element(object).map_err(cannot)?;
     let class =
         class_of_uri(&epr.resource_uri).ok_or_else(|| unknown_resource(&epr.resource_uri))?;
+    // DSP0227 §8.2: both filter types take `b:IncludeResultProperty` (0..n), the properties
+    // of the result instances to return; none means all. It is CIM's PropertyList (DSP0200's
+    // Associators/References), where names the class does not define are ignored, not
+    // refused; so are they here (Inferred: the mapping is the specs', no WinRM capture).
+    // Empty names are skipped. The EPRs are taken before this projection (`enumerate`).
+    let include: Vec<String> = inner
+        .children_named(ns::CIMBINDING, "IncludeResultProperty")
+        .map(|p| p.text_trimmed().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let projection = (!include.is_empty()).then_some(include);
     if kind == "AssociatedInstances" {
         let f = assoc::Filters {
             assoc_class: text("AssociationClassName"),
             result_class: text("ResultClassName"),
             role: text("Role"),
             result_role: text("ResultRole"),
+            ..assoc::Filters::default()
         };
         note.class = f.result_class.clone();
-        assoc::associators(&slot.world, host, class, &epr.selectors, &f).map_err(traversal_fault)
+        assoc::associators(&slot.world, host, class, &epr.selectors, &f)
+            .map(|v| (v, projection))
+            .map_err(traversal_fault)
     } else {
         let f = assoc::Filters {
             result_class: text("ResultClassName"),
@@ -622,7 +670,9 @@ fn association_filter(
             ..assoc::Filters::default()
         };
         note.class = f.result_class.clone();
-        assoc::references(&slot.world, host, class, &epr.selectors, &f).map_err(traversal_fault)
+        assoc::references(&slot.world, host, class, &epr.selectors, &f)
+            .map(|v| (v, projection))
+            .map_err(traversal_fault)
     }
 }
 

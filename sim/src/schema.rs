@@ -934,10 +934,74 @@ pub fn served_under(name: &str) -> impl Iterator<Item = &'static ClassDef> + '_ 
         .filter(move |c| c.served != Served::Embedded && c.is_a(name))
 }
 
+/// The class qualifiers a class page lists above its syntax block (`[Association, Dynamic,
+/// Provider(…), AMENDMENT]`), by name, as WQL's `RequiredQualifier` and
+/// `RequiredAssocQualifier` test them. DOC: copied from the pages (fixtures/classes/pages.mof;
+/// `page_qualifiers_are_kept` checks them). Only the Msvm class's own qualifiers are known:
+/// what its CIM superclasses would pass down is not on the pages.
+pub fn qualifiers(class: &str) -> &'static [&'static str] {
+    const INSTANCE: &[&str] = &["Dynamic", "Provider", "AMENDMENT"];
+    const AGGREGATION: &[&str] = &[
+        "Association",
+        "Aggregation",
+        "Dynamic",
+        "Provider",
+        "AMENDMENT",
+    ];
+    const ASSOCIATION: &[&str] = &["Association", "Dynamic", "Provider", "AMENDMENT"];
+    match def(class).map(|d| d.name) {
+        Some(
+            "Msvm_SystemReplicationRelationship"
+            | "Msvm_ElementSettingData"
+            | "Msvm_SnapshotOfVirtualSystem"
+            | "Msvm_AffectedJobElement"
+            | "Msvm_ReplicaSystemDependency"
+            | "Msvm_VirtualSystemSettingDataComponent",
+        ) => AGGREGATION,
+        // The only page without AMENDMENT.
+        Some("Msvm_SettingsDefineState") => &["Association", "Dynamic", "Provider"],
+        Some("Msvm_HostedService" | "Msvm_ServiceAffectsElement") => ASSOCIATION,
+        Some(_) => INSTANCE,
+        None => &[],
+    }
+}
+
+/// Whether `class` carries the qualifier `name` (qualifier names are case-insensitive in WMI).
+pub fn has_qualifier(class: &str, name: &str) -> bool {
+    qualifiers(class)
+        .iter()
+        .any(|q| q.eq_ignore_ascii_case(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::{BTreeMap, BTreeSet};
+
+    /// Every page's qualifier line, read back, is what `qualifiers` answers for its class.
+    #[test]
+    fn page_qualifiers_are_kept() {
+        let text = include_str!("../../fixtures/classes/pages.mof");
+        let mut pending: Option<Vec<String>> = None;
+        let mut seen = 0;
+        for line in text.lines().map(str::trim) {
+            if let Some(list) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                pending = Some(
+                    list.split(',')
+                        .map(|q| q.split('(').next().unwrap_or_default().trim().to_string())
+                        .collect(),
+                );
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("class ") {
+                let class = rest.split_whitespace().next().unwrap_or_default();
+                let page = pending.take().unwrap_or_default();
+                assert_eq!(qualifiers(class), page.as_slice(), "{class}");
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, CLASSES.len(), "every declared class has a page block");
+    }
 
     /// `class Name : Super { type Prop[] = default; … };` blocks of the class pages, as
     /// property name → lower-cased type (`[]` kept).

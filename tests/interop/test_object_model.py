@@ -182,6 +182,68 @@ def test_association_filter_both_ways(replica):
     assert len(links) == 2 and all(targets), "replication settings and authorization entry"
 
 
+class RawSelectorSet(SelectorSet):
+    """pypsrp's SelectorSet with a prepared w:SelectorSet element: the header builder only
+    calls pack(), so a set whose selectors hold nested EPRs goes out as written."""
+
+    def __init__(self, element):
+        super().__init__()
+        self.element = element
+
+    def pack(self):
+        return self.element
+
+
+def test_get_association_instance_by_its_references(replica):
+    """Issue 16: an association instance is named by references. EnumerateEPR gives its key
+    selectors as nested a:EndpointReference elements; pypsrp's Get with that selector set
+    returns the instance; a reference to nothing is w:DestinationUnreachable, as for any
+    class (DSP0226: a selector's value may be an EPR; DSP0227: association keys are
+    references)."""
+    mode = ET.Element(W + "EnumerationMode")
+    mode.text = "EnumerateEPR"
+    eprs = replica.enumerate(V2 + "Msvm_HostedService", mode)
+    assert len(eprs) == 2, "the replication service and the VSMS"
+    for epr in eprs:
+        selectors = epr.find(f"{A}ReferenceParameters/{W}SelectorSet")
+        names = sorted(s.get("Name") for s in selectors)
+        assert names == ["Antecedent", "Dependent"]
+        assert all(s.find(A + "EndpointReference") is not None for s in selectors)
+        got = replica.wsman.get(V2 + "Msvm_HostedService", selector_set=RawSelectorSet(selectors))
+        instance = got.find(f"{{{V2}Msvm_HostedService}}Msvm_HostedService")
+        dependent = instance.find(f"{{{V2}Msvm_HostedService}}Dependent")
+        wanted = selectors.find(f"{W}Selector[@Name='Dependent']//{W}Selector[@Name='CreationClassName']").text
+        assert dependent.find(f".//{W}Selector[@Name='CreationClassName']").text == wanted
+    # The same references, one naming a service that does not exist.
+    selectors = eprs[0].find(f"{A}ReferenceParameters/{W}SelectorSet")
+    selectors.find(f"{W}Selector[@Name='Dependent']//{W}Selector[@Name='Name']").text = "nosuchsvc"
+    with pytest.raises(WSManFaultError) as missing:
+        replica.wsman.get(V2 + "Msvm_HostedService", selector_set=RawSelectorSet(selectors))
+    assert missing.value.code == 2150858752
+
+
+def test_association_filter_include_result_property(replica):
+    """DSP0227 §8.2's b:IncludeResultProperty: only the named properties come back (a name the
+    class does not define is ignored, as in CIM's PropertyList); without it, all of them."""
+    def linked(kind, *include):
+        f = ET.Element(W + "Filter", Dialect=ASSOCIATION)
+        inner = ET.SubElement(f, B + kind)
+        vm_epr(ET.SubElement(inner, B + "Object"), WEB01)
+        ET.SubElement(inner, B + "ResultClassName").text = (
+            "Msvm_ReplicationRelationship" if kind == "AssociatedInstances" else "Msvm_SystemReplicationRelationship")
+        for name in include:
+            ET.SubElement(inner, B + "IncludeResultProperty").text = name
+        return replica.enumerate(V2 + "*", f)
+
+    [rel] = linked("AssociatedInstances", "ReplicationState", "InstanceID", "NoSuchProperty")
+    assert sorted(props(rel)) == ["InstanceID", "ReplicationState"]
+    assert props(rel)["ReplicationState"] == "3"
+    [full] = linked("AssociatedInstances")
+    assert len(props(full)) > 2
+    [link] = linked("AssociationInstances", "Dependent")
+    assert sorted(props(link)) == ["Dependent"]
+
+
 def test_wql_associators_references_and_dialects(replica):
     vm = f"Msvm_ComputerSystem.CreationClassName='Msvm_ComputerSystem',Name='{WEB01}'"
     rsd = replica.wql(f"ASSOCIATORS OF {{{vm}}} WHERE AssocClass = Msvm_ElementSettingData "
@@ -199,6 +261,27 @@ def test_wql_associators_references_and_dialects(replica):
     with pytest.raises(WSManFaultError) as dialect:
         replica.enumerate(V2 + "Msvm_ComputerSystem", xpath)
     assert "2150858777" in str(dialect.value.code) or "dialect" in str(dialect.value)
+
+
+def test_wql_traversal_keywords(replica):
+    """The other WHERE keywords of WMI's "ASSOCIATORS OF" / "REFERENCES OF" pages: KeysOnly
+    (the WQL keyword table), RequiredQualifier and RequiredAssocQualifier against the class
+    qualifiers the class pages list, and ClassDefsOnly, which asks for class definitions and
+    is refused with the filter fault."""
+    vm = f"Msvm_ComputerSystem.CreationClassName='Msvm_ComputerSystem',Name='{WEB01}'"
+    [rel] = replica.wql(f"ASSOCIATORS OF {{{vm}}} WHERE AssocClass = Msvm_SystemReplicationRelationship KeysOnly")
+    assert list(props(rel)) == ["InstanceID"]
+    everything = replica.wql(f"ASSOCIATORS OF {{{vm}}}")
+    aggregated = replica.wql(f"ASSOCIATORS OF {{{vm}}} WHERE RequiredAssocQualifier = Aggregation")
+    # Msvm_SettingsDefineState and Msvm_ServiceAffectsElement are the pages without Aggregation.
+    assert len(aggregated) == len(everything) - 2
+    assert replica.wql(f"ASSOCIATORS OF {{{vm}}} WHERE RequiredQualifier = Dynamic KeysOnly") != []
+    assert replica.wql(f"ASSOCIATORS OF {{{vm}}} WHERE RequiredQualifier = Association") == []
+    refs = replica.wql(f"REFERENCES OF {{{vm}}} WHERE RequiredQualifier = Association")
+    assert len(refs) == len(replica.wql(f"REFERENCES OF {{{vm}}}"))
+    with pytest.raises(WSManFaultError) as defs:
+        replica.wql(f"ASSOCIATORS OF {{{vm}}} WHERE ClassDefsOnly")
+    assert defs.value.code == 2150858778  # w:CannotProcessFilter
 
 
 def test_get_error_ex_after_a_failing_job(replica):

@@ -1,8 +1,12 @@
-//! The WQL that WS-Management clients of Hyper-V send: `SELECT * | props FROM Class [WHERE expr]`
-//! with AND, OR, NOT, parentheses, `=`, `<>`/`!=`, `<`, `>`, `<=`, `>=`, LIKE, `IS [NOT] NULL` and
-//! `__THIS ISA 'Class'` (libvirt polls jobs this way, docs/facts.md#get-and-job-polling);
-//! `ASSOCIATORS OF {path} [WHERE AssocClass = X ResultClass = Y Role = R ResultRole = S]` and
-//! `REFERENCES OF {path} [WHERE ResultClass = X Role = R]`.
+//! The WQL that WS-Management clients of Hyper-V send: `SELECT * | props FROM Class
+//! [WHERE expr]` with AND, OR, NOT, parentheses, `=`, `<>`/`!=`, `<`, `>`, `<=`, `>=`, LIKE,
+//! `IS [NOT] NULL` and `__THIS ISA 'Class'` (libvirt polls jobs this way,
+//! docs/facts.md#get-and-job-polling);
+//! `ASSOCIATORS OF {path} [WHERE AssocClass = X ResultClass = Y Role = R ResultRole = S
+//! RequiredQualifier = Q RequiredAssocQualifier = Q ClassDefsOnly KeysOnly]` and
+//! `REFERENCES OF {path} [WHERE ResultClass = X Role = R RequiredQualifier = Q ClassDefsOnly
+//! KeysOnly]`, the keywords of the WMI pages "ASSOCIATORS OF Statement", "REFERENCES OF
+//! Statement" and "WQL (SQL for WMI)" (KEYSONLY) in MicrosoftDocs/win32 desktop-src/WmiSdk.
 //!
 //! Parsing only: matching instances is the caller's job, helped by [`Condition::matches`].
 
@@ -30,6 +34,7 @@ pub enum Query {
         source_keys: Vec<(String, String)>,
         result_class: Option<String>,
         role: Option<String>,
+        options: TraversalOptions,
     },
     Associators {
         source_class: String,
@@ -40,7 +45,21 @@ pub enum Query {
         result_class: Option<String>,
         role: Option<String>,
         result_role: Option<String>,
+        options: TraversalOptions,
     },
+}
+
+/// The other keywords of an `ASSOCIATORS OF` / `REFERENCES OF` WHERE clause (WMI's pages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraversalOptions {
+    /// `KeysOnly`: the results carry only their key properties.
+    pub keys_only: bool,
+    /// `ClassDefsOnly`: class definitions instead of instances (exclusive with ResultClass).
+    pub class_defs_only: bool,
+    /// `RequiredQualifier = Q`: the results' class has qualifier Q.
+    pub required_qualifier: Option<String>,
+    /// `RequiredAssocQualifier = Q` (ASSOCIATORS OF only): the association class has Q.
+    pub required_assoc_qualifier: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -612,36 +631,35 @@ impl Parser {
     fn references(&mut self) -> Result<Query, WqlError> {
         let (source_class, source_keys) = self.object_path()?;
         let (mut result_class, mut role) = (None, None);
+        let mut options = TraversalOptions::default();
         if self.keyword("WHERE") {
             while let Some(Tok::Ident(kw)) = self.peek() {
-                let slot = match kw.to_ascii_lowercase().as_str() {
+                let kw = kw.to_ascii_lowercase();
+                let at = self.position();
+                if self.traversal_flag(&kw, &mut options)? {
+                    continue;
+                }
+                let slot = match kw.as_str() {
                     "resultclass" => &mut result_class,
                     "role" => &mut role,
-                    _ => return Err(self.error("only ResultClass and Role are supported")),
-                };
-                let at = self.position();
-                self.pos += 1;
-                if !self.eat(&Tok::Eq) {
-                    return Err(self.error("expected `=`"));
-                }
-                let value = match self.peek() {
-                    Some(Tok::Ident(s) | Tok::Str(s)) => s.clone(),
-                    _ => return Err(self.error("expected a class or role name")),
+                    "requiredqualifier" => &mut options.required_qualifier,
+                    _ => {
+                        return Err(self.error(
+                            "only ResultClass, Role, RequiredQualifier, ClassDefsOnly and KeysOnly are supported",
+                        ));
+                    }
                 };
                 self.pos += 1;
-                if slot.replace(value).is_some() {
-                    return Err(WqlError {
-                        position: at,
-                        message: "the same keyword appears twice".to_owned(),
-                    });
-                }
+                self.keyword_value(slot, at)?;
             }
         }
+        Self::exclusive(&options, &result_class)?;
         Ok(Query::References {
             source_class,
             source_keys,
             result_class,
             role,
+            options,
         })
     }
 
@@ -649,37 +667,32 @@ impl Parser {
         let (source_class, source_keys) = self.object_path()?;
         let (mut assoc_class, mut result_class, mut role, mut result_role) =
             (None, None, None, None);
+        let mut options = TraversalOptions::default();
         if self.keyword("WHERE") {
             while let Some(Tok::Ident(kw)) = self.peek() {
-                let slot = match kw.to_ascii_lowercase().as_str() {
+                let kw = kw.to_ascii_lowercase();
+                let at = self.position();
+                if self.traversal_flag(&kw, &mut options)? {
+                    continue;
+                }
+                let slot = match kw.as_str() {
                     "assocclass" => &mut assoc_class,
                     "resultclass" => &mut result_class,
                     "role" => &mut role,
                     "resultrole" => &mut result_role,
+                    "requiredqualifier" => &mut options.required_qualifier,
+                    "requiredassocqualifier" => &mut options.required_assoc_qualifier,
                     _ => {
                         return Err(self.error(
-                            "only AssocClass, ResultClass, Role and ResultRole are supported",
+                            "only AssocClass, ResultClass, Role, ResultRole, RequiredQualifier, RequiredAssocQualifier, ClassDefsOnly and KeysOnly are supported",
                         ));
                     }
                 };
-                let at = self.position();
                 self.pos += 1;
-                if !self.eat(&Tok::Eq) {
-                    return Err(self.error("expected `=`"));
-                }
-                let value = match self.peek() {
-                    Some(Tok::Ident(s) | Tok::Str(s)) => s.clone(),
-                    _ => return Err(self.error("expected a class or role name")),
-                };
-                self.pos += 1;
-                if slot.replace(value).is_some() {
-                    return Err(WqlError {
-                        position: at,
-                        message: "the same keyword appears twice".to_owned(),
-                    });
-                }
+                self.keyword_value(slot, at)?;
             }
         }
+        Self::exclusive(&options, &result_class)?;
         Ok(Query::Associators {
             source_class,
             source_keys,
@@ -687,7 +700,62 @@ impl Parser {
             result_class,
             role,
             result_role,
+            options,
         })
+    }
+
+    /// The bare keywords `ClassDefsOnly` and `KeysOnly` (no `= value`); `true` if `kw` was one.
+    fn traversal_flag(
+        &mut self,
+        kw: &str,
+        options: &mut TraversalOptions,
+    ) -> Result<bool, WqlError> {
+        let flag = match kw {
+            "classdefsonly" => &mut options.class_defs_only,
+            "keysonly" => &mut options.keys_only,
+            _ => return Ok(false),
+        };
+        if *flag {
+            return Err(self.error("the same keyword appears twice"));
+        }
+        *flag = true;
+        self.pos += 1;
+        Ok(true)
+    }
+
+    /// `= value` after a keyword (the keyword itself at byte `at`), stored once in `slot`.
+    /// Only `=` is valid between a keyword and its value (the pages' notes).
+    fn keyword_value(&mut self, slot: &mut Option<String>, at: usize) -> Result<(), WqlError> {
+        if !self.eat(&Tok::Eq) {
+            return Err(self.error("expected `=`"));
+        }
+        let value = match self.peek() {
+            Some(Tok::Ident(s) | Tok::Str(s)) => s.clone(),
+            _ => return Err(self.error("expected a class, role or qualifier name")),
+        };
+        self.pos += 1;
+        if slot.replace(value).is_some() {
+            return Err(WqlError {
+                position: at,
+                message: "the same keyword appears twice".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// "The ClassDefsOnly and ResultClass keywords are mutually exclusive. Using them together
+    /// causes an invalid query error." (both pages)
+    fn exclusive(
+        options: &TraversalOptions,
+        result_class: &Option<String>,
+    ) -> Result<(), WqlError> {
+        if options.class_defs_only && result_class.is_some() {
+            return Err(WqlError {
+                position: 0,
+                message: "ClassDefsOnly and ResultClass are mutually exclusive".to_owned(),
+            });
+        }
+        Ok(())
     }
 
     fn key_value(&mut self) -> Result<String, WqlError> {
@@ -837,6 +905,7 @@ mod tests {
                 ],
                 result_class: Some("Msvm_ElementSettingData".into()),
                 role: Some("ManagedElement".into()),
+                options: TraversalOptions::default(),
             }
         );
     }
@@ -858,6 +927,7 @@ mod tests {
                 result_class: Some("Msvm_VirtualSystemSettingData".into()),
                 role: None,
                 result_role: None,
+                options: TraversalOptions::default(),
             }
         );
         let keyless = q(
@@ -873,6 +943,29 @@ mod tests {
                 assoc_class: None,
                 ..
             }
+        ));
+    }
+
+    /// The WHERE keywords of the WMI pages, in any order, bare flags between `=` pairs.
+    #[test]
+    fn traversal_keywords() {
+        let parsed = q(
+            "ASSOCIATORS OF {C.K=1} WHERE KeysOnly requiredQualifier = Dynamic ResultRole = Dependent RequiredAssocQualifier = Aggregation",
+        );
+        assert!(
+            matches!(parsed, Query::Associators { ref result_role, ref options, .. }
+            if result_role.as_deref() == Some("Dependent")
+                && options == &TraversalOptions {
+                    keys_only: true,
+                    class_defs_only: false,
+                    required_qualifier: Some("Dynamic".into()),
+                    required_assoc_qualifier: Some("Aggregation".into()),
+                })
+        );
+        assert!(matches!(
+            q("REFERENCES OF {C.K=1} WHERE ClassDefsOnly RequiredQualifier = Association"),
+            Query::References { ref options, .. }
+                if options.class_defs_only && options.required_qualifier.as_deref() == Some("Association")
         ));
     }
 
@@ -899,7 +992,17 @@ mod tests {
             ("SELECT * FROM X WHERE A = -", 26),
             ("ASSOCIATORS {C.K=1}", 12),
             ("ASSOCIATORS OF {C.K=1", 21),
-            ("ASSOCIATORS OF {C.K=1} WHERE ClassDefsOnly", 29),
+            ("ASSOCIATORS OF {C.K=1} WHERE Colour = A", 29),
+            ("ASSOCIATORS OF {C.K=1} WHERE KeysOnly KeysOnly", 38),
+            (
+                "ASSOCIATORS OF {C.K=1} WHERE RequiredQualifier <> Dynamic",
+                47,
+            ),
+            (
+                "ASSOCIATORS OF {C.K=1} WHERE ClassDefsOnly ResultClass = A",
+                0,
+            ),
+            ("REFERENCES OF {C.K=1} WHERE RequiredAssocQualifier = A", 28),
             (
                 "ASSOCIATORS OF {C.K=1} WHERE AssocClass = A AssocClass = B",
                 44,

@@ -490,6 +490,27 @@ async fn a_plain_body_with_basic_on_is_taken_as_allow_unencrypted() {
     .await;
 }
 
+/// On a Negotiate connection a plain body still has to say it is SOAP (415 otherwise, as
+/// WinRM answers a wrong content-type: cloudsoft/winrm4j issue 72), and the refusal keeps the
+/// security context: the sealed request after it is served.
+#[tokio::test]
+async fn a_plain_body_without_the_soap_type_is_415_under_negotiate() {
+    within(20, async {
+        let sim = start().await;
+        let (mut conn, mut session) = negotiate(&sim.url("HV-PRIMARY"), "admin", "admin", false)
+            .await
+            .ok()
+            .unwrap();
+        for headers in [&[][..], &[("Content-Type", "text/xml; charset=utf-8")][..]] {
+            let r = conn.post(headers, get_service().as_bytes()).await;
+            assert_eq!(r.status, 415, "{headers:?}");
+            assert!(r.body.is_empty());
+        }
+        assert_eq!(sealed(&mut conn, &mut session, &get_service()).await.0, 200);
+    })
+    .await;
+}
+
 #[test]
 fn auth_option_parses_and_refuses_nonsense() {
     assert_eq!(

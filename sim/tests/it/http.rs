@@ -50,6 +50,53 @@ async fn basic_auth_challenge() {
     .await;
 }
 
+/// The HTTP media type of a WS-Management request: `application/soap+xml` with charset UTF-8
+/// or UTF-16 is served (a UTF-16 body with its BOM is decoded), anything else is HTTP 415
+/// (cloudsoft/winrm4j issue 72); authentication still comes first, so a stranger gets 401
+/// whatever the type. fixtures/wire/content-type.json has the UTF-8 cases.
+#[tokio::test]
+async fn content_type_is_checked_after_authentication() {
+    within(20, async {
+        let sim = start().await;
+        let url = sim.url("HV-REPLICA");
+        let auth = basic(ADMIN.0, ADMIN.1);
+        let (get, _) = envelope(
+            GET,
+            &format!("{V2}Msvm_ComputerSystem"),
+            &[
+                ("CreationClassName", "Msvm_ComputerSystem"),
+                ("Name", "HV-REPLICA"),
+            ],
+            "",
+            "",
+        );
+        let mut utf16 = vec![0xFF, 0xFE];
+        for unit in get.encode_utf16() {
+            utf16.extend_from_slice(&unit.to_le_bytes());
+        }
+        let cases: [(Option<&str>, &[u8], u16); 5] = [
+            (Some("application/soap+xml;charset=UTF-16"), &utf16, 200),
+            (Some("application/soap+xml; charset=utf-16"), &utf16, 200),
+            (None, &utf16, 415),
+            (None, get.as_bytes(), 415),
+            (Some("application/xml"), get.as_bytes(), 415),
+        ];
+        for (ct, body, status) in cases {
+            let mut headers = vec![("Authorization", auth.as_str())];
+            headers.extend(ct.map(|ct| ("Content-Type", ct)));
+            let r = post(&url, &headers, body).await;
+            assert_eq!(r.status, status, "{ct:?}: {}", r.body);
+            if status == 415 {
+                assert!(r.body.is_empty(), "{}", r.body);
+            }
+        }
+        // No credentials: the challenge, not the media type.
+        let r = post(&url, &[], get.as_bytes()).await;
+        assert_eq!(r.status, 401);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn identify_authenticated_and_not() {
     within(20, async {

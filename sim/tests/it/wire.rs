@@ -44,6 +44,16 @@ fn default_host() -> String {
     "HV-REPLICA".into()
 }
 
+const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
+
+fn default_content_type() -> Option<String> {
+    Some(SOAP_CONTENT_TYPE.into())
+}
+
+fn is_default_content_type(ct: &Option<String>) -> bool {
+    ct.as_deref() == Some(SOAP_CONTENT_TYPE)
+}
+
 fn default_auth() -> Option<String> {
     Some("admin:admin".into())
 }
@@ -61,6 +71,12 @@ struct Exchange {
     /// `USER:PASS` for Basic auth; `null` sends no Authorization header.
     #[serde(default = "default_auth")]
     auth: Option<String>,
+    /// The request's Content-Type; `null` sends none. Default: WinRM clients' SOAP type.
+    #[serde(
+        default = "default_content_type",
+        skip_serializing_if = "is_default_content_type"
+    )]
+    content_type: Option<String>,
     /// Extra HTTP request headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     headers: BTreeMap<String, String>,
@@ -161,10 +177,11 @@ async fn check(case: &mut Case) -> Result<(), String> {
         let literal = x.request.joined();
         keep.extend(guids(&literal).into_iter().map(str::to_ascii_uppercase));
         let request = names.substitute(&literal);
-        let mut headers: Vec<(String, String)> = vec![(
-            "Content-Type".into(),
-            "application/soap+xml;charset=UTF-8".into(),
-        )];
+        let mut headers: Vec<(String, String)> = x
+            .content_type
+            .iter()
+            .map(|ct| ("Content-Type".to_string(), ct.clone()))
+            .collect();
         if let Some((u, p)) = x.auth.as_deref().and_then(|a| a.split_once(':')) {
             headers.push(("Authorization".into(), basic(u, p)));
         }
