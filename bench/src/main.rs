@@ -45,7 +45,7 @@ struct Args {
     /// Only the quick subset (used by the test suite to keep the command working).
     #[arg(long)]
     quick: bool,
-    /// Run only the in-process dispatch measurement, for profiling (`perf record`).
+    /// Run only the dispatcher measurement (`replica-sim soak` on one thread, no HTTP).
     #[arg(long)]
     dispatch_only: Option<u64>,
 }
@@ -388,7 +388,7 @@ fn big_topology(vms: usize) -> String {
 }
 
 fn model_ops(n: u64) -> serde_json::Value {
-    let spec: TopologySpec = match toml::from_str(replica_sim::server::DEFAULT_TOPOLOGY) {
+    let spec: TopologySpec = match toml::from_str(replica_sim::DEFAULT_TOPOLOGY) {
         Ok(s) => s,
         Err(_) => return json!({ "error": "default topology" }),
     };
@@ -472,7 +472,7 @@ fn explore_in_process(cases: u32, steps: usize) -> serde_json::Value {
     use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
     use replica_conformance::explore::sequence_strategy;
     use replica_conformance::oracle::ModelRunner;
-    let Ok(spec) = toml::from_str::<TopologySpec>(replica_sim::server::DEFAULT_TOPOLOGY) else {
+    let Ok(spec) = toml::from_str::<TopologySpec>(replica_sim::DEFAULT_TOPOLOGY) else {
         return json!({ "error": "default topology" });
     };
     let strategy = sequence_strategy(steps);
@@ -534,49 +534,47 @@ fn explore_over_wire(bin: &std::path::Path, cases: u32, steps: usize) -> serde_j
     }
 }
 
-fn dispatch_only(n: u64) -> serde_json::Value {
-    use replica_sim::dispatch::{self, Access};
-    use replica_sim::state::{ClockMode, Limits, WorldSlot};
-    let spec: TopologySpec = match toml::from_str(replica_sim::server::DEFAULT_TOPOLOGY) {
-        Ok(s) => s,
-        Err(_) => return json!({ "error": "default topology" }),
+/// The dispatcher without HTTP: `replica-sim soak` on one thread (mixed calls into one world,
+/// with its consistency check), read from the rate it prints. The simulator's insides are not
+/// a library API; the binary is how they are measured (and how `perf record` profiles them).
+fn dispatch_only(bin: &std::path::Path, n: u64) -> serde_json::Value {
+    let out = std::process::Command::new(bin)
+        .args([
+            "soak",
+            "--calls",
+            &n.to_string(),
+            "--threads",
+            "1",
+            "--seed",
+            "7",
+        ])
+        .stderr(Stdio::null())
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => return json!({ "error": format!("soak exited with {:?}", o.status.code()) }),
+        Err(e) => return json!({ "skipped": format!("{}: {e}", bin.display()) }),
     };
-    let Ok(mut slot) = WorldSlot::new("bench", spec, 1, ClockMode::Manual) else {
-        return json!({ "error": "world" });
-    };
-    let limits = Limits::default();
-    let r = dispatch::handle(
-        &mut slot,
-        "HV-REPLICA",
-        invoke(1, "HV-REPLICA", "InitiateFailover", APP_01).as_bytes(),
-        Access::ReadWrite,
-        &limits,
-    );
-    let Some(id) = job_id(r.body.as_bytes()) else {
-        return json!({ "error": "no job" });
-    };
-    let req = get_job(2, &id);
-    let t0 = Instant::now();
-    let mut bytes = 0usize;
-    for _ in 0..n {
-        let r = dispatch::handle(
-            &mut slot,
-            "HV-REPLICA",
-            req.as_bytes(),
-            Access::ReadWrite,
-            &limits,
-        );
-        bytes += r.body.len();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "soak: N calls on 1 threads in S s (R calls/s): consistent"
+    let rate = text
+        .split('(')
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|r| r.parse::<f64>().ok());
+    match rate {
+        Some(r) if r > 0.0 => {
+            json!({ "calls": n, "calls_per_sec": r, "us_per_call": 1e6 / r, "mix": "soak (Invoke, Get, Enumerate, Pull, Release, Identify, malformed)" })
+        }
+        _ => json!({ "error": format!("no rate in the soak's output: {text}") }),
     }
-    let secs = t0.elapsed().as_secs_f64();
-    json!({ "calls": n, "us_per_call": secs * 1e6 / n as f64, "calls_per_sec": n as f64 / secs, "response_bytes": bytes / n as usize })
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(n) = args.dispatch_only {
-        report("dispatch_get_job", dispatch_only(n));
+        report("dispatch_mixed", dispatch_only(&sim_bin(&args), n));
         return Ok(());
     }
     let secs = if args.quick { 0.5 } else { args.secs };
@@ -614,15 +612,18 @@ async fn main() -> anyhow::Result<()> {
 
     // --- one request through dispatch, without HTTP (where the server's own time goes)
     report(
-        "dispatch_get_job",
-        tokio::task::spawn_blocking(move || {
-            dispatch_only(if args.quick { 20_000 } else { 200_000 })
-        })
+        "dispatch_mixed",
+        {
+            let bin = sim_bin(&args);
+            tokio::task::spawn_blocking(move || {
+                dispatch_only(&bin, if args.quick { 20_000 } else { 200_000 })
+            })
+        }
         .await?,
     );
 
     // --- simulator and baseline side by side
-    let sim = Sim::start(SimConfig {
+    let sim = Sim::start_with(SimConfig {
         seed: 1,
         ..SimConfig::default()
     })

@@ -2,7 +2,7 @@
 //! other target (the runner never reaches into its internals).
 
 use anyhow::Context as _;
-use replica_sim::state::ClockMode;
+use replica_sim::ClockMode;
 use replica_sim::{Credential, Sim, SimConfig, SimHandle};
 
 use crate::wsman::Credentials;
@@ -20,7 +20,7 @@ pub async fn start(seed: u64, creds: &Credentials) -> anyhow::Result<SimHandle> 
         clock: ClockMode::Manual,
         ..SimConfig::default()
     };
-    Sim::start(config)
+    Sim::start_with(config)
         .await
         .context("starting the in-process simulator")
 }

@@ -7,7 +7,7 @@ use crate::wsman::Epr;
 use crate::wsman::cimxml::{self, CimValue};
 use crate::wsman::writer::{Instance, Value};
 use replica_core::world::{Host, Job, RecoveryPoint, RelIx, Relationship, Vm};
-use replica_core::{EnabledState, JobState, ReplicationMode, World};
+use replica_core::{EnabledState, JobState, World};
 
 pub const NAMESPACE: &str = "root/virtualization/v2";
 pub const CLASS_BASE: &str =
@@ -580,12 +580,6 @@ pub fn find(
     found.filter(|i| matches_selectors(i, selectors))
 }
 
-/// The properties of a class, as a WQL query may name them (WMI checks a query against the
-/// class definition, not against the instances that happen to exist).
-pub fn properties(class: &str) -> Vec<&'static str> {
-    schema::def(class).map_or_else(Vec::new, |d| d.ordered().map(|p| p.name).collect())
-}
-
 /// The text of a property, for WQL comparisons and selector matching (`None` for NULL).
 pub fn prop_text(inst: &Instance, name: &str) -> Option<String> {
     let (_, v) = inst
@@ -645,11 +639,6 @@ pub fn epr_of(inst: &Instance) -> Epr {
     epr
 }
 
-/// Whether a VM mode makes sense to show (helps readers of the state JSON).
-pub fn mode_name(m: ReplicationMode) -> &'static str {
-    m.ident()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,7 +670,8 @@ mod tests {
         let w = world();
         for def in served() {
             let (class, keys) = (&def.name, def.keys);
-            let schema = properties(class);
+            let schema: Vec<&str> =
+                schema::def(class).map_or_else(Vec::new, |d| d.ordered().map(|p| p.name).collect());
             assert!(!schema.is_empty(), "{class} has no schema");
             for k in keys {
                 assert!(schema.contains(k), "{class}: key {k} not in the schema");

@@ -2,6 +2,10 @@
 //! to arrange the world, break it on purpose and see what its client did. Documented in
 //! `sim/openapi.json`, which the tests check the server against.
 
+use crate::api::{
+    ClockState, ControlError, ENDPOINTS, FaultAdded, HostState, JobView, JournalEntry, JournalPage,
+    Named, RecoveryPointState, RelationshipState, Reset, ResetDone, VmState, WorldState,
+};
 use crate::server::{App, HostCtx, world_of};
 use crate::state::{ClockMode, WorldSlot, lock};
 use axum::body::{Body, Bytes};
@@ -11,15 +15,34 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use replica_core::diagram::{self, Format};
 use replica_core::faults::{FaultKind, FaultSpec};
-use replica_core::topology::{ProfileSpec, TopologySpec};
+use replica_core::topology::ProfileSpec;
 use replica_core::world::{Job, RelIx, Vm};
 use replica_core::{ReplicationState, World};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
-    (status, axum::Json(json!({ "error": msg.into() }))).into_response()
+    ControlError::new(status.as_u16(), msg).into_response()
+}
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response<Body> {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut body = json!({ "error": self.message });
+        if let Some(o) = body.as_object_mut() {
+            if let Some(line) = self.line {
+                o.insert("line".into(), json!(line));
+            }
+            if let Some(column) = self.column {
+                o.insert("column".into(), json!(column));
+            }
+            if let Some(field) = self.field {
+                o.insert("field".into(), json!(field));
+            }
+        }
+        (status, axum::Json(body)).into_response()
+    }
 }
 
 fn ok(v: Json) -> Response<Body> {
@@ -116,26 +139,6 @@ fn parse_body<T: for<'de> Deserialize<'de>>(
     })
 }
 
-/// Every control endpoint: method and path below `/_replica/v1/` (`{x}` is a path parameter).
-/// `sim/openapi.json` documents exactly these; a test holds the two together.
-pub const ENDPOINTS: &[(&str, &str)] = &[
-    ("GET", "health"),
-    ("GET", "openapi.json"),
-    ("POST", "reset"),
-    ("GET", "state"),
-    ("GET", "faults"),
-    ("POST", "faults"),
-    ("DELETE", "faults"),
-    ("DELETE", "faults/{id}"),
-    ("GET", "clock"),
-    ("POST", "clock"),
-    ("GET", "journal"),
-    ("GET", "coverage"),
-    ("GET", "diagram"),
-    ("GET", "worlds"),
-    ("DELETE", "worlds/{name}"),
-];
-
 /// The OpenAPI document of this API, served at `GET /_replica/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
@@ -152,21 +155,6 @@ fn pattern_of(parts: &[&str]) -> Option<&'static str> {
                 .zip(parts)
                 .all(|(a, b)| a.starts_with('{') || a == b)
     })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResetBody {
-    /// A topology as JSON (same shape as the TOML files).
-    topology: Option<TopologySpec>,
-    /// A topology as TOML text.
-    topology_toml: Option<String>,
-    /// Select a named behaviour profile for the new world.
-    profile: Option<String>,
-    seed: Option<u64>,
-    /// The new world's clock, in the CLI form (`manual`, `realtime:10`, `polls:3`); default:
-    /// the server's `--clock`.
-    clock: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,7 +222,11 @@ fn clock_mode_of(b: &ClockBody, mode: &str) -> Result<ClockMode, String> {
 
 /// Reads a fault rule strictly: a misspelt field would otherwise make a rule that silently
 /// matches everything (FaultSpec cannot deny unknown fields because of its flattened kind).
-fn parse_fault(body: &Bytes, world: &World) -> Result<FaultSpec, String> {
+fn parse_fault(body: &Bytes) -> Result<FaultSpec, ControlError> {
+    parse_fault_json(body).map_err(bad)
+}
+
+fn parse_fault_json(body: &Bytes) -> Result<FaultSpec, String> {
     let v: Json = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
     let Some(obj) = v.as_object() else {
         return Err("a fault rule is a JSON object".into());
@@ -266,8 +258,12 @@ fn parse_fault(body: &Bytes, world: &World) -> Result<FaultSpec, String> {
             ));
         }
     }
-    let spec: FaultSpec =
-        serde_json::from_value(v.clone()).map_err(|e| format!("fault rule: {e}"))?;
+    serde_json::from_value(v).map_err(|e| format!("fault rule: {e}"))
+}
+
+/// What a fault rule must satisfy however it came (HTTP or a typed call): valid values, hosts
+/// and methods this world knows, a bounded size.
+fn check_fault(spec: &FaultSpec, world: &World) -> Result<(), String> {
     spec.validate().map_err(|e| e.to_string())?;
     let hosts = || world.hosts.keys().cloned().collect::<Vec<_>>().join(", ");
     let mut named = Vec::new();
@@ -309,7 +305,7 @@ fn parse_fault(body: &Bytes, world: &World) -> Result<FaultSpec, String> {
         return Err("count: 0 would never fire; expected at least 1 (or leave it out)".into());
     }
     // Free text (vm, a failing job's description) is kept for the world's life: bounded.
-    let size = serde_json::to_vec(&spec).map_or(usize::MAX, |v| v.len());
+    let size = serde_json::to_vec(spec).map_or(usize::MAX, |v| v.len());
     if size > MAX_FAULT_RULE_BYTES {
         return Err(format!(
             "the fault rule is {size} bytes of JSON; at most {MAX_FAULT_RULE_BYTES}"
@@ -320,7 +316,7 @@ fn parse_fault(body: &Bytes, world: &World) -> Result<FaultSpec, String> {
     {
         return Err(format!("delay ms {ms} is over the limit of {MAX_DELAY_MS}"));
     }
-    Ok(spec)
+    Ok(())
 }
 
 /// The largest fault rule accepted, as JSON.
@@ -406,7 +402,7 @@ fn handle(
             s.tick();
             StateSnapshot::of(&s)
         };
-        return ok(state_json(&snapshot));
+        return axum::Json(world_state(&snapshot)).into_response();
     }
     let mut s = lock(&slot);
     s.tick();
@@ -430,38 +426,13 @@ fn handle(
                     "POST faults needs a fault rule as JSON, e.g. {\"kind\":\"return_code\",\"code\":32768}",
                 );
             }
-            if s.world.faults.len() >= ctx.app.limits.max_faults {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "this world has {} fault rules, the limit (--limit max_faults=N); DELETE faults first",
-                        s.world.faults.len()
-                    ),
-                );
-            }
-            let spec = match parse_fault(&body, &s.world) {
-                Ok(spec) => spec,
-                Err(e) => return error(StatusCode::BAD_REQUEST, e),
-            };
-            match s.world.add_fault(spec) {
-                Ok(id) => {
-                    s.changes += 1;
-                    let rule = s.world.faults.iter().find(|f| f.id == id).cloned();
-                    (
-                        StatusCode::CREATED,
-                        axum::Json(json!({ "id": id, "rule": rule })),
-                    )
-                        .into_response()
-                }
-                Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+            let added = parse_fault(&body).and_then(|spec| apply_add_fault(&mut s, &ctx.app, spec));
+            match added {
+                Ok(added) => (StatusCode::CREATED, axum::Json(added)).into_response(),
+                Err(e) => e.into_response(),
             }
         }
-        ("DELETE", ["faults"]) => {
-            let n = s.world.faults.len();
-            s.world.faults.clear();
-            s.changes += 1;
-            ok(json!({ "removed": n }))
-        }
+        ("DELETE", ["faults"]) => ok(json!({ "removed": apply_clear_faults(&mut s) })),
         ("DELETE", ["faults", id]) => {
             let Ok(id) = id.parse::<u64>() else {
                 return error(
@@ -478,7 +449,7 @@ fn handle(
                 ok(json!({ "removed": 1 }))
             }
         }
-        ("GET", ["clock"]) => ok(clock_json(&s)),
+        ("GET", ["clock"]) => axum::Json(clock_state(&s)).into_response(),
         ("POST", ["clock"]) => {
             let b: ClockBody = match parse_body(&body) {
                 Ok(Some(b)) => b,
@@ -519,11 +490,9 @@ fn handle(
                 s.changes += 1;
             }
             if let Some(ms) = advance {
-                s.clock.advance(ms);
-                s.tick();
-                s.changes += 1;
+                apply_advance(&mut s, ms);
             }
-            ok(clock_json(&s))
+            axum::Json(clock_state(&s)).into_response()
         }
         ("GET", ["journal"]) => journal(&s, &q),
         ("GET", ["coverage"]) => {
@@ -556,73 +525,63 @@ fn handle(
     }
 }
 
+/// `POST reset` over HTTP: an empty body resets to the server's defaults.
 fn reset(s: &mut WorldSlot, app: &App, body: &Bytes) -> Response<Body> {
-    let b: Option<ResetBody> = match parse_body(body) {
+    let b: Option<Reset> = match parse_body(body) {
         Ok(b) => b,
         Err(r) => return *r,
     };
+    match apply_reset(s, app, b.unwrap_or_default()) {
+        Ok(done) => axum::Json(done).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ControlError {
+    ControlError::new(400, msg)
+}
+
+/// A reset, over HTTP or typed: checked whole before anything changes, so a refused reset
+/// leaves the world as it was.
+fn apply_reset(s: &mut WorldSlot, app: &App, b: Reset) -> Result<ResetDone, ControlError> {
     let mut spec = app.worlds.default_spec.clone();
-    let mut seed = s.seed;
     // A fresh world is fresh in time too: a test's outcome must not depend on the clock an
     // earlier test left behind, so the server's configured mode unless the body names one.
     let mut clock = app.worlds.clock;
-    if let Some(b) = &b {
-        if let Some(text) = &b.clock {
-            let no_extras = ClockBody {
-                mode: None,
-                speed: None,
-                n: None,
-                advance_ms: None,
-                advance: None,
-            };
-            match clock_mode_of(&no_extras, text) {
-                Ok(m) => clock = m,
-                Err(e) => return error(StatusCode::BAD_REQUEST, e),
-            }
-        }
-        if b.topology.is_some() && b.topology_toml.is_some() {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "give topology or topology_toml, not both",
-            );
-        }
-        if let Some(t) = &b.topology {
-            spec = t.clone();
-        }
-        if let Some(text) = &b.topology_toml {
-            match crate::topology_file::parse("topology_toml", text) {
-                Ok(t) => spec = t,
-                Err(e) => {
-                    return (
-                        StatusCode::BAD_REQUEST,
-                        axum::Json(json!({
-                            "error": e.to_string(),
-                            "line": e.line,
-                            "column": e.column,
-                            "field": e.field,
-                        })),
-                    )
-                        .into_response();
-                }
-            }
-        }
-        if let Some(p) = &b.profile {
-            spec.profile = Some(ProfileSpec::Named(p.clone()));
-        }
-        if let Some(x) = b.seed {
-            seed = x;
-        }
+    if let Some(text) = &b.clock {
+        let no_extras = ClockBody {
+            mode: None,
+            speed: None,
+            n: None,
+            advance_ms: None,
+            advance: None,
+        };
+        clock = clock_mode_of(&no_extras, text).map_err(bad)?;
     }
-    // Checked before anything changes: a refused reset leaves the world as it was.
-    if let Err(e) = app.limits.check_topology(&spec) {
-        return error(StatusCode::BAD_REQUEST, e);
+    if b.topology.is_some() && b.topology_toml.is_some() {
+        return Err(bad("give topology or topology_toml, not both"));
     }
+    if let Some(t) = b.topology {
+        spec = t;
+    }
+    if let Some(text) = &b.topology_toml {
+        spec = crate::topology_file::parse("topology_toml", text).map_err(|e| ControlError {
+            line: Some(e.line),
+            column: Some(e.column),
+            field: e.field.clone(),
+            ..bad(e.to_string())
+        })?;
+    }
+    if let Some(p) = b.profile {
+        spec.profile = Some(ProfileSpec::Named(p));
+    }
+    let seed = b.seed.unwrap_or(s.seed);
+    app.limits.check_topology(&spec).map_err(bad)?;
     if let Err(e) = spec.build(seed, 0) {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({ "error": e.to_string(), "field": e.path })),
-        )
-            .into_response();
+        return Err(ControlError {
+            field: Some(e.path.clone()),
+            ..bad(e.to_string())
+        });
     }
     let old_seed = s.seed;
     s.seed = seed;
@@ -630,13 +589,110 @@ fn reset(s: &mut WorldSlot, app: &App, body: &Bytes) -> Response<Body> {
         Ok(()) => {
             s.clock.set_mode(clock);
             s.world.pace = clock.pace();
-            ok(json!({ "reset": true, "world": s.name, "seed": s.seed, "clock": s.clock.mode }))
+            Ok(ResetDone {
+                reset: true,
+                world: s.name.clone(),
+                seed: s.seed,
+                clock: s.clock.mode,
+            })
         }
         Err(e) => {
             s.seed = old_seed;
-            error(StatusCode::BAD_REQUEST, e)
+            Err(bad(e))
         }
     }
+}
+
+/// Adds a rule to the world's fault plan, within `max_faults`.
+fn apply_add_fault(
+    s: &mut WorldSlot,
+    app: &App,
+    spec: FaultSpec,
+) -> Result<FaultAdded, ControlError> {
+    if s.world.faults.len() >= app.limits.max_faults {
+        return Err(bad(format!(
+            "this world has {} fault rules, the limit (--limit max_faults=N); DELETE faults first",
+            s.world.faults.len()
+        )));
+    }
+    check_fault(&spec, &s.world).map_err(bad)?;
+    let id = s.world.add_fault(spec).map_err(|e| bad(e.to_string()))?;
+    s.changes += 1;
+    let rule = s.world.faults.iter().find(|f| f.id == id).cloned();
+    Ok(FaultAdded { id, rule })
+}
+
+fn apply_clear_faults(s: &mut WorldSlot) -> usize {
+    let n = s.world.faults.len();
+    s.world.faults.clear();
+    s.changes += 1;
+    n
+}
+
+fn apply_advance(s: &mut WorldSlot, ms: u64) {
+    s.clock.advance(ms);
+    s.tick();
+    s.changes += 1;
+}
+
+/// Runs `f` on world `world` after bringing its clock up to date, as every control call does.
+fn with_world<T>(
+    app: &App,
+    world: &str,
+    f: impl FnOnce(&mut WorldSlot) -> Result<T, ControlError>,
+) -> Result<T, ControlError> {
+    let slot = app.worlds.get(world).map_err(bad)?;
+    let mut s = lock(&slot);
+    s.tick();
+    f(&mut s)
+}
+
+pub(crate) fn typed_reset(app: &App, world: &str, r: Reset) -> Result<ResetDone, ControlError> {
+    with_world(app, world, |s| apply_reset(s, app, r))
+}
+
+pub(crate) fn typed_add_fault(
+    app: &App,
+    world: &str,
+    spec: FaultSpec,
+) -> Result<FaultAdded, ControlError> {
+    with_world(app, world, |s| apply_add_fault(s, app, spec))
+}
+
+pub(crate) fn typed_clear_faults(app: &App, world: &str) -> Result<usize, ControlError> {
+    with_world(app, world, |s| Ok(apply_clear_faults(s)))
+}
+
+pub(crate) fn typed_advance(app: &App, world: &str, ms: u64) -> Result<ClockState, ControlError> {
+    with_world(app, world, |s| {
+        apply_advance(s, ms);
+        Ok(clock_state(s))
+    })
+}
+
+pub(crate) fn typed_clock(app: &App, world: &str) -> Result<ClockState, ControlError> {
+    with_world(app, world, |s| Ok(clock_state(s)))
+}
+
+pub(crate) fn typed_journal(
+    app: &App,
+    world: &str,
+    since: u64,
+    limit: usize,
+) -> Result<JournalPage, ControlError> {
+    if !(1..=10_000).contains(&limit) {
+        return Err(bad("limit must be 1..=10000"));
+    }
+    with_world(app, world, |s| Ok(journal_page(s, since, limit)))
+}
+
+pub(crate) fn typed_contexts(app: &App, world: &str) -> Result<usize, ControlError> {
+    with_world(app, world, |s| Ok(s.context_count()))
+}
+
+pub(crate) fn typed_state(app: &App, world: &str) -> Result<WorldState, ControlError> {
+    let snapshot = with_world(app, world, |s| Ok(StateSnapshot::of(s)))?;
+    Ok(world_state(&snapshot))
 }
 
 fn journal(s: &WorldSlot, q: &BTreeMap<String, String>) -> Response<Body> {
@@ -655,34 +711,42 @@ fn journal(s: &WorldSlot, q: &BTreeMap<String, String>) -> Response<Body> {
         Some(Ok(n)) if (1..=10_000).contains(&n) => n,
         Some(_) => return error(StatusCode::BAD_REQUEST, "limit must be 1..=10000"),
     };
-    let entries: Vec<Json> = s
+    axum::Json(journal_page(s, since, limit)).into_response()
+}
+
+fn journal_page(s: &WorldSlot, since: u64, limit: usize) -> JournalPage {
+    let entries: Vec<JournalEntry> = s
         .journal
         .iter()
         .filter(|e| e.seq > since)
         .take(limit)
-        .map(|e| {
-            let mut v = serde_json::to_value(e).unwrap_or(Json::Null);
-            if let Some(o) = v.as_object_mut() {
-                o.insert(
-                    "at_rfc3339".into(),
-                    Json::String(replica_core::time::rfc3339(e.at)),
-                );
-            }
-            v
+        .map(|e| JournalEntry {
+            seq: e.seq,
+            at: e.at,
+            at_rfc3339: replica_core::time::rfc3339(e.at),
+            host: e.host.clone(),
+            operation: e.operation.clone(),
+            class: e.class.clone(),
+            method: e.method.clone(),
+            vm: e.vm.clone(),
+            code: e.code,
+            job: e.job.clone(),
+            rule: e.rule.clone(),
+            reason: e.reason.clone(),
+            fault: e.fault.clone(),
+            http_status: e.http_status,
+            faults: e.faults.clone(),
+            micros: e.micros,
         })
         .collect();
-    let next = entries
-        .last()
-        .and_then(|e| e.get("seq"))
-        .and_then(Json::as_u64)
-        .unwrap_or(since);
+    let next = entries.last().map_or(since, |e| e.seq);
     let latest = s.next_seq.saturating_sub(1);
-    ok(json!({
-        "entries": entries,
-        "next": next,
-        "latest": latest,
-        "more": next < latest,
-    }))
+    JournalPage {
+        entries,
+        next,
+        latest,
+        more: next < latest,
+    }
 }
 
 pub fn current_states(w: &World) -> Vec<ReplicationState> {
@@ -697,82 +761,68 @@ pub fn current_states(w: &World) -> Vec<ReplicationState> {
     v
 }
 
-fn clock_json(s: &WorldSlot) -> Json {
-    json!({
-        "clock": s.clock.mode,
-        "now": s.world.now,
-        "now_rfc3339": replica_core::time::rfc3339(s.world.now),
-    })
-}
-
-/// A state value with its number and the aliases users know.
-#[derive(Serialize)]
-struct StateValue {
-    value: u16,
-    name: &'static str,
-    label: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    alias: Option<&'static str>,
-}
-
-fn state_value(s: ReplicationState) -> StateValue {
-    StateValue {
-        value: s.number(),
-        name: s.ident(),
-        label: s.label(),
-        alias: s.alias(),
+fn clock_state(s: &WorldSlot) -> ClockState {
+    ClockState {
+        clock: s.clock.mode,
+        now: s.world.now,
+        now_rfc3339: replica_core::time::rfc3339(s.world.now),
     }
 }
 
-fn vm_json(vm: &Vm) -> Json {
-    let rels: Vec<Json> = [RelIx::Primary, RelIx::Extended]
+fn vm_state(vm: &Vm) -> VmState {
+    let relationships = [RelIx::Primary, RelIx::Extended]
         .into_iter()
         .filter_map(|ix| {
-            vm.rel(ix).map(|r| {
-                json!({
-                    "index": ix.index(),
-                    "instance_id": crate::classes::relationship_id(&vm.id, ix),
-                    "state": state_value(r.state),
-                    "health": r.health.ident(),
-                    "peer_host": r.peer_host,
-                    "last_replication_time": r.last_replication_time.map(replica_core::time::rfc3339),
-                    "failed_over_replication_type": r.failed_over_replication_type.ident(),
-                    "settings": r.settings,
-                })
+            vm.rel(ix).map(|r| RelationshipState {
+                index: ix.index() as u8,
+                instance_id: crate::classes::relationship_id(&vm.id, ix),
+                state: Named::state(r.state),
+                health: r.health.ident().into(),
+                peer_host: r.peer_host.clone(),
+                last_replication_time: r.last_replication_time.map(replica_core::time::rfc3339),
+                failed_over_replication_type: r.failed_over_replication_type.ident().into(),
+                settings: r.settings.clone(),
             })
         })
         .collect();
-    json!({
-        "id": vm.id,
-        "name": vm.name,
-        "power": vm.power.ident(),
-        "mode": vm.mode.ident(),
-        "state": state_value(vm.replication_state()),
-        "health": vm.replication_health().ident(),
-        "relationships": rels,
-        "recovery_points": vm.recovery_points.iter().map(|p| json!({
-            "id": p.id, "kind": p.kind, "created": replica_core::time::rfc3339(p.created), "name": p.name,
-        })).collect::<Vec<_>>(),
-        "test_replica": vm.test_replica,
-        "test_of": vm.test_of,
-        "busy_with": vm.busy_with,
-    })
+    VmState {
+        id: vm.id.clone(),
+        name: vm.name.clone(),
+        power: vm.power.ident().into(),
+        mode: vm.mode.ident().into(),
+        state: Named::state(vm.replication_state()),
+        health: vm.replication_health().ident().into(),
+        relationships,
+        recovery_points: vm
+            .recovery_points
+            .iter()
+            .map(|p| RecoveryPointState {
+                id: p.id.clone(),
+                kind: p.kind,
+                created: replica_core::time::rfc3339(p.created),
+                name: p.name.clone(),
+            })
+            .collect(),
+        test_replica: vm.test_replica.clone(),
+        test_of: vm.test_of.clone(),
+        busy_with: vm.busy_with.clone(),
+    }
 }
 
-fn job_json(j: &Job) -> Json {
-    json!({
-        "id": j.id,
-        "host": j.host,
-        "type": { "value": j.job_type.number(), "name": j.job_type.ident(), "label": j.job_type.label() },
-        "state": { "value": j.state.number(), "name": j.state.ident(), "label": j.state.label() },
-        "percent": j.percent,
-        "submitted": replica_core::time::rfc3339(j.submitted),
-        "ended": j.ended.map(replica_core::time::rfc3339),
-        "error_code": j.error_code,
-        "error_description": j.error_description,
-        "rule": j.change.as_ref().map(|c| c.rule.clone()),
-        "vm": j.change.as_ref().and_then(|c| c.vm.clone()),
-    })
+fn job_view(j: &Job) -> JobView {
+    JobView {
+        id: j.id.clone(),
+        host: j.host.clone(),
+        job_type: Named::job_type(j.job_type),
+        state: Named::job_state(j.state),
+        percent: j.percent,
+        submitted: replica_core::time::rfc3339(j.submitted),
+        ended: j.ended.map(replica_core::time::rfc3339),
+        error_code: j.error_code,
+        error_description: j.error_description.clone(),
+        rule: j.change.as_ref().map(|c| c.rule.clone()),
+        vm: j.change.as_ref().and_then(|c| c.vm.clone()),
+    }
 }
 
 /// The whole world as JSON: the stable schema documented in `sim/openapi.json` (`State`).
@@ -797,38 +847,38 @@ impl StateSnapshot {
     }
 }
 
-pub fn state_json(s: &StateSnapshot) -> Json {
+pub fn world_state(s: &StateSnapshot) -> WorldState {
     let w = &s.world;
-    let hosts: serde_json::Map<String, Json> = w
+    let hosts = w
         .hosts
         .values()
         .map(|h| {
             (
                 h.name.clone(),
-                json!({
-                    "name": h.name,
-                    "service_running": h.service_running,
-                    "vms": h.vms.values().map(vm_json).collect::<Vec<_>>(),
-                    "jobs": h.jobs.values().map(job_json).collect::<Vec<_>>(),
-                    "authorization": h.authorization,
-                    "service_settings": h.service_settings,
-                }),
+                HostState {
+                    name: h.name.clone(),
+                    service_running: h.service_running,
+                    vms: h.vms.values().map(vm_state).collect(),
+                    jobs: h.jobs.values().map(job_view).collect(),
+                    authorization: h.authorization.clone(),
+                    service_settings: h.service_settings.clone(),
+                },
             )
         })
         .collect();
-    json!({
-        "schema": 1,
-        "world": s.name,
-        "seed": s.seed,
-        "now": w.now,
-        "now_rfc3339": replica_core::time::rfc3339(w.now),
-        "generation": w.generation,
-        "clock": s.clock.mode,
-        "profile": w.profile,
-        "hosts": hosts,
-        "faults": w.faults,
-        "journal_next": s.next_seq,
-    })
+    WorldState {
+        schema: 1,
+        world: s.name.clone(),
+        seed: s.seed,
+        now: w.now,
+        now_rfc3339: replica_core::time::rfc3339(w.now),
+        generation: w.generation,
+        clock: s.clock.mode,
+        profile: w.profile.clone(),
+        hosts,
+        faults: w.faults.clone(),
+        journal_next: s.next_seq,
+    }
 }
 
 /// The live page (`crate::ui`): hosts, VMs, jobs, the state machine and the journal.

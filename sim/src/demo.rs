@@ -83,7 +83,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         ..SimConfig::default()
     };
-    let handle = rt.block_on(Sim::start(config))?;
+    let handle = rt.block_on(Sim::start_with(config))?;
     let mut demo = Demo {
         out: Out::new(opts.color),
         hosts: handle.addrs().clone(),

@@ -410,7 +410,8 @@ impl SaveStatus {
         self.attempts.send_modify(|n| *n += 1);
     }
 
-    /// A receiver that sees the count of saves tried.
+    /// A receiver that sees the count of saves tried (tests wait on it instead of sleeping).
+    #[cfg(test)]
     pub fn watch_attempts(&self) -> tokio::sync::watch::Receiver<u64> {
         self.attempts.subscribe()
     }
@@ -571,7 +572,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("replica-saver-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("state.json");
-        let handle = crate::Sim::start(crate::SimConfig {
+        let handle = crate::Sim::start_with(crate::SimConfig {
             clock: ClockMode::Manual,
             ..crate::SimConfig::default()
         })
@@ -619,7 +620,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("replica-savefail-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("state.json");
-        let handle = crate::Sim::start(crate::SimConfig::default())
+        let handle = crate::Sim::start_with(crate::SimConfig::default())
             .await
             .expect("start");
         let app = handle.app.clone();

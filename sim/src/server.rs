@@ -4,6 +4,7 @@
 //! runs it for everyone else. The NTLM messages and crypto live in `replica-ntlm`; this file
 //! only keeps each connection's security context and maps credentials to access.
 
+use crate::api::ControlError;
 use crate::control;
 use crate::dispatch::{self, Access};
 use crate::state::{ClockMode, DEFAULT_WORLD, Limits, Worlds, lock};
@@ -18,6 +19,7 @@ use axum::response::IntoResponse;
 use axum::routing::{any, post};
 use base64::Engine as _;
 use hyper_util::rt::TokioIo;
+use replica_core::faults::FaultSpec;
 use replica_core::topology::TopologySpec;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,6 +39,7 @@ pub const WINRM_HTTPS_PORT: u16 = 5986;
 /// The default world, embedded so the binary runs anywhere (docs/facts.md#default-topology).
 pub const DEFAULT_TOPOLOGY: &str = include_str!("../../fixtures/topologies/default.toml");
 
+/// The default world's topology (`DEFAULT_TOPOLOGY`, parsed).
 pub fn default_topology() -> TopologySpec {
     // The embedded file is checked by the test suite, so this cannot fail in a released build;
     // fall back to an empty-VM world rather than panic if it ever did.
@@ -47,10 +50,14 @@ pub fn default_topology() -> TopologySpec {
     })
 }
 
+/// A user the WS-Management endpoint accepts (Basic and NTLM).
 #[derive(Debug, Clone)]
 pub struct Credential {
+    /// The user name (NTLM also accepts it as `DOMAIN\\user` or `user@domain`).
     pub user: String,
+    /// The password.
     pub pass: String,
+    /// Reads work; method calls answer 32769 Access Denied.
     pub read_only: bool,
 }
 
@@ -114,16 +121,24 @@ impl AuthSchemes {
     }
 }
 
+/// How to start a simulator: [`Sim::builder`] gives the defaults (the default topology, seed
+/// 0, `admin:admin`, a real-time clock, every host on a free loopback port), and each method
+/// changes one thing.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
+    /// The hosts and VMs of the default world.
     pub topology: TopologySpec,
+    /// The seed of every random choice.
     pub seed: u64,
+    /// Users the WS-Management endpoint accepts.
     pub credentials: Vec<Credential>,
+    /// How virtual time moves.
     pub clock: ClockMode,
     /// The first host's address; the next hosts take the following ports (port 0: any).
     pub listen: SocketAddr,
     /// When set, the control API needs `Authorization: Bearer <token>`.
     pub control_token: Option<String>,
+    /// The server's limits.
     pub limits: Limits,
     /// Credentials that authenticate but have no rights on `root/virtualization/v2`: every
     /// WS-Management operation but Identify answers the `w:AccessDenied` fault.
@@ -185,7 +200,7 @@ pub struct App {
 
 /// A running simulator. Drop or `shutdown` stops it.
 pub struct SimHandle {
-    pub app: Arc<App>,
+    pub(crate) app: Arc<App>,
     hosts: BTreeMap<String, SocketAddr>,
     tls: Option<Tls>,
     stop: watch::Sender<bool>,
@@ -216,15 +231,65 @@ impl SimHandle {
     pub fn tls(&self) -> Option<&Tls> {
         self.tls.as_ref()
     }
+    /// Every host with its WS-Management URL.
     pub fn hosts(&self) -> BTreeMap<String, String> {
         self.hosts
             .keys()
             .map(|h| (h.clone(), self.url(h)))
             .collect()
     }
+    /// Every host with its listening address.
     pub fn addrs(&self) -> &BTreeMap<String, SocketAddr> {
         &self.hosts
     }
+
+    /// A world by name, for typed control calls (created by its first use, as over HTTP).
+    pub fn world(&self, name: &str) -> crate::api::WorldRef<'_> {
+        crate::api::WorldRef {
+            app: &self.app,
+            name: name.to_string(),
+        }
+    }
+
+    /// Replaces the default world with a fresh one (see [`crate::api::WorldRef::reset`]).
+    pub fn reset(&self, reset: crate::api::Reset) -> Result<crate::api::ResetDone, ControlError> {
+        self.world(DEFAULT_WORLD).reset(reset)
+    }
+
+    /// Adds a fault rule to the default world.
+    pub fn add_fault(&self, fault: FaultSpec) -> Result<crate::api::FaultAdded, ControlError> {
+        self.world(DEFAULT_WORLD).add_fault(fault)
+    }
+
+    /// Moves the default world's virtual time forward.
+    pub fn advance(&self, by: Duration) -> Result<crate::api::ClockState, ControlError> {
+        self.world(DEFAULT_WORLD).advance(by)
+    }
+
+    /// The default world's journal, oldest first.
+    pub fn journal(&self) -> Result<Vec<crate::api::JournalEntry>, ControlError> {
+        self.world(DEFAULT_WORLD).journal()
+    }
+
+    /// The default world's state.
+    pub fn state(&self) -> Result<crate::api::WorldState, ControlError> {
+        self.world(DEFAULT_WORLD).state()
+    }
+
+    /// The names of the worlds that exist now (`GET worlds`).
+    pub fn worlds(&self) -> Vec<String> {
+        self.app.worlds.names()
+    }
+
+    /// What the memory budget holds now.
+    pub fn memory(&self) -> crate::api::MemoryUse {
+        crate::api::MemoryUse {
+            used_bytes: self.app.worlds.budget.used(),
+            max_bytes: self.app.worlds.budget.max(),
+        }
+    }
+
+    /// Stops every listener and waits for them.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
@@ -233,15 +298,88 @@ impl SimHandle {
     }
 }
 
+/// Starts simulators: `Sim::start().await` with the defaults, or
+/// `Sim::builder().clock(ClockMode::Manual).seed(7).start().await`.
 pub struct Sim;
 
 /// Marks a response whose connection must be dropped instead (fault plan `drop_connection`).
 #[derive(Clone, Copy)]
 struct DropConnection;
 
+impl SimConfig {
+    /// The default world's topology.
+    pub fn topology(mut self, topology: TopologySpec) -> SimConfig {
+        self.topology = topology;
+        self
+    }
+    /// The seed of every random choice.
+    pub fn seed(mut self, seed: u64) -> SimConfig {
+        self.seed = seed;
+        self
+    }
+    /// How virtual time moves; [`ClockMode::Manual`] lets a test end jobs when it says.
+    pub fn clock(mut self, clock: ClockMode) -> SimConfig {
+        self.clock = clock;
+        self
+    }
+    /// Accept this user too (`read_only`: method calls answer 32769).
+    pub fn credential(mut self, user: &str, pass: &str, read_only: bool) -> SimConfig {
+        self.credentials.push(Credential {
+            user: user.into(),
+            pass: pass.into(),
+            read_only,
+        });
+        self
+    }
+    /// The first host's address (port 0: every host on a free port).
+    pub fn listen(mut self, addr: SocketAddr) -> SimConfig {
+        self.listen = addr;
+        self
+    }
+    /// Require this token on the control API.
+    pub fn control_token(mut self, token: &str) -> SimConfig {
+        self.control_token = Some(token.into());
+        self
+    }
+    /// The server's limits.
+    pub fn limits(mut self, limits: Limits) -> SimConfig {
+        self.limits = limits;
+        self
+    }
+    /// Serve HTTPS.
+    pub fn tls(mut self, tls: TlsSetup) -> SimConfig {
+        self.tls = Some(tls);
+        self
+    }
+    /// The authentication schemes offered.
+    pub fn auth(mut self, auth: AuthSchemes) -> SimConfig {
+        self.auth = auth;
+        self
+    }
+    /// Answer only what a Windows host answers (no control API).
+    pub fn as_real_host(mut self, yes: bool) -> SimConfig {
+        self.as_real_host = yes;
+        self
+    }
+    /// Binds every host and starts serving.
+    pub async fn start(self) -> anyhow::Result<SimHandle> {
+        Sim::start_with(self).await
+    }
+}
+
 impl Sim {
+    /// Starts a simulator with the defaults ([`Sim::builder`] for anything else).
+    pub async fn start() -> anyhow::Result<SimHandle> {
+        Sim::start_with(SimConfig::default()).await
+    }
+
+    /// The defaults, to change before [`SimConfig::start`].
+    pub fn builder() -> SimConfig {
+        SimConfig::default()
+    }
+
     /// Binds every host and starts serving. Port 0 in `listen` gives each host a free port.
-    pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
+    pub async fn start_with(config: SimConfig) -> anyhow::Result<SimHandle> {
         let worlds = Worlds::new(
             config.topology.clone(),
             config.seed,
@@ -1223,4 +1361,19 @@ fn soap_response(reply: dispatch::Reply) -> Response<Body> {
         resp.extensions_mut().insert(DropConnection);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_ports;
+
+    #[test]
+    fn plain_http_never_takes_5986() {
+        assert_eq!(host_ports(5985, 2, false).unwrap(), vec![5985, 5987]);
+        assert_eq!(host_ports(5984, 3, false).unwrap(), vec![5984, 5985, 5987]);
+        assert_eq!(host_ports(5985, 2, true).unwrap(), vec![5985, 5986]);
+        assert!(host_ports(5986, 1, false).is_err());
+        assert!(host_ports(65535, 2, false).is_err());
+        assert_eq!(host_ports(0, 2, false).unwrap(), vec![0, 0]);
+    }
 }

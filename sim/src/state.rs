@@ -21,11 +21,17 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum ClockMode {
     /// Wall-clock time times `speed`.
-    Realtime { speed: f64 },
+    Realtime {
+        /// Virtual milliseconds per wall-clock millisecond.
+        speed: f64,
+    },
     /// Only `POST clock {"advance_ms": N}` moves time.
     Manual,
     /// Time runs as in realtime, but a job ends after it was read `n` times.
-    Polls { n: u32 },
+    Polls {
+        /// Reads of a job before it ends.
+        n: u32,
+    },
 }
 
 impl ClockMode {
@@ -53,7 +59,7 @@ impl ClockMode {
         }
     }
 
-    pub fn pace(self) -> PaceMode {
+    pub(crate) fn pace(self) -> PaceMode {
         match self {
             ClockMode::Polls { n } => PaceMode::Polls(n),
             _ => PaceMode::Time,
@@ -319,9 +325,13 @@ pub struct Limits {
     /// Open connections per listener (each simulated host has its own); over it a new
     /// connection is accepted and closed at once, unanswered.
     pub max_connections: usize,
+    /// Enumeration contexts kept per world; past it the oldest go.
     pub max_enum_contexts: usize,
+    /// An enumeration context not pulled for this long expires.
     pub enum_context_ttl_ms: u64,
+    /// Journal entries kept per world; past it the oldest go.
     pub max_journal: usize,
+    /// Worlds at once (the default one included).
     pub max_worlds: usize,
     /// MaxBatchItems.
     pub max_batch_items: u32,

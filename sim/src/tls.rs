@@ -15,10 +15,18 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsSetup {
     /// Made at start, valid for these names (DNS names or IP addresses).
-    SelfSigned { names: Vec<String> },
+    SelfSigned {
+        /// The names the certificate is valid for.
+        names: Vec<String>,
+    },
     /// PEM files: the certificate chain (leaf first) and its private key (PKCS#8, PKCS#1 or
     /// SEC1).
-    Files { cert: PathBuf, key: PathBuf },
+    Files {
+        /// The PEM certificate chain, leaf first.
+        cert: PathBuf,
+        /// The PEM private key of the leaf.
+        key: PathBuf,
+    },
 }
 
 impl TlsSetup {
@@ -40,7 +48,7 @@ impl TlsSetup {
 /// A ready TLS server side.
 #[derive(Clone)]
 pub struct Tls {
-    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub(crate) acceptor: tokio_rustls::TlsAcceptor,
     /// The leaf certificate, DER.
     pub certificate: CertificateDer<'static>,
     /// The leaf certificate as PEM (what a client can trust or pin).
@@ -81,6 +89,8 @@ fn pem_of(der: &[u8]) -> String {
 }
 
 impl Tls {
+    /// Makes or loads the certificate and builds the server side; a bad file is an error
+    /// naming it.
     pub fn build(setup: &TlsSetup) -> anyhow::Result<Tls> {
         let (chain, key) = match setup {
             TlsSetup::SelfSigned { names } => {

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use replica_conformance::target::{Target, TargetSpec};
 use replica_conformance::wsman::{AuthMethod, ClientOptions, Credentials, WsmanClient, WsmanError};
-use replica_sim::server::AuthSchemes;
-use replica_sim::state::ClockMode;
+use replica_sim::AuthSchemes;
+use replica_sim::ClockMode;
 use replica_sim::{Sim, SimConfig};
 
 use crate::common::*;
 
 async fn sim_offering(auth: &str) -> replica_sim::SimHandle {
-    Sim::start(SimConfig {
+    Sim::start_with(SimConfig {
         clock: ClockMode::Manual,
         auth: AuthSchemes::parse(auth).expect("schemes"),
         ..SimConfig::default()

@@ -11,14 +11,14 @@ use replica_conformance::report::Progress;
 use replica_conformance::runner::{self, RunOptions, Status};
 use replica_conformance::target::{Flavor, Target, TargetKind, TargetSpec};
 use replica_conformance::wsman::ClientOptions;
-use replica_sim::state::ClockMode;
+use replica_sim::ClockMode;
 use replica_sim::{Sim, SimConfig};
 
 use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_host_run_plays_round_trips_only_and_replays() {
-    let sim = Sim::start(SimConfig {
+    let sim = Sim::start_with(SimConfig {
         // Slow enough that a job started with `no_wait` (a 1.5 s failback) is still running
         // when the next step cancels it, as on a lab where failbacks take minutes.
         clock: ClockMode::Realtime { speed: 2.0 },

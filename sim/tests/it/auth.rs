@@ -7,7 +7,7 @@
 use crate::support::*;
 use base64::Engine as _;
 use replica_ntlm::{Initiator, Session, mime};
-use replica_sim::server::{AuthSchemes, host_ports};
+use replica_sim::AuthSchemes;
 use replica_sim::{Credential, SimConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -526,14 +526,4 @@ fn auth_option_parses_and_refuses_nonsense() {
     );
     assert!(AuthSchemes::parse("kerberos").is_err());
     assert!(AuthSchemes::parse("").is_err());
-}
-
-#[test]
-fn plain_http_never_takes_5986() {
-    assert_eq!(host_ports(5985, 2, false).unwrap(), vec![5985, 5987]);
-    assert_eq!(host_ports(5984, 3, false).unwrap(), vec![5984, 5985, 5987]);
-    assert_eq!(host_ports(5985, 2, true).unwrap(), vec![5985, 5986]);
-    assert!(host_ports(5986, 1, false).is_err());
-    assert!(host_ports(65535, 2, false).is_err());
-    assert_eq!(host_ports(0, 2, false).unwrap(), vec![0, 0]);
 }

@@ -3,95 +3,8 @@
 //! fault plans have caps, and expired contexts are freed by a timer. Each test failed before.
 
 use crate::support::*;
-use replica_sim::dispatch::{self, Access};
-use replica_sim::state::{ClockMode, Limits, WorldSlot, lock};
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-fn world() -> WorldSlot {
-    WorldSlot::new(
-        "default",
-        replica_sim::server::default_topology(),
-        1,
-        ClockMode::Manual,
-    )
-    .expect("world")
-}
-
-fn invoke_xml(class: &str, selectors: &[(&str, &str)], method: &str, params: &str) -> String {
-    let uri = format!("{V2}{class}");
-    let body = format!(r#"<p:{method}_INPUT xmlns:p="{uri}">{params}</p:{method}_INPUT>"#);
-    envelope(&format!("{uri}/{method}"), &uri, selectors, "", &body).0
-}
-
-/// ModifyReplicationSettings with ReplicationInterval = 'A' × 480,000: the refusal quoted all
-/// of it, and 3,000 such calls took the process to 3.1 GiB.
-#[test]
-fn client_text_quoted_in_a_refusal_is_cut_in_the_journal() {
-    let mut slot = world();
-    let limits = Limits::default();
-    let huge = "A".repeat(480_000);
-    let instance = format!(
-        r#"<INSTANCE CLASSNAME="Msvm_ReplicationSettingData"><PROPERTY NAME="ReplicationInterval" TYPE="uint16"><VALUE>{huge}</VALUE></PROPERTY></INSTANCE>"#
-    );
-    let params = format!(
-        "{}<p:ReplicationSettingData><![CDATA[{instance}]]></p:ReplicationSettingData>",
-        vm_ref("p:ComputerSystem", WEB_01)
-    );
-    let xml = invoke_xml(
-        "Msvm_ReplicationService",
-        &service_keys("HV-PRIMARY"),
-        "ModifyReplicationSettings",
-        &params,
-    );
-    let reply = dispatch::handle(
-        &mut slot,
-        "HV-PRIMARY",
-        xml.as_bytes(),
-        Access::ReadWrite,
-        &limits,
-    );
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        &reply.body[..reply.body.len().min(2000)]
-    );
-    let entry = slot.journal.back().expect("journalled");
-    assert!(entry.code.is_some_and(|c| c != 0 && c != 4096), "{entry:?}");
-    let reason = entry.reason.as_deref().unwrap_or_default();
-    assert!(reason.len() < 2048, "reason of {} bytes", reason.len());
-    assert!(
-        reason.contains("bytes cut"),
-        "the reason quotes the value: {reason}"
-    );
-    assert!(
-        entry.approx_bytes() < 4096,
-        "{} bytes",
-        entry.approx_bytes()
-    );
-
-    // Read-only credentials and a 400 KB Action URI: the same through the method name.
-    let uri = format!("{V2}Msvm_ReplicationService");
-    let method = "X".repeat(400_000);
-    let xml = envelope(
-        &format!("{uri}/{method}"),
-        &uri,
-        &service_keys("HV-PRIMARY"),
-        "",
-        "",
-    )
-    .0;
-    dispatch::handle(
-        &mut slot,
-        "HV-PRIMARY",
-        xml.as_bytes(),
-        Access::ReadOnly,
-        &limits,
-    );
-    let entry = slot.journal.back().expect("journalled");
-    assert!(entry.approx_bytes() < 4096, "{entry:?}");
-}
 
 /// Enumerations never pulled, in a world whose budget is small: the oldest contexts go, the
 /// budget is never passed, and one that cannot fit at all is the `w:QuotaLimit` fault.
@@ -106,75 +19,13 @@ async fn enumeration_contexts_are_charged_to_the_budget() {
         let body = "<n:Enumerate/>";
         for _ in 0..400 {
             c.ok(envelope(ENUMERATE, &resource, &[], "", body)).await;
-            let budget = &sim.app.worlds.budget;
-            assert!(
-                budget.used() <= budget.max(),
-                "{} > {}",
-                budget.used(),
-                budget.max()
-            );
+            let memory = sim.memory();
+            assert!(memory.used_bytes <= memory.max_bytes, "{memory:?}");
         }
-        let slot = sim.app.worlds.get("default").expect("world");
-        let held = lock(&slot).context_count();
+        let held = sim.world("default").enumeration_contexts().expect("count");
         assert!(held < 400, "{held} contexts held in 2 MB");
-
-        // A world whose own size leaves no room for an enumeration: QuotaLimit.
-        let mut tiny = Limits::default();
-        let mut slot = world();
-        tiny.max_memory_bytes = slot.charged() + 64;
-        slot.attach(std::sync::Arc::new(replica_sim::state::Budget::new(
-            tiny.max_memory_bytes,
-        )))
-        .expect("the world itself fits");
-        let xml = envelope(ENUMERATE, &resource, &[], "", body).0;
-        let reply = dispatch::handle(
-            &mut slot,
-            "HV-PRIMARY",
-            xml.as_bytes(),
-            Access::ReadWrite,
-            &tiny,
-        );
-        assert_eq!(reply.status, 500, "{}", reply.body);
-        assert!(reply.body.contains("QuotaLimit"), "{}", reply.body);
     })
     .await;
-}
-
-/// Journals of many worlds share one budget: past it, each world's oldest entries go.
-#[test]
-fn journals_are_charged_to_the_budget() {
-    let budget = std::sync::Arc::new(replica_sim::state::Budget::new(4 << 20));
-    let mut worlds: Vec<WorldSlot> = (0..4)
-        .map(|i| {
-            let mut w = WorldSlot::new(
-                &format!("w{i}"),
-                replica_sim::server::default_topology(),
-                1,
-                ClockMode::Manual,
-            )
-            .expect("world");
-            w.attach(budget.clone()).expect("fits");
-            w
-        })
-        .collect();
-    let limits = Limits::default();
-    let xml = envelope(
-        GET,
-        &format!("{V2}Msvm_ComputerSystem"),
-        &vm_keys(APP_01),
-        "",
-        "",
-    )
-    .0;
-    for round in 0..20_000 {
-        let w = &mut worlds[round % 4];
-        dispatch::handle(w, "HV-PRIMARY", xml.as_bytes(), Access::ReadWrite, &limits);
-        assert!(budget.used() <= budget.max() + 4096, "{}", budget.used());
-    }
-    assert!(worlds.iter().all(|w| !w.journal.is_empty()));
-    assert!(worlds.iter().map(|w| w.journal.len()).sum::<usize>() < 20_000);
-    drop(worlds);
-    assert_eq!(budget.used(), 0, "dropped worlds give their bytes back");
 }
 
 /// A topology over `max_topology_vms` and a fault plan over `max_faults` (or a rule of
@@ -188,7 +39,7 @@ fn topologies_fault_plans_and_worlds_have_caps() {
     config.topology.vms.truncate(3);
     let sim = TestSim::start(config);
     let addr = sim.addr("HV-PRIMARY");
-    let mut spec = replica_sim::server::default_topology();
+    let mut spec = replica_sim::default_topology();
     assert!(spec.vms.len() > 3);
     let r = ctl(
         addr,
@@ -237,7 +88,7 @@ fn topologies_fault_plans_and_worlds_have_caps() {
         .build()
         .expect("rt");
     assert!(
-        rt.block_on(replica_sim::Sim::start(config)).is_err(),
+        rt.block_on(replica_sim::Sim::start_with(config)).is_err(),
         "the default world alone is over 1 byte"
     );
 }
@@ -253,17 +104,17 @@ async fn expired_contexts_are_swept_without_another_enumerate() {
         let resource = format!("{V2}Msvm_ComputerSystem");
         c.ok(envelope(ENUMERATE, &resource, &[], "", "<n:Enumerate/>"))
             .await;
-        let slot = sim.app.worlds.get("default").expect("world");
-        assert_eq!(lock(&slot).context_count(), 1);
-        let used = sim.app.worlds.budget.used();
+        let contexts = || sim.world("default").enumeration_contexts().expect("count");
+        assert_eq!(contexts(), 1);
+        let used = sim.memory().used_bytes;
         // Waits for the sweep (every 75 ms here); the deadline only turns a missing sweep
         // into a failure instead of a hang.
         let deadline = Instant::now() + Duration::from_secs(60);
-        while lock(&slot).context_count() > 0 {
+        while contexts() > 0 {
             assert!(Instant::now() < deadline, "the context was never swept");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(sim.app.worlds.budget.used() < used);
+        assert!(sim.memory().used_bytes < used);
     })
     .await;
 }
@@ -293,7 +144,7 @@ fn a_heavy_control_request_does_not_stall_other_worlds() {
         .build()
         .expect("runtime");
     let sim = rt
-        .block_on(replica_sim::Sim::start(config()))
+        .block_on(replica_sim::Sim::start_with(config()))
         .expect("start");
     let addr = *sim.addrs().get("HV-PRIMARY").expect("listens");
     let reset = super::control::request(

@@ -32,7 +32,9 @@ impl TestSim {
             .enable_all()
             .build()
             .expect("runtime");
-        let handle = rt.block_on(Sim::start(config)).expect("simulator starts");
+        let handle = rt
+            .block_on(Sim::start_with(config))
+            .expect("simulator starts");
         TestSim {
             rt,
             handle: Some(handle),
@@ -43,7 +45,7 @@ impl TestSim {
     pub fn manual(seed: u64) -> TestSim {
         TestSim::start(SimConfig {
             seed,
-            clock: replica_sim::state::ClockMode::Manual,
+            clock: replica_sim::ClockMode::Manual,
             ..SimConfig::default()
         })
     }
@@ -1127,7 +1129,7 @@ fn worlds_are_listed_and_removed() {
 fn control_token_guards_the_api_but_not_wsman() {
     let sim = TestSim::start(SimConfig {
         control_token: Some("s3cret".into()),
-        clock: replica_sim::state::ClockMode::Manual,
+        clock: replica_sim::ClockMode::Manual,
         ..SimConfig::default()
     });
     let addr = sim.addr(PRIMARY);
@@ -1306,7 +1308,7 @@ fn openapi_documents_every_endpoint_and_the_server_agrees() {
         }
     }
     documented.sort();
-    let mut served: Vec<(String, String)> = replica_sim::control::ENDPOINTS
+    let mut served: Vec<(String, String)> = replica_sim::api::ENDPOINTS
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
@@ -1892,7 +1894,7 @@ fn the_control_api_and_the_page_answer_only_to_their_own_names() {
 fn listening_on_all_addresses_accepts_any_name_and_shows_a_reachable_url() {
     let sim = TestSim::start(SimConfig {
         listen: "0.0.0.0:0".parse().expect("addr"),
-        clock: replica_sim::state::ClockMode::Manual,
+        clock: replica_sim::ClockMode::Manual,
         ..SimConfig::default()
     });
     let addr = sim.addr(PRIMARY);
@@ -1924,7 +1926,7 @@ fn openapi_documents_the_browser_refusals() {
     let sim = TestSim::manual(2);
     let addr = sim.addr(PRIMARY);
     let mut errors = Vec::new();
-    for (method, path) in replica_sim::control::ENDPOINTS {
+    for (method, path) in replica_sim::api::ENDPOINTS {
         let concrete = path.replace("{id}", "1").replace("{name}", "scratch");
         let target = format!("/_replica/v1/{concrete}");
         let op = &doc["paths"][format!("/{path}")][method.to_lowercase()];
@@ -1959,7 +1961,7 @@ fn openapi_documents_the_browser_refusals() {
 fn reset_gives_the_configured_clock_back_unless_the_body_names_one() {
     // Configured: polls:2. A test switches to manual; the next test's reset must not inherit it.
     let sim = TestSim::start(SimConfig {
-        clock: replica_sim::state::ClockMode::Polls { n: 2 },
+        clock: replica_sim::ClockMode::Polls { n: 2 },
         ..SimConfig::default()
     });
     let addr = sim.addr(PRIMARY);
@@ -2005,8 +2007,8 @@ fn the_default_world_has_the_recovery_points_readme_promises() {
     // README's table and fixtures/topologies/default.toml: app-01 3, web-01 4, db-01 2 on the
     // replica at start (db-01's 30 s interval must not be overdue when the world is built).
     for clock in [
-        replica_sim::state::ClockMode::Manual,
-        replica_sim::state::ClockMode::Realtime { speed: 1.0 },
+        replica_sim::ClockMode::Manual,
+        replica_sim::ClockMode::Realtime { speed: 1.0 },
     ] {
         let sim = TestSim::start(SimConfig {
             clock,

@@ -1088,7 +1088,7 @@ fn s(a: &str, b: &str) -> (String, String) {
 async fn planned_failover_reverse_and_failback_change_both_hosts_views() {
     within(40, async {
         let mut config = config();
-        config.clock = replica_sim::state::ClockMode::Realtime { speed: 4.0 };
+        config.clock = replica_sim::ClockMode::Realtime { speed: 4.0 };
         let sim = start_with(config).await;
         let p = Client::new(sim.url("HV-PRIMARY"));
         let r = Client::new(sim.url("HV-REPLICA"));

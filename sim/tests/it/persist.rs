@@ -251,7 +251,8 @@ fn changes_are_saved_without_a_signal() {
     // Killed without a chance to save: the file on disk is still a complete state.
     drop(sim);
     let text = std::fs::read_to_string(&file).expect("file");
-    replica_sim::persist::StateFile::parse(&text).expect("a valid state file");
+    // Complete JSON (a torn write would not parse); the restart below proves it valid.
+    serde_json::from_str::<serde_json::Value>(&text).expect("a complete state file");
     let sim = Served::start(&["--state-file", file.to_str().expect("utf8")]);
     let f = ctl(sim.addr(REPLICA), None, "GET", "faults", None, 200);
     assert_eq!(f["faults"][0]["kind"], "host_down");

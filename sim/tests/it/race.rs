@@ -6,7 +6,7 @@
 
 use crate::support::*;
 use replica_core::topology::ProfileSpec;
-use replica_sim::state::{ClockMode, lock};
+use replica_sim::ClockMode;
 use std::sync::Arc;
 use tokio::sync::Barrier;
 
@@ -71,20 +71,16 @@ async fn sixty_four_clients_one_failover_accepted() {
         assert_eq!(refused, vec![32774; CLIENTS - 1]);
         let url = sim.url("HV-REPLICA");
         let c = Client::new(url);
-        let slot = sim.app.worlds.get("default").expect("world");
         {
-            let s = lock(&slot);
-            let host = s.world.hosts.get("HV-REPLICA").expect("replica host");
-            assert_eq!(host.jobs.len(), 1, "one job: {:?}", host.jobs.keys());
-            assert!(host.jobs.contains_key(&job));
-            let vm = host.vms.get(APP_01).expect("app-01");
+            let state = sim.state().expect("state");
+            let host = state.hosts.get("HV-REPLICA").expect("replica host");
+            let jobs: Vec<&str> = host.jobs.iter().map(|j| j.id.as_str()).collect();
+            assert_eq!(jobs, vec![job.as_str()], "one job");
+            let vm = host.vms.iter().find(|v| v.id == APP_01).expect("app-01");
             assert_eq!(vm.busy_with.as_deref(), Some(job.as_str()));
             // Every call journaled once: 64 Invokes, one accepted.
-            let invokes: Vec<_> = s
-                .journal
-                .iter()
-                .filter(|e| e.operation == "Invoke")
-                .collect();
+            let journal = sim.journal().expect("journal");
+            let invokes: Vec<_> = journal.iter().filter(|e| e.operation == "Invoke").collect();
             assert_eq!(invokes.len(), CLIENTS);
             assert_eq!(invokes.iter().filter(|e| e.code == Some(4096)).count(), 1);
             assert_eq!(invokes.iter().filter(|e| e.code == Some(32774)).count(), 63);
@@ -98,17 +94,19 @@ async fn sixty_four_clients_one_failover_accepted() {
         }
         let state = |row: Row| row.get("ReplicationState").cloned().unwrap_or_default();
         assert_eq!(state(c.vm("app-01").await), "12");
-        lock(&slot).clock.advance(60_000);
+        sim.advance(std::time::Duration::from_secs(60))
+            .expect("advance");
         assert_eq!(state(c.vm("app-01").await), "5");
         let rows = c
             .query("SELECT * FROM Msvm_ConcreteJob WHERE JobState = 7")
             .await;
         assert_eq!(rows.len(), 1, "{rows:?}");
         assert_eq!(rows[0].get("InstanceID"), Some(&job));
-        let s = lock(&slot);
-        let host = s.world.hosts.get("HV-REPLICA").expect("replica host");
+        let state = sim.state().expect("state");
+        let host = state.hosts.get("HV-REPLICA").expect("replica host");
         assert_eq!(host.jobs.len(), 1);
-        assert_eq!(host.vms.get(APP_01).and_then(|v| v.busy_with.clone()), None);
+        let vm = host.vms.iter().find(|v| v.id == APP_01).expect("app-01");
+        assert_eq!(vm.busy_with, None);
     })
     .await;
 }

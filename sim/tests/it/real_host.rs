@@ -37,7 +37,7 @@ async fn a_real_host_shows_nothing_of_the_double() {
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(r.body.contains("Microsoft Corporation"));
         assert!(
-            !sim.app.worlds.names().iter().any(|n| n == "elsewhere"),
+            !sim.worlds().iter().any(|n| n == "elsewhere"),
             "a world header must not reach a world"
         );
     })

@@ -63,7 +63,7 @@ pub async fn start() -> SimHandle {
 }
 
 pub async fn start_with(config: SimConfig) -> SimHandle {
-    match Sim::start(config).await {
+    match Sim::start_with(config).await {
         Ok(h) => h,
         Err(e) => panic!("simulator did not start: {e:#}"),
     }

@@ -4,7 +4,17 @@
 //! certificate's SHA-256 fingerprint.
 
 use crate::support::*;
-use replica_sim::tls::{TlsSetup, fingerprint};
+use replica_sim::TlsSetup;
+
+/// SHA-256 of `der` as `AB:CD:…`, computed here rather than by the code under test.
+fn fingerprint(der: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,7 +170,7 @@ async fn a_provided_certificate_is_served_and_validates_against_its_ca() {
             cert: cert.clone(),
             key: other,
         });
-        let err = replica_sim::Sim::start(bad)
+        let err = replica_sim::Sim::start_with(bad)
             .await
             .err()
             .expect("mismatched key refused");
@@ -173,7 +183,7 @@ async fn a_provided_certificate_is_served_and_validates_against_its_ca() {
             cert: key.clone(),
             key,
         });
-        let err = replica_sim::Sim::start(bad)
+        let err = replica_sim::Sim::start_with(bad)
             .await
             .err()
             .expect("no certificate refused");

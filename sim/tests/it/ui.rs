@@ -1,7 +1,7 @@
 //! The live page at `/_replica/ui`: served from the binary, self-contained, and in step with
 //! the control API it polls (the browser test in `tests/browser/` drives it in Chromium).
 
-use replica_sim::state::ClockMode;
+use replica_sim::ClockMode;
 use replica_sim::{Sim, SimConfig, SimHandle};
 use serde_json::Value as Json;
 use std::io::{Read as _, Write as _};
@@ -26,7 +26,9 @@ impl TestSim {
             clock: ClockMode::Manual,
             ..SimConfig::default()
         };
-        let handle = rt.block_on(Sim::start(config)).expect("simulator starts");
+        let handle = rt
+            .block_on(Sim::start_with(config))
+            .expect("simulator starts");
         TestSim {
             rt,
             handle: Some(handle),

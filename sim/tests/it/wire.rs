@@ -5,7 +5,7 @@
 //! recorded responses from what the simulator answers now (review the diff before committing).
 
 use crate::support::*;
-use replica_sim::state::{ClockMode, lock};
+use replica_sim::ClockMode;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -155,21 +155,19 @@ async fn check(case: &mut Case) -> Result<(), String> {
     config.clock = ClockMode::Manual;
     let sim = start_with(config).await;
     // The topology's VM GUIDs are stable: only other GUIDs are volatile.
-    let mut keep: BTreeSet<String> = {
-        let slot = sim.app.worlds.get("default").map_err(|e| e.to_string())?;
-        let s = lock(&slot);
-        s.world
-            .hosts
-            .values()
-            .flat_map(|h| h.vms.keys().cloned())
-            .collect()
-    };
+    let mut keep: BTreeSet<String> = sim
+        .state()
+        .map_err(|e| e.to_string())?
+        .hosts
+        .values()
+        .flat_map(|h| h.vms.iter().map(|v| v.id.clone()))
+        .collect();
     let mut names = Names::default();
     let mut first_error = None;
     for (i, x) in case.exchanges.iter_mut().enumerate() {
         if let Some(ms) = x.advance_ms {
-            let slot = sim.app.worlds.get("default").map_err(|e| e.to_string())?;
-            lock(&slot).clock.advance(ms);
+            sim.advance(std::time::Duration::from_millis(ms))
+                .map_err(|e| e.to_string())?;
         }
         let host = x.host.clone().unwrap_or_else(|| case.host.clone());
         // GUIDs written literally in the request are the client's (MessageIDs, a job id

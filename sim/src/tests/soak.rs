@@ -1,7 +1,7 @@
 //! The soak's consistency check on a short run (CI runs a million calls in release through
 //! `replica-sim soak`, from scripts/test.sh).
 
-use replica_sim::soak::{SoakOptions, run};
+use crate::soak::{SoakOptions, run};
 
 #[test]
 fn a_short_soak_is_consistent() {
