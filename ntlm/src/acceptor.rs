@@ -1,7 +1,8 @@
 //! The server side: NEGOTIATE in, CHALLENGE out, AUTHENTICATE in, verdict and session out;
 //! raw NTLM or NTLM inside SPNEGO, as the client chose.
 
-use crate::crypto::{ct_eq, hmac_md5, nt_proof, ntowfv2, rc4k, utf16le};
+use crate::crypto::{hmac_md5, nt_proof, ntowfv2, rc4k, utf16le};
+use subtle::ConstantTimeEq as _;
 use crate::messages::{self, AV_FLAG_MIC, MIC_OFFSET, av, flags};
 use crate::session::Session;
 use crate::spnego::{self, NegState, Token};
@@ -298,7 +299,7 @@ impl Acceptor {
         let mut found: Option<(usize, [u8; 16])> = None;
         for (i, c) in list.iter().enumerate() {
             let key = ntowfv2(&c.nt_hash, &auth.user, &auth.domain);
-            let ok = ct_eq(&nt_proof(&key, &self.server_challenge, temp), proof)
+            let ok = bool::from(nt_proof(&key, &self.server_challenge, temp).ct_eq(proof))
                 & c.name_matches(&auth.user)
                 & !candidates.is_empty();
             if ok && found.is_none() {
@@ -331,7 +332,7 @@ impl Acceptor {
                 m.fill(0);
             }
             let ours = hmac_md5(&exported, &[negotiate, challenge, &zeroed]);
-            if !ct_eq(&ours, &their) {
+            if !bool::from(ours.ct_eq(&their)) {
                 return Err(Error::BadMic);
             }
         }

@@ -118,11 +118,3 @@ pub fn seal_key(exported_session_key: &[u8; 16], flags: u32, client: bool) -> [u
     ])
 }
 
-/// Constant-time equality of two byte strings (the lengths may leak, the contents do not).
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    for (x, y) in a.iter().zip(b) {
-        diff |= x ^ y;
-    }
-    diff == 0
-}

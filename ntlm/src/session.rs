@@ -5,7 +5,8 @@
 //! unsealed in order on one connection.
 
 use crate::Error;
-use crate::crypto::{ct_eq, hmac_md5, seal_key, sign_key};
+use crate::crypto::{hmac_md5, seal_key, sign_key};
+use subtle::ConstantTimeEq as _;
 use crate::messages::flags;
 use rc4::{KeyInit as _, Rc4, StreamCipher as _};
 
@@ -120,7 +121,7 @@ impl Session {
         self.inbound.rc4.apply_keystream(msg);
         let kx = self.key_exch();
         let expected = self.inbound.signature(msg, kx);
-        if ct_eq(&expected, signature) {
+        if bool::from(expected.ct_eq(signature)) {
             Ok(())
         } else {
             Err(Error::BadSignature)
@@ -137,7 +138,7 @@ impl Session {
     pub fn verify(&mut self, msg: &[u8], signature: &[u8]) -> Result<(), Error> {
         let kx = self.key_exch();
         let expected = self.inbound.signature(msg, kx);
-        if ct_eq(&expected, signature) {
+        if bool::from(expected.ct_eq(signature)) {
             Ok(())
         } else {
             Err(Error::BadMic)

@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{any, post};
 use base64::Engine as _;
+use subtle::ConstantTimeEq as _;
 use hyper_util::rt::TokioIo;
 use replica_core::faults::FaultSpec;
 use replica_core::topology::TopologySpec;
@@ -781,19 +782,6 @@ fn router(app: Arc<App>, host: String) -> Router {
         .with_state(ctx)
 }
 
-/// Constant-time equality, so a wrong password takes as long to refuse as a right one.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xFF));
-    }
-    diff == 0
-}
-
-pub fn ct_eq_pub(a: &[u8], b: &[u8]) -> bool {
-    ct_eq(a, b)
-}
-
 fn authenticate(app: &App, headers: &HeaderMap) -> Option<Access> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, b64) = value.split_once(' ')?;
@@ -807,9 +795,11 @@ fn authenticate(app: &App, headers: &HeaderMap) -> Option<Access> {
     let (user, pass) = text.split_once(':')?;
     let mut found = None;
     for c in &app.credentials {
-        // Check every credential so timing does not reveal which user exists.
-        let ok =
-            ct_eq(c.user.as_bytes(), user.as_bytes()) & ct_eq(c.pass.as_bytes(), pass.as_bytes());
+        // Check every credential, in constant time, so timing reveals neither which user
+        // exists nor how much of a password was right.
+        let ok: bool = (c.user.as_bytes().ct_eq(user.as_bytes())
+            & c.pass.as_bytes().ct_eq(pass.as_bytes()))
+        .into();
         if ok && found.is_none() {
             found = Some(if c.read_only {
                 Access::ReadOnly
@@ -819,8 +809,9 @@ fn authenticate(app: &App, headers: &HeaderMap) -> Option<Access> {
         }
     }
     for c in &app.denied_credentials {
-        let ok =
-            ct_eq(c.user.as_bytes(), user.as_bytes()) & ct_eq(c.pass.as_bytes(), pass.as_bytes());
+        let ok: bool = (c.user.as_bytes().ct_eq(user.as_bytes())
+            & c.pass.as_bytes().ct_eq(pass.as_bytes()))
+        .into();
         if ok && found.is_none() {
             found = Some(Access::Denied);
         }
