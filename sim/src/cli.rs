@@ -3,7 +3,7 @@
 //! the live page are private to this crate and reached only through here.
 
 use crate::state::{ClockMode, lock};
-use crate::{Credential, Sim, SimConfig};
+use crate::{AuthSchemes, Credential, Sim, SimConfig};
 use clap::{Parser, Subcommand};
 use replica_core::diagram::{self, Format};
 use replica_core::topology::TopologySpec;
@@ -28,8 +28,8 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print the replication state machine, drawn from the model's transition table.
     Diagram {
-        #[arg(long, default_value = "mermaid", value_parser = ["mermaid", "dot"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = DiagramFormat::Mermaid)]
+        format: DiagramFormat,
     },
     /// Narrated walk through planned failover, commit, reverse and InitiateFailback on an
     /// in-process simulator (real WS-Management calls over loopback). Colour on a terminal
@@ -39,6 +39,15 @@ enum Command {
     /// dispatcher, with a consistency check of the journal, the jobs and the VMs (CI runs a
     /// million). Exit code 1 names the first inconsistency.
     Soak(SoakArgs),
+}
+
+/// `diagram --format`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DiagramFormat {
+    /// Mermaid `stateDiagram-v2`.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
 }
 
 #[derive(clap::Args)]
@@ -74,26 +83,26 @@ struct ServeArgs {
     /// Authentication schemes offered, comma-separated: `basic`, `negotiate` (NTLMv2, raw or in
     /// SPNEGO, with WinRM message encryption over HTTP). Turning one off is what an
     /// administrator does with `winrm/config/service/auth`.
-    #[arg(long, default_value = "basic,negotiate")]
-    auth: String,
+    #[arg(long, default_value = "basic,negotiate", value_parser = AuthSchemes::parse)]
+    auth: AuthSchemes,
     /// Topology file (TOML); default: the embedded fixtures/topologies/default.toml. Ignored
     /// (with a warning) when --state-file names an existing file.
     #[arg(long)]
     topology: Option<PathBuf>,
     /// Credentials USER:PASS for every scheme (repeatable).
-    #[arg(long, default_value = "admin:admin")]
-    credentials: Vec<String>,
+    #[arg(long, default_value = "admin:admin", value_parser = credential)]
+    credentials: Vec<Credential>,
     /// Read-only credentials USER:PASS: reads work, method calls answer 32769 Access Denied.
-    #[arg(long)]
-    read_only_credentials: Vec<String>,
+    #[arg(long, value_parser = read_only_credential)]
+    read_only_credentials: Vec<Credential>,
     /// Credentials that authenticate but have no rights (USER:PASS): every WS-Management
     /// operation except Identify answers the w:AccessDenied fault.
-    #[arg(long)]
-    denied_credentials: Vec<String>,
+    #[arg(long, value_parser = credential)]
+    denied_credentials: Vec<Credential>,
     /// realtime[:SPEED], manual, or polls:N [default: realtime]. Ignored (with a warning) when
     /// --state-file names an existing file.
-    #[arg(long)]
-    clock: Option<String>,
+    #[arg(long, value_parser = ClockMode::parse)]
+    clock: Option<ClockMode>,
     /// Seed for every random choice (GUIDs, job ids, probabilistic faults) [default: 0].
     /// Ignored (with a warning) when --state-file names an existing file.
     #[arg(long)]
@@ -125,6 +134,16 @@ struct ServeArgs {
     /// rehearsal of a lab run).
     #[arg(long)]
     as_real_host: bool,
+}
+
+/// `--credentials USER:PASS`.
+fn credential(text: &str) -> Result<Credential, String> {
+    Credential::parse(text, false)
+}
+
+/// `--read-only-credentials USER:PASS`.
+fn read_only_credential(text: &str) -> Result<Credential, String> {
+    Credential::parse(text, true)
 }
 
 /// `--listen`: an IP:PORT as is, or a NAME:PORT resolved now (an IPv4 address first, as the
@@ -223,18 +242,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(p) => load_topology(p)?,
         None => crate::server::default_topology(),
     };
-    let mut credentials = Vec::new();
-    for c in &args.credentials {
-        credentials.push(Credential::parse(c, false).map_err(anyhow::Error::msg)?);
-    }
-    for c in &args.read_only_credentials {
-        credentials.push(Credential::parse(c, true).map_err(anyhow::Error::msg)?);
-    }
+    let credentials: Vec<Credential> = args
+        .credentials
+        .iter()
+        .chain(&args.read_only_credentials)
+        .cloned()
+        .collect();
     if let Some(token) = &args.control_token {
         check_control_token(token)?;
     }
-    let mut clock = ClockMode::parse(args.clock.as_deref().unwrap_or("realtime"))
-        .map_err(anyhow::Error::msg)?;
+    let mut clock = args.clock.unwrap_or(ClockMode::Realtime { speed: 1.0 });
     let mut seed = args.seed.unwrap_or(0);
     let saved = match &args.state_file {
         Some(path) => {
@@ -293,14 +310,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         clock,
         listen: args.listen,
         control_token: args.control_token.clone(),
-        denied_credentials: args
-            .denied_credentials
-            .iter()
-            .map(|c| Credential::parse(c, false))
-            .collect::<Result<_, _>>()
-            .map_err(anyhow::Error::msg)?,
+        denied_credentials: args.denied_credentials.clone(),
         limits,
-        auth: crate::server::AuthSchemes::parse(&args.auth).map_err(anyhow::Error::msg)?,
+        auth: args.auth,
         as_real_host: args.as_real_host,
         ..SimConfig::default()
     };
@@ -407,7 +419,10 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Diagram { format } => {
-            let f = Format::parse(&format).unwrap_or(Format::Mermaid);
+            let f = match format {
+                DiagramFormat::Mermaid => Format::Mermaid,
+                DiagramFormat::Dot => Format::Dot,
+            };
             print!("{}", diagram::render(f, &[]));
             Ok(())
         }

@@ -97,6 +97,17 @@ impl Default for AuthSchemes {
     }
 }
 
+/// The `--auth` form: `basic,negotiate`.
+impl std::fmt::Display for AuthSchemes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = [("basic", self.basic), ("negotiate", self.negotiate)]
+            .into_iter()
+            .filter_map(|(n, on)| on.then_some(n))
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
 impl AuthSchemes {
     /// Parses a comma-separated list of `basic` and `negotiate` (at least one).
     pub fn parse(s: &str) -> Result<AuthSchemes, String> {
