@@ -20,25 +20,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Every control endpoint: method and path below `/_replica/v1/` (`{x}` is a path parameter).
-/// `sim/openapi.json` documents exactly these; a test holds the two together.
-pub const ENDPOINTS: &[(&str, &str)] = &[
-    ("GET", "health"),
-    ("GET", "openapi.json"),
-    ("POST", "reset"),
-    ("GET", "state"),
-    ("GET", "faults"),
-    ("POST", "faults"),
-    ("DELETE", "faults"),
-    ("DELETE", "faults/{id}"),
-    ("GET", "clock"),
-    ("POST", "clock"),
-    ("GET", "journal"),
-    ("GET", "coverage"),
-    ("GET", "diagram"),
-    ("GET", "worlds"),
-    ("DELETE", "worlds/{name}"),
-];
+/// Every control endpoint: method and path below `/_replica/v1/` (`{x}` is a path parameter),
+/// as the server routes them and `sim/openapi.json` documents them.
+pub fn endpoints() -> Vec<(&'static str, &'static str)> {
+    crate::control::ROUTES
+        .iter()
+        .map(|(method, path, _)| (*method, *path))
+        .collect()
+}
 
 /// Why a control call was refused: the HTTP status the endpoint answers and its message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,16 +3,20 @@
 //! `sim/openapi.json`, which the tests check the server against.
 
 use crate::api::{
-    ClockState, ControlError, ENDPOINTS, FaultAdded, HostState, JobView, JournalEntry, JournalPage,
+    ClockState, ControlError, FaultAdded, HostState, JobView, JournalEntry, JournalPage,
     Named, RecoveryPointState, RelationshipState, Reset, ResetDone, VmState, WorldState,
 };
 use crate::server::{App, HostCtx, world_of};
 use crate::state::{ClockMode, WorldSlot, lock};
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::Router;
+use axum::extract::{
+    FromRequest, FromRequestParts, Path, Query, RawPathParams, Request, State,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, post};
 use replica_core::diagram::{self, Format};
 use replica_core::faults::{FaultKind, FaultSpec};
 use replica_core::topology::ProfileSpec;
@@ -64,67 +68,341 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
     token.as_bytes().ct_eq(given.trim().as_bytes()).into()
 }
 
-type QueryResult = Result<Query<BTreeMap<String, String>>, QueryRejection>;
-type BodyResult = Result<Bytes, BytesRejection>;
-/// The query and the body of a request, or the JSON error that refuses it.
-type Inputs = Result<(BTreeMap<String, String>, Bytes), Box<Response<Body>>>;
-
-/// Turns axum's own rejections (a malformed query string, an unreadable or oversized body) into
-/// the API's JSON errors.
-fn inputs(q: QueryResult, body: BodyResult) -> Inputs {
-    let q = q.map_err(|e| error(e.status(), format!("query string: {}", e.body_text())))?;
-    let body = body.map_err(|e| error(e.status(), format!("request body: {}", e.body_text())))?;
-    Ok((q.0, body))
+/// One world's control call, run on the blocking pool: `GET state` of a 30,000-VM world or a
+/// reset that builds one takes seconds, and on an async worker it would stall every listener.
+async fn blocking(f: impl FnOnce() -> Response<Body> + Send + 'static) -> Response<Body> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the control request failed: {e}"),
+        )
+    })
 }
 
-pub async fn default_world(
-    State(ctx): State<HostCtx>,
-    Path(rest): Path<String>,
-    method: Method,
-    q: QueryResult,
-    headers: HeaderMap,
-    body: BodyResult,
-) -> Response<Body> {
-    let world = world_of(&headers);
-    match inputs(q, body) {
-        Ok((q, body)) => off_the_workers(ctx, world, rest, method, q, headers, body).await,
-        Err(r) => *r,
+/// The world a control call addresses: the `{world}` of `/worlds/{world}/_replica/v1/…`, else
+/// the `X-Replica-World` header, else the default world.
+struct WorldName(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for WorldName {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(params) = RawPathParams::from_request_parts(parts, state).await
+            && let Some((_, w)) = params.iter().find(|(k, _)| *k == "world")
+        {
+            return Ok(WorldName(w.to_string()));
+        }
+        Ok(WorldName(world_of(&parts.headers)))
     }
 }
 
-/// Runs a control request on the blocking pool: `GET state` of a 30,000-VM world or a reset
-/// that builds one takes seconds, and on an async worker it would stall every listener.
-async fn off_the_workers(
+/// The query string as names and values; a malformed one is the API's JSON error.
+struct Params(BTreeMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = Response<Body>;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<BTreeMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map(|q| Params(q.0))
+            .map_err(|e| error(e.status(), format!("query string: {}", e.body_text())))
+    }
+}
+
+/// The request body; an unreadable or oversized one is the API's JSON error.
+struct RawBody(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Response<Body>;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| error(e.status(), format!("request body: {}", e.body_text())))
+    }
+}
+
+/// Runs `f` on the world the call addresses (created by its first use), its clock brought up
+/// to date, off the async workers.
+async fn on_world(
     ctx: HostCtx,
-    world: String,
-    rest: String,
-    method: Method,
-    q: BTreeMap<String, String>,
-    headers: HeaderMap,
-    body: Bytes,
+    world: WorldName,
+    f: impl FnOnce(&HostCtx, &mut WorldSlot) -> Response<Body> + Send + 'static,
 ) -> Response<Body> {
-    tokio::task::spawn_blocking(move || handle(&ctx, &world, &rest, method, q, headers, body))
-        .await
-        .unwrap_or_else(|e| {
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the control request failed: {e}"),
-            )
-        })
+    blocking(move || match ctx.app.worlds.get(&world.0) {
+        Ok(slot) => {
+            let mut s = lock(&slot);
+            s.tick();
+            f(&ctx, &mut s)
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    })
+    .await
 }
 
-pub async fn named_world(
-    State(ctx): State<HostCtx>,
-    Path((world, rest)): Path<(String, String)>,
-    method: Method,
-    q: QueryResult,
-    headers: HeaderMap,
-    body: BodyResult,
-) -> Response<Body> {
-    match inputs(q, body) {
-        Ok((q, body)) => off_the_workers(ctx, world, rest, method, q, headers, body).await,
-        Err(r) => *r,
+/// A control endpoint: method and path below `/_replica/v1/` (`{x}` is a path parameter) and
+/// its handler. The router, `api::endpoints` and the OpenAPI check all read this one table;
+/// `sim/openapi.json` documents exactly these endpoints, and a test holds the two together.
+type Route = (&'static str, &'static str, fn() -> MethodRouter<HostCtx>);
+
+pub(crate) const ROUTES: &[Route] = &[
+    ("GET", "health", || get(health)),
+    ("GET", "openapi.json", || get(openapi)),
+    ("POST", "reset", || post(reset)),
+    ("GET", "state", || get(state)),
+    ("GET", "faults", || get(faults)),
+    ("POST", "faults", || post(add_fault)),
+    ("DELETE", "faults", || delete(clear_faults)),
+    ("DELETE", "faults/{id}", || delete(remove_fault)),
+    ("GET", "clock", || get(clock)),
+    ("POST", "clock", || post(set_clock)),
+    ("GET", "journal", || get(journal)),
+    ("GET", "coverage", || get(coverage)),
+    ("GET", "diagram", || get(diagram_text)),
+    ("GET", "worlds", || get(worlds)),
+    ("DELETE", "worlds/{name}", || delete(remove_world)),
+];
+
+/// The control API, to nest under `/_replica/v1` and `/worlds/{world}/_replica/v1`.
+pub(crate) fn router(ctx: HostCtx) -> Router<HostCtx> {
+    let mut r = Router::new();
+    for (_, path, handler) in ROUTES {
+        r = r.route(&format!("/{path}"), handler());
     }
+    r.fallback(no_endpoint)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Before routing: without the token a caller learns nothing, not even what exists.
+        .layer(axum::middleware::from_fn_with_state(ctx, require_token))
+}
+
+async fn require_token(
+    State(ctx): State<HostCtx>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    if authorized(&ctx.app, req.headers()) {
+        next.run(req).await
+    } else {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "the control API needs the control token (Authorization: Bearer <token>)",
+        )
+    }
+}
+
+/// The part of a request path below `/_replica/v1/` (a nested router sees only that part).
+fn endpoint_path(uri: &Uri) -> String {
+    uri.path().trim_matches('/').to_string()
+}
+
+async fn no_endpoint(uri: Uri) -> Response<Body> {
+    let rest = endpoint_path(&uri);
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no control endpoint /_replica/v1/{rest}; see GET /_replica/v1/openapi.json"),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response<Body> {
+    let rest = endpoint_path(&uri);
+    let parts: Vec<&str> = rest.split('/').collect();
+    let pattern = pattern_of(&parts).unwrap_or_default();
+    let allow = allowed_methods(pattern);
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on /_replica/v1/{pattern}; allowed: {allow}"),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&allow) {
+        r.headers_mut().insert(header::ALLOW, v);
+    }
+    r
+}
+
+async fn health(State(ctx): State<HostCtx>, world: WorldName) -> Response<Body> {
+    on_world(ctx, world, |ctx, s| {
+        ok(json!({
+            // `ok` stays true while saves fail: the simulator still answers. `state_file`
+            // says whether what it acknowledged is on disk.
+            "ok": true,
+            "state_file": ctx.app.save_status.health(),
+            "world": s.name,
+            "host": ctx.host,
+            "hosts": ctx.app.host_urls.read().map(|u| u.clone()).unwrap_or_default(),
+            "version": env!("CARGO_PKG_VERSION"),
+        }))
+    })
+    .await
+}
+
+async fn openapi() -> Response<Body> {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+async fn reset(State(ctx): State<HostCtx>, world: WorldName, body: RawBody) -> Response<Body> {
+    on_world(ctx, world, move |ctx, s| {
+        let b: Option<Reset> = match parse_body(&body.0) {
+            Ok(b) => b,
+            Err(r) => return *r,
+        };
+        match apply_reset(s, &ctx.app, b.unwrap_or_default()) {
+            Ok(done) => axum::Json(done).into_response(),
+            Err(e) => e.into_response(),
+        }
+    })
+    .await
+}
+
+async fn state(State(ctx): State<HostCtx>, world: WorldName) -> Response<Body> {
+    blocking(move || {
+        // Copied under the lock, written out after it: the world's other requests wait for
+        // a clone, not for the JSON of every VM.
+        match typed_state(&ctx.app, &world.0) {
+            Ok(state) => axum::Json(state).into_response(),
+            Err(e) => e.into_response(),
+        }
+    })
+    .await
+}
+
+async fn faults(State(ctx): State<HostCtx>, world: WorldName) -> Response<Body> {
+    on_world(ctx, world, |_, s| ok(json!({ "faults": s.world.faults }))).await
+}
+
+async fn add_fault(State(ctx): State<HostCtx>, world: WorldName, body: RawBody) -> Response<Body> {
+    on_world(ctx, world, move |ctx, s| {
+        if body.0.iter().all(u8::is_ascii_whitespace) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "POST faults needs a fault rule as JSON, e.g. {\"kind\":\"return_code\",\"code\":32768}",
+            );
+        }
+        match parse_fault(&body.0).and_then(|spec| apply_add_fault(s, &ctx.app, spec)) {
+            Ok(added) => (StatusCode::CREATED, axum::Json(added)).into_response(),
+            Err(e) => e.into_response(),
+        }
+    })
+    .await
+}
+
+async fn clear_faults(State(ctx): State<HostCtx>, world: WorldName) -> Response<Body> {
+    on_world(ctx, world, |_, s| {
+        ok(json!({ "removed": apply_clear_faults(s) }))
+    })
+    .await
+}
+
+async fn remove_fault(
+    State(ctx): State<HostCtx>,
+    world: WorldName,
+    Path(params): Path<BTreeMap<String, String>>,
+) -> Response<Body> {
+    let id = params.get("id").cloned().unwrap_or_default();
+    on_world(ctx, world, move |_, s| {
+        let Ok(id) = id.parse::<u64>() else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("fault id `{id}` is not a number"),
+            );
+        };
+        let before = s.world.faults.len();
+        s.world.faults.retain(|f| f.id != id);
+        if s.world.faults.len() == before {
+            error(StatusCode::NOT_FOUND, format!("no fault {id}"))
+        } else {
+            s.changes += 1;
+            ok(json!({ "removed": 1 }))
+        }
+    })
+    .await
+}
+
+async fn clock(State(ctx): State<HostCtx>, world: WorldName) -> Response<Body> {
+    on_world(ctx, world, |_, s| axum::Json(clock_state(s)).into_response()).await
+}
+
+async fn set_clock(State(ctx): State<HostCtx>, world: WorldName, body: RawBody) -> Response<Body> {
+    on_world(ctx, world, move |_, s| {
+        let b: ClockBody = match parse_body(&body.0) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "POST clock needs {\"mode\": ...} and/or {\"advance_ms\": N} / {\"advance\": \"2s\"}",
+                );
+            }
+            Err(r) => return *r,
+        };
+        match apply_clock(s, &b) {
+            Ok(()) => axum::Json(clock_state(s)).into_response(),
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        }
+    })
+    .await
+}
+
+async fn journal(State(ctx): State<HostCtx>, world: WorldName, q: Params) -> Response<Body> {
+    on_world(ctx, world, move |_, s| journal_answer(s, &q.0)).await
+}
+
+async fn coverage(State(ctx): State<HostCtx>, world: WorldName) -> Response<Body> {
+    on_world(ctx, world, |_, s| {
+        ok(serde_json::to_value(s.coverage.report()).unwrap_or(Json::Null))
+    })
+    .await
+}
+
+async fn diagram_text(State(ctx): State<HostCtx>, world: WorldName, q: Params) -> Response<Body> {
+    on_world(ctx, world, move |_, s| {
+        let format = q
+            .0
+            .get("format")
+            .map_or(Some(Format::Mermaid), |f| Format::parse(f));
+        let Some(format) = format else {
+            return error(StatusCode::BAD_REQUEST, "format must be mermaid or dot");
+        };
+        let highlight: Vec<ReplicationState> =
+            if q.0.get("highlight").is_some_and(|v| v != "false" && v != "0") {
+                current_states(&s.world)
+            } else {
+                Vec::new()
+            };
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            diagram::render(format, &highlight),
+        )
+            .into_response()
+    })
+    .await
+}
+
+async fn worlds(State(ctx): State<HostCtx>) -> Response<Body> {
+    blocking(move || ok(json!({ "worlds": ctx.app.worlds.names() }))).await
+}
+
+async fn remove_world(
+    State(ctx): State<HostCtx>,
+    Path(params): Path<BTreeMap<String, String>>,
+) -> Response<Body> {
+    let name = params.get("name").cloned().unwrap_or_default();
+    blocking(move || {
+        if ctx.app.worlds.remove(&name) {
+            ok(json!({ "removed": name }))
+        } else {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("no world `{name}` (the default world cannot be removed)"),
+            )
+        }
+    })
+    .await
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(
@@ -149,7 +427,7 @@ pub const MAX_DELAY_MS: u64 = 600_000;
 
 /// The endpoint pattern a request path matches, if any (`faults/3` → `faults/{id}`).
 fn pattern_of(parts: &[&str]) -> Option<&'static str> {
-    ENDPOINTS.iter().map(|(_, p)| *p).find(|p| {
+    ROUTES.iter().map(|(_, p, _)| *p).find(|p| {
         let pat: Vec<&str> = p.split('/').collect();
         pat.len() == parts.len()
             && pat
@@ -325,218 +603,34 @@ fn check_fault(spec: &FaultSpec, world: &World) -> Result<(), String> {
 const MAX_FAULT_RULE_BYTES: usize = 4096;
 
 fn allowed_methods(pattern: &str) -> String {
-    ENDPOINTS
+    ROUTES
         .iter()
-        .filter(|(_, p)| *p == pattern)
-        .map(|(m, _)| *m)
+        .filter(|(_, p, _)| *p == pattern)
+        .map(|(m, _, _)| *m)
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-#[allow(clippy::too_many_arguments)]
-fn handle(
-    ctx: &HostCtx,
-    world: &str,
-    rest: &str,
-    method: Method,
-    q: BTreeMap<String, String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response<Body> {
-    if !authorized(&ctx.app, &headers) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "the control API needs the control token (Authorization: Bearer <token>)",
-        );
+/// `POST clock`: a new mode and/or a step forward, checked whole before anything changes.
+fn apply_clock(s: &mut WorldSlot, b: &ClockBody) -> Result<(), String> {
+    let mode = b.mode.as_deref().map(|m| clock_mode_of(b, m)).transpose()?;
+    if b.mode.is_none() && (b.speed.is_some() || b.n.is_some()) {
+        return Err("speed and n go with a mode: {\"mode\": \"realtime\", \"speed\": 10}".into());
     }
-    let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
-    let Some(pattern) = pattern_of(&parts) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no control endpoint /_replica/v1/{rest}; see GET /_replica/v1/openapi.json"),
-        );
+    let advance = match (&b.advance, b.advance_ms) {
+        (Some(_), Some(_)) => return Err("give advance or advance_ms, not both".into()),
+        (Some(text), None) => Some(parse_duration(text)?),
+        (None, ms) => ms,
     };
-    if !ENDPOINTS
-        .iter()
-        .any(|(m, p)| *p == pattern && *m == method.as_str())
-    {
-        let allow = allowed_methods(pattern);
-        let mut r = error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not allowed on /_replica/v1/{pattern}; allowed: {allow}"),
-        );
-        if let Ok(v) = header::HeaderValue::from_str(&allow) {
-            r.headers_mut().insert(header::ALLOW, v);
-        }
-        return r;
+    if let Some(m) = mode {
+        s.clock.set_mode(m);
+        s.world.pace = m.pace();
+        s.changes += 1;
     }
-    match (method.as_str(), parts.as_slice()) {
-        ("GET", ["openapi.json"]) => {
-            return (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                OPENAPI,
-            )
-                .into_response();
-        }
-        ("GET", ["worlds"]) => return ok(json!({ "worlds": ctx.app.worlds.names() })),
-        ("DELETE", ["worlds", name]) => {
-            return if ctx.app.worlds.remove(name) {
-                ok(json!({ "removed": name }))
-            } else {
-                error(
-                    StatusCode::NOT_FOUND,
-                    format!("no world `{name}` (the default world cannot be removed)"),
-                )
-            };
-        }
-        _ => {}
+    if let Some(ms) = advance {
+        apply_advance(s, ms);
     }
-    let slot = match ctx.app.worlds.get(world) {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    if (method.as_str(), parts.as_slice()) == ("GET", ["state"].as_slice()) {
-        // Copied under the lock, written out after it: the world's other requests wait
-        // for a clone, not for the JSON of every VM.
-        let snapshot = {
-            let mut s = lock(&slot);
-            s.tick();
-            StateSnapshot::of(&s)
-        };
-        return axum::Json(world_state(&snapshot)).into_response();
-    }
-    let mut s = lock(&slot);
-    s.tick();
-    match (method.as_str(), parts.as_slice()) {
-        ("GET", ["health"]) => ok(json!({
-            // `ok` stays true while saves fail: the simulator still answers. `state_file`
-            // says whether what it acknowledged is on disk.
-            "ok": true,
-            "state_file": ctx.app.save_status.health(),
-            "world": s.name,
-            "host": ctx.host,
-            "hosts": ctx.app.host_urls.read().map(|u| u.clone()).unwrap_or_default(),
-            "version": env!("CARGO_PKG_VERSION"),
-        })),
-        ("POST", ["reset"]) => reset(&mut s, &ctx.app, &body),
-        ("GET", ["faults"]) => ok(json!({ "faults": s.world.faults })),
-        ("POST", ["faults"]) => {
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "POST faults needs a fault rule as JSON, e.g. {\"kind\":\"return_code\",\"code\":32768}",
-                );
-            }
-            let added = parse_fault(&body).and_then(|spec| apply_add_fault(&mut s, &ctx.app, spec));
-            match added {
-                Ok(added) => (StatusCode::CREATED, axum::Json(added)).into_response(),
-                Err(e) => e.into_response(),
-            }
-        }
-        ("DELETE", ["faults"]) => ok(json!({ "removed": apply_clear_faults(&mut s) })),
-        ("DELETE", ["faults", id]) => {
-            let Ok(id) = id.parse::<u64>() else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("fault id `{id}` is not a number"),
-                );
-            };
-            let before = s.world.faults.len();
-            s.world.faults.retain(|f| f.id != id);
-            if s.world.faults.len() == before {
-                error(StatusCode::NOT_FOUND, format!("no fault {id}"))
-            } else {
-                s.changes += 1;
-                ok(json!({ "removed": 1 }))
-            }
-        }
-        ("GET", ["clock"]) => axum::Json(clock_state(&s)).into_response(),
-        ("POST", ["clock"]) => {
-            let b: ClockBody = match parse_body(&body) {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        "POST clock needs {\"mode\": ...} and/or {\"advance_ms\": N} / {\"advance\": \"2s\"}",
-                    );
-                }
-                Err(r) => return *r,
-            };
-            let mode = match b.mode.as_deref().map(|m| clock_mode_of(&b, m)).transpose() {
-                Ok(m) => m,
-                Err(e) => return error(StatusCode::BAD_REQUEST, e),
-            };
-            if b.mode.is_none() && (b.speed.is_some() || b.n.is_some()) {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "speed and n go with a mode: {\"mode\": \"realtime\", \"speed\": 10}",
-                );
-            }
-            let advance = match (&b.advance, b.advance_ms) {
-                (Some(_), Some(_)) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        "give advance or advance_ms, not both",
-                    );
-                }
-                (Some(text), None) => match parse_duration(text) {
-                    Ok(ms) => Some(ms),
-                    Err(e) => return error(StatusCode::BAD_REQUEST, e),
-                },
-                (None, ms) => ms,
-            };
-            if let Some(m) = mode {
-                s.clock.set_mode(m);
-                s.world.pace = m.pace();
-                s.changes += 1;
-            }
-            if let Some(ms) = advance {
-                apply_advance(&mut s, ms);
-            }
-            axum::Json(clock_state(&s)).into_response()
-        }
-        ("GET", ["journal"]) => journal(&s, &q),
-        ("GET", ["coverage"]) => {
-            ok(serde_json::to_value(s.coverage.report()).unwrap_or(Json::Null))
-        }
-        ("GET", ["diagram"]) => {
-            let format = q
-                .get("format")
-                .map_or(Some(Format::Mermaid), |f| Format::parse(f));
-            let Some(format) = format else {
-                return error(StatusCode::BAD_REQUEST, "format must be mermaid or dot");
-            };
-            let highlight: Vec<ReplicationState> =
-                if q.get("highlight").is_some_and(|v| v != "false" && v != "0") {
-                    current_states(&s.world)
-                } else {
-                    Vec::new()
-                };
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                diagram::render(format, &highlight),
-            )
-                .into_response()
-        }
-        _ => error(
-            StatusCode::NOT_FOUND,
-            format!("no control endpoint /_replica/v1/{rest}"),
-        ),
-    }
-}
-
-/// `POST reset` over HTTP: an empty body resets to the server's defaults.
-fn reset(s: &mut WorldSlot, app: &App, body: &Bytes) -> Response<Body> {
-    let b: Option<Reset> = match parse_body(body) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    match apply_reset(s, app, b.unwrap_or_default()) {
-        Ok(done) => axum::Json(done).into_response(),
-        Err(e) => e.into_response(),
-    }
+    Ok(())
 }
 
 fn bad(msg: impl Into<String>) -> ControlError {
@@ -697,7 +791,7 @@ pub(crate) fn typed_state(app: &App, world: &str) -> Result<WorldState, ControlE
     Ok(world_state(&snapshot))
 }
 
-fn journal(s: &WorldSlot, q: &BTreeMap<String, String>) -> Response<Body> {
+fn journal_answer(s: &WorldSlot, q: &BTreeMap<String, String>) -> Response<Body> {
     let since: u64 = match q.get("since").map(|v| v.parse()) {
         None => 0,
         Some(Ok(n)) => n,

@@ -16,7 +16,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{any, post};
+use axum::routing::post;
 use base64::Engine as _;
 use subtle::ConstantTimeEq as _;
 use hyper_util::rt::TokioIo;
@@ -772,11 +772,8 @@ fn router(app: Arc<App>, host: String) -> Router {
     Router::new()
         .route("/wsman", post(wsman_default))
         .route("/worlds/{world}/wsman", post(wsman_world))
-        .route("/_replica/v1/{*rest}", any(control::default_world))
-        .route(
-            "/worlds/{world}/_replica/v1/{*rest}",
-            any(control::named_world),
-        )
+        .nest("/_replica/v1", control::router(ctx.clone()))
+        .nest("/worlds/{world}/_replica/v1", control::router(ctx.clone()))
         .route("/_replica/ui", axum::routing::get(control::ui))
         .fallback(|| async {
             (

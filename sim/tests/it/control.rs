@@ -1308,7 +1308,7 @@ fn openapi_documents_every_endpoint_and_the_server_agrees() {
         }
     }
     documented.sort();
-    let mut served: Vec<(String, String)> = replica_sim::api::ENDPOINTS
+    let mut served: Vec<(String, String)> = replica_sim::api::endpoints()
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
@@ -1926,12 +1926,12 @@ fn openapi_documents_the_browser_refusals() {
     let sim = TestSim::manual(2);
     let addr = sim.addr(PRIMARY);
     let mut errors = Vec::new();
-    for (method, path) in replica_sim::api::ENDPOINTS {
+    for (method, path) in replica_sim::api::endpoints() {
         let concrete = path.replace("{id}", "1").replace("{name}", "scratch");
         let target = format!("/_replica/v1/{concrete}");
         let op = &doc["paths"][format!("/{path}")][method.to_lowercase()];
         let mut cases: Vec<Refused> = vec![("foreign Host", vec![("Host", "evil.example:1")], b"")];
-        if *method != "GET" {
+        if method != "GET" {
             cases.push((
                 "foreign Origin",
                 vec![("Origin", "http://evil.example")],
