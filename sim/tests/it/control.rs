@@ -1224,59 +1224,20 @@ fn garbage_never_breaks_the_control_api() {
 // ---------------------------------------------------------------------------------------------
 // The OpenAPI document against the server.
 
-/// A small validator for the subset of OpenAPI 3.0 schemas the document uses.
+/// Checks `v` against a schema of the OpenAPI document with the `jsonschema` crate (OpenAPI
+/// 3.1 schemas are JSON Schema 2020-12): the schema is wrapped with the document's
+/// `components`, so its `#/components/schemas/…` references resolve.
 fn validate(doc: &Json, schema: &Json, v: &Json, at: &str, errors: &mut Vec<String>) {
-    if let Some(r) = schema["$ref"].as_str() {
-        let name = r.trim_start_matches("#/components/schemas/");
-        return validate(doc, &doc["components"]["schemas"][name], v, at, errors);
-    }
-    if v.is_null() {
-        if schema["nullable"] != true && schema.get("type").is_some() {
-            errors.push(format!("{at}: null but not nullable"));
+    let wrapped = json!({ "allOf": [schema], "components": doc["components"] });
+    let validator = match jsonschema::validator_for(&wrapped) {
+        Ok(validator) => validator,
+        Err(e) => {
+            errors.push(format!("{at}: the document's schema does not compile: {e}"));
+            return;
         }
-        return;
-    }
-    let ok = match schema["type"].as_str() {
-        Some("object") => v.is_object(),
-        Some("array") => v.is_array(),
-        Some("string") => v.is_string(),
-        Some("integer") => v.is_i64() || v.is_u64(),
-        Some("number") => v.is_number(),
-        Some("boolean") => v.is_boolean(),
-        _ => true,
     };
-    if !ok {
-        errors.push(format!("{at}: {v} is not a {}", schema["type"]));
-        return;
-    }
-    if let Some(e) = schema["enum"].as_array()
-        && !e.contains(v)
-    {
-        errors.push(format!("{at}: {v} is not one of {e:?}"));
-    }
-    if let Some(o) = v.as_object() {
-        for r in schema["required"].as_array().into_iter().flatten() {
-            let key = r.as_str().unwrap_or_default();
-            if !o.contains_key(key) {
-                errors.push(format!("{at}: required `{key}` is missing"));
-            }
-        }
-        for (k, x) in o {
-            if let Some(p) = schema["properties"].get(k) {
-                validate(doc, p, x, &format!("{at}.{k}"), errors);
-            } else if let Some(ap) = schema.get("additionalProperties") {
-                if ap == &json!(false) {
-                    errors.push(format!("{at}: `{k}` is not documented"));
-                } else if ap.is_object() {
-                    validate(doc, ap, x, &format!("{at}.{k}"), errors);
-                }
-            }
-        }
-    }
-    if let Some(a) = v.as_array() {
-        for (i, x) in a.iter().enumerate() {
-            validate(doc, &schema["items"], x, &format!("{at}[{i}]"), errors);
-        }
+    for e in validator.iter_errors(v) {
+        errors.push(format!("{at}{}: {e}", e.instance_path()));
     }
 }
 
