@@ -18,6 +18,8 @@ pub mod state;
 pub mod tls;
 pub mod topology_file;
 pub mod ui;
-pub mod wsman;
+
+/// The protocol layer, now its own crate; re-exported so `crate::wsman::…` paths keep working.
+pub use replica_wsman as wsman;
 
 pub use server::{Credential, Sim, SimConfig, SimHandle};

@@ -23,8 +23,8 @@ pub mod writer;
 pub mod xml;
 pub mod xsd;
 
-#[cfg(test)]
-pub(crate) mod fuzz;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
 
 pub use body::{
     BodyError, EnumerateRequest, EnumerationMode, Filter, InvokeInput, ParamValue, PullRequest,

@@ -23,7 +23,7 @@ pub fn parse_duration_ms(value: &str) -> Result<u64, DurationError> {
         value: value.to_owned(),
         reason,
     };
-    let s = value.trim_matches(crate::wsman::xml::is_xml_space);
+    let s = value.trim_matches(crate::xml::is_xml_space);
     if s.starts_with('-') {
         return Err(err("negative durations are not allowed"));
     }

@@ -561,7 +561,7 @@ mod tests {
         assert_eq!(
             el.as_ref()
                 .ok()
-                .and_then(|e| e.attr_ns(crate::wsman::ns::XML, "lang")),
+                .and_then(|e| e.attr_ns(crate::ns::XML, "lang")),
             Some("en-US")
         );
     }

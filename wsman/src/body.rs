@@ -265,8 +265,8 @@ fn max_elements(el: Option<&Element>) -> Result<Option<u32>, BodyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wsman::envelope::Request;
-    use crate::wsman::envelope::tests::{PYWINRM_ENUMERATE, WINRM_EXE_INVOKE};
+    use crate::envelope::Request;
+    use crate::envelope::tests::{PYWINRM_ENUMERATE, WINRM_EXE_INVOKE};
 
     fn req(s: &str) -> Request {
         match Request::parse(s.as_bytes()) {
@@ -401,7 +401,7 @@ mod tests {
                 ns::ENUMERATION,
                 ns::WSMAN
             );
-            crate::wsman::xml::parse(doc.as_bytes())
+            crate::xml::parse(doc.as_bytes())
                 .map_err(|e| BodyError::new(e.to_string()))
                 .and_then(|el| EnumerateRequest::parse(Some(&el)))
         };
@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn pull_and_release_bodies() {
-        let body = |xml: &str| crate::wsman::xml::parse(xml.as_bytes()).ok();
+        let body = |xml: &str| crate::xml::parse(xml.as_bytes()).ok();
         let pull = body(&format!(
             r#"<n:Pull xmlns:n="{}" xmlns:w="{}"><n:EnumerationContext> uuid:C </n:EnumerationContext><w:OptimizeEnumeration/><n:MaxElements>32000</n:MaxElements></n:Pull>"#,
             ns::ENUMERATION,
