@@ -15,7 +15,7 @@
 use crate::server::{Sim, SimConfig};
 use crate::state::ClockMode;
 use crate::wsman::cimxml::{self, CimValue};
-use crate::wsman::ns;
+use crate::wsman::ns::{self, class_uri};
 use crate::wsman::writer::{escape_attr_into, escape_into};
 use crate::wsman::xml::{self, Element};
 use anyhow::{Context as _, anyhow, bail};
@@ -276,10 +276,6 @@ struct Demo {
     /// The last view of the VM on each host.
     seen: BTreeMap<String, VmView>,
     step_no: usize,
-}
-
-fn class_uri(class: &str) -> String {
-    format!("{}root/virtualization/v2/{class}", ns::WMI_BASE)
 }
 
 fn escaped(s: &str) -> String {

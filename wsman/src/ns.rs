@@ -45,6 +45,25 @@ pub const ANONYMOUS: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/ro
 pub const WMI_BASE: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/";
 /// Protocol version announced by Identify (the DMTF schema URI, as WinRM does).
 pub const PROTOCOL_VERSION: &str = WSMAN;
+/// The WMI namespace of Hyper-V's v2 provider.
+pub const VIRTUALIZATION_V2: &str = "root/virtualization/v2";
+
+/// Resource URI of a class in `root/virtualization/v2`, e.g. `class_uri("Msvm_ConcreteJob")`.
+pub fn class_uri(class: &str) -> String {
+    class_uri_in(VIRTUALIZATION_V2, class)
+}
+
+/// Resource URI of a class in any WMI namespace (`root/cimv2`, ...); slashes around the
+/// namespace are tolerated so `/root/cimv2/` and `root/cimv2` give the same URI.
+pub fn class_uri_in(wmi_namespace: &str, class: &str) -> String {
+    format!("{WMI_BASE}{}/{class}", wmi_namespace.trim_matches('/'))
+}
+
+/// The `…/root/virtualization/v2/*` URI that WQL enumerations must use (a class URI with a WQL
+/// filter is a fault on real hosts, wsman.md §1.3).
+pub fn ns_wildcard_uri() -> String {
+    class_uri("*")
+}
 
 /// WS-Management fault detail URIs (`w:FaultDetail`).
 pub mod detail {
@@ -81,4 +100,25 @@ pub mod action {
     pub const ADDRESSING_FAULT: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/fault";
     /// Header Action of `n:` faults (wsman.md §1.4).
     pub const ENUMERATION_FAULT: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/fault";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris() {
+        assert_eq!(
+            class_uri("Msvm_ConcreteJob"),
+            "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_ConcreteJob"
+        );
+        assert_eq!(
+            ns_wildcard_uri(),
+            "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/*"
+        );
+        assert_eq!(
+            class_uri_in("/root/cimv2/", "Win32_OperatingSystem"),
+            "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/Win32_OperatingSystem"
+        );
+    }
 }

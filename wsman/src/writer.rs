@@ -394,6 +394,16 @@ fn write_value(out: &mut String, name: &str, value: &Value) {
     }
 }
 
+/// The escaping rule for callers that build XML as strings: safe in element text and in a
+/// double-quoted attribute value alike (it is [`escape_attr_into`]; in text the extra
+/// character references read back as the same characters), so no caller has to think about
+/// which context it is in. Requests, embedded instances and reports all use it.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    escape_attr_into(&mut out, s);
+    out
+}
+
 /// Escapes text content. Characters XML 1.0 cannot carry at all (most C0 controls,
 /// U+FFFE/U+FFFF) become U+FFFD, because a malformed response is worse than a replaced
 /// character; `\r` is written as `&#13;` so that it survives end-of-line normalisation.
@@ -734,6 +744,22 @@ mod tests {
         );
         let p = find(root, "urn:c?x=\"1\"&y=<2>", "P").and_then(|n| n.text());
         assert_eq!(p, Some("a&b<c>d\"e'f\r\ng\th\u{FFFD}i\u{FFFD}"));
+    }
+
+    #[test]
+    fn one_escape_for_text_and_attributes() {
+        let nasty = "a<b>&\"c\"'d'\r\n\t\u{1}";
+        let escaped = escape(nasty);
+        assert_eq!(
+            escaped,
+            "a&lt;b&gt;&amp;&quot;c&quot;'d'&#13;&#10;&#9;\u{FFFD}"
+        );
+        let xml = format!("<r a=\"{escaped}\">{escaped}</r>");
+        let d = doc(&xml);
+        let root = d.root_element();
+        let read_back = "a<b>&\"c\"'d'\r\n\t\u{FFFD}";
+        assert_eq!(root.attribute("a"), Some(read_back));
+        assert_eq!(root.text(), Some(read_back));
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub fn identify_envelope() -> String {
     format!(
         r#"<s:Envelope xmlns:s="{}" xmlns:wsmid="{}"><s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"#,
         ns::SOAP,
-        ns::IDENTITY
+        ns::IDENTIFY
     )
 }
 
@@ -336,7 +336,7 @@ mod tests {
         let xml = identify_envelope();
         let doc = roxmltree::Document::parse(&xml).expect("parses");
         let body = child(doc.root_element(), ns::SOAP, "Body").expect("body");
-        assert!(child(body, ns::IDENTITY, "Identify").is_some());
+        assert!(child(body, ns::IDENTIFY, "Identify").is_some());
         let header = child(doc.root_element(), ns::SOAP, "Header").expect("header");
         assert_eq!(elements(header).count(), 0);
     }

@@ -16,7 +16,7 @@ pub mod envelope;
 pub mod error;
 pub mod job;
 mod msgid;
-pub mod ns;
+pub use replica_wsman::ns;
 pub mod parse;
 pub mod recorder;
 pub mod types;

@@ -360,7 +360,7 @@ pub fn invoke_output(body: Node<'_, '_>, method: &str) -> Result<InvokeOutput> {
 
 /// Body of an IdentifyResponse.
 pub fn identify_response(body: Node<'_, '_>) -> Result<IdentifyInfo> {
-    let resp = child(body, ns::IDENTITY, "IdentifyResponse").ok_or_else(|| {
+    let resp = child(body, ns::IDENTIFY, "IdentifyResponse").ok_or_else(|| {
         WsmanError::Protocol(format!(
             "expected wsmid:IdentifyResponse, got {}",
             describe_children(body)

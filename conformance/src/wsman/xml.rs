@@ -4,29 +4,8 @@
 
 use roxmltree::Node;
 
-/// Escapes text for element content and for attribute values (both quote kinds), so one
-/// function serves both and no caller has to think about which context it is in.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // A carriage return would be normalised away by the receiving parser; keep it.
-            '\r' => out.push_str("&#13;"),
-            // Characters XML 1.0 cannot carry at all: written out as `\u{..}` text so the
-            // document stays well-formed and the reader still sees what was there.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n') => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32))
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
+/// The one escaping rule of the protocol crate (control characters become U+FFFD there).
+pub use replica_wsman::writer::escape;
 
 /// Wraps `s` in CDATA the way libvirt sends embedded instances. A `]]>` inside the payload
 /// would end the section early, so it is split across two sections: the receiver's parsed
@@ -107,14 +86,6 @@ pub fn resolve_qname(node: Node<'_, '_>, text: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escape_covers_markup_and_quotes() {
-        assert_eq!(
-            escape(r#"a<b>&"c"'d'"#),
-            "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;"
-        );
-    }
 
     #[test]
     fn cdata_round_trips_through_a_parser() {
