@@ -600,8 +600,8 @@ fn value_text(v: &Value) -> Option<String> {
         Value::Text(s) => Some(s.clone()),
         Value::Int(i) => Some(i.to_string()),
         Value::Bool(b) => Some(if *b { "TRUE".into() } else { "FALSE".into() }),
-        Value::Datetime(ms) => Some(replica_core::time::cim_datetime(*ms as u64)),
-        Value::Interval(ms) => Some(replica_core::time::cim_interval(*ms)),
+        Value::Datetime(ms) => Some(crate::wsman::xsd::format_dmtf_datetime_ms(*ms as u64)),
+        Value::Interval(ms) => Some(crate::wsman::xsd::format_dmtf_interval_ms(*ms)),
         Value::Ref(_) => None,
         Value::Array(a) => a.first().and_then(value_text),
     }
@@ -752,7 +752,7 @@ mod tests {
         };
         assert_eq!(
             prop_text(j, "TimeBeforeRemoval").as_deref(),
-            Some(replica_core::time::cim_interval(300_000).as_str())
+            Some(crate::wsman::xsd::format_dmtf_interval_ms(300_000).as_str())
         );
     }
 }
