@@ -18,6 +18,7 @@ pub mod envelope;
 pub mod epr;
 pub mod fault;
 pub mod ns;
+pub mod request;
 pub mod wql;
 pub mod writer;
 pub mod xml;

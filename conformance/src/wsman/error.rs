@@ -138,6 +138,12 @@ pub enum WsmanError {
     },
 }
 
+impl From<replica_wsman::request::BuildError> for WsmanError {
+    fn from(e: replica_wsman::request::BuildError) -> Self {
+        WsmanError::InvalidRequest(e.0)
+    }
+}
+
 impl WsmanError {
     /// The fault, if this is one.
     pub fn fault(&self) -> Option<&SoapFault> {

@@ -12,7 +12,8 @@
 //! - [`Recorder`] sees every exchange ([`Exchange`] is JSON-serialisable).
 
 pub mod client;
-pub mod envelope;
+/// Request envelopes come from the protocol crate (the name the runner has always used).
+pub use replica_wsman::request as envelope;
 pub mod error;
 pub mod job;
 mod msgid;

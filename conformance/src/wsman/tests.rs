@@ -442,7 +442,7 @@ async fn invoke_then_wait_for_job_by_get() {
             &rs_uri(),
             "InitiateFailback",
             &service,
-            &[("ComputerSystem", Param::epr(&vm))],
+            &[("ComputerSystem", Param::from(&vm))],
         )
         .await
     {

@@ -7,68 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ns;
 
-/// Ordered selector set (`w:SelectorSet`). Order is kept because it is what goes on the wire
-/// and what a recording shows; lookups ignore ASCII case because WMI key names do.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SelectorSet(pub Vec<(String, String)>);
-
-impl SelectorSet {
-    pub fn new() -> Self {
-        SelectorSet(Vec::new())
-    }
-
-    /// Builder-style append.
-    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.0.push((name.into(), value.into()));
-        self
-    }
-
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push((name.into(), value.into()));
-    }
-
-    /// Value of the selector `name` (ASCII case-insensitive, first match).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
-    }
-}
-
-impl<K: Into<String>, V: Into<String>, const N: usize> From<[(K, V); N]> for SelectorSet {
-    fn from(pairs: [(K, V); N]) -> Self {
-        SelectorSet(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
-    }
-}
-
-impl<K: Into<String>, V: Into<String>> From<Vec<(K, V)>> for SelectorSet {
-    fn from(pairs: Vec<(K, V)>) -> Self {
-        SelectorSet(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
-    }
-}
+pub use replica_wsman::request::{EprMode, Param, SelectorSet};
 
 /// A WS-Addressing endpoint reference as WinRM writes it for WMI objects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -259,18 +198,6 @@ impl EnumItem {
     }
 }
 
-/// `w:EnumerationMode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EprMode {
-    /// No `w:EnumerationMode`: objects only.
-    #[default]
-    Objects,
-    /// `EnumerateEPR`, as libvirt uses to build EPR parameters.
-    Epr,
-    /// `EnumerateObjectAndEPR`.
-    ObjectAndEpr,
-}
-
 /// Options of an enumeration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnumOpts {
@@ -319,31 +246,9 @@ impl EnumPage {
     }
 }
 
-/// A method parameter (`Invoke`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Param {
-    /// Escaped text (numbers, enums, booleans, strings).
-    Text(String),
-    /// A reference: `a:Address` + `a:ReferenceParameters` directly under the parameter
-    /// element, with no `a:EndpointReference` wrapper (winrm.exe and libvirt form).
-    Epr {
-        resource_uri: String,
-        selectors: SelectorSet,
-    },
-    /// A CIM-XML `<INSTANCE …>` string, sent as CDATA as libvirt does.
-    EmbeddedInstance(String),
-    /// `xsi:nil="true"`.
-    Nil,
-    /// An array parameter: the element repeated once per entry. Nested arrays are refused.
-    Array(Vec<Param>),
-}
-
-impl Param {
-    pub fn text(s: impl Into<String>) -> Self {
-        Param::Text(s.into())
-    }
-
-    pub fn epr(epr: &Epr) -> Self {
+/// A reference parameter to the object `epr` names.
+impl From<&Epr> for Param {
+    fn from(epr: &Epr) -> Self {
         Param::Epr {
             resource_uri: epr.resource_uri.clone(),
             selectors: epr.selectors.clone(),

@@ -1,29 +1,11 @@
-//! Small XML writing helpers: escaping, CDATA, name checks, and a few read helpers shared by the
-//! parsers. Requests are built as strings (no writer crate) because their shape is fixed and
-//! short; everything that comes from a caller goes through `escape`.
+//! Read helpers shared by the response parsers (roxmltree, by namespace URI), and the escaping
+//! rule re-exported from the protocol crate for the few strings the client still builds itself
+//! (JUnit reports).
 
 use roxmltree::Node;
 
 /// The one escaping rule of the protocol crate (control characters become U+FFFD there).
 pub use replica_wsman::writer::escape;
-
-/// Wraps `s` in CDATA the way libvirt sends embedded instances. A `]]>` inside the payload
-/// would end the section early, so it is split across two sections: the receiver's parsed
-/// text is still exactly `s`.
-pub fn cdata(s: &str) -> String {
-    format!("<![CDATA[{}]]>", s.replace("]]>", "]]]]><![CDATA[>"))
-}
-
-/// WMI class, method and parameter names are plain identifiers; anything else would not be a
-/// valid element name and cannot be escaped, so requests with such names are refused up front.
-pub fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
 
 /// True when the element is `{ns}local`.
 pub fn is(node: Node<'_, '_>, ns: &str, local: &str) -> bool {
@@ -80,28 +62,5 @@ pub fn resolve_qname(node: Node<'_, '_>, text: &str) -> (String, String) {
                 .to_string(),
             text.to_string(),
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cdata_round_trips_through_a_parser() {
-        let payload = "<INSTANCE>]]>x</INSTANCE>";
-        let doc = format!("<r>{}</r>", cdata(payload));
-        let parsed = roxmltree::Document::parse(&doc).expect("valid xml");
-        assert_eq!(text_of(parsed.root_element()), payload);
-    }
-
-    #[test]
-    fn identifiers() {
-        assert!(is_identifier("RequestStateChange"));
-        assert!(is_identifier("_x1"));
-        assert!(!is_identifier(""));
-        assert!(!is_identifier("1x"));
-        assert!(!is_identifier("a b"));
-        assert!(!is_identifier("a<b"));
     }
 }
