@@ -14,6 +14,8 @@ use hyper_util::rt::TokioIo;
 use replica_core::ops::Operation;
 use replica_core::topology::TopologySpec;
 use replica_sim::{Sim, SimConfig};
+use replica_wsman::ns::{self, class_uri, ns_wildcard_uri};
+use replica_wsman::request::{self, SelectorSet};
 use serde_json::json;
 use std::io::BufRead as _;
 use std::net::SocketAddr;
@@ -50,75 +52,68 @@ struct Args {
     dispatch_only: Option<u64>,
 }
 
-const BASE: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/";
 const AUTH: &str = "Basic YWRtaW46YWRtaW4="; // admin:admin
 
-fn envelope(n: u64, to: &str, resource: &str, action: &str, selectors: &str, body: &str) -> String {
-    format!(
-        concat!(
-            "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:a=\"http://schemas.xmlsoap.org/ws/2004/08/addressing\" ",
-            "xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\" xmlns:n=\"http://schemas.xmlsoap.org/ws/2004/09/enumeration\">",
-            "<s:Header><a:To>{to}</a:To><w:ResourceURI s:mustUnderstand=\"true\">{resource}</w:ResourceURI>",
-            "<a:ReplyTo><a:Address s:mustUnderstand=\"true\">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address></a:ReplyTo>",
-            "<a:Action s:mustUnderstand=\"true\">{action}</a:Action><w:MaxEnvelopeSize s:mustUnderstand=\"true\">512000</w:MaxEnvelopeSize>",
-            "<a:MessageID>uuid:00000000-0000-4000-8000-{n:012X}</a:MessageID><w:OperationTimeout>PT60S</w:OperationTimeout>{selectors}</s:Header>",
-            "<s:Body>{body}</s:Body></s:Envelope>"
-        ),
-        to = to,
-        resource = resource,
-        action = action,
-        selectors = selectors,
-        body = body,
-        n = n
-    )
-}
-
-fn service_selectors(host: &str) -> String {
-    format!(
-        "<w:SelectorSet><w:Selector Name=\"CreationClassName\">Msvm_ReplicationService</w:Selector><w:Selector Name=\"Name\">replicasvc</w:Selector><w:Selector Name=\"SystemCreationClassName\">Msvm_ComputerSystem</w:Selector><w:Selector Name=\"SystemName\">{host}</w:Selector></w:SelectorSet>"
+/// A request as the conformance client sends it (the protocol crate's one request builder).
+fn envelope(
+    n: u64,
+    resource: &str,
+    action: &str,
+    selectors: &[(&str, &str)],
+    body: &str,
+) -> String {
+    let selectors = SelectorSet::from(selectors.to_vec());
+    request::envelope(
+        &request::Headers {
+            to: "http://127.0.0.1/wsman",
+            resource_uri: resource,
+            action,
+            message_id: &format!("uuid:00000000-0000-4000-8000-{n:012X}"),
+            max_envelope_size: 512_000,
+            locale: "en-US",
+            selectors: Some(&selectors),
+            operation_timeout: Duration::from_secs(60),
+        },
+        body,
     )
 }
 
 fn invoke(n: u64, host: &str, method: &str, vm: &str) -> String {
-    let res = format!("{BASE}Msvm_ReplicationService");
-    let body = format!(
-        "<p:{method}_INPUT xmlns:p=\"{res}\"><p:ComputerSystem><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address><a:ReferenceParameters><w:ResourceURI>{BASE}Msvm_ComputerSystem</w:ResourceURI><w:SelectorSet><w:Selector Name=\"CreationClassName\">Msvm_ComputerSystem</w:Selector><w:Selector Name=\"Name\">{vm}</w:Selector></w:SelectorSet></a:ReferenceParameters></p:ComputerSystem></p:{method}_INPUT>"
-    );
+    let res = class_uri("Msvm_ReplicationService");
+    let vm_ref = request::Param::Epr {
+        resource_uri: class_uri("Msvm_ComputerSystem"),
+        selectors: SelectorSet::from([("CreationClassName", "Msvm_ComputerSystem"), ("Name", vm)]),
+    };
+    // The method names are the bench's own constants: a bad one is a bug in this file.
+    let body = request::invoke_body(&res, method, &[("ComputerSystem", vm_ref)])
+        .expect("bench method names are identifiers");
     envelope(
         n,
-        "http://127.0.0.1/wsman",
         &res,
         &format!("{res}/{method}"),
-        &service_selectors(host),
+        &[
+            ("CreationClassName", "Msvm_ReplicationService"),
+            ("Name", "replicasvc"),
+            ("SystemCreationClassName", "Msvm_ComputerSystem"),
+            ("SystemName", host),
+        ],
         &body,
     )
 }
 
 fn get_job(n: u64, id: &str) -> String {
-    let sel =
-        format!("<w:SelectorSet><w:Selector Name=\"InstanceID\">{id}</w:Selector></w:SelectorSet>");
     envelope(
         n,
-        "http://127.0.0.1/wsman",
-        &format!("{BASE}Msvm_ConcreteJob"),
-        "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get",
-        &sel,
+        &class_uri("Msvm_ConcreteJob"),
+        ns::action::GET,
+        &[("InstanceID", id)],
         "",
     )
 }
 
 fn wql(n: u64, query: &str) -> String {
-    let body = format!(
-        "<n:Enumerate><w:OptimizeEnumeration/><w:MaxElements>32000</w:MaxElements><w:Filter Dialect=\"http://schemas.microsoft.com/wbem/wsman/1/WQL\">{query}</w:Filter></n:Enumerate>"
-    );
-    envelope(
-        n,
-        "http://127.0.0.1/wsman",
-        &format!("{BASE}*"),
-        "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate",
-        "",
-        &body,
-    )
+    let body = request::enumerate_body(Some(query), true, Some(32000), request::EprMode::Objects);
+    envelope(n, &ns_wildcard_uri(), ns::action::ENUMERATE, &[], &body)
 }
 
 const APP_01: &str = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01";
