@@ -47,6 +47,9 @@ pub const WMI_BASE: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/";
 pub const PROTOCOL_VERSION: &str = WSMAN;
 /// The WMI namespace of Hyper-V's v2 provider.
 pub const VIRTUALIZATION_V2: &str = "root/virtualization/v2";
+/// `{WMI_BASE}{VIRTUALIZATION_V2}/`: a class name appended gives its resource URI (what
+/// [`class_uri`] returns, for callers that format URIs in place).
+pub const V2_BASE: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/";
 
 /// Resource URI of a class in `root/virtualization/v2`, e.g. `class_uri("Msvm_ConcreteJob")`.
 pub fn class_uri(class: &str) -> String {
@@ -116,6 +119,7 @@ mod tests {
             ns_wildcard_uri(),
             "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/*"
         );
+        assert_eq!(format!("{V2_BASE}X"), class_uri("X"));
         assert_eq!(
             class_uri_in("/root/cimv2/", "Win32_OperatingSystem"),
             "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/Win32_OperatingSystem"
