@@ -7,6 +7,9 @@
 //! WinRM response is quoted in wsman.md; "winerror" means the number and English text are
 //! those of the `ERROR_WSMAN_*` message table (wsmerror.h, found through the search tool),
 //! which is where WinRM takes its reason texts from; INFERRED means neither.
+//!
+//! The same module holds the client's view of a fault, [`SoapFault`]: what a response parser
+//! reads back from any server (WinRM, the simulator, a recording).
 
 use super::ns;
 use super::writer::{ReplyHeader, close_envelope, escape_attr_into, escape_into, open_envelope};
@@ -376,6 +379,74 @@ impl Fault {
         out.push_str("</f:Message></f:WSManFault></s:Detail></s:Fault>");
         close_envelope(&mut out);
         out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reading side
+
+/// A namespace-qualified name, e.g. a fault subcode `{http://…/wsman.xsd}InvalidSelectors`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QName {
+    /// The namespace URI (empty when the prefix could not be resolved).
+    pub namespace: String,
+    /// The local name.
+    pub local: String,
+}
+
+impl std::fmt::Display for QName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{{{}}}{}", self.namespace, self.local)
+    }
+}
+
+/// A SOAP 1.2 fault as a client reads it (wsman.md §1.4): the reading side of what
+/// [`Fault::to_xml`] writes, filled by [`crate::response::fault`] and
+/// [`crate::response::decode`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SoapFault {
+    /// The HTTP status the fault came with (WinRM: 500; some servers 400 or 200).
+    pub http_status: u16,
+    /// `s:Code/s:Value`, e.g. `{soap-envelope}Sender` or `Receiver`.
+    pub code: QName,
+    /// `s:Code/s:Subcode/s:Value`, e.g. `{…/wsman.xsd}InvalidSelectors`.
+    pub subcode: Option<QName>,
+    /// First `s:Reason/s:Text`.
+    pub reason: String,
+    /// `f:WSManFault/@Code` (decimal HRESULT or Win32 code) of the outermost WSManFault.
+    pub wsman_code: Option<u32>,
+    /// `w:FaultDetail` URI.
+    pub fault_detail: Option<String>,
+    /// Text of the outermost `f:WSManFault/f:Message`, whitespace-collapsed.
+    pub message: Option<String>,
+    /// Header `a:Action` of the fault message.
+    pub action: Option<String>,
+}
+
+impl SoapFault {
+    /// `code` is `s:Sender`.
+    pub fn is_sender(&self) -> bool {
+        self.code.local == "Sender"
+    }
+
+    /// The subcode is `{ns}local`.
+    pub fn subcode_is(&self, ns: &str, local: &str) -> bool {
+        self.subcode
+            .as_ref()
+            .is_some_and(|s| s.namespace == ns && s.local == local)
+    }
+}
+
+impl std::fmt::Display for SoapFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {} {}", self.http_status, self.code.local)?;
+        if let Some(s) = &self.subcode {
+            write!(f, "/{}", s.local)?;
+        }
+        if let Some(c) = self.wsman_code {
+            write!(f, " (code {c})")?;
+        }
+        write!(f, ": {}", self.reason.trim())
     }
 }
 

@@ -14,11 +14,14 @@
 
 pub mod body;
 pub mod cimxml;
+pub mod dom;
 pub mod envelope;
 pub mod epr;
 pub mod fault;
 pub mod ns;
 pub mod request;
+pub mod response;
+pub mod values;
 pub mod wql;
 pub mod writer;
 pub mod xml;

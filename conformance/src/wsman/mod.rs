@@ -18,13 +18,14 @@ pub mod error;
 pub mod job;
 mod msgid;
 pub use replica_wsman::ns;
-pub mod parse;
+/// Response parsing lives in the protocol crate.
+pub use replica_wsman::response as parse;
 pub mod recorder;
-pub mod types;
-mod xml;
+/// Selectors, EPRs, instances and method values live in the protocol crate.
+pub use replica_wsman::values as types;
 
 /// The one XML text escaper of the crate (requests, embedded instances, JUnit reports).
-pub use xml::escape;
+pub use replica_wsman::writer::escape;
 
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::ns;
-use super::xml::{child, elements, text_of};
+use replica_wsman::dom::{child, elements, text_of};
 
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ impl Request {
     pub fn find(&self, nsu: &str, local: &str) -> Option<String> {
         let doc = roxmltree::Document::parse(&self.body).ok()?;
         doc.descendants()
-            .find(|n| super::xml::is(*n, nsu, local))
+            .find(|n| replica_wsman::dom::is(*n, nsu, local))
             .map(text_of)
     }
 

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::ns;
+use crate::ns;
 
-pub use replica_wsman::request::{EprMode, Param, SelectorSet};
+pub use crate::request::{EprMode, Param, SelectorSet};
 
 /// A WS-Addressing endpoint reference as WinRM writes it for WMI objects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

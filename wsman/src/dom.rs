@@ -1,11 +1,7 @@
-//! Read helpers shared by the response parsers (roxmltree, by namespace URI), and the escaping
-//! rule re-exported from the protocol crate for the few strings the client still builds itself
-//! (JUnit reports).
+//! Read helpers for roxmltree documents, by namespace URI and local name: what the response
+//! parsers ([`crate::response`]) and clients' own checks use.
 
 use roxmltree::Node;
-
-/// The one escaping rule of the protocol crate (control characters become U+FFFD there).
-pub use replica_wsman::writer::escape;
 
 /// True when the element is `{ns}local`.
 pub fn is(node: Node<'_, '_>, ns: &str, local: &str) -> bool {
@@ -39,7 +35,7 @@ pub fn text_of(node: Node<'_, '_>) -> String {
 /// `xsi:nil="true"` (or `1`, as XML Schema booleans allow).
 pub fn is_nil(node: Node<'_, '_>) -> bool {
     matches!(
-        node.attribute((super::ns::XSI, "nil")).map(str::trim),
+        node.attribute((crate::ns::XSI, "nil")).map(str::trim),
         Some("true") | Some("1")
     )
 }
