@@ -123,6 +123,12 @@ fn with_envelope(h: &ReplyHeader<'_>, action: &str, body: impl FnOnce(&mut Strin
     out
 }
 
+/// Any response envelope in WinRM's layout around `body` (already XML): for answers the
+/// typed writers below do not cover, such as a test server's canned bodies.
+pub fn response_envelope(h: &ReplyHeader<'_>, action: &str, body: &str) -> String {
+    with_envelope(h, action, |out| out.push_str(body))
+}
+
 /// WS-Transfer GetResponse: the instance is the body.
 pub fn get_response(h: &ReplyHeader<'_>, instance: &Instance) -> String {
     with_envelope(h, ns::action::GET_RESPONSE, |out| {
