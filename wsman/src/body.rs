@@ -9,6 +9,7 @@ use super::xml::Element;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct BodyError {
+    /// What is wrong, in words a fault message can carry.
     pub message: String,
 }
 
@@ -30,6 +31,7 @@ impl BodyError {
 pub struct Filter {
     /// The Dialect attribute; DSP0226's default (XPath 1.0) when absent.
     pub dialect: String,
+    /// The filter text (a WQL query for the WQL dialect).
     pub text: String,
     /// The `w:Filter` element itself, for dialects with structure (association, selector).
     pub element: Option<Element>,
@@ -42,6 +44,7 @@ pub struct EnumerateRequest {
     pub optimize: bool,
     /// `w:MaxElements`: only meaningful with `optimize`.
     pub max_elements: Option<u32>,
+    /// `w:Filter`, when the enumeration is filtered.
     pub filter: Option<Filter>,
     /// `w:EnumerationMode`: objects (the default), EPRs, or both.
     pub mode: EnumerationMode,
@@ -61,6 +64,7 @@ pub enum EnumerationMode {
 }
 
 impl EnumerateRequest {
+    /// Reads an `n:Enumerate` body; `None` (no body) is refused.
     pub fn parse(body: Option<&Element>) -> Result<EnumerateRequest, BodyError> {
         let el = expect(body, ns::ENUMERATION, "Enumerate")?;
         let mut req = EnumerateRequest {
@@ -94,12 +98,14 @@ impl EnumerateRequest {
 /// `n:Pull`. A resent filter (libvirt does that) is ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullRequest {
+    /// `n:EnumerationContext`, as the server issued it.
     pub context: String,
     /// `n:MaxElements` (WS-Enumeration's own; WinRb sends this one).
     pub max_elements: Option<u32>,
 }
 
 impl PullRequest {
+    /// Reads an `n:Pull` body.
     pub fn parse(body: Option<&Element>) -> Result<PullRequest, BodyError> {
         let el = expect(body, ns::ENUMERATION, "Pull")?;
         Ok(PullRequest {
@@ -115,10 +121,12 @@ impl PullRequest {
 /// `n:Release`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseRequest {
+    /// `n:EnumerationContext` of the enumeration to end.
     pub context: String,
 }
 
 impl ReleaseRequest {
+    /// Reads an `n:Release` body.
     pub fn parse(body: Option<&Element>) -> Result<ReleaseRequest, BodyError> {
         let el = expect(body, ns::ENUMERATION, "Release")?;
         Ok(ReleaseRequest {
@@ -143,6 +151,7 @@ pub enum ParamValue {
 /// `<p:{Method}_INPUT xmlns:p="{ResourceURI}">`: the parameters in document order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InvokeInput {
+    /// The parameters in document order (a repeated name is an array parameter).
     pub params: Vec<(String, ParamValue)>,
 }
 

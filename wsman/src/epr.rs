@@ -11,6 +11,7 @@ use super::xml::Element;
 pub struct Epr {
     /// Usually the anonymous role URI; WinRM writes it in every EPR it emits.
     pub address: String,
+    /// `w:ResourceURI`: the class of the referenced instance.
     pub resource_uri: String,
     /// `(Name, value)` in document order.
     pub selectors: Vec<(String, String)>,

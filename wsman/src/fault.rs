@@ -60,7 +60,9 @@ pub enum FaultKind {
     /// in the top-level Code with no subcode and names the header in `s:NotUnderstood`.
     /// Number from windows-docs-rs; body INFERRED.
     MustUnderstand {
+        /// Namespace URI of the header not understood.
         header_ns: Option<String>,
+        /// Its local name.
         header_local: String,
     },
     /// Bad OperationTimeout and the like. Action and number CAPTURED (pypsrp
@@ -81,8 +83,11 @@ pub enum FaultKind {
 /// SOAP 1.2 top-level fault code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SoapCode {
+    /// `s:Sender`: the request was wrong.
     Sender,
+    /// `s:Receiver`: the server could not do it.
     Receiver,
+    /// `s:MustUnderstand`: a mandatory header was not understood.
     MustUnderstand,
 }
 
@@ -101,8 +106,11 @@ impl SoapCode {
 /// the envelope declares).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subcode {
+    /// Namespace URI of the subcode.
     pub ns: &'static str,
+    /// The prefix WinRM writes it with.
     pub prefix: &'static str,
+    /// Its local name.
     pub local: &'static str,
 }
 
@@ -132,6 +140,7 @@ const fn n(local: &'static str) -> Option<Subcode> {
 const E_FAIL: u32 = 0x8000_4005;
 
 impl FaultKind {
+    /// The top-level `s:Code` WinRM uses for this kind.
     pub fn soap_code(&self) -> SoapCode {
         match self {
             FaultKind::InternalError
@@ -143,6 +152,7 @@ impl FaultKind {
         }
     }
 
+    /// The `s:Subcode`, if the kind has one.
     pub fn subcode(&self) -> Option<Subcode> {
         match self {
             FaultKind::InvalidSelectors(_) => w("InvalidSelectors"),
@@ -273,6 +283,7 @@ impl FaultKind {
 /// A fault ready to be written: the kind plus the per-occurrence parts of the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
+    /// Which fault; decides code, subcode, reason and number.
     pub kind: FaultKind,
     /// `f:Message`; the reason text when not set.
     pub message: Option<String>,
@@ -290,6 +301,7 @@ impl From<FaultKind> for Fault {
 }
 
 impl Fault {
+    /// A fault of `kind` with its default message, machine and code.
     pub fn new(kind: FaultKind) -> Self {
         Fault {
             kind,
@@ -299,16 +311,19 @@ impl Fault {
         }
     }
 
+    /// Sets `f:Message` (the reason text otherwise).
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
         self.message = Some(message.into());
         self
     }
 
+    /// Sets `f:WSManFault/@Machine` (the simulated host's name).
     pub fn with_machine(mut self, machine: impl Into<String>) -> Self {
         self.machine = machine.into();
         self
     }
 
+    /// Overrides the `f:WSManFault/@Code` number.
     pub fn with_code(mut self, code: u32) -> Self {
         self.code = Some(code);
         self
@@ -319,6 +334,7 @@ impl Fault {
         500
     }
 
+    /// The `f:WSManFault/@Code` written: the override, else the kind's.
     pub fn wsman_code(&self) -> u32 {
         self.code.unwrap_or_else(|| self.kind.wsman_code())
     }

@@ -34,11 +34,16 @@ pub fn config(default: u32) -> ProptestConfig {
     }
 }
 
+/// One edit of an input: positions wrap around the input's length.
 #[derive(Debug, Clone)]
 pub enum Mutation {
+    /// Removes the byte at the position.
     Delete(usize),
+    /// Inserts a byte.
     Insert(usize, u8),
+    /// Overwrites a byte.
     Replace(usize, u8),
+    /// Cuts the input at the position.
     Truncate(usize),
     /// Copies a slice of the input elsewhere, which makes tags nest and repeat oddly.
     Splice(usize, usize, usize),
@@ -52,6 +57,7 @@ pub fn interesting_byte() -> impl Strategy<Value = u8> {
     ]
 }
 
+/// Any one [`Mutation`].
 pub fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         any::<usize>().prop_map(Mutation::Delete),
@@ -63,6 +69,7 @@ pub fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
+/// Applies `mutations` in order to a copy of `input`.
 pub fn apply(input: &[u8], mutations: &[Mutation]) -> Vec<u8> {
     let mut v = input.to_vec();
     for m in mutations {
@@ -118,6 +125,7 @@ pub fn exercise_request(bytes: &[u8]) {
     assert!(roxmltree::Document::parse(&xml).is_ok(), "{xml}");
 }
 
+/// Parses an embedded instance and reads every property every typed way.
 pub fn exercise_instance(text: &str) {
     if let Ok(i) = EmbeddedInstance::parse(text) {
         for (name, _) in &i.properties {
@@ -128,6 +136,7 @@ pub fn exercise_instance(text: &str) {
     }
 }
 
+/// Parses WQL and evaluates a WHERE clause against two made-up rows.
 pub fn exercise_query(text: &str) {
     if let Ok(Query::Select {
         filter: Some(f), ..

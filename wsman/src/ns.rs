@@ -38,6 +38,7 @@ pub const ASSOCIATION_DIALECT: &str =
     "http://schemas.dmtf.org/wbem/wsman/1/cimbinding/associationFilter";
 /// DSP0226's selector filter dialect.
 pub const SELECTOR_DIALECT: &str = "http://schemas.dmtf.org/wbem/wsman/1/wsman/SelectorFilter";
+/// The XPath 1.0 dialect URI (the default when Dialect is absent).
 pub const XPATH_DIALECT: &str = "http://www.w3.org/TR/1999/REC-xpath-19991116";
 /// WS-Addressing anonymous role: the `a:To` of every response and the `a:Address` of EPRs.
 pub const ANONYMOUS: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
@@ -70,31 +71,45 @@ pub fn ns_wildcard_uri() -> String {
 
 /// WS-Management fault detail URIs (`w:FaultDetail`).
 pub mod detail {
+    /// Selectors the class does not have.
     pub const UNEXPECTED_SELECTORS: &str =
         "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors";
+    /// Key selectors missing.
     pub const INSUFFICIENT_SELECTORS: &str =
         "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InsufficientSelectors";
+    /// A selector given twice.
     pub const DUPLICATE_SELECTORS: &str =
         "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/DuplicateSelectors";
+    /// No such class or namespace.
     pub const INVALID_RESOURCE_URI: &str =
         "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidResourceURI";
+    /// A value of the wrong type or out of range.
     pub const INVALID_VALUE: &str =
         "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidValue";
+    /// The response would exceed the request's MaxEnvelopeSize.
     pub const MAX_ENVELOPE_SIZE: &str =
         "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/MaxEnvelopeSize";
 }
 
 /// Action URIs (`a:Action`).
 pub mod action {
+    /// WS-Transfer Get.
     pub const GET: &str = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get";
+    /// Its response.
     pub const GET_RESPONSE: &str = "http://schemas.xmlsoap.org/ws/2004/09/transfer/GetResponse";
+    /// WS-Enumeration Enumerate.
     pub const ENUMERATE: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate";
+    /// Its response.
     pub const ENUMERATE_RESPONSE: &str =
         "http://schemas.xmlsoap.org/ws/2004/09/enumeration/EnumerateResponse";
+    /// WS-Enumeration Pull.
     pub const PULL: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Pull";
+    /// Its response.
     pub const PULL_RESPONSE: &str =
         "http://schemas.xmlsoap.org/ws/2004/09/enumeration/PullResponse";
+    /// WS-Enumeration Release.
     pub const RELEASE: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Release";
+    /// Its response.
     pub const RELEASE_RESPONSE: &str =
         "http://schemas.xmlsoap.org/ws/2004/09/enumeration/ReleaseResponse";
     /// Header Action of `w:` faults (wsman.md §1.4).

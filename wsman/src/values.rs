@@ -21,6 +21,7 @@ pub struct Epr {
 }
 
 impl Epr {
+    /// A reference with the anonymous address.
     pub fn new(resource_uri: impl Into<String>, selectors: impl Into<SelectorSet>) -> Self {
         Epr {
             address: ns::ANONYMOUS.to_string(),
@@ -29,6 +30,7 @@ impl Epr {
         }
     }
 
+    /// Value of the selector `name` (ASCII case-insensitive).
     pub fn selector(&self, name: &str) -> Option<&str> {
         self.selectors.get(name)
     }
@@ -76,18 +78,22 @@ impl PropValue {
         }
     }
 
+    /// The text as a `u64`, if it is one.
     pub fn as_u64(&self) -> Option<u64> {
         self.as_text().and_then(|s| s.trim().parse().ok())
     }
 
+    /// The text as an `i64`, if it is one.
     pub fn as_i64(&self) -> Option<i64> {
         self.as_text().and_then(|s| s.trim().parse().ok())
     }
 
+    /// The text as a `u32`, if it is one.
     pub fn as_u32(&self) -> Option<u32> {
         self.as_text().and_then(|s| s.trim().parse().ok())
     }
 
+    /// The text as a `u16`, if it is one.
     pub fn as_u16(&self) -> Option<u16> {
         self.as_text().and_then(|s| s.trim().parse().ok())
     }
@@ -101,6 +107,7 @@ impl PropValue {
         }
     }
 
+    /// The reference, if this is one.
     pub fn as_epr(&self) -> Option<&Epr> {
         match self {
             PropValue::Ref(e) => Some(e),
@@ -108,6 +115,7 @@ impl PropValue {
         }
     }
 
+    /// `xsi:nil` (or an empty array).
     pub fn is_null(&self) -> bool {
         matches!(self, PropValue::Null)
     }
@@ -129,6 +137,7 @@ pub struct Instance {
     pub class: String,
     /// Namespace URI of the instance element; WinRM uses the class resource URI.
     pub namespace: String,
+    /// Properties by name (as the server spelled them).
     pub props: BTreeMap<String, PropValue>,
 }
 
@@ -144,22 +153,27 @@ impl Instance {
         })
     }
 
+    /// Property `name` as text (names compare ASCII case-insensitively).
     pub fn text(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(PropValue::as_text)
     }
 
+    /// Property `name` as a `u16`.
     pub fn u16(&self, name: &str) -> Option<u16> {
         self.get(name).and_then(PropValue::as_u16)
     }
 
+    /// Property `name` as a `u32`.
     pub fn u32(&self, name: &str) -> Option<u32> {
         self.get(name).and_then(PropValue::as_u32)
     }
 
+    /// Property `name` as a `u64`.
     pub fn u64(&self, name: &str) -> Option<u64> {
         self.get(name).and_then(PropValue::as_u64)
     }
 
+    /// Property `name` as a boolean.
     pub fn bool(&self, name: &str) -> Option<bool> {
         self.get(name).and_then(PropValue::as_bool)
     }
@@ -168,7 +182,9 @@ impl Instance {
 /// One enumeration item. Which variant arrives depends on [`EprMode`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EnumItem {
+    /// The object only.
     Instance(Instance),
+    /// Its reference only.
     Epr(Epr),
     /// `EnumerateObjectAndEPR`: a `w:Item` holding both.
     InstanceAndEpr(Instance, Epr),
@@ -183,6 +199,7 @@ impl EnumItem {
         }
     }
 
+    /// The object, when the item carries one.
     pub fn instance(&self) -> Option<&Instance> {
         match self {
             EnumItem::Instance(i) | EnumItem::InstanceAndEpr(i, _) => Some(i),
@@ -190,6 +207,7 @@ impl EnumItem {
         }
     }
 
+    /// The reference, when the item carries one.
     pub fn epr(&self) -> Option<&Epr> {
         match self {
             EnumItem::Epr(e) | EnumItem::InstanceAndEpr(_, e) => Some(e),
@@ -206,6 +224,7 @@ pub struct EnumOpts {
     /// `w:MaxElements` (Enumerate, when optimised) and `n:MaxElements` (Pull). `None` sends
     /// nothing and lets the server choose (WinRM's default is believed to be 1 per Pull).
     pub max_elements: Option<u32>,
+    /// Objects, references or both.
     pub epr_mode: EprMode,
     /// Safety stop for a server that never ends a sequence: the enumeration fails after this
     /// many Pulls instead of looping forever.
@@ -226,6 +245,7 @@ impl Default for EnumOpts {
 /// One page of an enumeration: an EnumerateResponse or a PullResponse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnumPage {
+    /// The items of this page, in order.
     pub items: Vec<EnumItem>,
     /// `n:EnumerationContext`, when the server sent one.
     pub context: Option<String>,
@@ -259,6 +279,7 @@ impl From<&Epr> for Param {
 /// A method's `{Method}_OUTPUT`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvokeOutput {
+    /// `ReturnValue` (0 done, 4096 job started, else an error code).
     pub return_value: u32,
     /// The `Job` out-parameter when it is a reference (4096 "transition started").
     pub job: Option<Epr>,
@@ -276,8 +297,11 @@ impl InvokeOutput {
 /// What `Identify` returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentifyInfo {
+    /// `wsmid:ProtocolVersion`.
     pub protocol_version: Option<String>,
+    /// `wsmid:ProductVendor`.
     pub product_vendor: Option<String>,
+    /// `wsmid:ProductVersion`.
     pub product_version: Option<String>,
     /// Every child of `IdentifyResponse` by local name (WinRM adds `SecurityProfiles`, ...).
     pub fields: BTreeMap<String, String>,

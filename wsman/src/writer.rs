@@ -23,6 +23,7 @@ pub struct ReplyHeader<'a> {
 }
 
 impl ReplyHeader<'_> {
+    /// The envelope's `xml:lang`.
     pub fn lang(&self) -> &str {
         self.lang.unwrap_or("en-US")
     }
@@ -33,8 +34,11 @@ impl ReplyHeader<'_> {
 pub enum Value {
     /// Written as `xsi:nil="true"`: real hosts keep NULL properties present (wsman.md §2.3).
     Null,
+    /// A string, escaped.
     Text(String),
+    /// An integer of any CIM width.
     Int(i64),
+    /// `true` / `false`.
     Bool(bool),
     /// Milliseconds since the UNIX epoch, UTC; written as `cim:Datetime`.
     Datetime(i64),
@@ -49,7 +53,9 @@ pub enum Value {
 /// One WMI instance: `class` is also the element name, `resource_uri` its namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
+    /// The class name.
     pub class: String,
+    /// The class resource URI.
     pub resource_uri: String,
     /// Written in this order.
     pub props: Vec<(String, Value)>,
@@ -59,7 +65,9 @@ pub struct Instance {
 /// (`w:EnumerationMode` EnumerateEPR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item<'a> {
+    /// The object.
     Instance(&'a Instance),
+    /// Its reference only.
     Epr(&'a Epr),
     /// `EnumerateObjectAndEPR`: `w:Item` wrapping the object, then its reference.
     ObjectAndEpr(&'a Instance, &'a Epr),

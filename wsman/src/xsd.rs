@@ -15,7 +15,9 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid xs:duration `{value}`: {reason}")]
 pub struct DurationError {
+    /// The text refused.
     pub value: String,
+    /// Why.
     pub reason: &'static str,
 }
 
