@@ -435,12 +435,7 @@ impl Demo {
     }
 
     fn identify(&mut self, host: &str) -> anyhow::Result<Props> {
-        let env = format!(
-            r#"<s:Envelope xmlns:s="{}" xmlns:wsmid="{}"><s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"#,
-            ns::SOAP,
-            ns::IDENTIFY
-        );
-        let e = self.envelope(host, &env)?;
+        let e = self.envelope(host, &request::identify_envelope())?;
         Ok(props_of(&e))
     }
 

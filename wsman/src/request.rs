@@ -173,11 +173,6 @@ const ENVELOPE_OPEN: &str = concat!(
     r#" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#
 );
 
-/// `xs:duration` as winrm.exe writes OperationTimeout: `PT60.000S`.
-pub fn format_duration(d: Duration) -> String {
-    format!("PT{}.{:03}S", d.as_secs(), d.subsec_millis())
-}
-
 fn write_selector_set(out: &mut String, selectors: &SelectorSet) {
     out.push_str("<w:SelectorSet>");
     for (name, value) in selectors.iter() {
@@ -229,7 +224,7 @@ pub fn envelope(h: &Headers<'_>, body: &str) -> String {
     let _ = write!(
         out,
         "<w:OperationTimeout>{}</w:OperationTimeout>",
-        format_duration(h.operation_timeout)
+        crate::xsd::format_timeout(h.operation_timeout)
     );
     out.push_str("</s:Header>");
     if body.is_empty() {
@@ -419,12 +414,6 @@ mod tests {
             selectors: sel,
             operation_timeout: Duration::from_secs(60),
         }
-    }
-
-    #[test]
-    fn duration_format() {
-        assert_eq!(format_duration(Duration::from_secs(60)), "PT60.000S");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "PT1.500S");
     }
 
     #[test]

@@ -124,6 +124,12 @@ pub fn parse_duration_ms(value: &str) -> Result<u64, DurationError> {
     u64::try_from(total).map_err(|_| err("duration too large"))
 }
 
+/// The `xs:duration` winrm.exe writes as OperationTimeout: seconds with three decimals,
+/// `PT60.000S` (the form [`parse_duration_ms`] reads back).
+pub fn format_timeout(d: std::time::Duration) -> String {
+    format!("PT{}.{:03}S", d.as_secs(), d.subsec_millis())
+}
+
 /// Formats milliseconds as the `xs:duration` WinRM writes in `cim:Interval`:
 /// `P0DT0H1M40S` (real WinRM output, wsman.md §2.3), with a `.mmm` fraction only when the
 /// value is not a whole number of seconds.
@@ -334,6 +340,17 @@ mod tests {
         // Extremes must not panic.
         let _ = format_datetime_ms(i64::MIN);
         let _ = format_datetime_ms(i64::MAX);
+    }
+
+    #[test]
+    fn timeouts() {
+        use std::time::Duration;
+        assert_eq!(format_timeout(Duration::from_secs(60)), "PT60.000S");
+        assert_eq!(format_timeout(Duration::from_millis(1500)), "PT1.500S");
+        assert_eq!(
+            parse_duration_ms(&format_timeout(Duration::from_millis(1500))),
+            Ok(1500)
+        );
     }
 
     #[test]
