@@ -50,6 +50,18 @@ struct Args {
     /// Run only the in-process dispatch measurement, for profiling (`perf record`).
     #[arg(long)]
     dispatch_only: Option<u64>,
+    /// Run only the wrk measurement, this many seconds per target: Get and Invoke against a
+    /// `replica-sim serve` process and the same-size baseline in a process of its own, loaded
+    /// by wrk (which must be on PATH), with each server's CPU time per call from /proc.
+    #[arg(long)]
+    wrk: Option<f64>,
+    /// wrk's connections (`-c`); its threads (`-t`) are one per two connections, at most 2.
+    #[arg(long, default_value_t = 16)]
+    wrk_connections: usize,
+    /// Internal: serve the fixed baseline body of this many bytes, print
+    /// `{"listening":ADDR}` and run until killed (the wrk run's baseline process).
+    #[arg(long, hide = true)]
+    serve_baseline: Option<usize>,
 }
 
 const AUTH: &str = "Basic YWRtaW46YWRtaW4="; // admin:admin
@@ -567,9 +579,207 @@ fn dispatch_only(n: u64) -> serde_json::Value {
     json!({ "calls": n, "us_per_call": secs * 1e6 / n as f64, "calls_per_sec": n as f64 / secs, "response_bytes": bytes / n as usize })
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime
+    // are fields 14 and 15, in clock ticks.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// What one wrk run measured.
+struct WrkResult {
+    requests: u64,
+    per_sec: f64,
+    non_2xx: u64,
+    server_cpu_us_per_call: Option<f64>,
+    p99_ms: Option<f64>,
+}
+
+/// Loads `addr` with wrk for `secs`, POSTing `body`, and reads server `pid`'s CPU around it.
+fn wrk_once(
+    addr: SocketAddr,
+    body: &str,
+    secs: f64,
+    connections: usize,
+    pid: u32,
+) -> anyhow::Result<WrkResult> {
+    let dir = std::env::temp_dir().join(format!("replica-bench-wrk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("post.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/soap+xml;charset=UTF-8\"\nwrk.headers[\"Authorization\"] = \"{AUTH}\"\nwrk.body = [==[{body}]==]\n"
+        ),
+    )?;
+    let threads = connections.div_ceil(2).clamp(1, 2);
+    let before = cpu_secs(pid);
+    let out = Command::new("wrk")
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{}s", secs.ceil() as u64),
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(format!("http://{addr}/wsman"))
+        .output()
+        .context("running wrk (is it installed? apt-get install wrk)")?;
+    let after = cpu_secs(pid);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let per_sec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    let non_2xx = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    // `99%   1.23ms` in the latency distribution.
+    let p99_ms = text.lines().find_map(|l| {
+        let v = l.trim().strip_prefix("99%")?.trim();
+        let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+        let num: f64 = num.parse().ok()?;
+        Some(match unit {
+            "us" => num / 1000.0,
+            "ms" => num,
+            "s" => num * 1000.0,
+            _ => return None,
+        })
+    });
+    let server_cpu_us_per_call = match (before, after) {
+        (Some(b), Some(a)) if requests > 0 => Some((a - b) * 1e6 / requests as f64),
+        _ => None,
+    };
+    Ok(WrkResult {
+        requests,
+        per_sec,
+        non_2xx,
+        server_cpu_us_per_call,
+        p99_ms,
+    })
+}
+
+/// The address of `host` from `replica-sim serve`'s ready line.
+fn host_addr(hosts: &serde_json::Value, host: &str) -> anyhow::Result<SocketAddr> {
+    let url = hosts[host].as_str().unwrap_or_default();
+    url.trim_start_matches("http://")
+        .trim_end_matches("/wsman")
+        .parse()
+        .with_context(|| format!("{host}'s URL `{url}` in the ready line"))
+}
+
+/// `--wrk`: Get and Invoke on a `replica-sim serve` process against the baseline process,
+/// each loaded by wrk, a load generator in C that needs far less CPU per call than either
+/// server. On a 2-core machine wrk still shares the cores with the server, so the ratio is the
+/// figure to compare; absolute rates depend on the machine and its other load.
+async fn wrk_run(args: &Args, secs: f64) -> anyhow::Result<()> {
+    let bin = sim_bin(args);
+    let (mut sim, _, hosts) = spawn_sim(&bin, &[])?;
+    let replica = host_addr(&hosts, "HV-REPLICA")?;
+    let get = envelope(
+        1,
+        &class_uri("Msvm_ComputerSystem"),
+        ns::action::GET,
+        &[
+            ("CreationClassName", "Msvm_ComputerSystem"),
+            ("Name", APP_01),
+        ],
+        "",
+    );
+    // InitiateFailover on the replica: the first call starts a job, the following ones are
+    // refused with a ReturnValue (a job is already changing the VM). Every call is parsed,
+    // decided by the model, journaled and answered, as any Invoke is.
+    let inv = invoke(1, "HV-REPLICA", "InitiateFailover", APP_01);
+    let mut c = Client::connect(replica, None).await?;
+    let get_len = ok_post(&mut c, "/wsman", get.clone()).await?.len();
+    let inv_len = ok_post(&mut c, "/wsman", inv.clone()).await?.len();
+    drop(c);
+
+    let mut results = Vec::new();
+    for (name, body, len) in [("get", &get, get_len), ("invoke", &inv, inv_len)] {
+        let mut base = Command::new(std::env::current_exe()?)
+            .args(["--serve-baseline", &len.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut line = String::new();
+        if let Some(out) = base.stdout.take() {
+            std::io::BufReader::new(out).read_line(&mut line)?;
+        }
+        let v: serde_json::Value = serde_json::from_str(line.trim())
+            .with_context(|| format!("baseline ready line `{line}`"))?;
+        let base_addr: SocketAddr = v["listening"].as_str().unwrap_or_default().parse()?;
+        let b = wrk_once(base_addr, body, secs, args.wrk_connections, base.id());
+        let _ = base.kill();
+        let _ = base.wait();
+        let b = b?;
+        let s = wrk_once(replica, body, secs, args.wrk_connections, sim.id())?;
+        results.push((name, len, b, s));
+    }
+    let _ = sim.kill();
+    let _ = sim.wait();
+    for (name, len, b, s) in results {
+        report(
+            &format!("wrk_{name}"),
+            json!({
+                "connections": args.wrk_connections,
+                "response_bytes": len,
+                "sim_calls_per_sec": s.per_sec,
+                "sim_requests": s.requests,
+                "sim_non_2xx": s.non_2xx,
+                "sim_p99_ms": s.p99_ms,
+                "sim_cpu_us_per_call": s.server_cpu_us_per_call,
+                "baseline_calls_per_sec": b.per_sec,
+                "baseline_non_2xx": b.non_2xx,
+                "baseline_cpu_us_per_call": b.server_cpu_us_per_call,
+                "ratio_to_baseline": if b.per_sec > 0.0 { s.per_sec / b.per_sec } else { 0.0 },
+            }),
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(len) = args.serve_baseline {
+        let addr = baseline_server(len).await?;
+        println!("{}", json!({ "listening": addr.to_string() }));
+        std::future::pending::<()>().await;
+    }
+    if let Some(secs) = args.wrk {
+        return wrk_run(&args, secs).await;
+    }
     if let Some(n) = args.dispatch_only {
         report("dispatch_get_job", dispatch_only(n));
         return Ok(());
