@@ -644,6 +644,7 @@ fn wrk_once(
         .output()
         .context("running wrk (is it installed? apt-get install wrk)")?;
     let after = cpu_secs(pid);
+    let _ = std::fs::remove_dir_all(&dir);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     if !out.status.success() {
         bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
