@@ -5,8 +5,8 @@
 //! Everything goes over loopback sockets with a small blocking HTTP/1.1 client, so the tests
 //! see exactly what a test suite in another language sees.
 
-use replica_sim::wsman::request;
 use replica_sim::{Sim, SimConfig, SimHandle};
+use replica_wsman::request;
 use serde_json::{Value as Json, json};
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -197,7 +197,7 @@ pub fn ctl(
 // ---------------------------------------------------------------------------------------------
 // A little WS-Management client: raw SOAP over HTTP, as any WinRM client writes it.
 
-pub use replica_sim::wsman::ns::V2_BASE as V2;
+pub use replica_wsman::ns::V2_BASE as V2;
 
 /// A request in winrm.exe's layout, from the protocol crate's request builder.
 pub fn envelope(

@@ -5,7 +5,7 @@
 use crate::support::*;
 use replica_core::profile::Profile;
 use replica_core::topology::ProfileSpec;
-use replica_sim::wsman::writer::escape;
+use replica_wsman::writer::escape;
 use std::time::{Duration, Instant};
 
 #[tokio::test]

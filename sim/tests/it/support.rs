@@ -13,15 +13,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 // The protocol crate's one namespace table, under the short names these tests use.
-pub use replica_sim::wsman::ns::action::{ENUMERATE, GET, PULL, RELEASE};
-pub use replica_sim::wsman::ns::{
+pub use replica_wsman::ns::action::{ENUMERATE, GET, PULL, RELEASE};
+pub use replica_wsman::ns::{
     ADDRESSING, ANONYMOUS, ENUMERATION, IDENTIFY, SOAP, V2_BASE as V2, WQL_DIALECT as WQL, WSMAN,
     WSMAN_FAULT, XSI,
 };
 
 /// The bare Identify request every client sends (no addressing headers).
 pub fn identify_body() -> String {
-    replica_sim::wsman::request::identify_envelope()
+    replica_wsman::request::identify_envelope()
 }
 
 /// VMs of the default topology (fixtures/topologies/default.toml).
