@@ -46,8 +46,8 @@ REPLICA_SIM_BIN="$PWD/target/release/replica-sim" "$venv/bin/python" tests/brows
 echo "== soak: a million mixed WS-Management calls with a consistency check (release binary)"
 # Two threads into one world through the dispatcher: the journal counts every call once, every
 # accepted transition starts and ends exactly one job, no VM ever runs two jobs (about 30 s).
-# The bounded fuzz run is part of `cargo test` above (sim/src/fuzz.rs, sim/src/wsman/fuzz.rs,
-# a few seconds); a long one: REPLICA_FUZZ_CASES=200000 cargo test --release -p replica-sim fuzz
+# The bounded fuzz run is part of `cargo test` above (sim/src/fuzz.rs, wsman/src/fuzz.rs,
+# a few seconds); a long one: REPLICA_FUZZ_CASES=200000 cargo test --release -p replica-wsman -p replica-sim fuzz
 target/release/replica-sim soak --calls 1000000
 
 # Every stage above stops the script on failure (set -e, pipefail), so reaching here means none

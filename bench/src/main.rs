@@ -14,6 +14,8 @@ use hyper_util::rt::TokioIo;
 use replica_core::ops::Operation;
 use replica_core::topology::TopologySpec;
 use replica_sim::{Sim, SimConfig};
+use replica_wsman::ns::{self, class_uri, ns_wildcard_uri};
+use replica_wsman::request::{self, SelectorSet};
 use serde_json::json;
 use std::io::BufRead as _;
 use std::net::SocketAddr;
@@ -48,77 +50,82 @@ struct Args {
     /// Run only the dispatcher measurement (`replica-sim soak` on one thread, no HTTP).
     #[arg(long)]
     dispatch_only: Option<u64>,
+    /// Run only the wrk measurement, this many seconds per target: Get and Invoke against a
+    /// `replica-sim serve` process and the same-size baseline in a process of its own, loaded
+    /// by wrk (which must be on PATH), with each server's CPU time per call from /proc.
+    #[arg(long)]
+    wrk: Option<f64>,
+    /// wrk's connections (`-c`); its threads (`-t`) are one per two connections, at most 2.
+    #[arg(long, default_value_t = 16)]
+    wrk_connections: usize,
+    /// Internal: serve the fixed baseline body of this many bytes, print
+    /// `{"listening":ADDR}` and run until killed (the wrk run's baseline process).
+    #[arg(long, hide = true)]
+    serve_baseline: Option<usize>,
 }
 
-const BASE: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/";
 const AUTH: &str = "Basic YWRtaW46YWRtaW4="; // admin:admin
 
-fn envelope(n: u64, to: &str, resource: &str, action: &str, selectors: &str, body: &str) -> String {
-    format!(
-        concat!(
-            "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:a=\"http://schemas.xmlsoap.org/ws/2004/08/addressing\" ",
-            "xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\" xmlns:n=\"http://schemas.xmlsoap.org/ws/2004/09/enumeration\">",
-            "<s:Header><a:To>{to}</a:To><w:ResourceURI s:mustUnderstand=\"true\">{resource}</w:ResourceURI>",
-            "<a:ReplyTo><a:Address s:mustUnderstand=\"true\">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address></a:ReplyTo>",
-            "<a:Action s:mustUnderstand=\"true\">{action}</a:Action><w:MaxEnvelopeSize s:mustUnderstand=\"true\">512000</w:MaxEnvelopeSize>",
-            "<a:MessageID>uuid:00000000-0000-4000-8000-{n:012X}</a:MessageID><w:OperationTimeout>PT60S</w:OperationTimeout>{selectors}</s:Header>",
-            "<s:Body>{body}</s:Body></s:Envelope>"
-        ),
-        to = to,
-        resource = resource,
-        action = action,
-        selectors = selectors,
-        body = body,
-        n = n
-    )
-}
-
-fn service_selectors(host: &str) -> String {
-    format!(
-        "<w:SelectorSet><w:Selector Name=\"CreationClassName\">Msvm_ReplicationService</w:Selector><w:Selector Name=\"Name\">replicasvc</w:Selector><w:Selector Name=\"SystemCreationClassName\">Msvm_ComputerSystem</w:Selector><w:Selector Name=\"SystemName\">{host}</w:Selector></w:SelectorSet>"
+/// A request as the conformance client sends it (the protocol crate's one request builder).
+fn envelope(
+    n: u64,
+    resource: &str,
+    action: &str,
+    selectors: &[(&str, &str)],
+    body: &str,
+) -> String {
+    let selectors = SelectorSet::from(selectors.to_vec());
+    request::envelope(
+        &request::Headers {
+            to: "http://127.0.0.1/wsman",
+            resource_uri: resource,
+            action,
+            message_id: &format!("uuid:00000000-0000-4000-8000-{n:012X}"),
+            max_envelope_size: 512_000,
+            locale: "en-US",
+            selectors: Some(&selectors),
+            operation_timeout: Duration::from_secs(60),
+        },
+        body,
     )
 }
 
 fn invoke(n: u64, host: &str, method: &str, vm: &str) -> String {
-    let res = format!("{BASE}Msvm_ReplicationService");
-    let body = format!(
-        "<p:{method}_INPUT xmlns:p=\"{res}\"><p:ComputerSystem><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address><a:ReferenceParameters><w:ResourceURI>{BASE}Msvm_ComputerSystem</w:ResourceURI><w:SelectorSet><w:Selector Name=\"CreationClassName\">Msvm_ComputerSystem</w:Selector><w:Selector Name=\"Name\">{vm}</w:Selector></w:SelectorSet></a:ReferenceParameters></p:ComputerSystem></p:{method}_INPUT>"
-    );
+    let res = class_uri("Msvm_ReplicationService");
+    let vm_ref = request::Param::Epr {
+        resource_uri: class_uri("Msvm_ComputerSystem"),
+        selectors: SelectorSet::from([("CreationClassName", "Msvm_ComputerSystem"), ("Name", vm)]),
+    };
+    // The method names are the bench's own constants: a bad one is a bug in this file.
+    let body = request::invoke_body(&res, method, &[("ComputerSystem", vm_ref)])
+        .expect("bench method names are identifiers");
     envelope(
         n,
-        "http://127.0.0.1/wsman",
         &res,
         &format!("{res}/{method}"),
-        &service_selectors(host),
+        &[
+            ("CreationClassName", "Msvm_ReplicationService"),
+            ("Name", "replicasvc"),
+            ("SystemCreationClassName", "Msvm_ComputerSystem"),
+            ("SystemName", host),
+        ],
         &body,
     )
 }
 
 fn get_job(n: u64, id: &str) -> String {
-    let sel =
-        format!("<w:SelectorSet><w:Selector Name=\"InstanceID\">{id}</w:Selector></w:SelectorSet>");
     envelope(
         n,
-        "http://127.0.0.1/wsman",
-        &format!("{BASE}Msvm_ConcreteJob"),
-        "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get",
-        &sel,
+        &class_uri("Msvm_ConcreteJob"),
+        ns::action::GET,
+        &[("InstanceID", id)],
         "",
     )
 }
 
 fn wql(n: u64, query: &str) -> String {
-    let body = format!(
-        "<n:Enumerate><w:OptimizeEnumeration/><w:MaxElements>32000</w:MaxElements><w:Filter Dialect=\"http://schemas.microsoft.com/wbem/wsman/1/WQL\">{query}</w:Filter></n:Enumerate>"
-    );
-    envelope(
-        n,
-        "http://127.0.0.1/wsman",
-        &format!("{BASE}*"),
-        "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate",
-        "",
-        &body,
-    )
+    let body = request::enumerate_body(Some(query), true, Some(32000), request::EprMode::Objects);
+    envelope(n, &ns_wildcard_uri(), ns::action::ENUMERATE, &[], &body)
 }
 
 const APP_01: &str = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01";
@@ -570,9 +577,208 @@ fn dispatch_only(bin: &std::path::Path, n: u64) -> serde_json::Value {
     }
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime
+    // are fields 14 and 15, in clock ticks.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// What one wrk run measured.
+struct WrkResult {
+    requests: u64,
+    per_sec: f64,
+    non_2xx: u64,
+    server_cpu_us_per_call: Option<f64>,
+    p99_ms: Option<f64>,
+}
+
+/// Loads `addr` with wrk for `secs`, POSTing `body`, and reads server `pid`'s CPU around it.
+fn wrk_once(
+    addr: SocketAddr,
+    body: &str,
+    secs: f64,
+    connections: usize,
+    pid: u32,
+) -> anyhow::Result<WrkResult> {
+    let dir = std::env::temp_dir().join(format!("replica-bench-wrk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("post.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/soap+xml;charset=UTF-8\"\nwrk.headers[\"Authorization\"] = \"{AUTH}\"\nwrk.body = [==[{body}]==]\n"
+        ),
+    )?;
+    let threads = connections.div_ceil(2).clamp(1, 2);
+    let before = cpu_secs(pid);
+    let out = Command::new("wrk")
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{}s", secs.ceil() as u64),
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(format!("http://{addr}/wsman"))
+        .output()
+        .context("running wrk (is it installed? apt-get install wrk)")?;
+    let after = cpu_secs(pid);
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let per_sec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    let non_2xx = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    // `99%   1.23ms` in the latency distribution.
+    let p99_ms = text.lines().find_map(|l| {
+        let v = l.trim().strip_prefix("99%")?.trim();
+        let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+        let num: f64 = num.parse().ok()?;
+        Some(match unit {
+            "us" => num / 1000.0,
+            "ms" => num,
+            "s" => num * 1000.0,
+            _ => return None,
+        })
+    });
+    let server_cpu_us_per_call = match (before, after) {
+        (Some(b), Some(a)) if requests > 0 => Some((a - b) * 1e6 / requests as f64),
+        _ => None,
+    };
+    Ok(WrkResult {
+        requests,
+        per_sec,
+        non_2xx,
+        server_cpu_us_per_call,
+        p99_ms,
+    })
+}
+
+/// The address of `host` from `replica-sim serve`'s ready line.
+fn host_addr(hosts: &serde_json::Value, host: &str) -> anyhow::Result<SocketAddr> {
+    let url = hosts[host].as_str().unwrap_or_default();
+    url.trim_start_matches("http://")
+        .trim_end_matches("/wsman")
+        .parse()
+        .with_context(|| format!("{host}'s URL `{url}` in the ready line"))
+}
+
+/// `--wrk`: Get and Invoke on a `replica-sim serve` process against the baseline process,
+/// each loaded by wrk, a load generator in C that needs far less CPU per call than either
+/// server. On a 2-core machine wrk still shares the cores with the server, so the ratio is the
+/// figure to compare; absolute rates depend on the machine and its other load.
+async fn wrk_run(args: &Args, secs: f64) -> anyhow::Result<()> {
+    let bin = sim_bin(args);
+    let (mut sim, _, hosts) = spawn_sim(&bin, &[])?;
+    let replica = host_addr(&hosts, "HV-REPLICA")?;
+    let get = envelope(
+        1,
+        &class_uri("Msvm_ComputerSystem"),
+        ns::action::GET,
+        &[
+            ("CreationClassName", "Msvm_ComputerSystem"),
+            ("Name", APP_01),
+        ],
+        "",
+    );
+    // InitiateFailover on the replica: the first call starts a job, the following ones are
+    // refused with a ReturnValue (a job is already changing the VM). Every call is parsed,
+    // decided by the model, journaled and answered, as any Invoke is.
+    let inv = invoke(1, "HV-REPLICA", "InitiateFailover", APP_01);
+    let mut c = Client::connect(replica, None).await?;
+    let get_len = ok_post(&mut c, "/wsman", get.clone()).await?.len();
+    let inv_len = ok_post(&mut c, "/wsman", inv.clone()).await?.len();
+    drop(c);
+
+    let mut results = Vec::new();
+    for (name, body, len) in [("get", &get, get_len), ("invoke", &inv, inv_len)] {
+        let mut base = Command::new(std::env::current_exe()?)
+            .args(["--serve-baseline", &len.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut line = String::new();
+        if let Some(out) = base.stdout.take() {
+            std::io::BufReader::new(out).read_line(&mut line)?;
+        }
+        let v: serde_json::Value = serde_json::from_str(line.trim())
+            .with_context(|| format!("baseline ready line `{line}`"))?;
+        let base_addr: SocketAddr = v["listening"].as_str().unwrap_or_default().parse()?;
+        let b = wrk_once(base_addr, body, secs, args.wrk_connections, base.id());
+        let _ = base.kill();
+        let _ = base.wait();
+        let b = b?;
+        let s = wrk_once(replica, body, secs, args.wrk_connections, sim.id())?;
+        results.push((name, len, b, s));
+    }
+    let _ = sim.kill();
+    let _ = sim.wait();
+    for (name, len, b, s) in results {
+        report(
+            &format!("wrk_{name}"),
+            json!({
+                "connections": args.wrk_connections,
+                "response_bytes": len,
+                "sim_calls_per_sec": s.per_sec,
+                "sim_requests": s.requests,
+                "sim_non_2xx": s.non_2xx,
+                "sim_p99_ms": s.p99_ms,
+                "sim_cpu_us_per_call": s.server_cpu_us_per_call,
+                "baseline_calls_per_sec": b.per_sec,
+                "baseline_non_2xx": b.non_2xx,
+                "baseline_cpu_us_per_call": b.server_cpu_us_per_call,
+                "ratio_to_baseline": if b.per_sec > 0.0 { s.per_sec / b.per_sec } else { 0.0 },
+            }),
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(len) = args.serve_baseline {
+        let addr = baseline_server(len).await?;
+        println!("{}", json!({ "listening": addr.to_string() }));
+        std::future::pending::<()>().await;
+    }
+    if let Some(secs) = args.wrk {
+        return wrk_run(&args, secs).await;
+    }
     if let Some(n) = args.dispatch_only {
         report("dispatch_mixed", dispatch_only(&sim_bin(&args), n));
         return Ok(());

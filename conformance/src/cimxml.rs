@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-pub use crate::wsman::escape;
+use replica_wsman::cimxml::{CimValue, write_instance};
 
 /// The CIM type of a property of the embedded classes the methods take.
 pub fn cim_type(prop: &str) -> &'static str {
@@ -53,36 +53,31 @@ fn is_array(prop: &str) -> bool {
 }
 
 /// Encodes an embedded instance. `props` maps a property name to its values: none is NULL,
-/// one is a scalar (unless the property is an array), several an array.
+/// one is a scalar (unless the property is an array), several an array. The CIM type of each
+/// property is [`cim_type`]'s; the CIM-XML itself is written by the protocol crate's one
+/// writer.
 pub fn encode_instance(class: &str, props: &BTreeMap<String, Vec<String>>) -> String {
-    let mut out = format!(r#"<INSTANCE CLASSNAME="{}">"#, escape(class));
-    for (name, values) in props {
-        let ty = cim_type(name);
-        let n = escape(name);
-        if values.len() > 1 || is_array(name) {
-            out.push_str(&format!(
-                r#"<PROPERTY.ARRAY NAME="{n}" TYPE="{ty}"><VALUE.ARRAY>"#
-            ));
-            for v in values {
-                out.push_str(&format!("<VALUE>{}</VALUE>", escape(v)));
-            }
-            out.push_str("</VALUE.ARRAY></PROPERTY.ARRAY>");
-        } else if let Some(v) = values.first() {
-            let v = if ty == "boolean" {
-                v.trim().to_ascii_lowercase()
+    let typed: Vec<(&str, &str, CimValue)> = props
+        .iter()
+        .map(|(name, values)| {
+            let ty = cim_type(name);
+            let value = if values.len() > 1 || is_array(name) {
+                CimValue::Array(values.clone())
+            } else if let Some(v) = values.first() {
+                // Scenario files write booleans as PowerShell does (`True`); CIM-XML's are
+                // lower case.
+                CimValue::Scalar(if ty == "boolean" {
+                    v.trim().to_ascii_lowercase()
+                } else {
+                    v.clone()
+                })
             } else {
-                v.clone()
+                CimValue::Null
             };
-            out.push_str(&format!(
-                r#"<PROPERTY NAME="{n}" TYPE="{ty}"><VALUE>{}</VALUE></PROPERTY>"#,
-                escape(&v)
-            ));
-        } else {
-            out.push_str(&format!(r#"<PROPERTY NAME="{n}" TYPE="{ty}"/>"#));
-        }
-    }
-    out.push_str("</INSTANCE>");
-    out
+            (name.as_str(), ty, value)
+        })
+        .collect();
+    write_instance(class, &typed)
 }
 
 #[cfg(test)]

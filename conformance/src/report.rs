@@ -439,7 +439,7 @@ mod tests {
             .expect("failure");
         assert!(failure.text().is_some_and(|t| t.contains("<&>")));
         assert!(cases[2].children().any(|n| n.has_tag_name("skipped")));
-        assert_eq!(xml_escape("a\u{1}b"), "a\\u{1}b");
+        assert_eq!(xml_escape("a\u{1}b"), "a\u{FFFD}b");
     }
 
     #[test]

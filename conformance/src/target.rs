@@ -618,7 +618,7 @@ impl HostConn {
         action: &str,
         selectors: Option<&SelectorSet>,
         body: &str,
-        f: impl FnOnce(roxmltree::Node<'_, '_>) -> wsman::Result<T>,
+        f: impl FnOnce(roxmltree::Node<'_, '_>) -> parse::Result<T>,
     ) -> wsman::Result<T> {
         let opts = ClientOptions::default();
         let xml = envelope::envelope(
@@ -654,6 +654,7 @@ impl HostConn {
             ex.message_id.as_deref(),
             f,
         )
+        .map_err(WsmanError::from)
     }
 
     pub async fn invoke(

@@ -19,16 +19,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Broken-down UTC time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Civil {
@@ -57,7 +47,9 @@ pub fn civil(t: Millis) -> Civil {
     }
 }
 
-/// RFC 3339 UTC with milliseconds, the form WS-Management's `cim:Datetime` carries.
+/// RFC 3339 UTC with milliseconds, for the model's own text (recovery-point names) and the
+/// control API. The wire's datetimes and intervals, in XML Schema and DMTF notation, are
+/// written by the protocol crate (`replica_wsman::xsd`), which core must not depend on.
 pub fn rfc3339(t: Millis) -> String {
     let c = civil(t);
     format!(
@@ -66,81 +58,13 @@ pub fn rfc3339(t: Millis) -> String {
     )
 }
 
-/// DMTF CIM datetime `yyyymmddHHMMSS.mmmmmm+000` (DSP0004 2.2.1), the form inside CIM-XML.
-pub fn cim_datetime(t: Millis) -> String {
-    let c = civil(t);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}.{:06}+000",
-        c.year,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        c.millis * 1000
-    )
-}
-
-/// Parses a DMTF CIM datetime (`yyyymmddHHMMSS.mmmmmmsUUU`) into UTC millis. Returns `None` for
-/// malformed text and for intervals (`:` as the sign character).
-pub fn parse_cim_datetime(s: &str) -> Option<Millis> {
-    let b = s.as_bytes();
-    if b.len() != 25 || b[14] != b'.' || !matches!(b[21], b'+' | b'-') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse::<i64>().ok() };
-    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
-    let (h, mi, sec, micro) = (num(8..10)?, num(10..12)?, num(12..14)?, num(15..21)?);
-    let offset = num(22..25)? * if b[21] == b'-' { -1 } else { 1 };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let days = days_from_civil(y, mo as u32, d as u32);
-    let local_ms = ((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + micro / 1000;
-    let utc = local_ms - offset * 60_000;
-    u64::try_from(utc).ok()
-}
-
-/// A CIM interval `ddddddddhhmmss.mmmmmm:000`.
-pub fn cim_interval(ms: Millis) -> String {
-    let secs = ms / 1000;
-    format!(
-        "{:08}{:02}{:02}{:02}.{:06}:000",
-        secs / 86_400,
-        secs % 86_400 / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-        (ms % 1000) * 1000
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     #[test]
     fn known_instants() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_714_557_600_123), "2024-05-01T10:00:00.123Z");
-        assert_eq!(cim_datetime(1_714_557_600_123), "20240501100000.123000+000");
-        assert_eq!(cim_interval(300_000), "00000000000500.000000:000");
-    }
-
-    #[test]
-    fn offsets_shift_to_utc() {
-        assert_eq!(
-            parse_cim_datetime("20240501120000.000000+120"),
-            Some(1_714_557_600_000)
-        );
-        assert_eq!(parse_cim_datetime("00000000000500.000000:000"), None);
-        assert_eq!(parse_cim_datetime("garbage"), None);
-    }
-
-    proptest! {
-        #[test]
-        fn cim_datetime_round_trips(t in 0u64..4_102_444_800_000) {
-            prop_assert_eq!(parse_cim_datetime(&cim_datetime(t)), Some(t));
-        }
     }
 }

@@ -80,7 +80,7 @@ fn doc_citations(text: &str) -> Vec<(String, Option<String>)> {
 
 fn rust_files() -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for dir in ["core", "sim", "conformance", "ntlm", "bench"] {
+    for dir in ["core", "sim", "conformance", "ntlm", "bench", "wsman"] {
         walk(&root().join(dir), &mut out);
     }
     out.sort();

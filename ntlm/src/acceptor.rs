@@ -2,11 +2,11 @@
 //! raw NTLM or NTLM inside SPNEGO, as the client chose.
 
 use crate::crypto::{hmac_md5, nt_proof, ntowfv2, rc4k, utf16le};
-use subtle::ConstantTimeEq as _;
 use crate::messages::{self, AV_FLAG_MIC, MIC_OFFSET, av, flags};
 use crate::session::Session;
 use crate::spnego::{self, NegState, Token};
 use crate::{Error, MAX_TOKEN};
+use subtle::ConstantTimeEq as _;
 
 /// A credential the acceptor may match: a user name (compared case-insensitively, without any
 /// `DOMAIN\` prefix) and the NT hash of its password.

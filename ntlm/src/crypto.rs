@@ -117,4 +117,3 @@ pub fn seal_key(exported_session_key: &[u8; 16], flags: u32, client: bool) -> [u
         if client { CLIENT_SEAL } else { SERVER_SEAL },
     ])
 }
-

@@ -6,9 +6,9 @@
 
 use crate::Error;
 use crate::crypto::{hmac_md5, seal_key, sign_key};
-use subtle::ConstantTimeEq as _;
 use crate::messages::flags;
 use rc4::{KeyInit as _, Rc4, StreamCipher as _};
+use subtle::ConstantTimeEq as _;
 
 /// Length of an NTLMSSP_MESSAGE_SIGNATURE.
 pub const SIGNATURE_LEN: usize = 16;

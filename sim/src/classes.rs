@@ -595,8 +595,8 @@ fn value_text(v: &Value) -> Option<String> {
         Value::Text(s) => Some(s.clone()),
         Value::Int(i) => Some(i.to_string()),
         Value::Bool(b) => Some(if *b { "TRUE".into() } else { "FALSE".into() }),
-        Value::Datetime(ms) => Some(replica_core::time::cim_datetime(*ms as u64)),
-        Value::Interval(ms) => Some(replica_core::time::cim_interval(*ms)),
+        Value::Datetime(ms) => Some(crate::wsman::xsd::format_dmtf_datetime_ms(*ms as u64)),
+        Value::Interval(ms) => Some(crate::wsman::xsd::format_dmtf_interval_ms(*ms)),
         // A reference's text is the referenced instance's relative path, as WMI gives a REF
         // property's value in WQL and object paths; selectors holding a nested EPR carry the
         // same text (`Epr::path_key`), so association keys match like any other key.
@@ -762,7 +762,7 @@ mod tests {
         };
         assert_eq!(
             prop_text(j, "TimeBeforeRemoval").as_deref(),
-            Some(replica_core::time::cim_interval(300_000).as_str())
+            Some(crate::wsman::xsd::format_dmtf_interval_ms(300_000).as_str())
         );
     }
 }

@@ -3,16 +3,14 @@
 //! `sim/openapi.json`, which the tests check the server against.
 
 use crate::api::{
-    ClockState, ControlError, FaultAdded, HostState, JobView, JournalEntry, JournalPage,
-    Named, RecoveryPointState, RelationshipState, Reset, ResetDone, VmState, WorldState,
+    ClockState, ControlError, FaultAdded, HostState, JobView, JournalEntry, JournalPage, Named,
+    RecoveryPointState, RelationshipState, Reset, ResetDone, VmState, WorldState,
 };
 use crate::server::{App, HostCtx, world_of};
 use crate::state::{ClockMode, WorldSlot, lock};
-use axum::body::{Body, Bytes};
 use axum::Router;
-use axum::extract::{
-    FromRequest, FromRequestParts, Path, Query, RawPathParams, Request, State,
-};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -23,9 +21,9 @@ use replica_core::topology::ProfileSpec;
 use replica_core::world::{Job, RelIx, Vm};
 use replica_core::{ReplicationState, World};
 use serde::Deserialize;
-use subtle::ConstantTimeEq as _;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
+use subtle::ConstantTimeEq as _;
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
     ControlError::new(status.as_u16(), msg).into_response()
@@ -324,7 +322,10 @@ async fn remove_fault(
 }
 
 async fn clock(State(ctx): State<HostCtx>, world: WorldName) -> Response<Body> {
-    on_world(ctx, world, |_, s| axum::Json(clock_state(s)).into_response()).await
+    on_world(ctx, world, |_, s| {
+        axum::Json(clock_state(s)).into_response()
+    })
+    .await
 }
 
 async fn set_clock(State(ctx): State<HostCtx>, world: WorldName, body: RawBody) -> Response<Body> {
@@ -360,19 +361,21 @@ async fn coverage(State(ctx): State<HostCtx>, world: WorldName) -> Response<Body
 
 async fn diagram_text(State(ctx): State<HostCtx>, world: WorldName, q: Params) -> Response<Body> {
     on_world(ctx, world, move |_, s| {
-        let format = q
-            .0
-            .get("format")
-            .map_or(Some(Format::Mermaid), |f| Format::parse(f));
+        let format =
+            q.0.get("format")
+                .map_or(Some(Format::Mermaid), |f| Format::parse(f));
         let Some(format) = format else {
             return error(StatusCode::BAD_REQUEST, "format must be mermaid or dot");
         };
-        let highlight: Vec<ReplicationState> =
-            if q.0.get("highlight").is_some_and(|v| v != "false" && v != "0") {
-                current_states(&s.world)
-            } else {
-                Vec::new()
-            };
+        let highlight: Vec<ReplicationState> = if q
+            .0
+            .get("highlight")
+            .is_some_and(|v| v != "false" && v != "0")
+        {
+            current_states(&s.world)
+        } else {
+            Vec::new()
+        };
         (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

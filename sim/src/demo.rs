@@ -15,8 +15,8 @@
 use crate::server::{Sim, SimConfig};
 use crate::state::ClockMode;
 use crate::wsman::cimxml::{self, CimValue};
-use crate::wsman::ns;
-use crate::wsman::writer::{escape_attr_into, escape_into};
+use crate::wsman::ns::{self, class_uri};
+use crate::wsman::request::{self, EprMode, SelectorSet};
 use crate::wsman::xml::{self, Element};
 use anyhow::{Context as _, anyhow, bail};
 use replica_core::{
@@ -278,36 +278,6 @@ struct Demo {
     step_no: usize,
 }
 
-fn class_uri(class: &str) -> String {
-    format!("{}root/virtualization/v2/{class}", ns::WMI_BASE)
-}
-
-fn escaped(s: &str) -> String {
-    let mut out = String::new();
-    escape_into(&mut out, s);
-    out
-}
-
-fn escaped_attr(s: &str) -> String {
-    let mut out = String::new();
-    escape_attr_into(&mut out, s);
-    out
-}
-
-fn selector_set(selectors: &[(&str, &str)]) -> String {
-    let mut out = String::from("<w:SelectorSet>");
-    for (k, v) in selectors {
-        let _ = write!(
-            out,
-            "<w:Selector Name=\"{}\">{}</w:Selector>",
-            escaped_attr(k),
-            escaped(v)
-        );
-    }
-    out.push_str("</w:SelectorSet>");
-    out
-}
-
 /// All descendants (and self) named `local` in `ns`, depth first.
 fn find<'a>(e: &'a Element, ns: &str, local: &str) -> Option<&'a Element> {
     if e.is(ns, local) {
@@ -421,38 +391,20 @@ impl Demo {
     ) -> anyhow::Result<Element> {
         self.message += 1;
         let to = format!("http://{}/wsman", self.addr(host)?);
-        let mut env = String::with_capacity(1500 + body.len());
-        let _ = write!(
-            env,
-            concat!(
-                r#"<s:Envelope xmlns:s="{soap}" xmlns:a="{wsa}" xmlns:n="{wsen}" xmlns:w="{wsman}" xmlns:p="{ms}" xmlns:xsi="{xsi}">"#,
-                "<s:Header><a:To>{to}</a:To>",
-                r#"<w:ResourceURI s:mustUnderstand="true">{resource}</w:ResourceURI>"#,
-                r#"<a:ReplyTo><a:Address s:mustUnderstand="true">{anon}</a:Address></a:ReplyTo>"#,
-                r#"<a:Action s:mustUnderstand="true">{action}</a:Action>"#,
-                r#"<w:MaxEnvelopeSize s:mustUnderstand="true">512000</w:MaxEnvelopeSize>"#,
-                "<a:MessageID>uuid:00000000-0000-4000-8000-{id:012}</a:MessageID>",
-                r#"<w:Locale xml:lang="en-US" s:mustUnderstand="false"/>"#,
-                "{selectors}<w:OperationTimeout>PT60.000S</w:OperationTimeout></s:Header>",
-                "<s:Body>{body}</s:Body></s:Envelope>"
-            ),
-            soap = ns::SOAP,
-            wsa = ns::ADDRESSING,
-            wsen = ns::ENUMERATION,
-            wsman = ns::WSMAN,
-            ms = ns::MS_WSMAN,
-            xsi = ns::XSI,
-            to = escaped(&to),
-            resource = escaped(resource),
-            anon = ns::ANONYMOUS,
-            action = escaped(action),
-            id = self.message,
-            selectors = if selectors.is_empty() {
-                String::new()
-            } else {
-                selector_set(selectors)
+        let message_id = format!("uuid:00000000-0000-4000-8000-{:012}", self.message);
+        let selectors = SelectorSet::from(selectors.to_vec());
+        let env = request::envelope(
+            &request::Headers {
+                to: &to,
+                resource_uri: resource,
+                action,
+                message_id: &message_id,
+                max_envelope_size: 512_000,
+                locale: "en-US",
+                selectors: Some(&selectors),
+                operation_timeout: Duration::from_secs(60),
             },
-            body = body,
+            body,
         );
         self.envelope(host, &env)
     }
@@ -483,12 +435,7 @@ impl Demo {
     }
 
     fn identify(&mut self, host: &str) -> anyhow::Result<Props> {
-        let env = format!(
-            r#"<s:Envelope xmlns:s="{}" xmlns:wsmid="{}"><s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"#,
-            ns::SOAP,
-            ns::IDENTIFY
-        );
-        let e = self.envelope(host, &env)?;
+        let e = self.envelope(host, &request::identify_envelope())?;
         Ok(props_of(&e))
     }
 
@@ -504,11 +451,7 @@ impl Demo {
 
     /// A WQL enumeration answered in one optimized round trip.
     fn query(&mut self, host: &str, wql: &str) -> anyhow::Result<Vec<Props>> {
-        let body = format!(
-            "<n:Enumerate><w:Filter Dialect=\"{}\">{}</w:Filter><w:OptimizeEnumeration/><w:MaxElements>32000</w:MaxElements></n:Enumerate>",
-            ns::WQL_DIALECT,
-            escaped(wql)
-        );
+        let body = request::enumerate_body(Some(wql), true, Some(32000), EprMode::Objects);
         let e = self.wsman(host, &class_uri("*"), ns::action::ENUMERATE, &[], &body)?;
         let items = e
             .child(ns::WSMAN, "Items")
@@ -526,27 +469,24 @@ impl Demo {
         params: &[(&str, Param)],
     ) -> anyhow::Result<(u32, Option<String>)> {
         let uri = class_uri(class);
-        let mut body = format!("<p:{method}_INPUT xmlns:p=\"{}\">", escaped_attr(&uri));
-        for (name, p) in params {
-            match p {
-                Param::Text(t) => {
-                    let _ = write!(body, "<p:{name}>{}</p:{name}>", escaped(t));
-                }
-                Param::Instance(x) => {
-                    let _ = write!(body, "<p:{name}>{}</p:{name}>", escaped(x));
-                }
-                Param::Vm(id) => {
-                    let _ = write!(
-                        body,
-                        "<p:{name}><a:Address>{}</a:Address><a:ReferenceParameters><w:ResourceURI>{}</w:ResourceURI>{}</a:ReferenceParameters></p:{name}>",
-                        ns::ANONYMOUS,
-                        escaped(&class_uri("Msvm_ComputerSystem")),
-                        selector_set(&[("CreationClassName", "Msvm_ComputerSystem"), ("Name", id)])
-                    );
-                }
-            }
-        }
-        let _ = write!(body, "</p:{method}_INPUT>");
+        let params: Vec<(&str, request::Param)> = params
+            .iter()
+            .map(|(name, p)| {
+                let p = match p {
+                    // Sent escaped rather than in CDATA, as winrm.exe does.
+                    Param::Text(t) | Param::Instance(t) => request::Param::Text(t.clone()),
+                    Param::Vm(id) => request::Param::Epr {
+                        resource_uri: class_uri("Msvm_ComputerSystem"),
+                        selectors: SelectorSet::from([
+                            ("CreationClassName", "Msvm_ComputerSystem"),
+                            ("Name", id.as_str()),
+                        ]),
+                    },
+                };
+                (*name, p)
+            })
+            .collect();
+        let body = request::invoke_body(&uri, method, &params).map_err(|e| anyhow!(e))?;
         let action = format!("{uri}/{method}");
         let e = self.wsman(host, &uri, &action, selectors, &body)?;
         let code: u32 = e

@@ -6,7 +6,7 @@
 //! A bounded run is part of `cargo test` (a few seconds); a long run:
 //!
 //! ```sh
-//! REPLICA_FUZZ_CASES=200000 cargo test --release -p replica-sim fuzz
+//! REPLICA_FUZZ_CASES=200000 cargo test --release -p replica-wsman -p replica-sim fuzz
 //! ```
 //!
 //! A failure prints the input proptest shrank it to: save it under `fixtures/fuzz/<target>/`

@@ -30,10 +30,10 @@ mod state;
 mod tls;
 mod topology_file;
 mod ui;
-// The protocol layer is wider than this crate uses (its parsers and writers serve both
-// directions); it moves to its own crate, shared with the conformance client (issue 15).
-#[allow(dead_code, unused_imports)]
-mod wsman;
+
+// The protocol layer is its own crate (shared with the conformance client); `crate::wsman::…`
+// paths name it.
+use replica_wsman as wsman;
 
 // The unit tests in `tests/` share `tests/it/support.rs`, which names this crate `replica_sim`.
 #[cfg(test)]

@@ -1168,7 +1168,7 @@ mod tests {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                Src::Interval(ms) => replica_core::time::cim_interval(ms),
+                Src::Interval(ms) => crate::wsman::xsd::format_dmtf_interval_ms(ms),
                 other => format!("{other:?}"),
             };
             assert_eq!(expected, default, "{class}.{name}");

@@ -22,13 +22,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const SOAP: &str = "http://www.w3.org/2003/05/soap-envelope";
-const ADDRESSING: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing";
-const WSMAN: &str = "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd";
-const ENUMERATION: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration";
-const V2: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/";
-const ANONYMOUS: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
-const WQL: &str = "http://schemas.microsoft.com/wbem/wsman/1/WQL";
+use crate::wsman::ns::{ANONYMOUS, WQL_DIALECT as WQL, class_uri};
+use crate::wsman::request::{self, SelectorSet};
+
 const HOSTS: [&str; 2] = ["HV-PRIMARY", "HV-REPLICA"];
 const VMS: [&str; 4] = [
     "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01",
@@ -73,22 +69,26 @@ fn envelope(
     body: &str,
     n: u64,
 ) -> String {
-    let mut sel = String::new();
-    if !selectors.is_empty() {
-        sel.push_str("<w:SelectorSet>");
-        for (k, v) in selectors {
-            sel.push_str(&format!(r#"<w:Selector Name="{k}">{v}</w:Selector>"#));
-        }
-        sel.push_str("</w:SelectorSet>");
-    }
-    format!(
-        r#"<s:Envelope xmlns:s="{SOAP}" xmlns:a="{ADDRESSING}" xmlns:w="{WSMAN}" xmlns:n="{ENUMERATION}"><s:Header><a:To>http://127.0.0.1:5985/wsman</a:To><w:ResourceURI s:mustUnderstand="true">{resource}</w:ResourceURI><a:ReplyTo><a:Address s:mustUnderstand="true">{ANONYMOUS}</a:Address></a:ReplyTo><a:Action s:mustUnderstand="true">{action}</a:Action><w:MaxEnvelopeSize s:mustUnderstand="true">512000</w:MaxEnvelopeSize><a:MessageID>uuid:50A50A50-0000-4000-8000-{n:012X}</a:MessageID><w:Locale xml:lang="en-US" s:mustUnderstand="false"/>{sel}<w:OperationTimeout>PT60S</w:OperationTimeout></s:Header><s:Body>{body}</s:Body></s:Envelope>"#
+    let selectors = SelectorSet::from(selectors.to_vec());
+    request::envelope(
+        &request::Headers {
+            to: "http://127.0.0.1:5985/wsman",
+            resource_uri: resource,
+            action,
+            message_id: &format!("uuid:50A50A50-0000-4000-8000-{n:012X}"),
+            max_envelope_size: 512_000,
+            locale: "en-US",
+            selectors: Some(&selectors),
+            operation_timeout: Duration::from_secs(60),
+        },
+        body,
     )
 }
 
 fn vm_ref(element: &str, vm: &str) -> String {
+    let cs = class_uri("Msvm_ComputerSystem");
     format!(
-        r#"<p:{element}><a:Address>{ANONYMOUS}</a:Address><a:ReferenceParameters><w:ResourceURI>{V2}Msvm_ComputerSystem</w:ResourceURI><w:SelectorSet><w:Selector Name="CreationClassName">Msvm_ComputerSystem</w:Selector><w:Selector Name="Name">{vm}</w:Selector></w:SelectorSet></a:ReferenceParameters></p:{element}>"#
+        r#"<p:{element}><a:Address>{ANONYMOUS}</a:Address><a:ReferenceParameters><w:ResourceURI>{cs}</w:ResourceURI><w:SelectorSet><w:Selector Name="CreationClassName">Msvm_ComputerSystem</w:Selector><w:Selector Name="Name">{vm}</w:Selector></w:SelectorSet></a:ReferenceParameters></p:{element}>"#
     )
 }
 
@@ -120,20 +120,13 @@ fn build(rng: &mut Rng, n: u64, contexts: &mut Vec<(&'static str, String)>, know
         kind,
     };
     match rng.below(100) {
-        0..=2 => call(
-            "Identify",
-            host,
-            format!(
-                r#"<s:Envelope xmlns:s="{SOAP}" xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd"><s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"#
-            ),
-            false,
-        ),
+        0..=2 => call("Identify", host, request::identify_envelope(), false),
         3..=11 => call(
             "Get",
             host,
             envelope(
                 get,
-                &format!("{V2}Msvm_ComputerSystem"),
+                &class_uri("Msvm_ComputerSystem"),
                 &[("CreationClassName", "Msvm_ComputerSystem"), ("Name", vm)],
                 "",
                 n,
@@ -154,7 +147,7 @@ fn build(rng: &mut Rng, n: u64, contexts: &mut Vec<(&'static str, String)>, know
                 host,
                 envelope(
                     "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate",
-                    &format!("{V2}*"),
+                    &class_uri("*"),
                     &[],
                     &body,
                     n,
@@ -192,7 +185,7 @@ fn build(rng: &mut Rng, n: u64, contexts: &mut Vec<(&'static str, String)>, know
             call(
                 kind,
                 h,
-                envelope(action, &format!("{V2}Msvm_ComputerSystem"), &[], &body, n),
+                envelope(action, &class_uri("Msvm_ComputerSystem"), &[], &body, n),
                 false,
             )
         }
@@ -210,7 +203,7 @@ fn build(rng: &mut Rng, n: u64, contexts: &mut Vec<(&'static str, String)>, know
                 h,
                 envelope(
                     get,
-                    &format!("{V2}Msvm_ConcreteJob"),
+                    &class_uri("Msvm_ConcreteJob"),
                     &[("InstanceID", job.as_str())],
                     "",
                     n,
@@ -222,7 +215,7 @@ fn build(rng: &mut Rng, n: u64, contexts: &mut Vec<(&'static str, String)>, know
             // A request cut short: a fault, journaled like any other call.
             let whole = envelope(
                 get,
-                &format!("{V2}Msvm_ComputerSystem"),
+                &class_uri("Msvm_ComputerSystem"),
                 &[("Name", vm)],
                 "",
                 n,
@@ -237,7 +230,7 @@ fn build(rng: &mut Rng, n: u64, contexts: &mut Vec<(&'static str, String)>, know
             c
         }
         36..=45 => {
-            let uri = format!("{V2}Msvm_ComputerSystem");
+            let uri = class_uri("Msvm_ComputerSystem");
             // Suspend, resume, prepare for a planned failover, cancel a resync; power on, off.
             let (method, state) = match rng.below(6) {
                 0 => ("RequestReplicationStateChange", 7),
@@ -273,7 +266,7 @@ fn build(rng: &mut Rng, n: u64, contexts: &mut Vec<(&'static str, String)>, know
                 ),
             };
             let h = if h == HOSTS[0] { HOSTS[0] } else { HOSTS[1] };
-            let uri = format!("{V2}Msvm_ConcreteJob");
+            let uri = class_uri("Msvm_ConcreteJob");
             let body = format!(
                 r#"<p:RequestStateChange_INPUT xmlns:p="{uri}"><p:RequestedState>4</p:RequestedState></p:RequestStateChange_INPUT>"#
             );
@@ -293,7 +286,7 @@ fn build(rng: &mut Rng, n: u64, contexts: &mut Vec<(&'static str, String)>, know
         49..=50 if !known.test_vms.is_empty() => {
             let (h, test_vm) = rng.pick(&known.test_vms).clone();
             let h = if h == HOSTS[0] { HOSTS[0] } else { HOSTS[1] };
-            let uri = format!("{V2}Msvm_VirtualSystemManagementService");
+            let uri = class_uri("Msvm_VirtualSystemManagementService");
             let body = format!(
                 r#"<p:DestroySystem_INPUT xmlns:p="{uri}">{}</p:DestroySystem_INPUT>"#,
                 vm_ref("AffectedSystem", &test_vm)
@@ -322,7 +315,7 @@ fn build(rng: &mut Rng, n: u64, contexts: &mut Vec<(&'static str, String)>, know
 
 fn service_call(rng: &mut Rng, host: &'static str, vm: &str, n: u64) -> Call {
     let method = *rng.pick(&SERVICE_METHODS);
-    let uri = format!("{V2}Msvm_ReplicationService");
+    let uri = class_uri("Msvm_ReplicationService");
     let body = format!(
         r#"<p:{method}_INPUT xmlns:p="{uri}">{}</p:{method}_INPUT>"#,
         vm_ref("ComputerSystem", vm)

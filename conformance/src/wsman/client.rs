@@ -714,7 +714,7 @@ impl WsmanClient {
     async fn call<T>(
         &self,
         req: Req<'_>,
-        f: impl FnOnce(roxmltree::Node<'_, '_>) -> Result<T>,
+        f: impl FnOnce(roxmltree::Node<'_, '_>) -> parse::Result<T>,
     ) -> Result<T> {
         let (id, xml) = self.build_request(req.resource_uri, req.action, req.selectors, req.body);
         let raw = self
@@ -729,6 +729,7 @@ impl WsmanClient {
             )
             .await?;
         parse::decode(raw.status, &raw.www_authenticate(), &raw.body, Some(&id), f)
+            .map_err(WsmanError::from)
     }
 
     /// WS-Management Identify. Its response has no RelatesTo (the request has no MessageID).
@@ -751,6 +752,7 @@ impl WsmanClient {
             None,
             parse::identify_response,
         )
+        .map_err(WsmanError::from)
     }
 
     /// WS-Transfer Get of one instance.

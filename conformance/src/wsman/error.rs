@@ -4,67 +4,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-/// A namespace-qualified name, e.g. a fault subcode `{http://…/wsman.xsd}InvalidSelectors`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QName {
-    pub namespace: String,
-    pub local: String,
-}
-
-impl std::fmt::Display for QName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{{{}}}{}", self.namespace, self.local)
-    }
-}
-
-/// A SOAP 1.2 fault as WinRM writes it (docs/facts.md#faults).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SoapFault {
-    pub http_status: u16,
-    /// `s:Code/s:Value`, e.g. `{soap-envelope}Sender` or `Receiver`.
-    pub code: QName,
-    /// `s:Code/s:Subcode/s:Value`, e.g. `{…/wsman.xsd}InvalidSelectors`.
-    pub subcode: Option<QName>,
-    /// First `s:Reason/s:Text`.
-    pub reason: String,
-    /// `f:WSManFault/@Code` (decimal HRESULT or Win32 code) of the outermost WSManFault.
-    pub wsman_code: Option<u32>,
-    /// `w:FaultDetail` URI.
-    pub fault_detail: Option<String>,
-    /// Text of the outermost `f:WSManFault/f:Message`, whitespace-collapsed.
-    pub message: Option<String>,
-    /// Header `a:Action` of the fault message.
-    pub action: Option<String>,
-}
-
-impl SoapFault {
-    /// `code` is `s:Sender`.
-    pub fn is_sender(&self) -> bool {
-        self.code.local == "Sender"
-    }
-
-    /// The subcode is `{ns}local`.
-    pub fn subcode_is(&self, ns: &str, local: &str) -> bool {
-        self.subcode
-            .as_ref()
-            .is_some_and(|s| s.namespace == ns && s.local == local)
-    }
-}
-
-impl std::fmt::Display for SoapFault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HTTP {} {}", self.http_status, self.code.local)?;
-        if let Some(s) = &self.subcode {
-            write!(f, "/{}", s.local)?;
-        }
-        if let Some(c) = self.wsman_code {
-            write!(f, " (code {c})")?;
-        }
-        write!(f, ": {}", self.reason.trim())
-    }
-}
+pub use replica_wsman::fault::{QName, SoapFault};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WsmanError {
@@ -138,6 +78,40 @@ pub enum WsmanError {
     },
 }
 
+impl From<replica_wsman::response::ResponseError> for WsmanError {
+    fn from(e: replica_wsman::response::ResponseError) -> Self {
+        use replica_wsman::response::ResponseError as R;
+        match e {
+            R::Unauthorized { www_authenticate } => WsmanError::Unauthorized { www_authenticate },
+            R::Fault(f) => WsmanError::Fault(f),
+            R::Http {
+                status,
+                body_excerpt,
+            } => WsmanError::Http {
+                status,
+                body_excerpt,
+            },
+            R::MalformedXml {
+                reason,
+                body_excerpt,
+            } => WsmanError::MalformedXml {
+                reason,
+                body_excerpt,
+            },
+            R::Protocol(m) => WsmanError::Protocol(m),
+            R::RelatesToMismatch { expected, got } => {
+                WsmanError::RelatesToMismatch { expected, got }
+            }
+        }
+    }
+}
+
+impl From<replica_wsman::request::BuildError> for WsmanError {
+    fn from(e: replica_wsman::request::BuildError) -> Self {
+        WsmanError::InvalidRequest(e.0)
+    }
+}
+
 impl WsmanError {
     /// The fault, if this is one.
     pub fn fault(&self) -> Option<&SoapFault> {
@@ -149,12 +123,3 @@ impl WsmanError {
 }
 
 pub type Result<T, E = WsmanError> = std::result::Result<T, E>;
-
-/// First `max` characters of a body, for error messages.
-pub(crate) fn excerpt(body: &str, max: usize) -> String {
-    let mut out: String = body.chars().take(max).collect();
-    if body.chars().nth(max).is_some() {
-        out.push('…');
-    }
-    out
-}

@@ -12,18 +12,20 @@
 //! - [`Recorder`] sees every exchange ([`Exchange`] is JSON-serialisable).
 
 pub mod client;
-pub mod envelope;
+/// Request envelopes come from the protocol crate (the name the runner has always used).
+pub use replica_wsman::request as envelope;
 pub mod error;
 pub mod job;
 mod msgid;
-pub mod ns;
-pub mod parse;
+pub use replica_wsman::ns;
+/// Response parsing lives in the protocol crate.
+pub use replica_wsman::response as parse;
 pub mod recorder;
-pub mod types;
-mod xml;
+/// Selectors, EPRs, instances and method values live in the protocol crate.
+pub use replica_wsman::values as types;
 
 /// The one XML text escaper of the crate (requests, embedded instances, JUnit reports).
-pub use xml::escape;
+pub use replica_wsman::writer::escape;
 
 #[cfg(test)]
 mod tests;

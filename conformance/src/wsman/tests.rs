@@ -442,7 +442,7 @@ async fn invoke_then_wait_for_job_by_get() {
             &rs_uri(),
             "InitiateFailback",
             &service,
-            &[("ComputerSystem", Param::epr(&vm))],
+            &[("ComputerSystem", Param::from(&vm))],
         )
         .await
     {
@@ -669,13 +669,13 @@ async fn identify_end_to_end() {
         if let Some(deny) = authorized(req) {
             return deny;
         }
-        assert!(req.find(ns::IDENTITY, "Identify").is_some());
+        assert!(req.find(ns::IDENTIFY, "Identify").is_some());
         Reply::soap(
             200,
             format!(
                 r#"<s:Envelope xmlns:s="{}" xmlns:wsmid="{}"><s:Header/><s:Body><wsmid:IdentifyResponse><wsmid:ProtocolVersion>{}</wsmid:ProtocolVersion><wsmid:ProductVendor>replica-sim</wsmid:ProductVendor><wsmid:ProductVersion>0</wsmid:ProductVersion></wsmid:IdentifyResponse></s:Body></s:Envelope>"#,
                 ns::SOAP,
-                ns::IDENTITY,
+                ns::IDENTIFY,
                 ns::WSMAN
             ),
         )

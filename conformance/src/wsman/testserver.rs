@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::ns;
-use super::xml::{child, elements, text_of};
+use replica_wsman::dom::{child, elements, text_of};
 
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ impl Request {
     pub fn find(&self, nsu: &str, local: &str) -> Option<String> {
         let doc = roxmltree::Document::parse(&self.body).ok()?;
         doc.descendants()
-            .find(|n| super::xml::is(*n, nsu, local))
+            .find(|n| replica_wsman::dom::is(*n, nsu, local))
             .map(text_of)
     }
 
@@ -225,18 +225,16 @@ async fn serve_one(mut sock: TcpStream, handler: Handler, seen: Arc<Mutex<Vec<Re
     }
 }
 
-/// A response envelope in WinRM's layout, relating to `relates_to`.
+/// A response envelope in WinRM's layout (the simulator's writer), relating to `relates_to`.
 pub fn response(relates_to: &str, action: &str, body: &str) -> String {
-    format!(
-        concat!(
-            r#"<s:Envelope xml:lang="en-US" xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">"#,
-            "<s:Header><a:Action>{action}</a:Action><a:MessageID>uuid:00000000-0000-4000-8000-000000000000</a:MessageID>",
-            "<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To><a:RelatesTo>{rel}</a:RelatesTo></s:Header>",
-            "<s:Body>{body}</s:Body></s:Envelope>"
-        ),
-        action = action,
-        rel = relates_to,
-        body = body
+    replica_wsman::writer::response_envelope(
+        &replica_wsman::writer::ReplyHeader {
+            message_guid: "00000000-0000-4000-8000-000000000000",
+            relates_to: Some(relates_to),
+            lang: None,
+        },
+        action,
+        body,
     )
 }
 

@@ -6,6 +6,7 @@
 //! see exactly what a test suite in another language sees.
 
 use replica_sim::{Sim, SimConfig, SimHandle};
+use replica_wsman::request;
 use serde_json::{Value as Json, json};
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -198,9 +199,9 @@ pub fn ctl(
 // ---------------------------------------------------------------------------------------------
 // A little WS-Management client: raw SOAP over HTTP, as any WinRM client writes it.
 
-pub const V2: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/";
-const ANON: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
+pub use replica_wsman::ns::V2_BASE as V2;
 
+/// A request in winrm.exe's layout, from the protocol crate's request builder.
 pub fn envelope(
     to: &str,
     resource: &str,
@@ -209,32 +210,19 @@ pub fn envelope(
     body: &str,
     message_id: &str,
 ) -> String {
-    let sel: String = selectors
-        .iter()
-        .map(|(k, v)| format!(r#"<w:Selector Name="{k}">{v}</w:Selector>"#))
-        .collect();
-    let sel = if sel.is_empty() {
-        String::new()
-    } else {
-        format!("<w:SelectorSet>{sel}</w:SelectorSet>")
-    };
-    format!(
-        concat!(
-            r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" "#,
-            r#"xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">"#,
-            r#"<s:Header><a:To>{to}</a:To><w:ResourceURI s:mustUnderstand="true">{resource}</w:ResourceURI>"#,
-            r#"<a:ReplyTo><a:Address s:mustUnderstand="true">{anon}</a:Address></a:ReplyTo>"#,
-            r#"<a:Action s:mustUnderstand="true">{action}</a:Action><w:MaxEnvelopeSize s:mustUnderstand="true">512000</w:MaxEnvelopeSize>"#,
-            r#"<a:MessageID>{mid}</a:MessageID>{sel}<w:OperationTimeout>PT60.000S</w:OperationTimeout></s:Header>"#,
-            r#"<s:Body>{body}</s:Body></s:Envelope>"#
-        ),
-        to = to,
-        resource = resource,
-        anon = ANON,
-        action = action,
-        mid = message_id,
-        sel = sel,
-        body = body,
+    let selectors = request::SelectorSet::from(selectors.to_vec());
+    request::envelope(
+        &request::Headers {
+            to,
+            resource_uri: resource,
+            action,
+            message_id,
+            max_envelope_size: 512_000,
+            locale: "en-US",
+            selectors: Some(&selectors),
+            operation_timeout: Duration::from_secs(60),
+        },
+        body,
     )
 }
 
@@ -329,19 +317,15 @@ impl Wsman {
     /// `Msvm_ReplicationService.<method>(ComputerSystem = vm)`.
     pub fn service_call(&self, method: &str, vm: &str) -> std::io::Result<Invoked> {
         let rs = format!("{V2}Msvm_ReplicationService");
-        let body = format!(
-            concat!(
-                r#"<p:{m}_INPUT xmlns:p="{rs}"><p:ComputerSystem><a:Address>{anon}</a:Address><a:ReferenceParameters>"#,
-                r#"<w:ResourceURI>{v2}Msvm_ComputerSystem</w:ResourceURI><w:SelectorSet>"#,
-                r#"<w:Selector Name="CreationClassName">Msvm_ComputerSystem</w:Selector><w:Selector Name="Name">{vm}</w:Selector>"#,
-                r#"</w:SelectorSet></a:ReferenceParameters></p:ComputerSystem></p:{m}_INPUT>"#
-            ),
-            m = method,
-            rs = rs,
-            anon = ANON,
-            v2 = V2,
-            vm = vm
-        );
+        let vm_ref = request::Param::Epr {
+            resource_uri: format!("{V2}Msvm_ComputerSystem"),
+            selectors: request::SelectorSet::from([
+                ("CreationClassName", "Msvm_ComputerSystem"),
+                ("Name", vm),
+            ]),
+        };
+        let body = request::invoke_body(&rs, method, &[("ComputerSystem", vm_ref)])
+            .map_err(std::io::Error::other)?;
         let xml = envelope(
             &self.to(),
             &rs,

@@ -5,9 +5,8 @@
 use crate::support::*;
 use replica_core::profile::Profile;
 use replica_core::topology::ProfileSpec;
+use replica_wsman::writer::escape;
 use std::time::{Duration, Instant};
-
-const IDENTIFY_BODY: &str = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd"><s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"#;
 
 #[tokio::test]
 async fn basic_auth_challenge() {
@@ -44,7 +43,7 @@ async fn basic_auth_challenge() {
             assert_eq!(offered, vec!["Negotiate", r#"Basic realm="WSMAN""#]);
             assert!(r.body.is_empty());
         }
-        let r = Client::new(url).send(IDENTIFY_BODY).await;
+        let r = Client::new(url).send(&identify_body()).await;
         assert_eq!(r.status, 200);
     })
     .await;
@@ -102,7 +101,7 @@ async fn identify_authenticated_and_not() {
     within(20, async {
         let sim = start().await;
         let c = Client::new(sim.url("HV-REPLICA"));
-        let r = c.send(IDENTIFY_BODY).await;
+        let r = c.send(&identify_body()).await;
         assert_eq!(r.status, 200);
         let doc = r.doc();
         assert!(find(doc.root_element(), IDENTIFY, "IdentifyResponse").is_some());
@@ -123,7 +122,7 @@ async fn identify_authenticated_and_not() {
             auth: None,
         };
         let r = anon
-            .send_with(IDENTIFY_BODY, &[("WSMANIDENTIFY", "unauthenticated")])
+            .send_with(&identify_body(), &[("WSMANIDENTIFY", "unauthenticated")])
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(
@@ -137,7 +136,7 @@ async fn identify_authenticated_and_not() {
             .await;
         assert_eq!(r.status, 401);
         // Identify works for a user without rights; nothing else does.
-        let r = c.as_user(DENIED.0, DENIED.1).send(IDENTIFY_BODY).await;
+        let r = c.as_user(DENIED.0, DENIED.1).send(&identify_body()).await;
         assert_eq!(r.status, 200);
     })
     .await;
@@ -721,13 +720,6 @@ fn rsd_instance(recovery: &str) -> String {
     format!(
         r#"<INSTANCE CLASSNAME="Msvm_ReplicationSettingData"><PROPERTY NAME="RecoveryConnectionPoint" TYPE="string"><VALUE>{recovery}</VALUE></PROPERTY><PROPERTY.ARRAY NAME="IncludedDisks" TYPE="string"><VALUE.ARRAY><VALUE>disk-0</VALUE></VALUE.ARRAY></PROPERTY.ARRAY></INSTANCE>"#
     )
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 async fn fail_over_and_commit(c: &Client, vm: &str) {

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const IDENTIFY_BODY: &str = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd"><s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"#;
-
 fn addr_of(sim: &replica_sim::SimHandle, host: &str) -> SocketAddr {
     *sim.addrs().get(host).expect("host listens")
 }
@@ -44,7 +42,7 @@ async fn read_until_closed(s: &mut TcpStream, secs: u64) -> Option<(Vec<u8>, Dur
 /// unanswered.
 async fn identify_status(addr: SocketAddr) -> Option<u16> {
     let mut s = TcpStream::connect(addr).await.ok()?;
-    let _ = s.write_all(&raw_request(addr, "", IDENTIFY_BODY)).await;
+    let _ = s.write_all(&raw_request(addr, "", &identify_body())).await;
     let (got, _) = read_until_closed(&mut s, 10).await?;
     let text = String::from_utf8_lossy(&got);
     text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
@@ -65,7 +63,7 @@ async fn connections_over_the_limit_are_closed_at_once_and_slots_come_back() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         for _ in 0..5 {
             let mut s = TcpStream::connect(addr).await.expect("connect");
-            let _ = s.write_all(&raw_request(addr, "", IDENTIFY_BODY)).await;
+            let _ = s.write_all(&raw_request(addr, "", &identify_body())).await;
             let (got, took) = read_until_closed(&mut s, 5)
                 .await
                 .expect("a connection over the limit is closed, not left waiting");
@@ -99,7 +97,9 @@ async fn a_64_kib_header_gets_431_and_the_server_goes_on() {
         let addr = addr_of(&sim, "HV-REPLICA");
         let big = format!("X-Padding: {}\r\n", "a".repeat(64 * 1024));
         let mut s = TcpStream::connect(addr).await.expect("connect");
-        let _ = s.write_all(&raw_request(addr, &big, IDENTIFY_BODY)).await;
+        let _ = s
+            .write_all(&raw_request(addr, &big, &identify_body()))
+            .await;
         let (got, _) = read_until_closed(&mut s, 10).await.expect("closed");
         let text = String::from_utf8_lossy(&got);
         assert!(
@@ -111,7 +111,9 @@ async fn a_64_kib_header_gets_431_and_the_server_goes_on() {
             .map(|i| format!("X-H{i}: {}\r\n", "b".repeat(1000)))
             .collect();
         let mut s = TcpStream::connect(addr).await.expect("connect");
-        let _ = s.write_all(&raw_request(addr, &many, IDENTIFY_BODY)).await;
+        let _ = s
+            .write_all(&raw_request(addr, &many, &identify_body()))
+            .await;
         let (got, _) = read_until_closed(&mut s, 10).await.expect("closed");
         assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
     })
@@ -133,9 +135,9 @@ async fn clients_that_stall_are_disconnected() {
             .await
             .expect("write");
         // A whole header and half the body, then nothing.
-        let full = raw_request(addr, "", IDENTIFY_BODY);
+        let full = raw_request(addr, "", &identify_body());
         let mut body = TcpStream::connect(addr).await.expect("connect");
-        body.write_all(&full[..full.len() - IDENTIFY_BODY.len() / 2])
+        body.write_all(&full[..full.len() - identify_body().len() / 2])
             .await
             .expect("write");
         // An idle keep-alive connection that never sends anything.
@@ -306,7 +308,8 @@ async fn hostile_bodies_are_answered_at_once() {
 
         // The same after a chunked request on the same connection that fits: the first is
         // answered, the second refused, so the mark follows the request it belongs to.
-        let small = format!("{:X}\r\n{IDENTIFY_BODY}\r\n0\r\n\r\n", IDENTIFY_BODY.len());
+        let identify = identify_body();
+        let small = format!("{:X}\r\n{identify}\r\n0\r\n\r\n", identify.len());
         let text = answer_to(
             addr,
             format!(

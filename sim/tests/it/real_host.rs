@@ -4,8 +4,6 @@
 
 use crate::support::*;
 
-const IDENTIFY_BODY: &str = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd"><s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"#;
-
 #[tokio::test]
 async fn a_real_host_shows_nothing_of_the_double() {
     within(20, async {
@@ -32,7 +30,7 @@ async fn a_real_host_shows_nothing_of_the_double() {
             );
         }
         let r = Client::new(sim.url("HV-PRIMARY"))
-            .send_with(IDENTIFY_BODY, &[("X-Replica-World", "elsewhere")])
+            .send_with(&identify_body(), &[("X-Replica-World", "elsewhere")])
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(r.body.contains("Microsoft Corporation"));

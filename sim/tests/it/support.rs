@@ -12,21 +12,17 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub const SOAP: &str = "http://www.w3.org/2003/05/soap-envelope";
-pub const ADDRESSING: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing";
-pub const ENUMERATION: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration";
-pub const WSMAN: &str = "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd";
-pub const WSMAN_FAULT: &str = "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault";
-pub const IDENTIFY: &str = "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd";
-pub const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
-pub const WQL: &str = "http://schemas.microsoft.com/wbem/wsman/1/WQL";
-pub const V2: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/";
-pub const ANONYMOUS: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
+// The protocol crate's one namespace table, under the short names these tests use.
+pub use replica_wsman::ns::action::{ENUMERATE, GET, PULL, RELEASE};
+pub use replica_wsman::ns::{
+    ADDRESSING, ANONYMOUS, ENUMERATION, IDENTIFY, SOAP, V2_BASE as V2, WQL_DIALECT as WQL, WSMAN,
+    WSMAN_FAULT, XSI,
+};
 
-pub const GET: &str = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get";
-pub const ENUMERATE: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate";
-pub const PULL: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Pull";
-pub const RELEASE: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Release";
+/// The bare Identify request every client sends (no addressing headers).
+pub fn identify_body() -> String {
+    replica_wsman::request::identify_envelope()
+}
 
 /// VMs of the default topology (fixtures/topologies/default.toml).
 pub const APP_01: &str = "6B1F4A52-1C0D-4E8B-9A3F-2D7C5E8A1B01";
@@ -193,8 +189,10 @@ pub fn message_id() -> String {
     format!("uuid:0000AAAA-0000-4000-8000-{n:012X}")
 }
 
-/// A request envelope in pypsrp's layout (prefixes `s`, `wsa`, `wsman`); returns the XML and
-/// its MessageID. `extra` goes into the header as is.
+/// A request envelope in pypsrp's layout (prefixes `s`, `wsa`, `wsman`, pypsrp's header order);
+/// returns the XML and its MessageID. `extra` goes into the header as is. Deliberately not the
+/// protocol crate's request builder (winrm.exe's layout, which the conformance client, demo,
+/// soak and bench send): the simulator must read both, so its tests speak the other one.
 pub fn envelope(
     action: &str,
     resource: &str,

@@ -23,8 +23,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, RootCertStore};
 
-const IDENTIFY_BODY: &str = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd"><s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"#;
-
 fn addr_of(sim: &replica_sim::SimHandle, host: &str) -> SocketAddr {
     *sim.addrs().get(host).expect("host listens")
 }
@@ -54,10 +52,10 @@ async fn https_identify(addr: SocketAddr, roots: RootCertStore) -> std::io::Resu
     let head = format!(
         "POST /wsman HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {}\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         basic(ADMIN.0, ADMIN.1),
-        IDENTIFY_BODY.len()
+        identify_body().len()
     );
     tls.write_all(head.as_bytes()).await?;
-    tls.write_all(IDENTIFY_BODY.as_bytes()).await?;
+    tls.write_all(identify_body().as_bytes()).await?;
     tls.flush().await?;
     let mut out = Vec::new();
     // A server may close without close_notify after `Connection: close`; what came counts.

@@ -7,6 +7,9 @@
 //! response was recorded (docs/facts.md#faults); "winerror" means the number and English text are
 //! those of the `ERROR_WSMAN_*` message table (wsmerror.h, found through the search tool), which is
 //! where WinRM takes its reason texts from; INFERRED means neither.
+//!
+//! The same module holds the client's view of a fault, [`SoapFault`]: what a response parser
+//! reads back from any server (WinRM, the simulator, a recording).
 
 use super::ns;
 use super::writer::{ReplyHeader, close_envelope, escape_attr_into, escape_into, open_envelope};
@@ -57,7 +60,9 @@ pub enum FaultKind {
     /// in the top-level Code with no subcode and names the header in `s:NotUnderstood`.
     /// Number from windows-docs-rs; body INFERRED.
     MustUnderstand {
+        /// Namespace URI of the header not understood.
         header_ns: Option<String>,
+        /// Its local name.
         header_local: String,
     },
     /// Bad OperationTimeout and the like. Action and number CAPTURED (pypsrp
@@ -78,8 +83,11 @@ pub enum FaultKind {
 /// SOAP 1.2 top-level fault code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SoapCode {
+    /// `s:Sender`: the request was wrong.
     Sender,
+    /// `s:Receiver`: the server could not do it.
     Receiver,
+    /// `s:MustUnderstand`: a mandatory header was not understood.
     MustUnderstand,
 }
 
@@ -98,8 +106,11 @@ impl SoapCode {
 /// the envelope declares).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subcode {
+    /// Namespace URI of the subcode.
     pub ns: &'static str,
+    /// The prefix WinRM writes it with.
     pub prefix: &'static str,
+    /// Its local name.
     pub local: &'static str,
 }
 
@@ -129,6 +140,7 @@ const fn n(local: &'static str) -> Option<Subcode> {
 const E_FAIL: u32 = 0x8000_4005;
 
 impl FaultKind {
+    /// The top-level `s:Code` WinRM uses for this kind.
     pub fn soap_code(&self) -> SoapCode {
         match self {
             FaultKind::InternalError
@@ -140,6 +152,7 @@ impl FaultKind {
         }
     }
 
+    /// The `s:Subcode`, if the kind has one.
     pub fn subcode(&self) -> Option<Subcode> {
         match self {
             FaultKind::InvalidSelectors(_) => w("InvalidSelectors"),
@@ -270,6 +283,7 @@ impl FaultKind {
 /// A fault ready to be written: the kind plus the per-occurrence parts of the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
+    /// Which fault; decides code, subcode, reason and number.
     pub kind: FaultKind,
     /// `f:Message`; the reason text when not set.
     pub message: Option<String>,
@@ -287,6 +301,7 @@ impl From<FaultKind> for Fault {
 }
 
 impl Fault {
+    /// A fault of `kind` with its default message, machine and code.
     pub fn new(kind: FaultKind) -> Self {
         Fault {
             kind,
@@ -296,16 +311,19 @@ impl Fault {
         }
     }
 
+    /// Sets `f:Message` (the reason text otherwise).
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
         self.message = Some(message.into());
         self
     }
 
+    /// Sets `f:WSManFault/@Machine` (the simulated host's name).
     pub fn with_machine(mut self, machine: impl Into<String>) -> Self {
         self.machine = machine.into();
         self
     }
 
+    /// Overrides the `f:WSManFault/@Code` number.
     pub fn with_code(mut self, code: u32) -> Self {
         self.code = Some(code);
         self
@@ -316,6 +334,7 @@ impl Fault {
         500
     }
 
+    /// The `f:WSManFault/@Code` written: the override, else the kind's.
     pub fn wsman_code(&self) -> u32 {
         self.code.unwrap_or_else(|| self.kind.wsman_code())
     }
@@ -376,6 +395,74 @@ impl Fault {
         out.push_str("</f:Message></f:WSManFault></s:Detail></s:Fault>");
         close_envelope(&mut out);
         out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reading side
+
+/// A namespace-qualified name, e.g. a fault subcode `{http://…/wsman.xsd}InvalidSelectors`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QName {
+    /// The namespace URI (empty when the prefix could not be resolved).
+    pub namespace: String,
+    /// The local name.
+    pub local: String,
+}
+
+impl std::fmt::Display for QName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{{{}}}{}", self.namespace, self.local)
+    }
+}
+
+/// A SOAP 1.2 fault as a client reads it (docs/facts.md#faults): the reading side of what
+/// [`Fault::to_xml`] writes, filled by [`crate::response::fault`] and
+/// [`crate::response::decode`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SoapFault {
+    /// The HTTP status the fault came with (WinRM: 500; some servers 400 or 200).
+    pub http_status: u16,
+    /// `s:Code/s:Value`, e.g. `{soap-envelope}Sender` or `Receiver`.
+    pub code: QName,
+    /// `s:Code/s:Subcode/s:Value`, e.g. `{…/wsman.xsd}InvalidSelectors`.
+    pub subcode: Option<QName>,
+    /// First `s:Reason/s:Text`.
+    pub reason: String,
+    /// `f:WSManFault/@Code` (decimal HRESULT or Win32 code) of the outermost WSManFault.
+    pub wsman_code: Option<u32>,
+    /// `w:FaultDetail` URI.
+    pub fault_detail: Option<String>,
+    /// Text of the outermost `f:WSManFault/f:Message`, whitespace-collapsed.
+    pub message: Option<String>,
+    /// Header `a:Action` of the fault message.
+    pub action: Option<String>,
+}
+
+impl SoapFault {
+    /// `code` is `s:Sender`.
+    pub fn is_sender(&self) -> bool {
+        self.code.local == "Sender"
+    }
+
+    /// The subcode is `{ns}local`.
+    pub fn subcode_is(&self, ns: &str, local: &str) -> bool {
+        self.subcode
+            .as_ref()
+            .is_some_and(|s| s.namespace == ns && s.local == local)
+    }
+}
+
+impl std::fmt::Display for SoapFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {} {}", self.http_status, self.code.local)?;
+        if let Some(s) = &self.subcode {
+            write!(f, "/{}", s.local)?;
+        }
+        if let Some(c) = self.wsman_code {
+            write!(f, " (code {c})")?;
+        }
+        write!(f, ": {}", self.reason.trim())
     }
 }
 

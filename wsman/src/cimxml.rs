@@ -12,41 +12,67 @@ use super::xml::{self, Element, Limits, XmlError};
 pub enum CimValue {
     /// No VALUE (or VALUE.ARRAY) element: the property is NULL.
     Null,
+    /// One VALUE.
     Scalar(String),
+    /// A VALUE.ARRAY, in order.
     Array(Vec<String>),
 }
 
 /// A parsed embedded instance.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EmbeddedInstance {
+    /// The `CLASSNAME` attribute.
     pub class_name: String,
     /// In document order.
     pub properties: Vec<(String, CimValue)>,
 }
 
+/// Why an embedded instance was refused or a property could not be read as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CimError {
     #[error("embedded instance is not well-formed XML: {0}")]
+    /// The text is not well-formed XML (or breaks a limit).
     Xml(#[from] XmlError),
     #[error("embedded instance root is <{found}>, expected <INSTANCE>")]
-    NotAnInstance { found: String },
+    /// The root element is not `INSTANCE`.
+    NotAnInstance {
+        /// The root element's name.
+        found: String,
+    },
     #[error("<{element}> has no {attribute} attribute")]
+    /// A required attribute (NAME, CLASSNAME) is missing.
     MissingAttribute {
+        /// The element lacking it.
         element: &'static str,
+        /// The attribute it lacks.
         attribute: &'static str,
     },
     #[error("property {property}: {message}")]
-    BadProperty { property: String, message: String },
-    #[error("property {property} is {found}, expected {expected}")]
-    TypeMismatch {
+    /// A property element is malformed.
+    BadProperty {
+        /// The property's NAME.
         property: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    #[error("property {property} is {found}, expected {expected}")]
+    /// A scalar was asked of an array or the other way round.
+    TypeMismatch {
+        /// The property's NAME.
+        property: String,
+        /// What the caller asked for.
         expected: &'static str,
+        /// What the instance holds.
         found: &'static str,
     },
     #[error("property {property} has value `{value}`, which is not a valid {expected}")]
+    /// The value does not parse as the number type asked for.
     BadNumber {
+        /// The property's NAME.
         property: String,
+        /// The text found.
         value: String,
+        /// The number type asked for (`uint16`, ...).
         expected: &'static str,
     },
 }
@@ -139,14 +165,17 @@ impl EmbeddedInstance {
         }
     }
 
+    /// A scalar property as `uint16`; `Ok(None)` when absent or NULL.
     pub fn get_u16(&self, name: &str) -> Result<Option<u16>, CimError> {
         self.get_num(name, "uint16")
     }
 
+    /// A scalar property as `uint32`; `Ok(None)` when absent or NULL.
     pub fn get_u32(&self, name: &str) -> Result<Option<u32>, CimError> {
         self.get_num(name, "uint32")
     }
 
+    /// A scalar property as `uint64`; `Ok(None)` when absent or NULL.
     pub fn get_u64(&self, name: &str) -> Result<Option<u64>, CimError> {
         self.get_num(name, "uint64")
     }

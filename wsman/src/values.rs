@@ -5,70 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::ns;
+use crate::ns;
 
-/// Ordered selector set (`w:SelectorSet`). Order is kept because it is what goes on the wire
-/// and what a recording shows; lookups ignore ASCII case because WMI key names do.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SelectorSet(pub Vec<(String, String)>);
-
-impl SelectorSet {
-    pub fn new() -> Self {
-        SelectorSet(Vec::new())
-    }
-
-    /// Builder-style append.
-    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.0.push((name.into(), value.into()));
-        self
-    }
-
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push((name.into(), value.into()));
-    }
-
-    /// Value of the selector `name` (ASCII case-insensitive, first match).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
-    }
-}
-
-impl<K: Into<String>, V: Into<String>, const N: usize> From<[(K, V); N]> for SelectorSet {
-    fn from(pairs: [(K, V); N]) -> Self {
-        SelectorSet(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
-    }
-}
-
-impl<K: Into<String>, V: Into<String>> From<Vec<(K, V)>> for SelectorSet {
-    fn from(pairs: Vec<(K, V)>) -> Self {
-        SelectorSet(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
-    }
-}
+pub use crate::request::{EprMode, Param, SelectorSet};
 
 /// A WS-Addressing endpoint reference as WinRM writes it for WMI objects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +21,7 @@ pub struct Epr {
 }
 
 impl Epr {
+    /// A reference with the anonymous address.
     pub fn new(resource_uri: impl Into<String>, selectors: impl Into<SelectorSet>) -> Self {
         Epr {
             address: ns::ANONYMOUS.to_string(),
@@ -90,6 +30,7 @@ impl Epr {
         }
     }
 
+    /// Value of the selector `name` (ASCII case-insensitive).
     pub fn selector(&self, name: &str) -> Option<&str> {
         self.selectors.get(name)
     }
@@ -137,18 +78,22 @@ impl PropValue {
         }
     }
 
+    /// The text as a `u64`, if it is one.
     pub fn as_u64(&self) -> Option<u64> {
         self.as_text().and_then(|s| s.trim().parse().ok())
     }
 
+    /// The text as an `i64`, if it is one.
     pub fn as_i64(&self) -> Option<i64> {
         self.as_text().and_then(|s| s.trim().parse().ok())
     }
 
+    /// The text as a `u32`, if it is one.
     pub fn as_u32(&self) -> Option<u32> {
         self.as_text().and_then(|s| s.trim().parse().ok())
     }
 
+    /// The text as a `u16`, if it is one.
     pub fn as_u16(&self) -> Option<u16> {
         self.as_text().and_then(|s| s.trim().parse().ok())
     }
@@ -162,6 +107,7 @@ impl PropValue {
         }
     }
 
+    /// The reference, if this is one.
     pub fn as_epr(&self) -> Option<&Epr> {
         match self {
             PropValue::Ref(e) => Some(e),
@@ -169,6 +115,7 @@ impl PropValue {
         }
     }
 
+    /// `xsi:nil` (or an empty array).
     pub fn is_null(&self) -> bool {
         matches!(self, PropValue::Null)
     }
@@ -190,6 +137,7 @@ pub struct Instance {
     pub class: String,
     /// Namespace URI of the instance element; WinRM uses the class resource URI.
     pub namespace: String,
+    /// Properties by name (as the server spelled them).
     pub props: BTreeMap<String, PropValue>,
 }
 
@@ -205,22 +153,27 @@ impl Instance {
         })
     }
 
+    /// Property `name` as text (names compare ASCII case-insensitively).
     pub fn text(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(PropValue::as_text)
     }
 
+    /// Property `name` as a `u16`.
     pub fn u16(&self, name: &str) -> Option<u16> {
         self.get(name).and_then(PropValue::as_u16)
     }
 
+    /// Property `name` as a `u32`.
     pub fn u32(&self, name: &str) -> Option<u32> {
         self.get(name).and_then(PropValue::as_u32)
     }
 
+    /// Property `name` as a `u64`.
     pub fn u64(&self, name: &str) -> Option<u64> {
         self.get(name).and_then(PropValue::as_u64)
     }
 
+    /// Property `name` as a boolean.
     pub fn bool(&self, name: &str) -> Option<bool> {
         self.get(name).and_then(PropValue::as_bool)
     }
@@ -229,7 +182,9 @@ impl Instance {
 /// One enumeration item. Which variant arrives depends on [`EprMode`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EnumItem {
+    /// The object only.
     Instance(Instance),
+    /// Its reference only.
     Epr(Epr),
     /// `EnumerateObjectAndEPR`: a `w:Item` holding both.
     InstanceAndEpr(Instance, Epr),
@@ -244,6 +199,7 @@ impl EnumItem {
         }
     }
 
+    /// The object, when the item carries one.
     pub fn instance(&self) -> Option<&Instance> {
         match self {
             EnumItem::Instance(i) | EnumItem::InstanceAndEpr(i, _) => Some(i),
@@ -251,24 +207,13 @@ impl EnumItem {
         }
     }
 
+    /// The reference, when the item carries one.
     pub fn epr(&self) -> Option<&Epr> {
         match self {
             EnumItem::Epr(e) | EnumItem::InstanceAndEpr(_, e) => Some(e),
             EnumItem::Instance(_) => None,
         }
     }
-}
-
-/// `w:EnumerationMode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EprMode {
-    /// No `w:EnumerationMode`: objects only.
-    #[default]
-    Objects,
-    /// `EnumerateEPR`, as libvirt uses to build EPR parameters.
-    Epr,
-    /// `EnumerateObjectAndEPR`.
-    ObjectAndEpr,
 }
 
 /// Options of an enumeration.
@@ -279,6 +224,7 @@ pub struct EnumOpts {
     /// `w:MaxElements` (Enumerate, when optimised) and `n:MaxElements` (Pull). `None` sends
     /// nothing and lets the server choose (WinRM's default is believed to be 1 per Pull).
     pub max_elements: Option<u32>,
+    /// Objects, references or both.
     pub epr_mode: EprMode,
     /// Safety stop for a server that never ends a sequence: the enumeration fails after this
     /// many Pulls instead of looping forever.
@@ -299,6 +245,7 @@ impl Default for EnumOpts {
 /// One page of an enumeration: an EnumerateResponse or a PullResponse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnumPage {
+    /// The items of this page, in order.
     pub items: Vec<EnumItem>,
     /// `n:EnumerationContext`, when the server sent one.
     pub context: Option<String>,
@@ -319,31 +266,9 @@ impl EnumPage {
     }
 }
 
-/// A method parameter (`Invoke`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Param {
-    /// Escaped text (numbers, enums, booleans, strings).
-    Text(String),
-    /// A reference: `a:Address` + `a:ReferenceParameters` directly under the parameter
-    /// element, with no `a:EndpointReference` wrapper (winrm.exe and libvirt form).
-    Epr {
-        resource_uri: String,
-        selectors: SelectorSet,
-    },
-    /// A CIM-XML `<INSTANCE …>` string, sent as CDATA as libvirt does.
-    EmbeddedInstance(String),
-    /// `xsi:nil="true"`.
-    Nil,
-    /// An array parameter: the element repeated once per entry. Nested arrays are refused.
-    Array(Vec<Param>),
-}
-
-impl Param {
-    pub fn text(s: impl Into<String>) -> Self {
-        Param::Text(s.into())
-    }
-
-    pub fn epr(epr: &Epr) -> Self {
+/// A reference parameter to the object `epr` names.
+impl From<&Epr> for Param {
+    fn from(epr: &Epr) -> Self {
         Param::Epr {
             resource_uri: epr.resource_uri.clone(),
             selectors: epr.selectors.clone(),
@@ -354,6 +279,7 @@ impl Param {
 /// A method's `{Method}_OUTPUT`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvokeOutput {
+    /// `ReturnValue` (0 done, 4096 job started, else an error code).
     pub return_value: u32,
     /// The `Job` out-parameter when it is a reference (4096 "transition started").
     pub job: Option<Epr>,
@@ -371,8 +297,11 @@ impl InvokeOutput {
 /// What `Identify` returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentifyInfo {
+    /// `wsmid:ProtocolVersion`.
     pub protocol_version: Option<String>,
+    /// `wsmid:ProductVendor`.
     pub product_vendor: Option<String>,
+    /// `wsmid:ProductVersion`.
     pub product_version: Option<String>,
     /// Every child of `IdentifyResponse` by local name (WinRM adds `SecurityProfiles`, ...).
     pub fields: BTreeMap<String, String>,

@@ -11,6 +11,7 @@ use super::xml::Element;
 pub struct Epr {
     /// Usually the anonymous role URI; WinRM writes it in every EPR it emits.
     pub address: String,
+    /// `w:ResourceURI`: the class of the referenced instance.
     pub resource_uri: String,
     /// `(Name, value)` in document order. A selector whose value is an EPR (the keys of an
     /// association class) is here with the referenced instance's path as its text
@@ -164,7 +165,7 @@ fn parse_selectors(set: &Element, depth: usize) -> Result<Selectors, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wsman::xml::parse;
+    use crate::xml::parse;
 
     const A: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing";
     const W: &str = "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd";

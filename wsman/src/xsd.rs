@@ -1,6 +1,13 @@
-//! The few XML Schema lexical forms WS-Management needs: `xs:duration` (OperationTimeout,
-//! `cim:Interval`) and `xs:dateTime` in UTC (`cim:Datetime`). Hand-written so the protocol
-//! layer carries no date crate.
+//! The one codec for times on the wire, in both notations WS-Management meets:
+//!
+//! - XML Schema lexical forms: `xs:duration` (OperationTimeout, `cim:Interval`) and
+//!   `xs:dateTime` in UTC (`cim:Datetime`), as WinRM writes typed properties.
+//! - DMTF CIM forms (DSP0004 2.2.1): the datetime `yyyymmddHHMMSS.mmmmmm+UUU` and the interval
+//!   `ddddddddhhmmss.mmmmmm:000`, as they appear inside CIM-XML and in untyped string
+//!   properties.
+//!
+//! Hand-written so the protocol layer carries no date crate. Times are milliseconds since the
+//! UNIX epoch, UTC.
 
 use std::fmt::Write as _;
 
@@ -8,7 +15,9 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid xs:duration `{value}`: {reason}")]
 pub struct DurationError {
+    /// The text refused.
     pub value: String,
+    /// Why.
     pub reason: &'static str,
 }
 
@@ -23,7 +32,7 @@ pub fn parse_duration_ms(value: &str) -> Result<u64, DurationError> {
         value: value.to_owned(),
         reason,
     };
-    let s = value.trim_matches(crate::wsman::xml::is_xml_space);
+    let s = value.trim_matches(crate::xml::is_xml_space);
     if s.starts_with('-') {
         return Err(err("negative durations are not allowed"));
     }
@@ -115,6 +124,12 @@ pub fn parse_duration_ms(value: &str) -> Result<u64, DurationError> {
     u64::try_from(total).map_err(|_| err("duration too large"))
 }
 
+/// The `xs:duration` winrm.exe writes as OperationTimeout: seconds with three decimals,
+/// `PT60.000S` (the form [`parse_duration_ms`] reads back).
+pub fn format_timeout(d: std::time::Duration) -> String {
+    format!("PT{}.{:03}S", d.as_secs(), d.subsec_millis())
+}
+
 /// Formats milliseconds as the `xs:duration` WinRM writes in `cim:Interval`:
 /// `P0DT0H1M40S` (real WinRM output, docs/facts.md#values), with a `.mmm` fraction only when the
 /// value is not a whole number of seconds.
@@ -179,6 +194,69 @@ pub fn write_datetime_ms(out: &mut String, ms: i64) {
     out.push('.');
     push_digits(out, in_day % 1_000, 3);
     out.push('Z');
+}
+
+/// DMTF CIM datetime `yyyymmddHHMMSS.mmmmmm+000` (DSP0004 2.2.1) of a UTC instant, the form
+/// inside CIM-XML. Always written in UTC (offset `+000`).
+pub fn format_dmtf_datetime_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let in_day = secs % 86_400;
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}.{:06}+000",
+        in_day / 3600,
+        in_day % 3600 / 60,
+        in_day % 60,
+        (ms % 1000) * 1000
+    )
+}
+
+/// Parses a DMTF CIM datetime (`yyyymmddHHMMSS.mmmmmmsUUU`, `s` a sign and `UUU` the offset in
+/// minutes) into UTC milliseconds. `None` for malformed text, for instants before the epoch
+/// and for intervals (`:` in the sign position).
+pub fn parse_dmtf_datetime_ms(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 25 || b[14] != b'.' || !matches!(b[21], b'+' | b'-') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse::<i64>().ok() };
+    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, sec, micro) = (num(8..10)?, num(10..12)?, num(12..14)?, num(15..21)?);
+    let offset = num(22..25)? * if b[21] == b'-' { -1 } else { 1 };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    // mo and d were range-checked just above, so the casts cannot truncate.
+    let days = days_from_civil(y, mo as u32, d as u32);
+    let local_ms = ((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + micro / 1000;
+    let utc = local_ms - offset * 60_000;
+    u64::try_from(utc).ok()
+}
+
+/// DMTF CIM interval `ddddddddhhmmss.mmmmmm:000` (DSP0004 2.2.1) of a duration.
+pub fn format_dmtf_interval_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    format!(
+        "{:08}{:02}{:02}{:02}.{:06}:000",
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        (ms % 1000) * 1000
+    )
+}
+
+/// Day count since 1970-01-01 of a proleptic Gregorian date (the inverse of
+/// [`civil_from_days`], same algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
@@ -262,5 +340,42 @@ mod tests {
         // Extremes must not panic.
         let _ = format_datetime_ms(i64::MIN);
         let _ = format_datetime_ms(i64::MAX);
+    }
+
+    #[test]
+    fn timeouts() {
+        use std::time::Duration;
+        assert_eq!(format_timeout(Duration::from_secs(60)), "PT60.000S");
+        assert_eq!(format_timeout(Duration::from_millis(1500)), "PT1.500S");
+        assert_eq!(
+            parse_duration_ms(&format_timeout(Duration::from_millis(1500))),
+            Ok(1500)
+        );
+    }
+
+    #[test]
+    fn dmtf_forms() {
+        assert_eq!(
+            format_dmtf_datetime_ms(1_714_557_600_123),
+            "20240501100000.123000+000"
+        );
+        assert_eq!(
+            format_dmtf_interval_ms(300_000),
+            "00000000000500.000000:000"
+        );
+        assert_eq!(
+            parse_dmtf_datetime_ms("20240501120000.000000+120"),
+            Some(1_714_557_600_000),
+            "offsets shift to UTC"
+        );
+        assert_eq!(parse_dmtf_datetime_ms("00000000000500.000000:000"), None);
+        assert_eq!(parse_dmtf_datetime_ms("garbage"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn dmtf_datetime_round_trips(t in 0u64..4_102_444_800_000) {
+            proptest::prop_assert_eq!(parse_dmtf_datetime_ms(&format_dmtf_datetime_ms(t)), Some(t));
+        }
     }
 }

@@ -249,7 +249,7 @@ fn invoke_output_errors_are_protocol_errors() {
         invoke_output(b, "RequestStateChange")
     });
     assert!(
-        matches!(wrong_method, Err(WsmanError::Protocol(m)) if m.contains("RequestStateChange_OUTPUT"))
+        matches!(wrong_method, Err(ResponseError::Protocol(m)) if m.contains("RequestStateChange_OUTPUT"))
     );
     let no_rv = INVOKE_OUTPUT_JOB.replace("<p:ReturnValue>4096</p:ReturnValue>", "");
     assert!(matches!(
@@ -257,7 +257,7 @@ fn invoke_output_errors_are_protocol_errors() {
             b,
             "InitiateFailback"
         )),
-        Err(WsmanError::Protocol(_))
+        Err(ResponseError::Protocol(_))
     ));
     let bad_rv = INVOKE_OUTPUT_JOB.replace(">4096<", ">lots<");
     assert!(matches!(
@@ -265,7 +265,7 @@ fn invoke_output_errors_are_protocol_errors() {
             b,
             "InitiateFailback"
         )),
-        Err(WsmanError::Protocol(_))
+        Err(ResponseError::Protocol(_))
     ));
 }
 
@@ -394,7 +394,7 @@ fn relates_to_mismatch_and_absence() {
     })
     .expect_err("mismatch");
     match err {
-        WsmanError::RelatesToMismatch { expected, got } => {
+        ResponseError::RelatesToMismatch { expected, got } => {
             assert_eq!(expected, "uuid:OTHER");
             assert_eq!(
                 got.as_deref(),
@@ -415,7 +415,7 @@ fn relates_to_mismatch_and_absence() {
             Some("uuid:11111111-2222-3333-4444-555555555555"),
             |b| { invoke_output(b, "InitiateFailback") }
         ),
-        Err(WsmanError::RelatesToMismatch { got: None, .. })
+        Err(ResponseError::RelatesToMismatch { got: None, .. })
     ));
 }
 
@@ -423,22 +423,22 @@ fn relates_to_mismatch_and_absence() {
 fn unauthorized_http_and_malformed() {
     let www = vec!["Basic realm=\"WSMAN\"".to_string(), "Negotiate".to_string()];
     match decode(401, &www, "", Some("uuid:X"), get_response) {
-        Err(WsmanError::Unauthorized { www_authenticate }) => assert_eq!(www_authenticate, www),
+        Err(ResponseError::Unauthorized { www_authenticate }) => assert_eq!(www_authenticate, www),
         other => panic!("expected Unauthorized, got {other:?}"),
     }
     assert!(matches!(
         decode(503, &[], "Service Unavailable", None, get_response),
-        Err(WsmanError::Http { status: 503, .. })
+        Err(ResponseError::Http { status: 503, .. })
     ));
     assert!(matches!(
         decode(500, &[], ENUMERATE_RESPONSE_W_ITEMS, None, enum_page),
-        Err(WsmanError::Http { status: 500, .. })
+        Err(ResponseError::Http { status: 500, .. })
     ));
     for bad in ["", "<s:Envelope", "not xml at all", "<a><b></a>"] {
         assert!(
             matches!(
                 decode(200, &[], bad, None, get_response),
-                Err(WsmanError::MalformedXml { .. })
+                Err(ResponseError::MalformedXml { .. })
             ),
             "{bad:?}"
         );
@@ -448,23 +448,23 @@ fn unauthorized_http_and_malformed() {
         r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/></s:Envelope>"#;
     assert!(matches!(
         decode(200, &[], soap11, None, get_response),
-        Err(WsmanError::Protocol(_))
+        Err(ResponseError::Protocol(_))
     ));
     let no_body =
         r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Header/></s:Envelope>"#;
     assert!(matches!(
         decode(200, &[], no_body, None, get_response),
-        Err(WsmanError::Protocol(_))
+        Err(ResponseError::Protocol(_))
     ));
     let empty_body =
         r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body/></s:Envelope>"#;
     assert!(matches!(
         decode(200, &[], empty_body, None, get_response),
-        Err(WsmanError::Protocol(_))
+        Err(ResponseError::Protocol(_))
     ));
     assert!(matches!(
         decode(200, &[], empty_body, None, enum_page),
-        Err(WsmanError::Protocol(_))
+        Err(ResponseError::Protocol(_))
     ));
 }
 

@@ -17,7 +17,9 @@ use super::xsd::parse_duration_ms;
 pub struct Request {
     /// `a:Action`. `None` only for Identify, which has no addressing headers.
     pub action: Option<String>,
+    /// `a:To`, the endpoint URL the client addressed.
     pub to: Option<String>,
+    /// `w:ResourceURI`: the class (or `…/*` namespace) addressed.
     pub resource_uri: Option<String>,
     /// `a:MessageID` verbatim (usually `uuid:…`), to echo in `a:RelatesTo`.
     pub message_id: Option<String>,
@@ -45,30 +47,51 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestErrorKind {
     #[error("the request is not well-formed XML: {0}")]
+    /// Not well-formed, or over a parser limit.
     Xml(#[from] XmlError),
     #[error("the root element is {found}, not a SOAP 1.2 s:Envelope")]
-    NotSoapEnvelope { found: String },
+    /// The root is not `{SOAP 1.2}Envelope`.
+    NotSoapEnvelope {
+        /// The root element as `{ns}local`.
+        found: String,
+    },
     #[error("the envelope has no s:Body")]
+    /// No `s:Body`.
     MissingBody,
     #[error("the envelope has more than one {0}")]
+    /// A second `s:Header` or `s:Body` (named).
     DuplicateEnvelopePart(&'static str),
     #[error("the request has no a:Action header")]
+    /// No `a:Action` on a request that needs one (all but Identify).
     MissingAction,
     #[error("header {header} is marked mustUnderstand but is not understood")]
+    /// A `mustUnderstand="true"` header this server does not implement.
     MustUnderstand {
+        /// The header as written, for the fault text.
         header: String,
+        /// Its namespace URI, for `s:NotUnderstood`.
         ns: Option<String>,
+        /// Its local name.
         local: String,
     },
     #[error("header {header} appears more than once")]
-    DuplicateHeader { header: &'static str },
-    #[error("header {header} has an invalid value `{value}`: {reason}")]
-    InvalidHeader {
+    /// A header that may appear once appears again.
+    DuplicateHeader {
+        /// The header, with its usual prefix.
         header: &'static str,
+    },
+    #[error("header {header} has an invalid value `{value}`: {reason}")]
+    /// A header whose value cannot be used.
+    InvalidHeader {
+        /// The header, with its usual prefix.
+        header: &'static str,
+        /// The value found.
         value: String,
+        /// Why it is refused.
         reason: String,
     },
     #[error("invalid w:SelectorSet or w:OptionSet: {0}")]
+    /// A selector or option without a Name, or otherwise malformed.
     BadSelectorSet(String),
 }
 
@@ -77,7 +100,9 @@ pub enum RequestErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}")]
 pub struct RequestError {
+    /// What was wrong.
     pub kind: RequestErrorKind,
+    /// `a:MessageID`, if it could be read, for `a:RelatesTo`.
     pub message_id: Option<String>,
 }
 

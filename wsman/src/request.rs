@@ -1,30 +1,167 @@
-//! Request envelopes, as strings.
+//! Request envelopes, as strings: the client side of the protocol (the server side reads them
+//! with [`crate::envelope::Request::parse`]).
 //!
-//! Public so that the runner can start from a well-formed request and bend it into a
-//! deliberately malformed one for [`super::WsmanClient::send`]. Prefixes follow winrm.exe
-//! (`s a w p n`, docs/facts.md#request-headers); the header order follows the same capture.
+//! Public so that a client can start from a well-formed request and bend it into a
+//! deliberately malformed one. Prefixes follow winrm.exe (`s a w p n`,
+//! docs/facts.md#request-headers); the
+//! header order follows the same capture.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::error::WsmanError;
-use super::ns;
-use super::types::{EprMode, Param, SelectorSet};
-use super::xml::{cdata, escape, is_identifier};
+use crate::ns;
+use crate::writer::escape;
+
+/// Ordered selector set (`w:SelectorSet`). Order is kept because it is what goes on the wire
+/// and what a recording shows; lookups ignore ASCII case because WMI key names do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SelectorSet(pub Vec<(String, String)>);
+
+impl SelectorSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        SelectorSet(Vec::new())
+    }
+
+    /// Builder-style append.
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.0.push((name.into(), value.into()));
+        self
+    }
+
+    /// Appends a selector (a repeated name is kept: the server decides what that means).
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push((name.into(), value.into()));
+    }
+
+    /// Value of the selector `name` (ASCII case-insensitive, first match).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// No selectors at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many selectors.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// `(name, value)` pairs in wire order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+impl<K: Into<String>, V: Into<String>, const N: usize> From<[(K, V); N]> for SelectorSet {
+    fn from(pairs: [(K, V); N]) -> Self {
+        SelectorSet(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> From<Vec<(K, V)>> for SelectorSet {
+    fn from(pairs: Vec<(K, V)>) -> Self {
+        SelectorSet(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+/// `w:EnumerationMode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum EprMode {
+    /// No `w:EnumerationMode`: objects only.
+    #[default]
+    Objects,
+    /// `EnumerateEPR`, as libvirt uses to build EPR parameters.
+    Epr,
+    /// `EnumerateObjectAndEPR`.
+    ObjectAndEpr,
+}
+
+/// A method parameter (`Invoke`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    /// Escaped text (numbers, enums, booleans, strings).
+    Text(String),
+    /// A reference: `a:Address` + `a:ReferenceParameters` directly under the parameter
+    /// element, with no `a:EndpointReference` wrapper (winrm.exe and libvirt form).
+    Epr {
+        /// `w:ResourceURI` of the referenced object's class.
+        resource_uri: String,
+        /// Its keys.
+        selectors: SelectorSet,
+    },
+    /// A CIM-XML `<INSTANCE …>` string, sent as CDATA as libvirt does.
+    EmbeddedInstance(String),
+    /// `xsi:nil="true"`.
+    Nil,
+    /// An array parameter: the element repeated once per entry. Nested arrays are refused.
+    Array(Vec<Param>),
+}
+
+impl Param {
+    /// A text parameter.
+    pub fn text(s: impl Into<String>) -> Self {
+        Param::Text(s.into())
+    }
+}
+
+/// A request that cannot be put on the wire (a name that is not an identifier, a nested
+/// array); the text says which.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(pub String);
+
+/// Wraps `s` in CDATA the way libvirt sends embedded instances. A `]]>` inside the payload
+/// would end the section early, so it is split across two sections: the receiver's parsed
+/// text is still exactly `s`.
+pub fn cdata(s: &str) -> String {
+    format!("<![CDATA[{}]]>", s.replace("]]>", "]]]]><![CDATA[>"))
+}
+
+/// WMI class, method and parameter names are plain identifiers; anything else would not be a
+/// valid element name and cannot be escaped, so requests with such names are refused up front.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 /// The addressing and WS-Management headers of one request.
 #[derive(Debug, Clone)]
 pub struct Headers<'a> {
     /// `a:To`: the endpoint URL.
     pub to: &'a str,
+    /// `w:ResourceURI`.
     pub resource_uri: &'a str,
+    /// `a:Action`.
     pub action: &'a str,
     /// Full `uuid:…` MessageID.
     pub message_id: &'a str,
+    /// `w:MaxEnvelopeSize` in octets.
     pub max_envelope_size: u32,
     /// `w:Locale` / `p:DataLocale` `xml:lang`.
     pub locale: &'a str,
+    /// `w:SelectorSet`, left out when `None` or empty.
     pub selectors: Option<&'a SelectorSet>,
+    /// `w:OperationTimeout`.
     pub operation_timeout: Duration,
 }
 
@@ -36,11 +173,6 @@ const ENVELOPE_OPEN: &str = concat!(
     r#" xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd""#,
     r#" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#
 );
-
-/// `xs:duration` as winrm.exe writes OperationTimeout: `PT60.000S`.
-pub fn format_duration(d: Duration) -> String {
-    format!("PT{}.{:03}S", d.as_secs(), d.subsec_millis())
-}
 
 fn write_selector_set(out: &mut String, selectors: &SelectorSet) {
     out.push_str("<w:SelectorSet>");
@@ -93,7 +225,7 @@ pub fn envelope(h: &Headers<'_>, body: &str) -> String {
     let _ = write!(
         out,
         "<w:OperationTimeout>{}</w:OperationTimeout>",
-        format_duration(h.operation_timeout)
+        crate::xsd::format_timeout(h.operation_timeout)
     );
     out.push_str("</s:Header>");
     if body.is_empty() {
@@ -111,7 +243,7 @@ pub fn identify_envelope() -> String {
     format!(
         r#"<s:Envelope xmlns:s="{}" xmlns:wsmid="{}"><s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"#,
         ns::SOAP,
-        ns::IDENTITY
+        ns::IDENTIFY
     )
 }
 
@@ -186,7 +318,7 @@ fn write_param(
     name: &str,
     param: &Param,
     nested: bool,
-) -> Result<(), WsmanError> {
+) -> Result<(), BuildError> {
     match param {
         Param::Text(t) => {
             let _ = write!(out, "<p:{name}>{}</p:{name}>", escape(t));
@@ -207,7 +339,7 @@ fn write_param(
         }
         Param::Array(items) => {
             if nested {
-                return Err(WsmanError::InvalidRequest(format!(
+                return Err(BuildError(format!(
                     "parameter {name}: nested arrays cannot be expressed in WS-Management"
                 )));
             }
@@ -224,16 +356,16 @@ pub fn invoke_body(
     resource_uri: &str,
     method: &str,
     params: &[(&str, Param)],
-) -> Result<String, WsmanError> {
+) -> Result<String, BuildError> {
     if !is_identifier(method) {
-        return Err(WsmanError::InvalidRequest(format!(
+        return Err(BuildError(format!(
             "method name {method:?} is not a WMI identifier"
         )));
     }
     let mut out = format!(r#"<p:{method}_INPUT xmlns:p="{}">"#, escape(resource_uri));
     for (name, param) in params {
         if !is_identifier(name) {
-            return Err(WsmanError::InvalidRequest(format!(
+            return Err(BuildError(format!(
                 "parameter name {name:?} is not a WMI identifier"
             )));
         }
@@ -246,7 +378,29 @@ pub fn invoke_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wsman::xml::{child, elements, is, text_of};
+    use roxmltree::Node;
+
+    fn is(node: Node<'_, '_>, ns: &str, local: &str) -> bool {
+        node.is_element()
+            && node.tag_name().name() == local
+            && node.tag_name().namespace() == Some(ns)
+    }
+
+    fn child<'a, 'i>(node: Node<'a, 'i>, ns: &str, local: &str) -> Option<Node<'a, 'i>> {
+        node.children().find(|c| is(*c, ns, local))
+    }
+
+    fn elements<'a, 'i>(node: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
+        node.children().filter(|c| c.is_element())
+    }
+
+    /// Text and CDATA below `node`, concatenated (roxmltree's `text()` stops at the first).
+    fn text_of(node: Node<'_, '_>) -> String {
+        node.descendants()
+            .filter(|d| d.is_text())
+            .filter_map(|d| d.text())
+            .collect()
+    }
 
     const RS: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_ReplicationService";
 
@@ -261,12 +415,6 @@ mod tests {
             selectors: sel,
             operation_timeout: Duration::from_secs(60),
         }
-    }
-
-    #[test]
-    fn duration_format() {
-        assert_eq!(format_duration(Duration::from_secs(60)), "PT60.000S");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "PT1.500S");
     }
 
     #[test]
@@ -336,7 +484,7 @@ mod tests {
         let xml = identify_envelope();
         let doc = roxmltree::Document::parse(&xml).expect("parses");
         let body = child(doc.root_element(), ns::SOAP, "Body").expect("body");
-        assert!(child(body, ns::IDENTITY, "Identify").is_some());
+        assert!(child(body, ns::IDENTIFY, "Identify").is_some());
         let header = child(doc.root_element(), ns::SOAP, "Header").expect("header");
         assert_eq!(elements(header).count(), 0);
     }
@@ -460,18 +608,36 @@ mod tests {
     }
 
     #[test]
+    fn cdata_round_trips_through_a_parser() {
+        let payload = "<INSTANCE>]]>x</INSTANCE>";
+        let doc = format!("<r>{}</r>", cdata(payload));
+        let parsed = roxmltree::Document::parse(&doc).expect("valid xml");
+        assert_eq!(text_of(parsed.root_element()), payload);
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("RequestStateChange"));
+        assert!(is_identifier("_x1"));
+        assert!(!is_identifier(""));
+        assert!(!is_identifier("1x"));
+        assert!(!is_identifier("a b"));
+        assert!(!is_identifier("a<b"));
+    }
+
+    #[test]
     fn invoke_body_refuses_bad_names() {
         assert!(matches!(
             invoke_body(RS, "Bad Method", &[]),
-            Err(WsmanError::InvalidRequest(_))
+            Err(BuildError(_))
         ));
         assert!(matches!(
             invoke_body(RS, "M", &[("x>y", Param::Nil)]),
-            Err(WsmanError::InvalidRequest(_))
+            Err(BuildError(_))
         ));
         assert!(matches!(
             invoke_body(RS, "M", &[("x", Param::Array(vec![Param::Array(vec![])]))]),
-            Err(WsmanError::InvalidRequest(_))
+            Err(BuildError(_))
         ));
     }
 }

@@ -42,6 +42,7 @@ pub struct Attr {
     /// Namespace URI; `None` for an unprefixed attribute (attributes never take the
     /// default namespace).
     pub ns: Option<Ns>,
+    /// Local name.
     pub local: String,
     /// The value after entity expansion and XML attribute-value normalisation.
     pub value: String,
@@ -52,8 +53,11 @@ pub struct Attr {
 pub struct Element {
     /// Namespace URI; `None` when the element is in no namespace.
     pub ns: Option<Ns>,
+    /// Local name.
     pub local: String,
+    /// Attributes in document order (namespace declarations left out).
     pub attrs: Vec<Attr>,
+    /// Child elements in document order.
     pub children: Vec<Element>,
     /// Concatenation of the direct text, CDATA and references of this element, in document
     /// order, except that whitespace-only runs next to child elements (indentation) are
@@ -118,6 +122,7 @@ pub fn is_xml_char(c: char) -> bool {
         && !matches!(c, '\u{FFFE}' | '\u{FFFF}')
 }
 
+/// XML's whitespace (production S): space, tab, CR, LF.
 pub fn is_xml_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
@@ -126,7 +131,9 @@ pub fn is_xml_space(c: char) -> bool {
 /// (winrm.exe's deepest is about 8 levels) and far below what could hurt the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Deepest element nesting accepted.
     pub max_depth: usize,
+    /// Most elements in one document.
     pub max_elements: usize,
 }
 
@@ -143,34 +150,96 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum XmlError {
     #[error("input is not valid UTF-8 (first invalid byte at offset {position})")]
-    InvalidUtf8 { position: usize },
+    /// Not UTF-8.
+    InvalidUtf8 {
+        /// Offset of the first invalid byte.
+        position: usize,
+    },
     #[error("input starts with a UTF-16 byte order mark but is not valid UTF-16")]
+    /// A UTF-16 byte order mark on text that is not UTF-16.
     InvalidUtf16,
     #[error("XML syntax error at byte {position}: {message}")]
-    Syntax { position: u64, message: String },
+    /// Not well-formed.
+    Syntax {
+        /// Where.
+        position: u64,
+        /// quick-xml's description.
+        message: String,
+    },
     #[error("DOCTYPE/DTD at byte {position} is not allowed")]
-    DoctypeForbidden { position: u64 },
+    /// A DOCTYPE (refused: DTDs enable entity attacks).
+    DoctypeForbidden {
+        /// Where.
+        position: u64,
+    },
     #[error(
         "entity reference `&{name};` at byte {position} is not allowed (only the five predefined entities and character references are)"
     )]
-    EntityForbidden { name: String, position: u64 },
+    /// An entity other than the five predefined ones.
+    EntityForbidden {
+        /// The entity name.
+        name: String,
+        /// Where.
+        position: u64,
+    },
     #[error("character U+{code:04X} at byte {position} is not allowed in XML 1.0")]
-    ForbiddenChar { code: u32, position: u64 },
+    /// A character XML 1.0 does not allow.
+    ForbiddenChar {
+        /// Its code point.
+        code: u32,
+        /// Where.
+        position: u64,
+    },
     #[error("invalid character reference `&{reference};` at byte {position}")]
-    BadCharRef { reference: String, position: u64 },
+    /// A character reference that is malformed or names a forbidden character.
+    BadCharRef {
+        /// The reference as written.
+        reference: String,
+        /// Where.
+        position: u64,
+    },
     #[error("element nesting deeper than {limit} levels at byte {position}")]
-    TooDeep { limit: usize, position: u64 },
+    /// Nesting beyond [`Limits::max_depth`].
+    TooDeep {
+        /// The limit.
+        limit: usize,
+        /// Where.
+        position: u64,
+    },
     #[error("more than {limit} elements in the document")]
-    TooManyElements { limit: usize },
+    /// More elements than [`Limits::max_elements`].
+    TooManyElements {
+        /// The limit.
+        limit: usize,
+    },
     #[error("namespace prefix `{prefix}` at byte {position} is not declared")]
-    UnboundPrefix { prefix: String, position: u64 },
+    /// A prefix with no namespace declaration in scope.
+    UnboundPrefix {
+        /// The prefix.
+        prefix: String,
+        /// Where.
+        position: u64,
+    },
     #[error("text outside the root element at byte {position}")]
-    TextOutsideRoot { position: u64 },
+    /// Non-whitespace text before or after the root element.
+    TextOutsideRoot {
+        /// Where.
+        position: u64,
+    },
     #[error("a second root element at byte {position}")]
-    SecondRoot { position: u64 },
+    /// A second top-level element.
+    SecondRoot {
+        /// Where.
+        position: u64,
+    },
     #[error("document ends inside element `{open}`")]
-    UnexpectedEof { open: String },
+    /// The input ends inside an element.
+    UnexpectedEof {
+        /// The innermost open element.
+        open: String,
+    },
     #[error("document has no root element")]
+    /// No element at all.
     NoRoot,
 }
 
@@ -561,7 +630,7 @@ mod tests {
         assert_eq!(
             el.as_ref()
                 .ok()
-                .and_then(|e| e.attr_ns(crate::wsman::ns::XML, "lang")),
+                .and_then(|e| e.attr_ns(crate::ns::XML, "lang")),
             Some("en-US")
         );
     }

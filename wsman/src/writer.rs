@@ -22,6 +22,7 @@ pub struct ReplyHeader<'a> {
 }
 
 impl ReplyHeader<'_> {
+    /// The envelope's `xml:lang`.
     pub fn lang(&self) -> &str {
         self.lang.unwrap_or("en-US")
     }
@@ -32,8 +33,11 @@ impl ReplyHeader<'_> {
 pub enum Value {
     /// Written as `xsi:nil="true"`: real hosts keep NULL properties present (docs/facts.md#values).
     Null,
+    /// A string, escaped.
     Text(String),
+    /// An integer of any CIM width.
     Int(i64),
+    /// `true` / `false`.
     Bool(bool),
     /// Milliseconds since the UNIX epoch, UTC; written as `cim:Datetime`.
     Datetime(i64),
@@ -48,7 +52,9 @@ pub enum Value {
 /// One WMI instance: `class` is also the element name, `resource_uri` its namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
+    /// The class name.
     pub class: String,
+    /// The class resource URI.
     pub resource_uri: String,
     /// Written in this order.
     pub props: Vec<(String, Value)>,
@@ -58,7 +64,9 @@ pub struct Instance {
 /// (`w:EnumerationMode` EnumerateEPR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item<'a> {
+    /// The object.
     Instance(&'a Instance),
+    /// Its reference only.
     Epr(&'a Epr),
     /// `EnumerateObjectAndEPR`: `w:Item` wrapping the object, then its reference.
     ObjectAndEpr(&'a Instance, &'a Epr),
@@ -120,6 +128,12 @@ fn with_envelope(h: &ReplyHeader<'_>, action: &str, body: impl FnOnce(&mut Strin
     body(&mut out);
     close_envelope(&mut out);
     out
+}
+
+/// Any response envelope in WinRM's layout around `body` (already XML): for answers the
+/// typed writers below do not cover, such as a test server's canned bodies.
+pub fn response_envelope(h: &ReplyHeader<'_>, action: &str, body: &str) -> String {
+    with_envelope(h, action, |out| out.push_str(body))
 }
 
 /// WS-Transfer GetResponse: the instance is the body.
@@ -391,6 +405,16 @@ fn write_value(out: &mut String, name: &str, value: &Value) {
             }
         }
     }
+}
+
+/// The escaping rule for callers that build XML as strings: safe in element text and in a
+/// double-quoted attribute value alike (it is [`escape_attr_into`]; in text the extra
+/// character references read back as the same characters), so no caller has to think about
+/// which context it is in. Requests, embedded instances and reports all use it.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    escape_attr_into(&mut out, s);
+    out
 }
 
 /// Escapes text content. Characters XML 1.0 cannot carry at all (most C0 controls,
@@ -733,6 +757,22 @@ mod tests {
         );
         let p = find(root, "urn:c?x=\"1\"&y=<2>", "P").and_then(|n| n.text());
         assert_eq!(p, Some("a&b<c>d\"e'f\r\ng\th\u{FFFD}i\u{FFFD}"));
+    }
+
+    #[test]
+    fn one_escape_for_text_and_attributes() {
+        let nasty = "a<b>&\"c\"'d'\r\n\t\u{1}";
+        let escaped = escape(nasty);
+        assert_eq!(
+            escaped,
+            "a&lt;b&gt;&amp;&quot;c&quot;'d'&#13;&#10;&#9;\u{FFFD}"
+        );
+        let xml = format!("<r a=\"{escaped}\">{escaped}</r>");
+        let d = doc(&xml);
+        let root = d.root_element();
+        let read_back = "a<b>&\"c\"'d'\r\n\t\u{FFFD}";
+        assert_eq!(root.attribute("a"), Some(read_back));
+        assert_eq!(root.text(), Some(read_back));
     }
 
     #[test]

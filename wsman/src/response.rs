@@ -1,29 +1,100 @@
-//! Response parsing with roxmltree, by namespace URI and local name only.
+//! Response parsing, the client side of the protocol (the server side writes responses with
+//! [`crate::writer`]): roxmltree, by namespace URI and local name only.
 //!
 //! Everything here works on server-supplied text, so nothing may panic: missing pieces become
-//! `WsmanError::Protocol` (or a default where WinRM is known to omit a part).
+//! [`ResponseError::Protocol`] (or a default where WinRM is known to omit a part).
 
 use std::collections::BTreeMap;
 
 use roxmltree::{Document, Node};
 
-use super::error::{QName, Result, SoapFault, WsmanError, excerpt};
-use super::ns;
-use super::types::{
+use crate::dom::{child, elements, is, is_nil, resolve_qname, text_of};
+use crate::fault::{QName, SoapFault};
+use crate::ns;
+use crate::values::{
     EnumItem, EnumPage, Epr, IdentifyInfo, Instance, InvokeOutput, PropValue, SelectorSet,
 };
-use super::xml::{child, elements, is, is_nil, resolve_qname, text_of};
+
+/// Why a response could not be turned into the value asked for. A client wraps these in its
+/// own error type (with its transport failures); the texts are the ones its reports show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    /// HTTP 401. The values of every `WWW-Authenticate` header, so a report can say which
+    /// schemes the server offers.
+    #[error("HTTP 401 unauthorized (WWW-Authenticate: {})", www_authenticate.join(", "))]
+    Unauthorized {
+        /// The `WWW-Authenticate` header values.
+        www_authenticate: Vec<String>,
+    },
+
+    /// A SOAP fault (usually HTTP 500, sometimes 400 or even 200). Boxed to keep `Result`s small.
+    #[error("WS-Management fault: {0}")]
+    Fault(Box<SoapFault>),
+
+    /// A non-success HTTP status without a SOAP fault in the body.
+    #[error("unexpected HTTP status {status}: {body_excerpt}")]
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        body_excerpt: String,
+    },
+
+    /// The body is not well-formed XML (or not text at all).
+    #[error("malformed XML in response: {reason}; body starts with: {body_excerpt}")]
+    MalformedXml {
+        /// The XML parser's complaint.
+        reason: String,
+        /// The start of the body.
+        body_excerpt: String,
+    },
+
+    /// Well-formed XML that is not the expected WS-Management message.
+    #[error("unexpected response: {0}")]
+    Protocol(String),
+
+    /// `a:RelatesTo` does not echo our MessageID (pypsrp treats this as fatal too).
+    #[error("RelatesTo mismatch: sent MessageID {expected}, response relates to {}", got.as_deref().unwrap_or("nothing"))]
+    RelatesToMismatch {
+        /// The MessageID the request carried.
+        expected: String,
+        /// The RelatesTo the response carried, if any.
+        got: Option<String>,
+    },
+}
+
+impl ResponseError {
+    /// The fault, if this is one.
+    pub fn fault(&self) -> Option<&SoapFault> {
+        match self {
+            ResponseError::Fault(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// The result of every parser here.
+pub type Result<T, E = ResponseError> = std::result::Result<T, E>;
+
+/// First `max` characters of a body, for error messages.
+fn excerpt(body: &str, max: usize) -> String {
+    let mut out: String = body.chars().take(max).collect();
+    if body.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
 
 const EXCERPT: usize = 400;
 
 fn parse_doc(body: &str) -> Result<Document<'_>> {
     if body.trim().is_empty() {
-        return Err(WsmanError::MalformedXml {
+        return Err(ResponseError::MalformedXml {
             reason: "empty body".into(),
             body_excerpt: String::new(),
         });
     }
-    Document::parse(body).map_err(|e| WsmanError::MalformedXml {
+    Document::parse(body).map_err(|e| ResponseError::MalformedXml {
         reason: e.to_string(),
         body_excerpt: excerpt(body, EXCERPT),
     })
@@ -33,14 +104,14 @@ fn parse_doc(body: &str) -> Result<Document<'_>> {
 fn envelope_parts<'a, 'i>(doc: &'a Document<'i>) -> Result<(Option<Node<'a, 'i>>, Node<'a, 'i>)> {
     let env = doc.root_element();
     if !is(env, ns::SOAP, "Envelope") {
-        return Err(WsmanError::Protocol(format!(
+        return Err(ResponseError::Protocol(format!(
             "root element is {{{}}}{}, not a SOAP 1.2 Envelope",
             env.tag_name().namespace().unwrap_or(""),
             env.tag_name().name()
         )));
     }
     let body = child(env, ns::SOAP, "Body")
-        .ok_or_else(|| WsmanError::Protocol("envelope has no s:Body".into()))?;
+        .ok_or_else(|| ResponseError::Protocol("envelope has no s:Body".into()))?;
     Ok((child(env, ns::SOAP, "Header"), body))
 }
 
@@ -63,7 +134,7 @@ pub fn decode<T>(
     f: impl FnOnce(Node<'_, '_>) -> Result<T>,
 ) -> Result<T> {
     if status == 401 {
-        return Err(WsmanError::Unauthorized {
+        return Err(ResponseError::Unauthorized {
             www_authenticate: www_authenticate.to_vec(),
         });
     }
@@ -72,7 +143,7 @@ pub fn decode<T>(
         Ok(doc) => doc,
         Err(e) if success => return Err(e),
         Err(_) => {
-            return Err(WsmanError::Http {
+            return Err(ResponseError::Http {
                 status,
                 body_excerpt: excerpt(body, EXCERPT),
             });
@@ -83,19 +154,19 @@ pub fn decode<T>(
         Ok(p) => p,
         Err(e) if success => return Err(e),
         Err(_) => {
-            return Err(WsmanError::Http {
+            return Err(ResponseError::Http {
                 status,
                 body_excerpt: excerpt(body, EXCERPT),
             });
         }
     };
     if let Some(fault) = child(soap_body, ns::SOAP, "Fault") {
-        return Err(WsmanError::Fault(Box::new(fault_from_node(
+        return Err(ResponseError::Fault(Box::new(fault_from_node(
             status, header, fault,
         ))));
     }
     if !success {
-        return Err(WsmanError::Http {
+        return Err(ResponseError::Http {
             status,
             body_excerpt: excerpt(body, EXCERPT),
         });
@@ -103,7 +174,7 @@ pub fn decode<T>(
     if let Some(expected) = expected_message_id {
         let got = header_text(header, ns::ADDRESSING, "RelatesTo");
         if got.as_deref() != Some(expected) {
-            return Err(WsmanError::RelatesToMismatch {
+            return Err(ResponseError::RelatesToMismatch {
                 expected: expected.to_string(),
                 got,
             });
@@ -278,7 +349,7 @@ pub fn get_response(body: Node<'_, '_>) -> Result<Instance> {
     elements(body)
         .next()
         .map(instance_from_node)
-        .ok_or_else(|| WsmanError::Protocol("GetResponse body is empty".into()))
+        .ok_or_else(|| ResponseError::Protocol("GetResponse body is empty".into()))
 }
 
 fn item_from_node(node: Node<'_, '_>) -> EnumItem {
@@ -309,7 +380,7 @@ pub fn enum_page(body: Node<'_, '_>) -> Result<EnumPage> {
     let resp = child(body, ns::ENUMERATION, "EnumerateResponse")
         .or_else(|| child(body, ns::ENUMERATION, "PullResponse"))
         .ok_or_else(|| {
-            WsmanError::Protocol(format!(
+            ResponseError::Protocol(format!(
                 "expected n:EnumerateResponse or n:PullResponse, got {}",
                 describe_children(body)
             ))
@@ -338,7 +409,7 @@ pub fn invoke_output(body: Node<'_, '_>, method: &str) -> Result<InvokeOutput> {
     let out_el = elements(body)
         .find(|n| n.tag_name().name() == wanted)
         .ok_or_else(|| {
-            WsmanError::Protocol(format!(
+            ResponseError::Protocol(format!(
                 "expected {wanted}, got {}",
                 describe_children(body)
             ))
@@ -346,9 +417,13 @@ pub fn invoke_output(body: Node<'_, '_>, method: &str) -> Result<InvokeOutput> {
     let mut out = props_of(out_el);
     let return_value = match out.remove("ReturnValue") {
         Some(v) => v.as_u32().ok_or_else(|| {
-            WsmanError::Protocol(format!("{wanted}: ReturnValue is not a number: {v:?}"))
+            ResponseError::Protocol(format!("{wanted}: ReturnValue is not a number: {v:?}"))
         })?,
-        None => return Err(WsmanError::Protocol(format!("{wanted} has no ReturnValue"))),
+        None => {
+            return Err(ResponseError::Protocol(format!(
+                "{wanted} has no ReturnValue"
+            )));
+        }
     };
     let job = out.get("Job").and_then(PropValue::as_epr).cloned();
     Ok(InvokeOutput {
@@ -360,8 +435,8 @@ pub fn invoke_output(body: Node<'_, '_>, method: &str) -> Result<InvokeOutput> {
 
 /// Body of an IdentifyResponse.
 pub fn identify_response(body: Node<'_, '_>) -> Result<IdentifyInfo> {
-    let resp = child(body, ns::IDENTITY, "IdentifyResponse").ok_or_else(|| {
-        WsmanError::Protocol(format!(
+    let resp = child(body, ns::IDENTIFY, "IdentifyResponse").ok_or_else(|| {
+        ResponseError::Protocol(format!(
             "expected wsmid:IdentifyResponse, got {}",
             describe_children(body)
         ))

@@ -9,6 +9,7 @@ use super::xml::Element;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct BodyError {
+    /// What is wrong, in words a fault message can carry.
     pub message: String,
 }
 
@@ -30,6 +31,7 @@ impl BodyError {
 pub struct Filter {
     /// The Dialect attribute; DSP0226's default (XPath 1.0) when absent.
     pub dialect: String,
+    /// The filter text (a WQL query for the WQL dialect).
     pub text: String,
     /// The `w:Filter` element itself, for dialects with structure (association, selector).
     pub element: Option<Element>,
@@ -42,6 +44,7 @@ pub struct EnumerateRequest {
     pub optimize: bool,
     /// `w:MaxElements`: only meaningful with `optimize`.
     pub max_elements: Option<u32>,
+    /// `w:Filter`, when the enumeration is filtered.
     pub filter: Option<Filter>,
     /// `w:EnumerationMode`: objects (the default), EPRs, or both.
     pub mode: EnumerationMode,
@@ -61,6 +64,7 @@ pub enum EnumerationMode {
 }
 
 impl EnumerateRequest {
+    /// Reads an `n:Enumerate` body; `None` (no body) is refused.
     pub fn parse(body: Option<&Element>) -> Result<EnumerateRequest, BodyError> {
         let el = expect(body, ns::ENUMERATION, "Enumerate")?;
         let mut req = EnumerateRequest {
@@ -94,12 +98,14 @@ impl EnumerateRequest {
 /// `n:Pull`. A resent filter (libvirt does that) is ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullRequest {
+    /// `n:EnumerationContext`, as the server issued it.
     pub context: String,
     /// `n:MaxElements` (WS-Enumeration's own; WinRb sends this one).
     pub max_elements: Option<u32>,
 }
 
 impl PullRequest {
+    /// Reads an `n:Pull` body.
     pub fn parse(body: Option<&Element>) -> Result<PullRequest, BodyError> {
         let el = expect(body, ns::ENUMERATION, "Pull")?;
         Ok(PullRequest {
@@ -115,10 +121,12 @@ impl PullRequest {
 /// `n:Release`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseRequest {
+    /// `n:EnumerationContext` of the enumeration to end.
     pub context: String,
 }
 
 impl ReleaseRequest {
+    /// Reads an `n:Release` body.
     pub fn parse(body: Option<&Element>) -> Result<ReleaseRequest, BodyError> {
         let el = expect(body, ns::ENUMERATION, "Release")?;
         Ok(ReleaseRequest {
@@ -143,6 +151,7 @@ pub enum ParamValue {
 /// `<p:{Method}_INPUT xmlns:p="{ResourceURI}">`: the parameters in document order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InvokeInput {
+    /// The parameters in document order (a repeated name is an array parameter).
     pub params: Vec<(String, ParamValue)>,
 }
 
@@ -265,8 +274,8 @@ fn max_elements(el: Option<&Element>) -> Result<Option<u32>, BodyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wsman::envelope::Request;
-    use crate::wsman::envelope::tests::{PYWINRM_ENUMERATE, WINRM_EXE_INVOKE};
+    use crate::envelope::Request;
+    use crate::envelope::tests::{PYWINRM_ENUMERATE, WINRM_EXE_INVOKE};
 
     fn req(s: &str) -> Request {
         match Request::parse(s.as_bytes()) {
@@ -401,7 +410,7 @@ mod tests {
                 ns::ENUMERATION,
                 ns::WSMAN
             );
-            crate::wsman::xml::parse(doc.as_bytes())
+            crate::xml::parse(doc.as_bytes())
                 .map_err(|e| BodyError::new(e.to_string()))
                 .and_then(|el| EnumerateRequest::parse(Some(&el)))
         };
@@ -423,7 +432,7 @@ mod tests {
 
     #[test]
     fn pull_and_release_bodies() {
-        let body = |xml: &str| crate::wsman::xml::parse(xml.as_bytes()).ok();
+        let body = |xml: &str| crate::xml::parse(xml.as_bytes()).ok();
         let pull = body(&format!(
             r#"<n:Pull xmlns:n="{}" xmlns:w="{}"><n:EnumerationContext> uuid:C </n:EnumerationContext><w:OptimizeEnumeration/><n:MaxElements>32000</n:MaxElements></n:Pull>"#,
             ns::ENUMERATION,

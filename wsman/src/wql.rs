@@ -16,35 +16,53 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("WQL error at byte {position}: {message}")]
 pub struct WqlError {
+    /// Byte offset in the query text.
     pub position: usize,
+    /// What was expected there.
     pub message: String,
 }
 
+/// A parsed query: the three statement forms WinRM clients send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
+    /// `SELECT … FROM Class [WHERE …]`.
     Select {
+        /// The FROM class.
         class: String,
         /// `None` for `*`.
         projection: Option<Vec<String>>,
         /// The WHERE clause; `None` selects every instance.
         filter: Option<Expr>,
     },
+    /// `REFERENCES OF {path} [WHERE …]`: the association instances naming the object.
     References {
+        /// Class of the source object path.
         source_class: String,
+        /// Key bindings of the source object path, in order.
         source_keys: Vec<(String, String)>,
+        /// `ResultClass =`: only associations of this class.
         result_class: Option<String>,
+        /// `Role =`: the source plays this role.
         role: Option<String>,
+        /// `KeysOnly`, `ClassDefsOnly`, `RequiredQualifier`.
         options: TraversalOptions,
     },
+    /// `ASSOCIATORS OF {path} [WHERE …]`: the objects associated with it.
     Associators {
+        /// Class of the source object path.
         source_class: String,
         /// Key bindings of the source object path, in order. A key-less path
         /// `{Class="v"}` gives one binding with an empty name.
         source_keys: Vec<(String, String)>,
+        /// `AssocClass =`: only through associations of this class.
         assoc_class: Option<String>,
+        /// `ResultClass =`: only results of this class.
         result_class: Option<String>,
+        /// `Role =`: the source plays this role.
         role: Option<String>,
+        /// `ResultRole =`: the result plays this role.
         result_role: Option<String>,
+        /// `KeysOnly`, `ClassDefsOnly`, `RequiredQualifier`, `RequiredAssocQualifier`.
         options: TraversalOptions,
     },
 }
@@ -62,27 +80,41 @@ pub struct TraversalOptions {
     pub required_assoc_qualifier: Option<String>,
 }
 
+/// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// `=`
     Eq,
+    /// `<>` or `!=`
     Ne,
+    /// `<`
     Lt,
+    /// `>`
     Gt,
+    /// `<=`
     Le,
+    /// `>=`
     Ge,
+    /// `LIKE`, with WQL's `%`, `_` and `[…]` wildcards, ignoring case.
     Like,
 }
 
 /// A WHERE clause.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expr {
+    /// Both hold.
     And(Box<Expr>, Box<Expr>),
+    /// Either holds.
     Or(Box<Expr>, Box<Expr>),
+    /// It does not hold.
     Not(Box<Expr>),
+    /// A property compared with a literal.
     Cmp(Condition),
     /// `Prop IS NULL` (`negated`: `IS NOT NULL`).
     IsNull {
+        /// The property tested.
         prop: String,
+        /// `IS NOT NULL`.
         negated: bool,
     },
     /// `__THIS ISA 'Class'`: the instance's class is Class or derives from it.
@@ -139,17 +171,24 @@ impl Expr {
 /// How the literal was written, which decides how it compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiteralKind {
+    /// Quoted.
     String,
+    /// A number.
     Integer,
+    /// `TRUE` or `FALSE`.
     Bool,
 }
 
+/// `Prop op literal`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Condition {
+    /// The property compared.
     pub prop: String,
+    /// The comparison.
     pub op: Op,
     /// The literal with quotes and escapes removed; booleans as `TRUE`/`FALSE`.
     pub value: String,
+    /// How the literal was written.
     pub kind: LiteralKind,
 }
 
@@ -276,6 +315,7 @@ fn parse_bool(s: &str) -> Option<bool> {
 }
 
 impl Query {
+    /// Parses one statement; anything else (or trailing text) is an error at its byte offset.
     pub fn parse(text: &str) -> Result<Query, WqlError> {
         let tokens = lex(text)?;
         let mut p = Parser {
