@@ -27,31 +27,17 @@ impl SimRng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// An uppercase GUID, the form Hyper-V uses for VM names and job ids. Written digit by
-    /// digit: the simulator makes one per response (MessageID), so `format!` showed up in
-    /// profiles.
+    /// An uppercase GUID, the form Hyper-V uses for VM names and job ids: 128 bits of this
+    /// stream with the version-4 and RFC 4122 variant bits set, so it looks like what clients
+    /// expect (the `uuid` crate writes it; it generates nothing itself).
     pub fn guid(&mut self) -> String {
-        let a = self.next_u64();
-        let b = self.next_u64();
-        let mut s = String::with_capacity(36);
-        push_hex(&mut s, a >> 32, 8);
-        s.push('-');
-        push_hex(&mut s, (a >> 16) & 0xFFFF, 4);
-        s.push('-');
-        // Version 4 and RFC 4122 variant bits, so the value looks like what clients expect.
-        push_hex(&mut s, (a & 0x0FFF) | 0x4000, 4);
-        s.push('-');
-        push_hex(&mut s, ((b >> 48) & 0x3FFF) | 0x8000, 4);
-        s.push('-');
-        push_hex(&mut s, b & 0xFFFF_FFFF_FFFF, 12);
-        s
-    }
-}
-
-fn push_hex(s: &mut String, v: u64, digits: u32) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for i in (0..digits).rev() {
-        s.push(char::from(HEX[((v >> (i * 4)) & 0xF) as usize]));
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.next_u64().to_be_bytes());
+        bytes[8..].copy_from_slice(&self.next_u64().to_be_bytes());
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        id.hyphenated()
+            .encode_upper(&mut uuid::Uuid::encode_buffer())
+            .to_owned()
     }
 }
 
