@@ -290,6 +290,41 @@ fn validate_settings(p: &SettingsPatch) -> Result<(), String> {
     Ok(())
 }
 
+/// ModifyServiceSettings' argument checks (DOC msvm-replicationservicesettingdata).
+fn validate_service_settings(p: &ServiceSettingsPatch) -> Result<(), String> {
+    // DOC: AllowedAuthenticationType 0 not defined, 1 Kerberos, 2 certificate, 3 both.
+    if let Some(v) = p.allowed_authentication_type
+        && v > 3
+    {
+        return Err(format!(
+            "AllowedAuthenticationType {v} is not 0..=3 (DOC msvm-replicationservicesettingdata)"
+        ));
+    }
+    // DOC: MonitoringInterval "minimum valid value is 60 minutes (3600 seconds), and the
+    // maximum valid value is 7 days (604800 seconds)".
+    if let Some(v) = p.monitoring_interval
+        && !(3600..=604_800).contains(&v)
+    {
+        return Err(format!(
+            "MonitoringInterval {v} is outside 3600..=604800 seconds (DOC msvm-replicationservicesettingdata)"
+        ));
+    }
+    // DOC: CertificateThumbPrint MaxLen 128.
+    if let Some(t) = &p.certificate_thumbprint
+        && t.chars().count() > 128
+    {
+        return Err("CertificateThumbPrint is longer than 128 characters (DOC MaxLen)".into());
+    }
+    for (name, v) in [("HttpPort", p.http_port), ("HttpsPort", p.https_port)] {
+        if let Some(v) = v
+            && !(1..=u32::from(u16::MAX)).contains(&v)
+        {
+            return Err(format!("{name} {v} is not a port number (uint16, not 0)"));
+        }
+    }
+    Ok(())
+}
+
 /// The settings checks, for topology validation (same rules as a method call).
 pub fn validate_settings_public(p: &SettingsPatch) -> Result<(), String> {
     validate_settings(p)
@@ -450,6 +485,9 @@ impl World {
         if let Some(p) = op.settings() {
             validate_settings(p)?;
         }
+        if let Operation::ModifyServiceSettings { settings } = op {
+            validate_service_settings(settings)?;
+        }
         if let Operation::CreateReplicationRelationship { settings, .. } = op
             && settings
                 .recovery_connection_point
@@ -571,12 +609,53 @@ impl World {
                         .any(|a| a.allowed_primary_host_system.eq_ignore_ascii_case(key))
                 })
             }
+            Guard::RecoveryServerEnabled
+            | Guard::RecoveryServerPort
+            | Guard::RecoveryServerAuthentication => {
+                let Some((target, port, auth)) = self.recovery_target(op) else {
+                    return true;
+                };
+                let Some(h) = self.hosts.get(&target) else {
+                    return true;
+                };
+                let s = &h.service_settings;
+                match g {
+                    Guard::RecoveryServerEnabled => h.service_running && s.recovery_server_enabled,
+                    Guard::RecoveryServerPort => auth.is_none_or(|a| s.port_for(a) == port),
+                    _ => auth.is_some_and(|a| s.allows(a)),
+                }
+            }
             Guard::JobRunning => match op {
                 Operation::RequestJobStateChange { job, .. } => {
                     self.job(host, job).is_some_and(Job::is_running)
                 }
                 _ => true,
             },
+        }
+    }
+
+    /// The recovery host a call would replicate to, with the port and authentication type it
+    /// connects with (`None` for an authentication type that is not 1 or 2).
+    fn recovery_target(
+        &self,
+        op: &Operation,
+    ) -> Option<(HostName, u16, Option<AuthenticationType>)> {
+        match op {
+            Operation::CreateReplicationRelationship { settings, .. } => {
+                let s = ReplicationSettings::default().patched(settings);
+                let host = self.resolve_host(&s.recovery_connection_point)?;
+                Some((host, s.recovery_server_port, Some(s.authentication_type)))
+            }
+            Operation::TestReplicationConnection {
+                connection_point,
+                port,
+                auth,
+            } => Some((
+                self.resolve_host(connection_point)?,
+                *port,
+                AuthenticationType::from_number(u32::from(*auth)).ok(),
+            )),
+            _ => None,
         }
     }
 
@@ -905,6 +984,7 @@ impl World {
             vm: vm_id.clone(),
             rel: rel.unwrap_or(RelIx::Primary),
             args,
+            op: Some(op.clone()),
             rollback,
             peer: peer.clone(),
         };
@@ -1155,14 +1235,10 @@ impl World {
                 return;
             }
             Effect::ModifyServiceSettings => {
-                if let (
-                    Operation::ModifyServiceSettings {
-                        recovery_server_enabled: Some(on),
-                    },
-                    Some(h),
-                ) = (op, self.hosts.get_mut(host))
+                if let (Operation::ModifyServiceSettings { settings }, Some(h)) =
+                    (op, self.hosts.get_mut(host))
                 {
-                    h.service_settings.recovery_server_enabled = *on;
+                    h.service_settings = h.service_settings.patched(settings);
                     self.generation += 1;
                 }
                 return;
@@ -1186,7 +1262,24 @@ impl World {
                 }
                 return;
             }
-            _ => {}
+            // The effects below change a VM; each is listed so a new effect must be placed.
+            Effect::SetMode(_)
+            | Effect::PowerOn
+            | Effect::PowerOff
+            | Effect::RememberPreFailover
+            | Effect::SetFailedOverType
+            | Effect::CreatePeerReplica
+            | Effect::PeerState(_)
+            | Effect::Delta
+            | Effect::FinalSync
+            | Effect::KeepFailoverPoint
+            | Effect::Reverse
+            | Effect::CreateTestReplica
+            | Effect::DestroyTestReplica
+            | Effect::PromoteExtended
+            | Effect::ApplySettings
+            | Effect::FailbackSync
+            | Effect::ResetStatistics => {}
         }
         let Some(vm) = vm else { return };
         match e {
@@ -1398,7 +1491,14 @@ impl World {
                     r.replication_count = 0;
                 }
             }
-            _ => {}
+            // Host effects: carried out (and returned from) in the match above.
+            Effect::AddAuthorization
+            | Effect::ModifyAuthorization
+            | Effect::RemoveAuthorization
+            | Effect::ModifyServiceSettings
+            | Effect::StartService
+            | Effect::StopService
+            | Effect::CancelJob => {}
         }
         if let Operation::GetReplicationStatistics { .. } = op
             && let Some(r) = self.vm(host, vm).and_then(|v| v.rel(ix))
@@ -1557,14 +1657,23 @@ impl World {
             }
             if let Some(rule) = table::rule(&c.rule) {
                 if state == JobState::Completed {
-                    let op = self.replay_op(&c, rule);
-                    let mut scratch = Answer::new();
-                    let rel = match rule.scope {
-                        Scope::Vm(RelSel::NoRel) => None,
-                        Scope::Vm(_) => Some(c.rel),
-                        _ => None,
-                    };
-                    self.finish_rule(rule, host, c.vm.as_deref(), rel, &op, &c.args, &mut scratch);
+                    if let Some(op) = self.replay_op(&c, rule) {
+                        let mut scratch = Answer::new();
+                        let rel = match rule.scope {
+                            Scope::Vm(RelSel::NoRel) => None,
+                            Scope::Vm(_) => Some(c.rel),
+                            _ => None,
+                        };
+                        self.finish_rule(
+                            rule,
+                            host,
+                            c.vm.as_deref(),
+                            rel,
+                            &op,
+                            &c.args,
+                            &mut scratch,
+                        );
+                    }
                 } else if let (Some(vm), Some(rb)) = (c.vm.as_deref(), c.rollback.as_ref()) {
                     self.set_mode(host, vm, rb.mode);
                     if matches!(rule.scope, Scope::Vm(sel) if sel != RelSel::NoRel) {
@@ -1596,18 +1705,25 @@ impl World {
         if !rule.guards.contains(&Guard::PeerHasNoCopy) {
             return None;
         }
-        let op = self.replay_op(c, rule);
+        let op = self.replay_op(c, rule)?;
         let vm = c.vm.as_deref().and_then(|id| self.vm(host, id));
         (!self.guard_holds(Guard::PeerHasNoCopy, host, vm, Some(c.rel), &op))
             .then(|| "the recovery host already holds this virtual machine".to_string())
     }
 
-    /// Rebuilds the operation a job carries out from its stored arguments, so completion runs
-    /// through the same effect code as a synchronous call.
-    fn replay_op(&self, c: &PendingChange, rule: &Rule) -> Operation {
+    /// The operation a job carries out, so completion runs through the same effect code as a
+    /// synchronous call: the call itself as it was accepted, or, for a job persisted before
+    /// calls were kept, one rebuilt from its stored arguments (`None`: a synchronous rule,
+    /// which never has a job).
+    fn replay_op(&self, c: &PendingChange, rule: &Rule) -> Option<Operation> {
+        if let Some(op) = &c.op {
+            return Some(op.clone());
+        }
         let vm = c.vm.clone().unwrap_or_default();
         let settings = c.args.settings.clone().unwrap_or_default();
-        match rule.op {
+        let recovery_point = c.args.recovery_point.clone();
+        let rel = c.rel;
+        Some(match rule.op {
             OpKind::CreateReplicationRelationship => {
                 Operation::CreateReplicationRelationship { vm, settings }
             }
@@ -1620,13 +1736,54 @@ impl World {
             OpKind::InitiateFailback => Operation::InitiateFailback {
                 vm,
                 settings,
-                recovery_point: c.args.recovery_point.clone(),
+                recovery_point,
             },
             OpKind::RemoveReplicationRelationship => {
-                Operation::RemoveReplicationRelationship { vm, rel: c.rel }
+                Operation::RemoveReplicationRelationship { vm, rel }
             }
-            _ => Operation::ReplicateDelta { vm },
-        }
+            OpKind::StartReplication(t) => Operation::StartReplication {
+                vm,
+                initial_type: c.args.initial_type.unwrap_or(t.number()),
+            },
+            OpKind::ImportInitialReplica => Operation::ImportInitialReplica {
+                vm,
+                location: String::new(),
+            },
+            OpKind::Resynchronize => Operation::Resynchronize { vm },
+            OpKind::InitiateFailover => Operation::InitiateFailover { vm, recovery_point },
+            OpKind::RevertFailover => Operation::RevertFailover { vm },
+            OpKind::CommitFailover => Operation::CommitFailover { vm },
+            OpKind::TestReplicaSystem => Operation::TestReplicaSystem { vm, recovery_point },
+            OpKind::ChangeReplicationModeToPrimary => {
+                Operation::ChangeReplicationModeToPrimary { vm }
+            }
+            OpKind::RequestReplicationStateChange(r) => Operation::RequestReplicationStateChange {
+                vm,
+                rel,
+                requested: r.number(),
+            },
+            OpKind::DestroySystem => Operation::DestroySystem { vm },
+            OpKind::ReplicateDelta => Operation::ReplicateDelta { vm },
+            // Their arguments were never stored; a job from such a state file completes
+            // without them rather than with invented ones.
+            OpKind::ModifyServiceSettings => Operation::ModifyServiceSettings {
+                settings: ServiceSettingsPatch::default(),
+            },
+            OpKind::TestReplicationConnection
+            | OpKind::GetReplicationStatistics
+            | OpKind::ResetReplicationStatistics
+            | OpKind::SetFailoverNetworkAdapterSettings
+            | OpKind::SetAuthorizationEntry
+            | OpKind::AddAuthorizationEntry
+            | OpKind::ModifyAuthorizationEntry
+            | OpKind::RemoveAuthorizationEntry
+            | OpKind::GetSystemCertificates
+            | OpKind::StartService
+            | OpKind::StopService
+            | OpKind::PowerOn
+            | OpKind::PowerOff
+            | OpKind::CancelJob => return None,
+        })
     }
 
     /// When a running job is due to end (or fail), under time pacing.

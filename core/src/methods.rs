@@ -4,7 +4,7 @@
 
 use crate::enums::ReturnCode;
 use crate::ops::{Operation, WmiClass};
-use crate::world::{AuthorizationEntry, RelIx, SettingsPatch};
+use crate::world::{AuthorizationEntry, RelIx, ServiceSettingsPatch, SettingsPatch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -484,10 +484,14 @@ impl Call {
                 settings: self.settings()?,
             },
             (_, "ModifyServiceSettings") => O::ModifyServiceSettings {
-                recovery_server_enabled: self
-                    .props("SettingData")?
-                    .and_then(|p| prop(p, "RecoveryServerEnabled"))
-                    .map(|v| v.eq_ignore_ascii_case("true")),
+                settings: match self.props("SettingData")? {
+                    Some(p) => service_settings_from_props(p)?,
+                    // DOC modifyservicesettings: SettingData carries the modified settings; a
+                    // call without it has nothing to modify (INFERRED 32773).
+                    None => {
+                        return Err(bad(ReturnCode::InvalidParameter, "SettingData is required"));
+                    }
+                },
             },
             (_, "RemoveReplicationRelationship") => O::RemoveReplicationRelationship {
                 vm: cs()?,
@@ -580,6 +584,20 @@ fn parse_bool(p: &BTreeMap<String, Vec<String>>, name: &str) -> Result<Option<bo
             )),
         },
     }
+}
+
+/// `Msvm_ReplicationServiceSettingData` properties (DOC names) to a service settings patch.
+pub fn service_settings_from_props(
+    p: &BTreeMap<String, Vec<String>>,
+) -> Result<ServiceSettingsPatch, DecodeError> {
+    Ok(ServiceSettingsPatch {
+        recovery_server_enabled: parse_bool(p, "RecoveryServerEnabled")?,
+        allowed_authentication_type: parse_num(p, "AllowedAuthenticationType")?,
+        certificate_thumbprint: prop(p, "CertificateThumbPrint"),
+        http_port: parse_num(p, "HttpPort")?,
+        https_port: parse_num(p, "HttpsPort")?,
+        monitoring_interval: parse_num(p, "MonitoringInterval")?,
+    })
 }
 
 /// `Msvm_ReplicationSettingData` properties (DOC names) to a settings patch.

@@ -1,7 +1,7 @@
 //! Operations: every method call a client can make, and the background events of a host.
 
 use crate::enums::*;
-use crate::world::{AuthorizationEntry, RelIx, SettingsPatch};
+use crate::world::{AuthorizationEntry, RelIx, ServiceSettingsPatch, SettingsPatch};
 use serde::{Deserialize, Serialize};
 
 /// The WMI class a method belongs to.
@@ -105,7 +105,7 @@ pub enum Operation {
         allowed_primary_host_system: String,
     },
     ModifyServiceSettings {
-        recovery_server_enabled: Option<bool>,
+        settings: ServiceSettingsPatch,
     },
     TestReplicationConnection {
         connection_point: String,

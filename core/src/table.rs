@@ -103,6 +103,17 @@ pub enum Guard {
     AuthorizationExists,
     /// TestReplicationConnection's target must be a reachable host (INFERRED 32777).
     ConnectionPointReachable,
+    /// The recovery host accepts replication: its service runs and it is enabled as a recovery
+    /// server (DOC msvm-replicationservicesettingdata RecoveryServerEnabled "whether the
+    /// Hyper-V host is enabled as a recovery server"). INFERRED 32777: nothing there listens.
+    RecoveryServerEnabled,
+    /// The recovery host listens on the port the call names for its authentication type (DOC
+    /// HttpPort for a nonsecure, i.e. Kerberos, connection; HttpsPort for a secure one).
+    /// INFERRED 32777: nothing listens on that port.
+    RecoveryServerPort,
+    /// The recovery host allows the call's authentication type (DOC AllowedAuthenticationType
+    /// 1 Kerberos, 2 certificate, 3 both). INFERRED 32769 Access Denied.
+    RecoveryServerAuthentication,
     /// Only a running job can be cancelled (DOC requeststatechange-msvm-concretejob: 4097
     /// Invalid State Transition).
     JobRunning,
@@ -118,7 +129,11 @@ impl Guard {
             | Guard::PrimaryRelReplicating
             | Guard::PeerNotFailedOver => 32775,
             Guard::PeerIdle => 32774,
-            Guard::PeerReachable | Guard::ConnectionPointReachable => 32777,
+            Guard::PeerReachable
+            | Guard::ConnectionPointReachable
+            | Guard::RecoveryServerEnabled
+            | Guard::RecoveryServerPort => 32777,
+            Guard::RecoveryServerAuthentication => 32769,
             Guard::AuthorizationExists | Guard::PeerHasNoCopy => 32773,
             Guard::JobRunning => 4097,
         }
@@ -256,7 +271,14 @@ pub static RULES: &[Rule] = &[
     Rule {
         to: To::State(S::ReadyForReplication),
         job: Some(JobType::CreateReplicationRelationship),
-        guards: &[Guard::PeerReachable, Guard::PeerHasNoCopy, Guard::PeerIdle],
+        guards: &[
+            Guard::PeerReachable,
+            Guard::RecoveryServerEnabled,
+            Guard::RecoveryServerPort,
+            Guard::RecoveryServerAuthentication,
+            Guard::PeerHasNoCopy,
+            Guard::PeerIdle,
+        ],
         effects: &[Effect::SetMode(M::Primary), Effect::CreatePeerReplica],
         source: Source::Doc(
             "createreplicationrelationship: enables replication; state 1 Ready INFERRED from the PS mapping of 1 as ReadyForInitialReplication",
@@ -275,6 +297,9 @@ pub static RULES: &[Rule] = &[
         guards: &[
             Guard::PrimaryRelReplicating,
             Guard::PeerReachable,
+            Guard::RecoveryServerEnabled,
+            Guard::RecoveryServerPort,
+            Guard::RecoveryServerAuthentication,
             Guard::PeerHasNoCopy,
             Guard::PeerIdle,
         ],
@@ -790,15 +815,20 @@ pub static RULES: &[Rule] = &[
         job: Some(JobType::ModifyReplicationServerSettings),
         effects: &[Effect::ModifyServiceSettings],
         source: Source::Doc(
-            "modifyservicesettings: embedded Msvm_ReplicationServiceSettingData; JobType 90",
+            "modifyservicesettings: embedded Msvm_ReplicationServiceSettingData, shown by the class afterwards (msvm-replicationservicesettingdata: 'must call ModifyServiceSettings to modify any of these properties'); JobType 90",
         ),
         ..host("modify-service-settings", O::ModifyServiceSettings)
     },
     Rule {
         job: Some(JobType::TestReplicationConnection),
-        guards: &[Guard::ConnectionPointReachable],
+        guards: &[
+            Guard::ConnectionPointReachable,
+            Guard::RecoveryServerEnabled,
+            Guard::RecoveryServerPort,
+            Guard::RecoveryServerAuthentication,
+        ],
         source: Source::Doc(
-            "testreplicationconnection: checks replication to the recovery system could be enabled; JobType 115",
+            "testreplicationconnection: checks replication to the recovery system could be enabled (so the recovery server's own checks apply, as for Create); JobType 115",
         ),
         ..host("test-replication-connection", O::TestReplicationConnection)
     },

@@ -241,6 +241,71 @@ pub struct ServiceSettings {
     pub monitoring_interval: u32,
 }
 
+/// A partial `Msvm_ReplicationServiceSettingData`, as ModifyServiceSettings sends it embedded
+/// (DOC modifyservicesettings: "a string representation of the Msvm_ReplicationServiceSettingData
+/// class that contains the modified setting data"). Missing properties keep their values
+/// (INFERRED, as for `SettingsPatch`). Field names are the WMI property names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ServiceSettingsPatch {
+    pub recovery_server_enabled: Option<bool>,
+    pub allowed_authentication_type: Option<u32>,
+    #[serde(rename = "CertificateThumbPrint")]
+    pub certificate_thumbprint: Option<String>,
+    pub http_port: Option<u32>,
+    pub https_port: Option<u32>,
+    pub monitoring_interval: Option<u32>,
+}
+
+impl ServiceSettings {
+    /// The settings with `p` applied; values that do not fit their type are left out (the
+    /// engine's argument check refuses them before this runs).
+    pub fn patched(&self, p: &ServiceSettingsPatch) -> ServiceSettings {
+        let mut s = self.clone();
+        if let Some(v) = p.recovery_server_enabled {
+            s.recovery_server_enabled = v;
+        }
+        if let Some(v) = p
+            .allowed_authentication_type
+            .and_then(|v| u16::try_from(v).ok())
+        {
+            s.allowed_authentication_type = v;
+        }
+        if let Some(v) = &p.certificate_thumbprint {
+            s.certificate_thumbprint = v.clone();
+        }
+        if let Some(v) = p.http_port.and_then(|v| u16::try_from(v).ok()) {
+            s.http_port = v;
+        }
+        if let Some(v) = p.https_port.and_then(|v| u16::try_from(v).ok()) {
+            s.https_port = v;
+        }
+        if let Some(v) = p.monitoring_interval {
+            s.monitoring_interval = v;
+        }
+        s
+    }
+
+    /// Whether a relationship using `auth` may connect: DOC msvm-replicationservicesettingdata
+    /// AllowedAuthenticationType 1 Kerberos, 2 certificate, 3 both, 0 not defined (none).
+    pub fn allows(&self, auth: AuthenticationType) -> bool {
+        match auth {
+            AuthenticationType::Kerberos => matches!(self.allowed_authentication_type, 1 | 3),
+            AuthenticationType::Certificate => matches!(self.allowed_authentication_type, 2 | 3),
+        }
+    }
+
+    /// The port the recovery server listens on for `auth`: DOC HttpPort "when accepting a
+    /// nonsecure connection" (Kerberos), HttpsPort "when accepting secure connection"
+    /// (certificate).
+    pub fn port_for(&self, auth: AuthenticationType) -> u16 {
+        match auth {
+            AuthenticationType::Kerberos => self.http_port,
+            AuthenticationType::Certificate => self.https_port,
+        }
+    }
+}
+
 impl Default for ServiceSettings {
     fn default() -> Self {
         ServiceSettings {
@@ -290,6 +355,10 @@ pub struct PendingChange {
     pub rel: RelIx,
     /// Operation arguments needed at completion.
     pub args: crate::ops::JobArgs,
+    /// The call itself, replayed at completion so the effects see exactly its arguments.
+    /// Absent in state files written before it was kept (then rebuilt from `args`).
+    #[serde(default)]
+    pub op: Option<crate::ops::Operation>,
     /// The state before the call, restored when the job fails or is cancelled.
     pub rollback: Option<Rollback>,
     /// The peer VM the job will change, reserved (busy) for the job's length so no other call

@@ -43,7 +43,8 @@ use replica_core::profile::PROFILE_NAMES;
 use replica_core::table::{self, RelSel, Scope};
 use replica_core::topology::{ProfileSpec, TopologySpec};
 use replica_core::world::{
-    AuthorizationEntry, PaceMode, RelIx, Relationship, SettingsPatch, Vm, World,
+    AuthorizationEntry, PaceMode, RelIx, Relationship, ServiceSettingsPatch, SettingsPatch, Vm,
+    World,
 };
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -824,7 +825,10 @@ fn resolve_call(w: &World, host: &str, vm_pick: &VmPick, call: &CallGen) -> Oper
             allowed_primary_host_system: auth_entry(*i).allowed_primary_host_system,
         },
         CallGen::ModifyService(on) => Operation::ModifyServiceSettings {
-            recovery_server_enabled: *on,
+            settings: ServiceSettingsPatch {
+                recovery_server_enabled: *on,
+                ..ServiceSettingsPatch::default()
+            },
         },
         CallGen::TestConnection(h, port) => Operation::TestReplicationConnection {
             connection_point: resolve_host_pick(w, h).unwrap_or_default(),
