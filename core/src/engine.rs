@@ -407,7 +407,7 @@ impl World {
             Ok(k) => k,
             Err(code) => {
                 return ans.refused(
-                    code.number(),
+                    code,
                     None,
                     "the requested value is not one the method page documents",
                 );
@@ -440,7 +440,10 @@ impl World {
         // A VM never has two running jobs (reference: DOC 32774 "System is in use").
         if let Some(id) = &vm_id
             && let Some(busy) = self.vm(&host, id).and_then(|v| v.busy_with.clone())
-            && !matches!(kind, OpKind::GetReplicationStatistics | OpKind::CancelJob)
+            && !matches!(
+                kind,
+                OpKind::GetReplicationStatistics | OpKind::JobStateChange(_)
+            )
         {
             let code = self.profile.busy_code;
             return ans.refused(code, None, format!("the VM is busy with job {busy}"));
@@ -510,23 +513,10 @@ impl World {
                 ));
             }
         }
-        if let Operation::RequestJobStateChange { job, requested } = op {
-            if self.job(host, job).is_none() {
-                return Err(format!("no job {job} on {host}"));
-            }
-            // DOC requeststatechange-msvm-concretejob: Terminate (4) stops the job cleanly,
-            // Kill (5) at once (os-win cancels with 5); Start/Suspend/Service do not apply to
-            // a replication job here (Inferred: a real host's answer is not captured).
-            if ![
-                RequestedJobState::Terminate.number(),
-                RequestedJobState::Kill.number(),
-            ]
-            .contains(requested)
-            {
-                return Err(format!(
-                    "RequestedState {requested} is not supported for a replication job (only 4 Terminate and 5 Kill)"
-                ));
-            }
+        if let Operation::RequestJobStateChange { job, .. } = op
+            && self.job(host, job).is_none()
+        {
+            return Err(format!("no job {job} on {host}"));
         }
         Ok(())
     }
@@ -625,9 +615,13 @@ impl World {
                     _ => auth.is_some_and(|a| s.allows(a)),
                 }
             }
-            Guard::JobRunning => match op {
+            Guard::JobRunning | Guard::JobNotSuspended | Guard::JobSuspended => match op {
                 Operation::RequestJobStateChange { job, .. } => {
-                    self.job(host, job).is_some_and(Job::is_running)
+                    self.job(host, job).is_some_and(|j| match g {
+                        Guard::JobNotSuspended => j.is_running() && j.suspended_since.is_none(),
+                        Guard::JobSuspended => j.is_running() && j.suspended_since.is_some(),
+                        _ => j.is_running(),
+                    })
                 }
                 _ => true,
             },
@@ -900,6 +894,8 @@ impl World {
             failure,
             caption: t.label().to_string(),
             change,
+            suspended_since: None,
+            suspended_ms: 0,
         };
         let rule = job
             .change
@@ -1250,6 +1246,12 @@ impl World {
                 }
                 return;
             }
+            Effect::SuspendJob | Effect::ResumeJob => {
+                if let Operation::RequestJobStateChange { job, .. } = op {
+                    self.suspend_job(host, job, e == Effect::SuspendJob);
+                }
+                return;
+            }
             Effect::CancelJob => {
                 if let Operation::RequestJobStateChange { job, requested } = op {
                     // DOC msvm-concretejob JobState: 8 Terminated, 9 Killed.
@@ -1498,6 +1500,8 @@ impl World {
             | Effect::ModifyServiceSettings
             | Effect::StartService
             | Effect::StopService
+            | Effect::SuspendJob
+            | Effect::ResumeJob
             | Effect::CancelJob => {}
         }
         if let Operation::GetReplicationStatistics { .. } = op
@@ -1782,7 +1786,7 @@ impl World {
             | OpKind::StopService
             | OpKind::PowerOn
             | OpKind::PowerOff
-            | OpKind::CancelJob => return None,
+            | OpKind::JobStateChange(_) => return None,
         })
     }
 
@@ -1791,11 +1795,38 @@ impl World {
         let Pace::Time { duration } = job.pace else {
             return None;
         };
+        // A suspended job does not progress; time it spent suspended does not count.
+        if job.suspended_since.is_some() {
+            return None;
+        }
+        let start = job.submitted.saturating_add(job.suspended_ms);
         if let Some(f) = &job.failure {
-            let at = job.submitted + duration * u64::from(f.after_percent.min(100)) / 100;
+            let at = start + duration * u64::from(f.after_percent.min(100)) / 100;
             return Some((at, false));
         }
-        Some((job.submitted + duration, true))
+        Some((start + duration, true))
+    }
+
+    /// Suspends a running job (JobState 5) or resumes a suspended one (DOC
+    /// requeststatechange-msvm-concretejob: Suspend "stops the job temporarily", Start "changes
+    /// the state to Running"). The table's guards decide which calls get here.
+    fn suspend_job(&mut self, host: &str, id: &str, suspend: bool) {
+        let now = self.now;
+        let Some(job) = self.hosts.get_mut(host).and_then(|h| h.jobs.get_mut(id)) else {
+            return;
+        };
+        if suspend {
+            job.suspended_since = Some(now);
+            job.state = JobState::Suspended;
+        } else if let Some(since) = job.suspended_since.take() {
+            job.suspended_ms = job.suspended_ms.saturating_add(now.saturating_sub(since));
+            job.state = JobState::Running;
+        }
+        job.last_change = now;
+        self.generation += 1;
+        if let Some(ix) = self.index.as_mut() {
+            ix.next_due = 0;
+        }
     }
 
     /// Moves time forward to `now`: jobs progress and end in order, ended jobs past their
@@ -1883,14 +1914,16 @@ impl World {
             let Some(job) = self.hosts.get_mut(h).and_then(|h| h.jobs.get_mut(id)) else {
                 continue;
             };
-            if !job.is_running() {
+            if !job.is_running() || job.suspended_since.is_some() {
                 continue;
             }
             let (state, pct) = match job.pace {
                 Pace::Time { duration } => {
-                    let elapsed = now.saturating_sub(job.submitted);
+                    let elapsed = job.executed(now);
                     let pct = (elapsed * 100 / duration.max(1)).min(99) as u8;
-                    if elapsed == 0 {
+                    // A job that was suspended has been started: DOC JobState 3 Starting "is
+                    // moving from the 2 (New), 5 (Suspended) ... states into 4 (Running)".
+                    if elapsed == 0 && job.suspended_ms == 0 {
                         (JobState::New, 0)
                     } else if pct < 10 {
                         (JobState::Starting, pct)
@@ -2006,7 +2039,7 @@ impl World {
         let Pace::Polls { needed, seen } = &mut job.pace else {
             return;
         };
-        if !job.state.is_terminal() {
+        if !job.state.is_terminal() && job.suspended_since.is_none() {
             *seen += 1;
             let (seen, needed) = (*seen, *needed);
             let pct = (u64::from(seen) * 100 / u64::from(needed.max(1))) as u8;
@@ -2023,6 +2056,15 @@ impl World {
     /// The time at which every running job will have ended under time pacing; polls-paced jobs
     /// are ended by reading them. For oracles and tests that want a quiescent world.
     pub fn settle(&mut self) {
+        // A suspended job never ends by itself: settling resumes it, as a client's Start would.
+        let suspended: Vec<(String, String)> = self
+            .running_jobs()
+            .filter(|j| j.suspended_since.is_some())
+            .map(|j| (j.host.clone(), j.id.clone()))
+            .collect();
+        for (h, id) in suspended {
+            self.suspend_job(&h, &id, false);
+        }
         let running: Vec<(String, String)> = self
             .running_jobs()
             .filter(|j| matches!(j.pace, Pace::Polls { .. }))

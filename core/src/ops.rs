@@ -175,7 +175,8 @@ pub enum OpKind {
     PowerOn,
     PowerOff,
     DestroySystem,
-    CancelJob,
+    /// `Msvm_ConcreteJob.RequestStateChange`, one kind per requested state.
+    JobStateChange(RequestedJobState),
     ReplicateDelta,
 }
 
@@ -185,7 +186,7 @@ impl OpKind {
         match self {
             RequestReplicationStateChange(_) | PowerOn | PowerOff => WmiClass::ComputerSystem,
             DestroySystem => WmiClass::VirtualSystemManagementService,
-            CancelJob => WmiClass::ConcreteJob,
+            JobStateChange(_) => WmiClass::ConcreteJob,
             ReplicateDelta => WmiClass::Background,
             _ => WmiClass::ReplicationService,
         }
@@ -223,7 +224,7 @@ impl OpKind {
             RequestReplicationStateChange(_) => "RequestReplicationStateChange",
             PowerOn | PowerOff => "RequestStateChange",
             DestroySystem => "DestroySystem",
-            CancelJob => "RequestStateChange",
+            JobStateChange(_) => "RequestStateChange",
             ReplicateDelta => "ReplicateDelta",
         }
     }
@@ -235,7 +236,7 @@ impl OpKind {
             OpKind::StartReplication(t) => format!("StartReplication({})", t.ident()),
             OpKind::PowerOn => "RequestStateChange(2)".into(),
             OpKind::PowerOff => "RequestStateChange(3)".into(),
-            OpKind::CancelJob => "Job.RequestStateChange(4)".into(),
+            OpKind::JobStateChange(r) => format!("Job.RequestStateChange({})", r.number()),
             k => k.method().into(),
         }
     }
@@ -303,7 +304,12 @@ impl Operation {
     /// The table key. `Err(code)` when an argument already rules the call out: an undocumented
     /// requested state is refused as the method pages say (DOC RRSC: 32773 "The value specified
     /// in one of the parameters is not supported").
-    pub fn kind(&self) -> Result<OpKind, ReturnCode> {
+    pub fn kind(&self) -> Result<OpKind, u32> {
+        self.kind_or_code()
+            .map_err(|c| c.map_or_else(|n| n, ReturnCode::number))
+    }
+
+    fn kind_or_code(&self) -> Result<OpKind, Result<ReturnCode, u32>> {
         use Operation as O;
         Ok(match self {
             O::CreateReplicationRelationship { .. } => OpKind::CreateReplicationRelationship,
@@ -311,7 +317,7 @@ impl Operation {
             // DOC startreplication: 1 Network, 2 Export, 3 Seeded; anything else is 32773.
             O::StartReplication { initial_type, .. } => OpKind::StartReplication(
                 InitialReplicationType::from_number(u32::from(*initial_type))
-                    .map_err(|_| ReturnCode::InvalidParameter)?,
+                    .map_err(|_| Ok(ReturnCode::InvalidParameter))?,
             ),
             O::ImportInitialReplica { .. } => OpKind::ImportInitialReplica,
             O::Resynchronize { .. } => OpKind::Resynchronize,
@@ -340,7 +346,7 @@ impl Operation {
             O::RequestReplicationStateChange { requested, .. } => {
                 OpKind::RequestReplicationStateChange(
                     RequestedReplicationState::from_number(u32::from(*requested))
-                        .map_err(|_| ReturnCode::InvalidParameter)?,
+                        .map_err(|_| Ok(ReturnCode::InvalidParameter))?,
                 )
             }
             // CIM RequestStateChange: 2 Enabled, 3 Disabled; 4 Shut Down and 6 Offline also
@@ -350,10 +356,20 @@ impl Operation {
             O::RequestStateChange { requested, .. } => match requested {
                 2 => OpKind::PowerOn,
                 3 | 4 | 6 => OpKind::PowerOff,
-                _ => return Err(ReturnCode::InvalidState),
+                _ => return Err(Ok(ReturnCode::InvalidState)),
             },
             O::DestroySystem { .. } => OpKind::DestroySystem,
-            O::RequestJobStateChange { .. } => OpKind::CancelJob,
+            // DOC requeststatechange-msvm-concretejob: 2 Start, 3 Suspend, 4 Terminate, 5 Kill,
+            // 6 Service; other values are DMTF/vendor reserved: 5 "Invalid Parameter". 6 puts
+            // the job in "a vendor-specific service state"; nothing documents a Hyper-V job
+            // entering it, so it answers 1 "Not Supported" (INFERRED).
+            O::RequestJobStateChange { requested, .. } => {
+                match RequestedJobState::from_number(u32::from(*requested)) {
+                    Ok(RequestedJobState::Service) => return Err(Err(1)),
+                    Ok(r) => OpKind::JobStateChange(r),
+                    Err(_) => return Err(Err(5)),
+                }
+            }
             O::ReplicateDelta { .. } => OpKind::ReplicateDelta,
         })
     }
@@ -408,7 +424,11 @@ mod tests {
             assert_eq!(kind(off), Ok(OpKind::PowerOff));
         }
         for other in [0, 1, 5, 7, 10, 11, 32768, 32769] {
-            assert_eq!(kind(other), Err(ReturnCode::InvalidState), "{other}");
+            assert_eq!(
+                kind(other),
+                Err(ReturnCode::InvalidState.number()),
+                "{other}"
+            );
         }
     }
 }

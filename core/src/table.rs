@@ -13,7 +13,8 @@
 
 use crate::enums::InitialReplicationType as I;
 use crate::enums::{
-    JobType, ReplicationMode as M, ReplicationState as S, RequestedReplicationState as R,
+    JobType, ReplicationMode as M, ReplicationState as S, RequestedJobState as J,
+    RequestedReplicationState as R,
 };
 use crate::ops::OpKind;
 
@@ -117,6 +118,11 @@ pub enum Guard {
     /// Only a running job can be cancelled (DOC requeststatechange-msvm-concretejob: 4097
     /// Invalid State Transition).
     JobRunning,
+    /// Only a running job that is not suspended can be suspended (4097, as above).
+    JobNotSuspended,
+    /// Only a suspended job can be started again (4097, as above; INFERRED that Start on a
+    /// running job is not a no-op 0: it is no transition).
+    JobSuspended,
 }
 
 impl Guard {
@@ -135,7 +141,7 @@ impl Guard {
             | Guard::RecoveryServerPort => 32777,
             Guard::RecoveryServerAuthentication => 32769,
             Guard::AuthorizationExists | Guard::PeerHasNoCopy => 32773,
-            Guard::JobRunning => 4097,
+            Guard::JobRunning | Guard::JobNotSuspended | Guard::JobSuspended => 4097,
         }
     }
 }
@@ -177,6 +183,10 @@ pub enum Effect {
     ModifyServiceSettings,
     StartService,
     StopService,
+    /// The job stops progressing: JobState 5 Suspended.
+    SuspendJob,
+    /// A suspended job runs again from where it stopped.
+    ResumeJob,
     CancelJob,
     ResetStatistics,
 }
@@ -893,9 +903,44 @@ pub static RULES: &[Rule] = &[
         effects: &[Effect::CancelJob],
         refusal: 4097,
         source: Source::Doc(
-            "requeststatechange-msvm-concretejob: 4 Terminate (JobState 8) and 5 Kill (JobState 9); PS cancels a running replication job with 4 (DECOMP 44427443833), os-win with 5",
+            "requeststatechange-msvm-concretejob: 4 Terminate 'stops the job cleanly' (JobState 8 Terminated, msvm-concretejob); PS cancels a running replication job with 4 (DECOMP 44427443833)",
         ),
-        ..vm("cancel-job", O::CancelJob, &[], From::Any)
+        ..vm(
+            "cancel-job",
+            O::JobStateChange(J::Terminate),
+            &[],
+            From::Any,
+        )
+    },
+    Rule {
+        scope: Scope::Job,
+        guards: &[Guard::JobRunning],
+        effects: &[Effect::CancelJob],
+        refusal: 4097,
+        source: Source::Doc(
+            "requeststatechange-msvm-concretejob: 5 Kill 'terminates the job immediately' (JobState 9 Killed); os-win's jobutils kills with 5",
+        ),
+        ..vm("kill-job", O::JobStateChange(J::Kill), &[], From::Any)
+    },
+    Rule {
+        scope: Scope::Job,
+        guards: &[Guard::JobNotSuspended],
+        effects: &[Effect::SuspendJob],
+        refusal: 4097,
+        source: Source::Doc(
+            "requeststatechange-msvm-concretejob: 3 Suspend 'stops the job temporarily ... restart the job with Start'; JobState 5 Suspended 'can be restarted in a seamless manner' (msvm-concretejob)",
+        ),
+        ..vm("suspend-job", O::JobStateChange(J::Suspend), &[], From::Any)
+    },
+    Rule {
+        scope: Scope::Job,
+        guards: &[Guard::JobSuspended],
+        effects: &[Effect::ResumeJob],
+        refusal: 4097,
+        source: Source::Doc(
+            "requeststatechange-msvm-concretejob: 2 Start 'changes the state to Running' (of a suspended job; on a job not suspended it is 4097 Invalid State Transition, INFERRED)",
+        ),
+        ..vm("start-job", O::JobStateChange(J::Start), &[], From::Any)
     },
 ];
 

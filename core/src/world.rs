@@ -398,11 +398,25 @@ pub struct Job {
     pub failure: Option<PlannedFailure>,
     pub change: Option<PendingChange>,
     pub caption: String,
+    /// Since when the job is suspended (RequestStateChange 3), if it is.
+    #[serde(default)]
+    pub suspended_since: Option<Millis>,
+    /// How long it has been suspended before, in total: it does not count as running time.
+    #[serde(default)]
+    pub suspended_ms: Millis,
 }
 
 impl Job {
     pub fn is_running(&self) -> bool {
         !self.state.is_terminal()
+    }
+
+    /// How long the job has been executing at `now`: suspended time does not count (DOC
+    /// msvm-concretejob ElapsedTime, "the time interval that the job has been executing").
+    pub fn executed(&self, now: Millis) -> Millis {
+        let end = self.ended.or(self.suspended_since).unwrap_or(now);
+        end.saturating_sub(self.submitted)
+            .saturating_sub(self.suspended_ms)
     }
 }
 

@@ -310,7 +310,14 @@ fn call_gen() -> impl Strategy<Value = CallGen> {
                     2 => any::<u8>().prop_map(JobPick::Any),
                     1 => Just(JobPick::Bogus),
                 ],
-                prop_oneof![8 => Just(4u16), 1 => Just(2u16), 1 => Just(3u16), 1 => Just(5u16)],
+                prop_oneof![
+                    8 => Just(4u16),
+                    1 => Just(2u16),
+                    2 => Just(3u16),
+                    1 => Just(5u16),
+                    1 => Just(6u16),
+                    1 => Just(9u16),
+                ],
             )
                 .prop_map(|(j, r)| CallGen::Cancel(j, r))
                 .boxed(),
@@ -1293,8 +1300,11 @@ fn check_json_round_trip(w: &World) -> Result<(), String> {
     ))
 }
 
+/// The replication pages' codes, and Msvm_ConcreteJob.RequestStateChange's own (DOC
+/// requeststatechange-msvm-concretejob: 1 Not Supported, 5 Invalid Parameter, 4097 Invalid
+/// State Transition).
 fn code_is_documented(code: u32) -> bool {
-    code == 4097 || ReturnCode::from_number(code).is_ok()
+    matches!(code, 1 | 5 | 4097) || ReturnCode::from_number(code).is_ok()
 }
 
 /// The world without what a refused call may change: the clock, the RNG, fault counters, the

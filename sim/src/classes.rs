@@ -244,17 +244,13 @@ pub fn setting_data(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
 /// A job; `retention_ms` is the profile's `job_retention_ms`, shown as `TimeBeforeRemoval`.
 pub fn job(j: &Job, now: u64, retention_ms: u64) -> Instance {
     let failed = job_failed(j);
-    let end = j.ended.unwrap_or(now);
     let status = if failed { "Error" } else { "OK" };
     inst(
         "Msvm_ConcreteJob",
         vec![
             ("Caption", text(&j.caption)),
             ("Description", text(&j.caption)),
-            (
-                "ElapsedTime",
-                Value::Interval(end.saturating_sub(j.submitted)),
-            ),
+            ("ElapsedTime", Value::Interval(j.executed(now))),
             ("ElementName", text(&j.caption)),
             ("ErrorCode", int(j.error_code)),
             ("ErrorDescription", text_or_null(&j.error_description)),

@@ -79,3 +79,32 @@ def test_modify_service_settings_is_served_and_used(world):
         "Msvm_ReplicationServiceSettingData", MonitoringInterval=60))
     assert code == 32773
     assert replica.one("SELECT * FROM Msvm_ReplicationServiceSettingData")["MonitoringInterval"] == "43200"
+
+
+def job_state_change(host, job, requested):
+    code, _, _ = host.call({"InstanceID": job}, "RequestStateChange", RequestedState=requested)
+    return code
+
+
+def test_job_suspend_start_and_unsupported_values(world):
+    replica = world.replica
+    vm = replica.vm("web-01")
+    code, job, _ = replica.call(replica.service(), "InitiateFailover", ComputerSystem=vm_ref(vm["Name"]))
+    assert code == 4096
+    world.advance(LONG)
+    code, job, _ = replica.call(replica.service(), "InitiateFailback", ComputerSystem=vm_ref(vm["Name"]))
+    assert code == 4096
+    assert job_state_change(replica, job, 2) == 4097  # Start: not suspended
+    assert job_state_change(replica, job, 3) == 0  # Suspend
+    world.advance(LONG)
+    suspended = replica.job(job)
+    assert suspended["JobState"] == "5"  # Suspended, long after its duration
+    assert replica.vm("web-01")["ReplicationState"] == "13"  # still Failback in progress
+    assert job_state_change(replica, job, 3) == 4097
+    assert job_state_change(replica, job, 6) == 1  # Service: Not Supported
+    assert job_state_change(replica, job, 42) == 5  # reserved: Invalid Parameter
+    assert job_state_change(replica, job, 2) == 0  # Start
+    assert replica.job(job)["JobState"] in ("3", "4")  # Starting (from Suspended) or Running
+    world.advance(LONG)
+    assert replica.job(job)["JobState"] == "7"
+    assert replica.vm("web-01")["ReplicationState"] == "14"
