@@ -381,6 +381,7 @@ impl World {
             ..ans
         };
         let mut planned_failure = None;
+        let mut planned_warning = None;
         for f in ans.faults.clone() {
             match f {
                 FaultKind::HostDown => {
@@ -400,7 +401,13 @@ impl World {
                         description,
                     });
                 }
-                _ => {}
+                FaultKind::CompleteWithWarnings { description } => {
+                    planned_warning = Some(description);
+                }
+                // The transport applies these; a partition is read by `reachable`.
+                FaultKind::Delay { .. }
+                | FaultKind::DropConnection
+                | FaultKind::Partition { .. } => {}
             }
         }
         let kind = match op.kind() {
@@ -449,7 +456,14 @@ impl World {
             return ans.refused(code, None, format!("the VM is busy with job {busy}"));
         }
         match self.select(&host, vm_id.as_deref(), op, kind) {
-            Ok(rule) => self.accept(ans, &host, vm_id, op, rule, planned_failure),
+            Ok(rule) => self.accept(
+                ans,
+                &host,
+                vm_id,
+                op,
+                rule,
+                (planned_failure, planned_warning),
+            ),
             Err(refusal) => {
                 let reason = refusal.reason(kind);
                 if matches!(
@@ -894,6 +908,7 @@ impl World {
             failure,
             caption: t.label().to_string(),
             change,
+            warning: None,
             suspended_since: None,
             suspended_ms: 0,
         };
@@ -927,7 +942,7 @@ impl World {
         vm_id: Option<VmId>,
         op: &Operation,
         rule: &'static Rule,
-        failure: Option<PlannedFailure>,
+        (failure, warning): (Option<PlannedFailure>, Option<String>),
     ) -> Answer {
         ans.rule = Some(rule.id);
         let rel = match rule.scope {
@@ -985,6 +1000,11 @@ impl World {
             peer: peer.clone(),
         };
         let job = self.new_job(host, job_type, Some(change), failure);
+        if let Some(w) = warning
+            && let Some(j) = self.hosts.get_mut(host).and_then(|h| h.jobs.get_mut(&job))
+        {
+            j.warning = Some(crate::text::clipped(w));
+        }
         if let Some(id) = vm_id.as_deref()
             && let Some(v) = self.vm_mut(host, id)
         {
@@ -1611,7 +1631,7 @@ impl World {
         error_code: u16,
         description: String,
     ) {
-        if state == JobState::Completed
+        if state.succeeded()
             && let Some(why) = self.completion_blocked(host, job_id)
         {
             // The world changed under the job (another call took the recovery host): it fails
@@ -1634,7 +1654,7 @@ impl World {
         job.last_change = now;
         job.error_code = error_code;
         job.error_description = crate::text::clipped(description);
-        if state == JobState::Completed {
+        if state.succeeded() {
             job.percent = 100;
         }
         let job_type = job.job_type;
@@ -1660,7 +1680,7 @@ impl World {
                 v.busy_with = None;
             }
             if let Some(rule) = table::rule(&c.rule) {
-                if state == JobState::Completed {
+                if state.succeeded() {
                     if let Some(op) = self.replay_op(&c, rule) {
                         let mut scratch = Answer::new();
                         let rel = match rule.scope {
@@ -1896,7 +1916,12 @@ impl World {
 
     fn finish_job(&mut self, host: &str, id: &str, ok: bool) {
         if ok {
-            self.end_job(host, id, JobState::Completed, 0, String::new());
+            // A planned warning: the job does its work and says so in 32768 (os-win treats it
+            // as success); ErrorCode stays 0, as a successful job's must.
+            match self.job(host, id).and_then(|j| j.warning.clone()) {
+                Some(w) => self.end_job(host, id, JobState::CompletedWithWarnings, 0, w),
+                None => self.end_job(host, id, JobState::Completed, 0, String::new()),
+            }
         } else {
             let f = self.job(host, id).and_then(|j| j.failure.clone());
             let (code, text) = f.map_or((32768, String::new()), |f| (f.error_code, f.description));

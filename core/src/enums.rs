@@ -218,6 +218,10 @@ wmi_enum! {
         Killed = 9 => "Killed",
         Exception = 10 => "Exception",
         Service = 11 => "Service",
+        // Vendor range (DOC msvm-concretejob: 32768..65535 vendor reserved). Hyper-V ends a
+        // job that succeeded with warnings here: os-win's jobutils counts 32768
+        // (JOB_STATE_COMPLETED_WITH_WARNINGS) as completed and successful.
+        CompletedWithWarnings = 32768 => "Completed with Warnings",
     }
 }
 
@@ -231,7 +235,13 @@ impl JobState {
                 | JobState::Killed
                 | JobState::Exception
                 | JobState::Service
+                | JobState::CompletedWithWarnings
         )
+    }
+
+    /// The job did what it was asked: 7, or 32768 with warnings (os-win's successful states).
+    pub const fn succeeded(self) -> bool {
+        matches!(self, JobState::Completed | JobState::CompletedWithWarnings)
     }
 }
 

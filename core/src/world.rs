@@ -396,6 +396,9 @@ pub struct Job {
     pub error_description: String,
     pub pace: Pace,
     pub failure: Option<PlannedFailure>,
+    /// A planned warning (fault plan "complete with warnings"): the job succeeds in 32768.
+    #[serde(default)]
+    pub warning: Option<String>,
     pub change: Option<PendingChange>,
     pub caption: String,
     /// Since when the job is suspended (RequestStateChange 3), if it is.

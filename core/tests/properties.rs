@@ -197,6 +197,7 @@ enum FaultKindGen {
         error_code: u16,
         after_percent: u8,
     },
+    CompleteWithWarnings,
     HostDown,
     Partition,
 }
@@ -332,6 +333,7 @@ fn fault_gen() -> impl Strategy<Value = FaultGen> {
         3 => (0..ReturnCode::ALL.len() as u8).prop_map(FaultKindGen::ReturnCode),
         3 => (prop_oneof![Just(32768u16), Just(32775), Just(32777)], 0u8..=100)
             .prop_map(|(error_code, after_percent)| FaultKindGen::FailJob { error_code, after_percent }),
+        1 => Just(FaultKindGen::CompleteWithWarnings),
         2 => Just(FaultKindGen::HostDown),
         2 => Just(FaultKindGen::Partition),
     ];
@@ -924,6 +926,9 @@ fn resolve_fault(w: &World, f: &FaultGen) -> FaultSpec {
             description: "injected".into(),
             after_percent: *after_percent,
         },
+        FaultKindGen::CompleteWithWarnings => FaultKind::CompleteWithWarnings {
+            description: "warned".into(),
+        },
         FaultKindGen::HostDown => FaultKind::HostDown,
         FaultKindGen::Partition => FaultKind::Partition {
             a: hosts[0].clone(),
@@ -1260,7 +1265,7 @@ fn check_world(w: &World) -> Result<(), String> {
             }
             if j.percent > 100
                 || (j.is_running() && j.percent > 99)
-                || (j.state == JobState::Completed && j.percent != 100)
+                || (j.state.succeeded() && j.percent != 100)
             {
                 errs.push(format!("{at}: state {} with {}%", j.state, j.percent));
             }

@@ -4,6 +4,7 @@ clock; each test has its own world, and time moves only through the control API'
 """
 
 import json
+import urllib.error
 import urllib.request
 import uuid
 
@@ -108,3 +109,21 @@ def test_job_suspend_start_and_unsupported_values(world):
     world.advance(LONG)
     assert replica.job(job)["JobState"] == "7"
     assert replica.vm("web-01")["ReplicationState"] == "14"
+
+
+def test_completed_with_warnings_through_a_fault(world):
+    replica = world.replica
+    world.control("POST", "faults", {"kind": "complete_with_warnings", "host": "HV-REPLICA",
+                                     "method": "InitiateFailover", "description": "heartbeat lost",
+                                     "count": 1})
+    code, job, _ = replica.call(replica.service(), "InitiateFailover", ComputerSystem=vm_ref(WEB01))
+    assert code == 4096
+    world.advance(LONG)
+    row = replica.job(job)
+    # 32768 with ErrorCode 0: os-win's jobutils counts it a success, and the work is done.
+    assert (row["JobState"], row["ErrorCode"], row["ErrorDescription"]) == ("32768", "0", "heartbeat lost")
+    assert row["PercentComplete"] == "100"
+    assert replica.vm("web-01")["ReplicationState"] == "5"  # Recovered
+    # Unknown fields of the kind are refused by name, like every fault kind's.
+    with pytest.raises(urllib.error.HTTPError):
+        world.control("POST", "faults", {"kind": "complete_with_warnings", "error_code": 1})
