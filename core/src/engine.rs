@@ -421,16 +421,21 @@ impl World {
             }
         };
         let stopped = self.hosts.get(&host).is_some_and(|h| !h.service_running);
+        // The one place a stopped service refuses: what starts or stops the service (and the
+        // VM's own power) still answers.
         if stopped
             && !matches!(
                 kind,
-                OpKind::StartService | OpKind::PowerOn | OpKind::PowerOff
+                OpKind::StartService
+                    | OpKind::ServiceStateChange(_)
+                    | OpKind::PowerOn
+                    | OpKind::PowerOff
             )
         {
             return ans.refused(
                 32777,
                 None,
-                "the replication service is stopped (StopService); INFERRED 32777",
+                "the replication service is stopped (StopService or RequestStateChange); INFERRED 32777",
             );
         }
         if op.vm().is_some() && vm_id.is_none() {
@@ -1262,6 +1267,11 @@ impl World {
             Effect::StartService | Effect::StopService => {
                 if let Some(h) = self.hosts.get_mut(host) {
                     h.service_running = e == Effect::StartService;
+                    // DOC msvm-replicationservice-requeststatechange: "the info is placed in
+                    // the RequestedState property of the instance if the return code ... is 0".
+                    if let Operation::ServiceStateChange { requested } = op {
+                        h.service_requested_state = *requested;
+                    }
                     self.generation += 1;
                 }
                 return;
@@ -1804,6 +1814,7 @@ impl World {
             | OpKind::GetSystemCertificates
             | OpKind::StartService
             | OpKind::StopService
+            | OpKind::ServiceStateChange(_)
             | OpKind::PowerOn
             | OpKind::PowerOff
             | OpKind::JobStateChange(_) => return None,

@@ -206,6 +206,22 @@ wmi_enum! {
 }
 
 wmi_enum! {
+    /// `Msvm_ReplicationService.RequestStateChange`'s `RequestedState` (DOC
+    /// msvm-replicationservice-requeststatechange).
+    RequestedServiceState: u16 {
+        Enabled = 2 => "Enabled",
+        Disabled = 3 => "Disabled",
+        ShutDown = 4 => "Shut Down",
+        Offline = 6 => "Offline",
+        Test = 7 => "Test",
+        Defer = 8 => "Defer",
+        Quiesce = 9 => "Quiesce",
+        Reboot = 10 => "Reboot",
+        Reset = 11 => "Reset",
+    }
+}
+
+wmi_enum! {
     /// `Msvm_ConcreteJob.JobState` (DOC msvm-concretejob).
     JobState: u16 {
         New = 2 => "New",

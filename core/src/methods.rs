@@ -139,6 +139,11 @@ pub static METHODS: &[MethodSig] = &[
         outputs: &[],
         ..rs("StopService", &[])
     },
+    // DOC msvm-replicationservice-requeststatechange: RequestedState, [out] Job, TimeoutPeriod.
+    rs(
+        "RequestStateChange",
+        &[("RequestedState", U16), ("TimeoutPeriod", Datetime)],
+    ),
     MethodSig {
         class: WmiClass::ComputerSystem,
         name: "RequestReplicationStateChange",
@@ -544,6 +549,11 @@ impl Call {
             },
             (_, "StartService") => O::StartService,
             (_, "StopService") => O::StopService,
+            (_, "RequestStateChange") => O::ServiceStateChange {
+                requested: self.u16_arg("RequestedState")?.ok_or_else(|| {
+                    bad(ReturnCode::InvalidParameter, "RequestedState is required")
+                })?,
+            },
             (_, other) => {
                 return Err(bad(
                     ReturnCode::NotSupported,

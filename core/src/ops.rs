@@ -115,6 +115,10 @@ pub enum Operation {
     GetSystemCertificates,
     StartService,
     StopService,
+    /// `Msvm_ReplicationService.RequestStateChange`.
+    ServiceStateChange {
+        requested: u16,
+    },
     /// `Msvm_ComputerSystem.RequestReplicationStateChange[Ex]`; `requested` is the raw number so
     /// an undocumented value can be refused with the documented code.
     RequestReplicationStateChange {
@@ -171,6 +175,7 @@ pub enum OpKind {
     GetSystemCertificates,
     StartService,
     StopService,
+    ServiceStateChange(RequestedServiceState),
     RequestReplicationStateChange(RequestedReplicationState),
     PowerOn,
     PowerOff,
@@ -221,6 +226,7 @@ impl OpKind {
             GetSystemCertificates => "GetSystemCertificates",
             StartService => "StartService",
             StopService => "StopService",
+            ServiceStateChange(_) => "RequestStateChange",
             RequestReplicationStateChange(_) => "RequestReplicationStateChange",
             PowerOn | PowerOff => "RequestStateChange",
             DestroySystem => "DestroySystem",
@@ -234,6 +240,7 @@ impl OpKind {
         match self {
             OpKind::RequestReplicationStateChange(r) => format!("RRSC({})", r.ident()),
             OpKind::StartReplication(t) => format!("StartReplication({})", t.ident()),
+            OpKind::ServiceStateChange(r) => format!("Service.RequestStateChange({})", r.number()),
             OpKind::PowerOn => "RequestStateChange(2)".into(),
             OpKind::PowerOff => "RequestStateChange(3)".into(),
             OpKind::JobStateChange(r) => format!("Job.RequestStateChange({})", r.number()),
@@ -276,6 +283,7 @@ impl Operation {
             | GetSystemCertificates
             | StartService
             | StopService
+            | ServiceStateChange { .. }
             | RequestJobStateChange { .. } => None,
         }
     }
@@ -296,6 +304,7 @@ impl Operation {
         match self {
             Operation::RequestJobStateChange { .. } => "RequestStateChange",
             Operation::RequestStateChange { .. } => "RequestStateChange",
+            Operation::ServiceStateChange { .. } => "RequestStateChange",
             Operation::RequestReplicationStateChange { .. } => "RequestReplicationStateChange",
             _ => self.kind().map_or("RequestStateChange", OpKind::method),
         }
@@ -343,6 +352,21 @@ impl Operation {
             O::GetSystemCertificates => OpKind::GetSystemCertificates,
             O::StartService => OpKind::StartService,
             O::StopService => OpKind::StopService,
+            // DOC msvm-replicationservice-requeststatechange answers 0 or 1 (Not supported).
+            // 2 and 3 start and stop the service, 10 Reboot and 11 Reset restart it (it runs
+            // afterwards); the others (Shut Down, Offline, Test, Defer, Quiesce) and values
+            // outside the list are 1 (INFERRED: no source says the service takes them).
+            O::ServiceStateChange { requested } => {
+                match RequestedServiceState::from_number(u32::from(*requested)) {
+                    Ok(
+                        r @ (RequestedServiceState::Enabled
+                        | RequestedServiceState::Disabled
+                        | RequestedServiceState::Reboot
+                        | RequestedServiceState::Reset),
+                    ) => OpKind::ServiceStateChange(r),
+                    Ok(_) | Err(_) => return Err(Err(1)),
+                }
+            }
             O::RequestReplicationStateChange { requested, .. } => {
                 OpKind::RequestReplicationStateChange(
                     RequestedReplicationState::from_number(u32::from(*requested))

@@ -14,7 +14,7 @@
 use crate::enums::InitialReplicationType as I;
 use crate::enums::{
     JobType, ReplicationMode as M, ReplicationState as S, RequestedJobState as J,
-    RequestedReplicationState as R,
+    RequestedReplicationState as R, RequestedServiceState,
 };
 use crate::ops::OpKind;
 
@@ -855,6 +855,46 @@ pub static RULES: &[Rule] = &[
         effects: &[Effect::StopService],
         source: Source::Doc("msvm-replicationservice-stopservice: 0 or 1"),
         ..host("stop-service", O::StopService)
+    },
+    Rule {
+        effects: &[Effect::StartService],
+        source: Source::Inferred(
+            "msvm-replicationservice-requeststatechange 2 Enabled (DOC: 0, RequestedState recorded); that it starts the service as StartService does is INFERRED from CIM_EnabledLogicalElement's Enabled",
+        ),
+        ..host(
+            "service-enable",
+            O::ServiceStateChange(RequestedServiceState::Enabled),
+        )
+    },
+    Rule {
+        effects: &[Effect::StopService],
+        source: Source::Inferred(
+            "msvm-replicationservice-requeststatechange 3 Disabled (DOC: 0, RequestedState recorded); that it stops the service as StopService does, so replication methods answer 32777, is INFERRED",
+        ),
+        ..host(
+            "service-disable",
+            O::ServiceStateChange(RequestedServiceState::Disabled),
+        )
+    },
+    Rule {
+        effects: &[Effect::StartService],
+        source: Source::Inferred(
+            "msvm-replicationservice-requeststatechange 10 Reboot: the service is restarted and runs afterwards (INFERRED from CIM_EnabledLogicalElement's Reboot)",
+        ),
+        ..host(
+            "service-reboot",
+            O::ServiceStateChange(RequestedServiceState::Reboot),
+        )
+    },
+    Rule {
+        effects: &[Effect::StartService],
+        source: Source::Inferred(
+            "msvm-replicationservice-requeststatechange 11 Reset: as Reboot, the service runs afterwards (INFERRED)",
+        ),
+        ..host(
+            "service-reset",
+            O::ServiceStateChange(RequestedServiceState::Reset),
+        )
     },
     // ---- Power ------------------------------------------------------------------------------
     Rule {

@@ -319,6 +319,10 @@ impl Default for ServiceSettings {
     }
 }
 
+fn not_applicable() -> u16 {
+    12
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Host {
     pub name: HostName,
@@ -328,6 +332,11 @@ pub struct Host {
     pub authorization: Vec<AuthorizationEntry>,
     /// `Msvm_ReplicationService` StartService/StopService.
     pub service_running: bool,
+    /// `Msvm_ReplicationService.RequestedState`: 12 Not Applicable (the class page's default)
+    /// until a RequestStateChange is accepted, then the value asked for (DOC
+    /// msvm-replicationservice-requeststatechange).
+    #[serde(default = "not_applicable")]
+    pub service_requested_state: u16,
 }
 
 /// How a job's progress is driven.

@@ -166,6 +166,8 @@ fn service(host: &Host) -> Instance {
                 "EnabledState",
                 int(if host.service_running { 2 } else { 3 }),
             ),
+            ("RequestedState", int(host.service_requested_state)),
+            ("Started", Value::Bool(host.service_running)),
             ("SystemName", text(&host.name)),
         ],
     )

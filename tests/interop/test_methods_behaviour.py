@@ -127,3 +127,21 @@ def test_completed_with_warnings_through_a_fault(world):
     # Unknown fields of the kind are refused by name, like every fault kind's.
     with pytest.raises(urllib.error.HTTPError):
         world.control("POST", "faults", {"kind": "complete_with_warnings", "error_code": 1})
+
+
+def test_replication_service_request_state_change(world):
+    replica = world.replica
+    service = replica.service()
+    assert (service["EnabledState"], service["RequestedState"], service["Started"]) == ("2", "12", "true")
+    code, job, _ = replica.call(service, "RequestStateChange", RequestedState=3)
+    assert (code, job) == (0, None)
+    service = replica.service()
+    assert (service["EnabledState"], service["RequestedState"], service["Started"]) == ("3", "3", "false")
+    # While it is stopped, replication methods answer 32777 (System is not available).
+    code, _, _ = replica.call(service, "InitiateFailover", ComputerSystem=vm_ref(WEB01))
+    assert code == 32777
+    assert replica.call(service, "RequestStateChange", RequestedState=9)[0] == 1  # Quiesce: not supported
+    assert replica.call(service, "RequestStateChange", RequestedState=2)[0] == 0
+    service = replica.service()
+    assert (service["EnabledState"], service["RequestedState"], service["Started"]) == ("2", "2", "true")
+    assert replica.call(service, "InitiateFailover", ComputerSystem=vm_ref(WEB01))[0] == 4096
