@@ -1242,16 +1242,11 @@ impl World {
                 return;
             }
             Effect::RemoveAuthorization => {
-                if let (
-                    Operation::RemoveAuthorizationEntry {
-                        allowed_primary_host_system: key,
-                    },
-                    Some(h),
-                ) = (op, self.hosts.get_mut(host))
+                if let Operation::RemoveAuthorizationEntry {
+                    allowed_primary_host_system: key,
+                } = op
                 {
-                    h.authorization
-                        .retain(|a| !a.allowed_primary_host_system.eq_ignore_ascii_case(key));
-                    self.generation += 1;
+                    self.remove_authorization(host, key);
                 }
                 return;
             }
@@ -1544,6 +1539,82 @@ impl World {
                 replication_count: r.replication_count,
                 pending_bytes: 0,
             };
+        }
+    }
+
+    /// Removes an authorization entry and stops the replication it admitted: DOC
+    /// removeauthorizationentry, "removing an authorization entry will stop replication for any
+    /// virtual machines that are authorized with the entry". A replica still admitted by another
+    /// entry (its primary named, or `*`) keeps replicating. Stopped replication shows as
+    /// Critical (8) with health Critical on the replica and on its primary, whose next delta
+    /// would be refused (INFERRED: the page names no state; Critical is where a replication
+    /// that cannot continue goes, and Resume-VMReplication takes it back from there).
+    fn remove_authorization(&mut self, host: &str, key: &str) {
+        let Some(h) = self.hosts.get(host) else {
+            return;
+        };
+        let admitted_by_key = |h: &Host, primary: &str| {
+            h.authorizing_entry(primary)
+                .is_some_and(|a| a.allowed_primary_host_system.eq_ignore_ascii_case(key))
+        };
+        let candidates: Vec<(VmId, HostName)> = h
+            .vms
+            .values()
+            .filter(|v| {
+                matches!(
+                    v.mode,
+                    ReplicationMode::Replica | ReplicationMode::ExtendedReplica
+                )
+            })
+            .filter_map(|v| {
+                let r = v.rel(RelIx::Primary)?;
+                admitted_by_key(h, &r.peer_host).then(|| (v.id.clone(), r.peer_host.clone()))
+            })
+            .collect();
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.authorization
+                .retain(|a| !a.allowed_primary_host_system.eq_ignore_ascii_case(key));
+        }
+        self.generation += 1;
+        for (vm, primary) in candidates {
+            if self
+                .hosts
+                .get(host)
+                .is_some_and(|h| h.authorizing_entry(&primary).is_some())
+            {
+                continue;
+            }
+            self.stop_replication(host, &vm, RelIx::Primary);
+            if let Some(peer) = self.resolve_host(&primary)
+                && let Some(pv) = self.vm(&peer, &vm)
+            {
+                let back = Self::back_rel(pv, host, self);
+                self.stop_replication(&peer, &vm, back);
+            }
+        }
+    }
+
+    /// A relationship that was replicating (or waiting to) goes to Critical, health Critical;
+    /// one that is failed over, ready, or already Critical is left as it is.
+    fn stop_replication(&mut self, host: &str, vm: &str, ix: RelIx) {
+        let active = self.vm(host, vm).and_then(|v| v.rel(ix)).is_some_and(|r| {
+            matches!(
+                r.state,
+                ReplicationState::WaitingToCompleteInitialReplication
+                    | ReplicationState::Replicating
+                    | ReplicationState::Suspended
+                    | ReplicationState::Resynchronizing
+                    | ReplicationState::WaitingToStartResynchronization
+                    | ReplicationState::ResynchronizationSuspended
+                    | ReplicationState::DiskUpdateInProgress
+            )
+        });
+        if !active {
+            return;
+        }
+        self.set_state(host, vm, ix, Some(ReplicationState::Critical));
+        if let Some(r) = self.vm_mut(host, vm).and_then(|v| v.rel_mut(ix)) {
+            r.health = ReplicationHealth::Critical;
         }
     }
 

@@ -818,7 +818,9 @@ pub static RULES: &[Rule] = &[
     Rule {
         guards: &[Guard::AuthorizationExists],
         effects: &[Effect::RemoveAuthorization],
-        source: Source::Doc("removeauthorizationentry: by AllowedPrimaryHostSystem"),
+        source: Source::Inferred(
+            "removeauthorizationentry (DOC): by AllowedPrimaryHostSystem; 'will stop replication for any virtual machines that are authorized with the entry': their relationships on both sides go to Critical, health Critical (the state is INFERRED)",
+        ),
         ..host("remove-authorization-entry", O::RemoveAuthorizationEntry)
     },
     Rule {

@@ -319,6 +319,29 @@ impl Default for ServiceSettings {
     }
 }
 
+impl Host {
+    /// The authorization entry that admits replication from `primary` on this recovery host:
+    /// the entry naming that host (case-insensitive, a DNS suffix on either side ignored), else
+    /// the `*` wildcard (DOC msvm-replicationauthorizationsettingdata AllowedPrimaryHostSystem;
+    /// the precedence of a named entry over `*` is INFERRED).
+    pub fn authorizing_entry(&self, primary: &str) -> Option<&AuthorizationEntry> {
+        let short = |s: &str| s.trim().split('.').next().unwrap_or_default().to_string();
+        let p = short(primary);
+        self.authorization
+            .iter()
+            .find(|a| {
+                a.allowed_primary_host_system.eq_ignore_ascii_case(primary)
+                    || (!p.is_empty()
+                        && short(&a.allowed_primary_host_system).eq_ignore_ascii_case(&p))
+            })
+            .or_else(|| {
+                self.authorization
+                    .iter()
+                    .find(|a| a.allowed_primary_host_system.trim() == "*")
+            })
+    }
+}
+
 fn not_applicable() -> u16 {
     12
 }

@@ -962,7 +962,8 @@ use ReplicationState as S;
 /// 2 the `via` of start-initial/seeded/export replication and export's `to`;
 /// 3 start-initial `to`, resume, resynchronize `to`, cancel-prepared-failover, reverse,
 ///   change-mode-to-primary;
-/// 4 prepare-planned-failover; 7 suspend; 9 cancel-resynchronize; 10 resynchronize's `via`.
+/// 4 prepare-planned-failover; 7 suspend; 9 cancel-resynchronize; 10 resynchronize's `via`;
+/// 8 remove-authorization-entry on the recovery host (RemoveAuthorization stops replication).
 /// A job that fails or is cancelled restores the state before it, which is one of these.
 const PRIMARY_SIDE: &[S] = &[
     S::ReadyForReplication,
@@ -970,6 +971,7 @@ const PRIMARY_SIDE: &[S] = &[
     S::Replicating,
     S::SyncedReplicationComplete,
     S::Suspended,
+    S::Critical,
     S::WaitingToStartResynchronization,
     S::Resynchronizing,
 ];
@@ -979,12 +981,14 @@ const PRIMARY_SIDE: &[S] = &[
 /// 3 PeerState(3) of start-initial/seeded/extended/import, import `to`, resume, reverse (old
 ///   primary, planned outcome), revert-failover back to a pre-failover 3;
 /// 7 suspend (and revert-failover back to a pre-failover 7); 12 failover's `via`;
-/// 5 failover `to`; 6 commit-failover; 13 initiate-failback's `via`; 14 its `to`.
+/// 5 failover `to`; 6 commit-failover; 13 initiate-failback's `via`; 14 its `to`;
+/// 8 remove-authorization-entry (RemoveAuthorization stops the replication it admitted).
 /// (10, 15 and 16 are reachable only from a topology that starts a replica in them.)
 const REPLICA_SIDE: &[S] = &[
     S::WaitingToCompleteInitialReplication,
     S::Replicating,
     S::Suspended,
+    S::Critical,
     S::FailoverInProgress,
     S::Recovered,
     S::Committed,
@@ -993,12 +997,14 @@ const REPLICA_SIDE: &[S] = &[
 ];
 
 /// States of the extended relationship (`\HVR\1`) of a Replica: 1 extend-replication, 2 the
-/// `via` of start-extended-replication, 3 its `to` and resume, 7 suspend.
+/// `via` of start-extended-replication, 3 its `to` and resume, 7 suspend, 8 when the extended
+/// replica's host removes the entry that admitted it (remove-authorization-entry).
 const EXTENDED_SIDE: &[S] = &[
     S::ReadyForReplication,
     S::WaitingToCompleteInitialReplication,
     S::Replicating,
     S::Suspended,
+    S::Critical,
 ];
 
 /// A replica may run only once it is failed over: power-on-recovered accepts 5, 6, 13, 14 and

@@ -242,32 +242,19 @@ fn vm_links(h: &Host, v: &Vm, out: &mut Vec<Link>) {
                 v.mode,
                 ReplicationMode::Replica | ReplicationMode::ExtendedReplica
             )
+            && let Some(a) = h.authorizing_entry(&r.peer_host)
         {
-            let entry = h
-                .authorization
-                .iter()
-                .find(|a| {
-                    a.allowed_primary_host_system
-                        .eq_ignore_ascii_case(&r.peer_host)
-                })
-                .or_else(|| {
-                    h.authorization
-                        .iter()
-                        .find(|a| a.allowed_primary_host_system == "*")
-                });
-            if let Some(a) = entry {
-                out.push(Link::new(
-                    "Msvm_ElementSettingData",
-                    ("ManagedElement", vm.clone()),
-                    (
-                        "SettingData",
-                        Obj::id(
-                            "Msvm_ReplicationAuthorizationSettingData",
-                            &classes::authorization_id(&h.name, &a.allowed_primary_host_system),
-                        ),
+            out.push(Link::new(
+                "Msvm_ElementSettingData",
+                ("ManagedElement", vm.clone()),
+                (
+                    "SettingData",
+                    Obj::id(
+                        "Msvm_ReplicationAuthorizationSettingData",
+                        &classes::authorization_id(&h.name, &a.allowed_primary_host_system),
                     ),
-                ));
-            }
+                ),
+            ));
         }
     }
     for rp in &v.recovery_points {

@@ -145,3 +145,17 @@ def test_replication_service_request_state_change(world):
     service = replica.service()
     assert (service["EnabledState"], service["RequestedState"], service["Started"]) == ("2", "2", "true")
     assert replica.call(service, "InitiateFailover", ComputerSystem=vm_ref(WEB01))[0] == 4096
+
+
+def test_remove_authorization_entry_stops_the_replication_it_admitted(world):
+    replica, primary = world.replica, world.primary
+    entries = replica.query("SELECT * FROM Msvm_ReplicationAuthorizationSettingData")
+    assert [e["AllowedPrimaryHostSystem"] for e in entries] == ["*"]
+    assert replica.vm("web-01")["ReplicationState"] == "3"
+    code, _, _ = replica.call(replica.service(), "RemoveAuthorizationEntry", AllowedPrimaryHostSystem="*")
+    assert code == 0
+    assert replica.query("SELECT * FROM Msvm_ReplicationAuthorizationSettingData") == []
+    # Every VM the entry admitted: replication stopped, Critical on both hosts.
+    for host in (replica, primary):
+        vm = host.vm("web-01")
+        assert (vm["ReplicationState"], vm["ReplicationHealth"]) == ("8", "3"), host.name
