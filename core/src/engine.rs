@@ -914,6 +914,7 @@ impl World {
             caption: t.label().to_string(),
             change,
             warning: None,
+            scheduled: None,
             suspended_since: None,
             suspended_ms: 0,
         };
@@ -1005,10 +1006,12 @@ impl World {
             peer: peer.clone(),
         };
         let job = self.new_job(host, job_type, Some(change), failure);
-        if let Some(w) = warning
-            && let Some(j) = self.hosts.get_mut(host).and_then(|h| h.jobs.get_mut(&job))
-        {
-            j.warning = Some(crate::text::clipped(w));
+        let now = self.now;
+        if let Some(j) = self.hosts.get_mut(host).and_then(|h| h.jobs.get_mut(&job)) {
+            j.warning = warning.map(crate::text::clipped);
+            // A StartTime already past starts at once, as Null does (DOC: "If this parameter
+            // is Null, the ... operation starts immediately").
+            j.scheduled = op.start_time().filter(|&t| t > now);
         }
         if let Some(id) = vm_id.as_deref()
             && let Some(v) = self.vm_mut(host, id)
@@ -1849,12 +1852,16 @@ impl World {
             OpKind::StartReplication(t) => Operation::StartReplication {
                 vm,
                 initial_type: c.args.initial_type.unwrap_or(t.number()),
+                start_time: None,
             },
             OpKind::ImportInitialReplica => Operation::ImportInitialReplica {
                 vm,
                 location: String::new(),
             },
-            OpKind::Resynchronize => Operation::Resynchronize { vm },
+            OpKind::Resynchronize => Operation::Resynchronize {
+                vm,
+                start_time: None,
+            },
             OpKind::InitiateFailover => Operation::InitiateFailover { vm, recovery_point },
             OpKind::RevertFailover => Operation::RevertFailover { vm },
             OpKind::CommitFailover => Operation::CommitFailover { vm },
@@ -1901,7 +1908,7 @@ impl World {
         if job.suspended_since.is_some() {
             return None;
         }
-        let start = job.submitted.saturating_add(job.suspended_ms);
+        let start = job.started().saturating_add(job.suspended_ms);
         if let Some(f) = &job.failure {
             let at = start + duration * u64::from(f.after_percent.min(100)) / 100;
             return Some((at, false));
@@ -2022,6 +2029,10 @@ impl World {
                 continue;
             };
             if !job.is_running() || job.suspended_since.is_some() {
+                continue;
+            }
+            // A scheduled job waits in New until its start time.
+            if job.scheduled.is_some_and(|t| now < t) {
                 continue;
             }
             let (state, pct) = match job.pace {
@@ -2146,7 +2157,8 @@ impl World {
         let Pace::Polls { needed, seen } = &mut job.pace else {
             return;
         };
-        if !job.state.is_terminal() && job.suspended_since.is_none() {
+        let waiting = job.scheduled.is_some_and(|t| self.now < t);
+        if !job.state.is_terminal() && job.suspended_since.is_none() && !waiting {
             *seen += 1;
             let (seen, needed) = (*seen, *needed);
             let pct = (u64::from(seen) * 100 / u64::from(needed.max(1))) as u8;
@@ -2171,6 +2183,12 @@ impl World {
             .collect();
         for (h, id) in suspended {
             self.suspend_job(&h, &id, false);
+        }
+        // A scheduled job starts at its time: time moves there first, so polls-paced ones
+        // can then be read to their end.
+        let scheduled = self.running_jobs().filter_map(|j| j.scheduled).max();
+        if let Some(at) = scheduled.filter(|&t| t > self.now) {
+            self.advance(at);
         }
         let running: Vec<(String, String)> = self
             .running_jobs()

@@ -310,6 +310,23 @@ impl Call {
         }
     }
 
+    /// A datetime parameter: DMTF CIM text (`yyyymmddHHMMSS.mmmmmm+UUU`) or the RFC 3339 text
+    /// of a `cim:Datetime`; absent or Null is `None`.
+    fn datetime_arg(&self, name: &str) -> Result<Option<crate::time::Millis>, DecodeError> {
+        let Some(t) = self.text_arg(name) else {
+            return Ok(None);
+        };
+        crate::time::parse_cim_datetime(t.trim())
+            .or_else(|| crate::time::parse_rfc3339(&t))
+            .map(Some)
+            .ok_or_else(|| {
+                bad(
+                    ReturnCode::IncorrectDataType,
+                    format!("{name} `{t}` is not a datetime"),
+                )
+            })
+    }
+
     fn text_arg(&self, name: &str) -> Option<String> {
         self.arg(name).and_then(Arg::text)
     }
@@ -514,7 +531,10 @@ impl Call {
                 vm: cs()?,
                 rel: self.relationship()?,
             },
-            (_, "Resynchronize") => O::Resynchronize { vm: cs()? },
+            (_, "Resynchronize") => O::Resynchronize {
+                vm: cs()?,
+                start_time: self.datetime_arg("StartTime")?,
+            },
             (_, "ReverseReplicationRelationship") => O::ReverseReplicationRelationship {
                 vm: cs()?,
                 settings: self.settings()?,
@@ -532,6 +552,7 @@ impl Call {
                         "InitialReplicationType is required",
                     )
                 })?,
+                start_time: self.datetime_arg("StartTime")?,
             },
             (_, "TestReplicaSystem") => O::TestReplicaSystem {
                 vm: cs()?,

@@ -42,6 +42,10 @@ pub enum Operation {
     StartReplication {
         vm: String,
         initial_type: u16,
+        /// DOC startreplication StartTime: "the scheduled start time for the initial
+        /// replication"; `None` (Null) starts it immediately.
+        #[serde(default)]
+        start_time: Option<crate::time::Millis>,
     },
     ImportInitialReplica {
         vm: String,
@@ -49,6 +53,10 @@ pub enum Operation {
     },
     Resynchronize {
         vm: String,
+        /// DOC resynchronize StartTime: "the scheduled start time for the resynchronization
+        /// operation to begin"; `None` (Null) starts it immediately.
+        #[serde(default)]
+        start_time: Option<crate::time::Millis>,
     },
     InitiateFailover {
         vm: String,
@@ -258,7 +266,7 @@ impl Operation {
             | ModifyReplicationSettings { vm, .. }
             | StartReplication { vm, .. }
             | ImportInitialReplica { vm, .. }
-            | Resynchronize { vm }
+            | Resynchronize { vm, .. }
             | InitiateFailover { vm, .. }
             | RevertFailover { vm }
             | CommitFailover { vm }
@@ -396,6 +404,19 @@ impl Operation {
             }
             O::ReplicateDelta { .. } => OpKind::ReplicateDelta,
         })
+    }
+
+    /// When the call's job is scheduled to start, if later than it is accepted: StartTime of
+    /// StartReplication (ignored for type 2 Export, DOC) and of Resynchronize.
+    pub fn start_time(&self) -> Option<crate::time::Millis> {
+        match self {
+            Operation::StartReplication {
+                initial_type: 2, ..
+            } => None,
+            Operation::StartReplication { start_time, .. }
+            | Operation::Resynchronize { start_time, .. } => *start_time,
+            _ => None,
+        }
     }
 
     pub fn recovery_point(&self) -> Option<&str> {

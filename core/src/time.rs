@@ -101,6 +101,60 @@ pub fn parse_cim_datetime(s: &str) -> Option<Millis> {
     u64::try_from(utc).ok()
 }
 
+/// Parses RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]`), the form a WS-Management
+/// `cim:Datetime` carries, into UTC millis.
+pub fn parse_rfc3339(s: &str) -> Option<Millis> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let scaled: String = frac[..digits]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
+        millis = scaled.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let r = rest.as_bytes();
+            if r.len() != 6 || !matches!(r[0], b'+' | b'-') || r[3] != b':' {
+                return None;
+            }
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(4..6)?.parse().ok()?;
+            (oh * 60 + om) * if r[0] == b'-' { -1 } else { 1 }
+        }
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    let local = (days * 86_400 + h * 3600 + mi * 60 + sec) * 1000 + millis;
+    u64::try_from(local - offset_min * 60_000).ok()
+}
+
 /// A CIM interval `ddddddddhhmmss.mmmmmm:000`.
 pub fn cim_interval(ms: Millis) -> String {
     let secs = ms / 1000;
@@ -137,10 +191,34 @@ mod tests {
         assert_eq!(parse_cim_datetime("garbage"), None);
     }
 
+    #[test]
+    fn rfc3339_parses_with_and_without_offsets() {
+        assert_eq!(
+            parse_rfc3339("2024-05-01T10:00:00Z"),
+            Some(1_714_557_600_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2024-05-01T10:00:00.123Z"),
+            Some(1_714_557_600_123)
+        );
+        assert_eq!(
+            parse_rfc3339("2024-05-01T12:00:00+02:00"),
+            Some(1_714_557_600_000)
+        );
+        assert_eq!(parse_rfc3339("2024-05-01T10:00:00"), None);
+        assert_eq!(parse_rfc3339("2024-13-01T10:00:00Z"), None);
+        assert_eq!(parse_rfc3339("garbage"), None);
+    }
+
     proptest! {
         #[test]
         fn cim_datetime_round_trips(t in 0u64..4_102_444_800_000) {
             prop_assert_eq!(parse_cim_datetime(&cim_datetime(t)), Some(t));
+        }
+
+        #[test]
+        fn rfc3339_round_trips(t in 0u64..4_102_444_800_000) {
+            prop_assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
         }
     }
 }

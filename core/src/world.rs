@@ -428,6 +428,10 @@ pub struct Job {
     pub error_description: String,
     pub pace: Pace,
     pub failure: Option<PlannedFailure>,
+    /// When the job is scheduled to start (StartTime of StartReplication or Resynchronize):
+    /// until then it waits in New (DOC msvm-concretejob ScheduledStartTime).
+    #[serde(default)]
+    pub scheduled: Option<Millis>,
     /// A planned warning (fault plan "complete with warnings"): the job succeeds in 32768.
     #[serde(default)]
     pub warning: Option<String>,
@@ -450,8 +454,14 @@ impl Job {
     /// msvm-concretejob ElapsedTime, "the time interval that the job has been executing").
     pub fn executed(&self, now: Millis) -> Millis {
         let end = self.ended.or(self.suspended_since).unwrap_or(now);
-        end.saturating_sub(self.submitted)
+        end.saturating_sub(self.started())
             .saturating_sub(self.suspended_ms)
+    }
+
+    /// When the job starts (or started) running: its scheduled start, else its submission.
+    pub fn started(&self) -> Millis {
+        self.scheduled
+            .map_or(self.submitted, |s| s.max(self.submitted))
     }
 }
 

@@ -559,12 +559,16 @@ fn op_for_kind(
         OpKind::StartReplication(t) => Operation::StartReplication {
             vm: id,
             initial_type: t.number(),
+            start_time: None,
         },
         OpKind::ImportInitialReplica => Operation::ImportInitialReplica {
             vm: id,
             location: "D:\\Import".into(),
         },
-        OpKind::Resynchronize => Operation::Resynchronize { vm: id },
+        OpKind::Resynchronize => Operation::Resynchronize {
+            vm: id,
+            start_time: None,
+        },
         OpKind::InitiateFailover => Operation::InitiateFailover {
             vm: id,
             recovery_point: some_rp,
@@ -781,12 +785,17 @@ fn resolve_call(w: &World, host: &str, vm_pick: &VmPick, call: &CallGen) -> Oper
         CallGen::StartReplication(t) => Operation::StartReplication {
             vm: id,
             initial_type: *t,
+            // Now and then scheduled a little later (DOC startreplication StartTime).
+            start_time: (t % 2 == 1).then(|| w.now + 5_000),
         },
         CallGen::Import => Operation::ImportInitialReplica {
             vm: id,
             location: "D:\\Import".into(),
         },
-        CallGen::Resynchronize => Operation::Resynchronize { vm: id },
+        CallGen::Resynchronize => Operation::Resynchronize {
+            vm: id,
+            start_time: None,
+        },
         CallGen::Failover(rp) => Operation::InitiateFailover {
             vm: id,
             recovery_point: resolve_rp(vm, rp),

@@ -270,7 +270,12 @@ pub fn job(j: &Job, now: u64, retention_ms: u64) -> Instance {
                 Value::Array(vec![int(if failed { 6 } else { 2 })]),
             ),
             ("PercentComplete", int(j.percent)),
-            ("StartTime", Value::Datetime(j.submitted as i64)),
+            (
+                "ScheduledStartTime",
+                j.scheduled
+                    .map_or(Value::Null, |t| Value::Datetime(t as i64)),
+            ),
+            ("StartTime", Value::Datetime(j.started() as i64)),
             ("Status", text(status)),
             ("StatusDescriptions", Value::Array(vec![text(status)])),
             ("TimeBeforeRemoval", Value::Interval(retention_ms)),

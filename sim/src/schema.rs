@@ -465,7 +465,8 @@ const CONCRETE_JOB: &[Prop] = &[
     p("PrimaryStatus", "uint16", Nil),
     p("JobStatus", "string", World),
     p("TimeSubmitted", "datetime", World),
-    p("ScheduledStartTime", "datetime", Nil),
+    // StartTime of StartReplication/Resynchronize when the job waits for it; else Null.
+    p("ScheduledStartTime", "datetime", World),
     p("StartTime", "datetime", World),
     p("ElapsedTime", "datetime", World),
     p("JobRunTimes", "uint32", Int(1)),

@@ -159,3 +159,32 @@ def test_remove_authorization_entry_stops_the_replication_it_admitted(world):
     for host in (replica, primary):
         vm = host.vm("web-01")
         assert (vm["ReplicationState"], vm["ReplicationHealth"]) == ("8", "3"), host.name
+
+
+def test_start_replication_waits_for_its_start_time(world):
+    primary, replica = world.primary, world.replica
+    code, job, _ = primary.call(primary.service(), "CreateReplicationRelationship",
+                                ComputerSystem=vm_ref(BUILD01),
+                                ReplicationSettingData=instance("Msvm_ReplicationSettingData",
+                                                                RecoveryConnectionPoint="HV-REPLICA"))
+    assert code == 4096
+    world.advance(LONG)
+    now = world.control("GET", "clock")["now"]
+    start = now + 600_000  # ten minutes from the world's now
+    import datetime
+    when = datetime.datetime.fromtimestamp(start / 1000, tz=datetime.timezone.utc)
+    # As a DMTF CIM datetime string, the form WMI scripts pass.
+    code, job, _ = primary.call(primary.service(), "StartReplication", ComputerSystem=vm_ref(BUILD01),
+                                InitialReplicationType=1,
+                                StartTime=when.strftime("%Y%m%d%H%M%S.000000+000"))
+    assert code == 4096
+    row = primary.job(job)
+    assert row["ScheduledStartTime"].startswith(when.strftime("%Y-%m-%dT%H:%M:%S"))
+    world.advance(LONG)  # a minute later: still waiting
+    assert (primary.job(job)["JobState"], primary.job(job)["PercentComplete"]) == ("2", "0")
+    assert replica.vm("build-01")["ReplicationState"] == "2"
+    world.advance(600_000)  # past the start time: it runs and completes
+    row = primary.job(job)
+    assert row["JobState"] == "7"
+    assert primary.vm("build-01")["ReplicationState"] == "3"
+    assert replica.vm("build-01")["ReplicationState"] == "3"
