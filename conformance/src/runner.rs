@@ -662,6 +662,17 @@ async fn play(
     report: ScenarioReport,
 ) -> ScenarioReport {
     let mut report = report;
+    let real = sess.flavor == Flavor::Real;
+    // On real hosts what no lab can give (the control API, a profile) is the reason to skip,
+    // before which hosts the scenario names.
+    let way_back = if real {
+        match real_host_plan(sc, topo, seed) {
+            Ok(p) => p,
+            Err(why) => return report.skipped(why),
+        }
+    } else {
+        Vec::new()
+    };
     // Every host the scenario names must be a host of the target.
     let hosts: BTreeSet<&str> = sc
         .steps
@@ -678,15 +689,6 @@ async fn play(
             sess.host_names()
         ));
     }
-    let real = sess.flavor == Flavor::Real;
-    let way_back = if real {
-        match real_host_plan(sc, topo, seed) {
-            Ok(p) => p,
-            Err(why) => return report.skipped(why),
-        }
-    } else {
-        Vec::new()
-    };
     if sess.flavor == Flavor::Simulator
         && let Err(e) = sess.prepare(topo, None, seed).await
     {

@@ -530,6 +530,32 @@ pub static RULES: &[Rule] = &[
         )
     },
     Rule {
+        scope: Scope::Vm(RelSel::Extended),
+        via: Some(S::Resynchronizing),
+        to: To::State(S::Replicating),
+        job: Some(JobType::Resynchronizing),
+        guards: &[
+            Guard::PeerReachable,
+            Guard::PeerIdle,
+            Guard::PeerNotFailedOver,
+        ],
+        effects: &[Effect::Delta],
+        source: Source::Doc(
+            "resynchronize-msvm-replicationservice: 'When a client calls this method for a replica virtual machine, it resynchronizes with extended replica'; the extended relationship's from-states and 10 → 3 mirror the primary's row (INFERRED)",
+        ),
+        ..vm(
+            "resynchronize-extended",
+            O::Resynchronize,
+            &[M::Replica],
+            States(&[
+                S::Suspended,
+                S::Critical,
+                S::WaitingToStartResynchronization,
+                S::ResynchronizationSuspended,
+            ]),
+        )
+    },
+    Rule {
         scope: Scope::Vm(RelSel::Arg),
         to: To::State(S::WaitingToStartResynchronization),
         job: Some(JobType::StopResynchronizing),

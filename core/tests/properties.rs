@@ -1007,13 +1007,15 @@ const REPLICA_SIDE: &[S] = &[
 
 /// States of the extended relationship (`\HVR\1`) of a Replica: 1 extend-replication, 2 the
 /// `via` of start-extended-replication, 3 its `to` and resume, 7 suspend, 8 when the extended
-/// replica's host removes the entry that admitted it (remove-authorization-entry).
+/// replica's host removes the entry that admitted it (remove-authorization-entry), 10 the
+/// `via` of resynchronize-extended.
 const EXTENDED_SIDE: &[S] = &[
     S::ReadyForReplication,
     S::WaitingToCompleteInitialReplication,
     S::Replicating,
     S::Suspended,
     S::Critical,
+    S::Resynchronizing,
 ];
 
 /// A replica may run only once it is failed over: power-on-recovered accepts 5, 6, 13, 14 and

@@ -188,3 +188,40 @@ def test_start_replication_waits_for_its_start_time(world):
     assert row["JobState"] == "7"
     assert primary.vm("build-01")["ReplicationState"] == "3"
     assert replica.vm("build-01")["ReplicationState"] == "3"
+
+
+def test_resynchronize_on_a_replica_resynchronizes_its_extended_replication(start_sim):
+    from pathlib import Path
+    topology = Path(__file__).resolve().parents[2] / "fixtures/topologies/extended.toml"
+    world = World(start_sim("--clock", "manual", "--topology", str(topology)))
+    replica = world.replica
+    app = replica.vm("app-01")["Name"]
+    service = replica.service()
+    assert replica.call(service, "Resynchronize", ComputerSystem=vm_ref(app))[0] == 32775  # nothing extended
+    steps = [
+        ("CreateReplicationRelationship", {"ReplicationSettingData": instance(
+            "Msvm_ReplicationSettingData", RecoveryConnectionPoint="HV-EXTENDED")}),
+        ("StartReplication", {"InitialReplicationType": 1}),
+    ]
+    for method, params in steps:
+        code, _, _ = replica.call(service, method, ComputerSystem=vm_ref(app), **params)
+        assert code == 4096, method
+        world.advance(LONG)
+    extended = instance("Msvm_ReplicationRelationship", InstanceID=f"Microsoft:{app}\\HVR\\1")
+    code, _, _ = replica.call(replica.vm("app-01"), "RequestReplicationStateChangeEx",
+                              ReplicationRelationship=extended, RequestedState=7)
+    assert code == 4096
+    world.advance(LONG)
+
+    def extended_state():
+        rows = replica.query("SELECT * FROM Msvm_ReplicationRelationship")
+        return {r["InstanceID"].rsplit("\\", 1)[1]: r["ReplicationState"] for r in rows
+                if app in r["InstanceID"]}
+
+    assert extended_state() == {"0": "3", "1": "7"}
+    code, job, _ = replica.call(service, "Resynchronize", ComputerSystem=vm_ref(app))
+    assert code == 4096
+    assert extended_state() == {"0": "3", "1": "10"}  # Resynchronizing, the replica's own untouched
+    world.advance(LONG)
+    assert replica.job(job)["JobState"] == "7"
+    assert extended_state() == {"0": "3", "1": "3"}
