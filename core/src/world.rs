@@ -200,6 +200,30 @@ pub struct Vm {
 }
 
 impl Vm {
+    /// The relationship a client would create next on this VM, with the settings a template
+    /// `Msvm_ReplicationSettingData` offers for it: relationship 0 for a VM without
+    /// replication, relationship 1 (extended) for a replica that is not extended yet; `None`
+    /// otherwise. Microsoft's Hyper-V Replica sample (ReplicaUtilities.GetReplicationSettings)
+    /// reads the settings of a VM that is not replicated over its associations and fills them
+    /// in for CreateReplicationRelationship, so a host offers one; what its values are is not
+    /// documented: INFERRED, the class page's defaults with this host as the primary.
+    pub fn template_settings(&self, host: &str) -> Option<(RelIx, ReplicationSettings)> {
+        let ix = match self.mode {
+            ReplicationMode::None if self.rels.iter().all(Option::is_none) => RelIx::Primary,
+            ReplicationMode::Replica
+                if self.rel(RelIx::Primary).is_some() && self.rel(RelIx::Extended).is_none() =>
+            {
+                RelIx::Extended
+            }
+            _ => return None,
+        };
+        let settings = ReplicationSettings {
+            primary_connection_point: host.to_string(),
+            ..ReplicationSettings::default()
+        };
+        Some((ix, settings))
+    }
+
     pub fn rel(&self, ix: RelIx) -> Option<&Relationship> {
         self.rels[ix.index()].as_ref()
     }
@@ -561,5 +585,62 @@ impl World {
             .values()
             .flat_map(|h| h.jobs.values())
             .filter(|j| j.is_running())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm(mode: ReplicationMode, rels: [bool; 2]) -> Vm {
+        let rel = |on: bool| {
+            on.then(|| Relationship {
+                state: ReplicationState::Replicating,
+                health: ReplicationHealth::Ok,
+                peer_host: "OTHER".into(),
+                settings: ReplicationSettings::default(),
+                last_replication_time: None,
+                last_replication_type: ReplicationType::None,
+                last_apply_time: None,
+                failed_over_replication_type: ReplicationType::None,
+                pre_failover_state: None,
+                failover_point: None,
+                replication_count: 0,
+            })
+        };
+        Vm {
+            id: "V".into(),
+            name: "v".into(),
+            power: EnabledState::Disabled,
+            mode,
+            rels: [rel(rels[0]), rel(rels[1])],
+            recovery_points: Vec::new(),
+            test_replica: None,
+            test_of: None,
+            busy_with: None,
+        }
+    }
+
+    /// The template is for the relationship a client would create next: 0 on a VM without
+    /// replication, 1 on a replica not yet extended, none otherwise; this host is its primary.
+    #[test]
+    fn template_settings_follow_what_can_be_created() {
+        let (ix, s) = vm(ReplicationMode::None, [false, false])
+            .template_settings("H")
+            .expect("template");
+        assert_eq!(ix, RelIx::Primary);
+        assert_eq!(s.primary_connection_point, "H");
+        assert_eq!(s.recovery_connection_point, "");
+        assert_eq!(s.replication_interval, 300);
+        let ext = vm(ReplicationMode::Replica, [true, false]).template_settings("H");
+        assert_eq!(ext.map(|(ix, _)| ix), Some(RelIx::Extended));
+        for (mode, rels) in [
+            (ReplicationMode::Primary, [true, false]),
+            (ReplicationMode::Replica, [true, true]),
+            (ReplicationMode::ExtendedReplica, [true, false]),
+            (ReplicationMode::TestReplica, [false, false]),
+        ] {
+            assert!(vm(mode, rels).template_settings("H").is_none(), "{mode:?}");
+        }
     }
 }

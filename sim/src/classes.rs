@@ -6,7 +6,7 @@ use crate::schema::{self, ClassDef, Served};
 use crate::wsman::Epr;
 use crate::wsman::cimxml::{self, CimValue};
 use crate::wsman::writer::{Instance, Value};
-use replica_core::world::{Host, Job, RecoveryPoint, RelIx, Relationship, Vm};
+use replica_core::world::{Host, Job, RecoveryPoint, RelIx, Relationship, ReplicationSettings, Vm};
 use replica_core::{EnabledState, JobState, ReplicationMode, World};
 
 pub const NAMESPACE: &str = "root/virtualization/v2";
@@ -198,8 +198,7 @@ fn relationship(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
     )
 }
 
-pub fn setting_data(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
-    let s = &r.settings;
+pub fn setting_data(vm: &Vm, ix: RelIx, s: &ReplicationSettings) -> Instance {
     inst(
         "Msvm_ReplicationSettingData",
         vec![
@@ -501,10 +500,17 @@ pub fn iter_instances<'a>(
                 .into_iter()
                 .filter_map(move |ix| v.rel(ix).map(|r| relationship(v, ix, r)))
         })),
-        "Msvm_ReplicationSettingData" => Box::new(vms().flat_map(|v| {
+        // Each relationship's settings, then the template of the one a client would create
+        // next (`Vm::template_settings`, Inferred), after them so a client taking the first
+        // settings of a replicated VM gets its real ones.
+        "Msvm_ReplicationSettingData" => Box::new(vms().flat_map(move |v| {
             [RelIx::Primary, RelIx::Extended]
                 .into_iter()
-                .filter_map(move |ix| v.rel(ix).map(|r| setting_data(v, ix, r)))
+                .filter_map(move |ix| v.rel(ix).map(|r| setting_data(v, ix, &r.settings)))
+                .chain(
+                    v.template_settings(&h.name)
+                        .map(|(ix, s)| setting_data(v, ix, &s)),
+                )
         })),
         "Msvm_ConcreteJob" => Box::new(
             h.jobs

@@ -225,3 +225,37 @@ def test_resynchronize_on_a_replica_resynchronizes_its_extended_replication(star
     world.advance(LONG)
     assert replica.job(job)["JobState"] == "7"
     assert extended_state() == {"0": "3", "1": "3"}
+
+
+def test_template_settings_as_microsofts_replica_sample_uses_them(world):
+    """ReplicaUtilities.GetReplicationSettings in Microsoft's Hyper-V Replica sample: the first
+    Msvm_ReplicationSettingData related to a VM that is not replicated, filled in and passed
+    whole to CreateReplicationRelationship."""
+    primary = world.primary
+    vm = f"Msvm_ComputerSystem.CreationClassName='Msvm_ComputerSystem',Name='{BUILD01}'"
+    related = primary.query(f"ASSOCIATORS OF {{{vm}}} WHERE ResultClass = Msvm_ReplicationSettingData")
+    assert len(related) == 1
+    template = related[0]
+    assert template["InstanceID"] == f"Microsoft:{BUILD01}\\HVR\\0"
+    assert (template["PrimaryConnectionPoint"], template["ReplicationInterval"]) == ("HV-PRIMARY", "300")
+    # Get by its key finds it too.
+    assert primary.get("Msvm_ReplicationSettingData", InstanceID=template["InstanceID"])["InstanceID"] == \
+        template["InstanceID"]
+    filled = {k: v for k, v in template.items() if v is not None and k != "IncludedDisks"}
+    filled.update(RecoveryConnectionPoint="HV-REPLICA", AuthenticationType=1, RecoveryServerPortNumber=80,
+                  RecoveryHistory=24, ReplicationInterval=300, ApplicationConsistentSnapshotInterval=1)
+    code, job, _ = primary.call(primary.service(), "CreateReplicationRelationship",
+                                ComputerSystem=vm_ref(BUILD01),
+                                ReplicationSettingData=instance("Msvm_ReplicationSettingData", **filled))
+    assert code == 4096
+    world.advance(LONG)
+    assert primary.job(job)["JobState"] == "7"
+    now = primary.query(f"ASSOCIATORS OF {{{vm}}} WHERE ResultClass = Msvm_ReplicationSettingData")
+    # Replicated now: its real settings, no template (a primary is not extended).
+    assert [(r["InstanceID"], r["RecoveryConnectionPoint"], r["RecoveryHistory"]) for r in now] == \
+        [(f"Microsoft:{BUILD01}\\HVR\\0", "HV-REPLICA", "24")]
+    # On the recovery host the new replica offers the template for extending it.
+    replica = world.replica
+    ext = [r for r in replica.query(f"ASSOCIATORS OF {{{vm}}} WHERE ResultClass = Msvm_ReplicationSettingData")
+           if r["InstanceID"].endswith("\\1")]
+    assert [(r["PrimaryConnectionPoint"], r["RecoveryConnectionPoint"]) for r in ext] == [("HV-REPLICA", None)]
