@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use replica_core::JobState;
-use replica_core::methods::{self, Arg, MethodSig};
+use replica_core::methods::{self, Arg, MethodSig, ParamKind};
 use replica_core::ops::WmiClass;
 use replica_core::scenario::{CallView, Scenario, Step, VmView, step_call, step_class, step_label};
 use replica_core::topology::TopologySpec;
+use replica_wsman::xsd::format_dmtf_datetime_ms;
 use serde::{Deserialize, Serialize};
 
 use crate::cimxml;
@@ -176,6 +177,15 @@ impl StepCtx {
     }
 }
 
+/// Whether the signature declares `name` a datetime parameter.
+fn is_datetime(sig: Option<&MethodSig>, name: &str) -> bool {
+    sig.is_some_and(|s| {
+        s.inputs
+            .iter()
+            .any(|(n, k)| n.eq_ignore_ascii_case(name) && *k == ParamKind::Datetime)
+    })
+}
+
 /// Encodes decoded arguments as WS-Management parameters, in the signature's order (then any
 /// argument the signature does not list, by name).
 pub fn encode_params(
@@ -201,6 +211,10 @@ pub fn encode_params(
         let p = match arg {
             Arg::Null => continue,
             Arg::Text(t) => Param::Text(t.clone()),
+            // A datetime parameter given in milliseconds goes on the wire as DMTF text.
+            Arg::Int(i) if is_datetime(sig, &n) => Param::Text(
+                u64::try_from(*i).map_or_else(|_| i.to_string(), format_dmtf_datetime_ms),
+            ),
             Arg::Int(i) => Param::Text(i.to_string()),
             Arg::Bool(b) => Param::Text(b.to_string()),
             Arg::List(l) => Param::Array(l.iter().map(|s| Param::Text(s.clone())).collect()),
@@ -662,6 +676,17 @@ async fn play(
     report: ScenarioReport,
 ) -> ScenarioReport {
     let mut report = report;
+    let real = sess.flavor == Flavor::Real;
+    // On real hosts what no lab can give (the control API, a profile) is the reason to skip,
+    // before which hosts the scenario names.
+    let way_back = if real {
+        match real_host_plan(sc, topo, seed) {
+            Ok(p) => p,
+            Err(why) => return report.skipped(why),
+        }
+    } else {
+        Vec::new()
+    };
     // Every host the scenario names must be a host of the target.
     let hosts: BTreeSet<&str> = sc
         .steps
@@ -678,15 +703,6 @@ async fn play(
             sess.host_names()
         ));
     }
-    let real = sess.flavor == Flavor::Real;
-    let way_back = if real {
-        match real_host_plan(sc, topo, seed) {
-            Ok(p) => p,
-            Err(why) => return report.skipped(why),
-        }
-    } else {
-        Vec::new()
-    };
     if sess.flavor == Flavor::Simulator
         && let Err(e) = sess.prepare(topo, None, seed).await
     {

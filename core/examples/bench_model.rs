@@ -93,7 +93,13 @@ fn mix() -> Vec<(&'static str, Operation)> {
             },
         ),
         (r, Operation::CommitFailover { vm: APP.into() }),
-        (p, Operation::Resynchronize { vm: DB.into() }),
+        (
+            p,
+            Operation::Resynchronize {
+                vm: DB.into(),
+                start_time: None,
+            },
+        ),
         (p, rrsc(DB, 11)),
         (
             p,

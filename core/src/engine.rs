@@ -293,6 +293,41 @@ fn validate_settings(p: &SettingsPatch) -> Result<(), String> {
     Ok(())
 }
 
+/// ModifyServiceSettings' argument checks (DOC msvm-replicationservicesettingdata).
+fn validate_service_settings(p: &ServiceSettingsPatch) -> Result<(), String> {
+    // DOC: AllowedAuthenticationType 0 not defined, 1 Kerberos, 2 certificate, 3 both.
+    if let Some(v) = p.allowed_authentication_type
+        && v > 3
+    {
+        return Err(format!(
+            "AllowedAuthenticationType {v} is not 0..=3 (DOC msvm-replicationservicesettingdata)"
+        ));
+    }
+    // DOC: MonitoringInterval "minimum valid value is 60 minutes (3600 seconds), and the
+    // maximum valid value is 7 days (604800 seconds)".
+    if let Some(v) = p.monitoring_interval
+        && !(3600..=604_800).contains(&v)
+    {
+        return Err(format!(
+            "MonitoringInterval {v} is outside 3600..=604800 seconds (DOC msvm-replicationservicesettingdata)"
+        ));
+    }
+    // DOC: CertificateThumbPrint MaxLen 128.
+    if let Some(t) = &p.certificate_thumbprint
+        && t.chars().count() > 128
+    {
+        return Err("CertificateThumbPrint is longer than 128 characters (DOC MaxLen)".into());
+    }
+    for (name, v) in [("HttpPort", p.http_port), ("HttpsPort", p.https_port)] {
+        if let Some(v) = v
+            && !(1..=u32::from(u16::MAX)).contains(&v)
+        {
+            return Err(format!("{name} {v} is not a port number (uint16, not 0)"));
+        }
+    }
+    Ok(())
+}
+
 /// The settings checks, for topology validation (same rules as a method call).
 pub fn validate_settings_public(p: &SettingsPatch) -> Result<(), String> {
     validate_settings(p)
@@ -349,6 +384,7 @@ impl World {
             ..ans
         };
         let mut planned_failure = None;
+        let mut planned_warning = None;
         for f in ans.faults.clone() {
             match f {
                 FaultKind::HostDown => {
@@ -368,30 +404,41 @@ impl World {
                         description,
                     });
                 }
-                _ => {}
+                FaultKind::CompleteWithWarnings { description } => {
+                    planned_warning = Some(description);
+                }
+                // The transport applies these; a partition is read by `reachable`.
+                FaultKind::Delay { .. }
+                | FaultKind::DropConnection
+                | FaultKind::Partition { .. } => {}
             }
         }
         let kind = match op.kind() {
             Ok(k) => k,
             Err(code) => {
                 return ans.refused(
-                    code.number(),
+                    code,
                     None,
                     "the requested value is not one the method page documents",
                 );
             }
         };
         let stopped = self.hosts.get(&host).is_some_and(|h| !h.service_running);
+        // The one place a stopped service refuses: what starts or stops the service (and the
+        // VM's own power) still answers.
         if stopped
             && !matches!(
                 kind,
-                OpKind::StartService | OpKind::PowerOn | OpKind::PowerOff
+                OpKind::StartService
+                    | OpKind::ServiceStateChange(_)
+                    | OpKind::PowerOn
+                    | OpKind::PowerOff
             )
         {
             return ans.refused(
                 32777,
                 None,
-                "the replication service is stopped (StopService); INFERRED 32777",
+                "the replication service is stopped (StopService or RequestStateChange); INFERRED 32777",
             );
         }
         if op.vm().is_some() && vm_id.is_none() {
@@ -409,13 +456,23 @@ impl World {
         // docs/facts.md#return-codes).
         if let Some(id) = &vm_id
             && let Some(busy) = self.vm(&host, id).and_then(|v| v.busy_with.clone())
-            && !matches!(kind, OpKind::GetReplicationStatistics | OpKind::CancelJob)
+            && !matches!(
+                kind,
+                OpKind::GetReplicationStatistics | OpKind::JobStateChange(_)
+            )
         {
             let code = self.profile.busy_code;
             return ans.refused(code, None, format!("the VM is busy with job {busy}"));
         }
         match self.select(&host, vm_id.as_deref(), op, kind) {
-            Ok(rule) => self.accept(ans, &host, vm_id, op, rule, planned_failure),
+            Ok(rule) => self.accept(
+                ans,
+                &host,
+                vm_id,
+                op,
+                rule,
+                (planned_failure, planned_warning),
+            ),
             Err(refusal) => {
                 let reason = refusal.reason(kind);
                 if matches!(
@@ -454,6 +511,9 @@ impl World {
         if let Some(p) = op.settings() {
             validate_settings(p)?;
         }
+        if let Operation::ModifyServiceSettings { settings } = op {
+            validate_service_settings(settings)?;
+        }
         if let Operation::CreateReplicationRelationship { settings, .. } = op
             && settings
                 .recovery_connection_point
@@ -477,23 +537,10 @@ impl World {
                 ));
             }
         }
-        if let Operation::RequestJobStateChange { job, requested } = op {
-            if self.job(host, job).is_none() {
-                return Err(format!("no job {job} on {host}"));
-            }
-            // DOC requeststatechange-msvm-concretejob: Terminate (4) stops the job cleanly,
-            // Kill (5) at once (os-win cancels with 5); Start/Suspend/Service do not apply to
-            // a replication job here (Inferred: a real host's answer is not captured).
-            if ![
-                RequestedJobState::Terminate.number(),
-                RequestedJobState::Kill.number(),
-            ]
-            .contains(requested)
-            {
-                return Err(format!(
-                    "RequestedState {requested} is not supported for a replication job (only 4 Terminate and 5 Kill)"
-                ));
-            }
+        if let Operation::RequestJobStateChange { job, .. } = op
+            && self.job(host, job).is_none()
+        {
+            return Err(format!("no job {job} on {host}"));
         }
         Ok(())
     }
@@ -576,12 +623,57 @@ impl World {
                         .any(|a| a.allowed_primary_host_system.eq_ignore_ascii_case(key))
                 })
             }
-            Guard::JobRunning => match op {
+            Guard::RecoveryServerEnabled
+            | Guard::RecoveryServerPort
+            | Guard::RecoveryServerAuthentication => {
+                let Some((target, port, auth)) = self.recovery_target(op) else {
+                    return true;
+                };
+                let Some(h) = self.hosts.get(&target) else {
+                    return true;
+                };
+                let s = &h.service_settings;
+                match g {
+                    Guard::RecoveryServerEnabled => h.service_running && s.recovery_server_enabled,
+                    Guard::RecoveryServerPort => auth.is_none_or(|a| s.port_for(a) == port),
+                    _ => auth.is_some_and(|a| s.allows(a)),
+                }
+            }
+            Guard::JobRunning | Guard::JobNotSuspended | Guard::JobSuspended => match op {
                 Operation::RequestJobStateChange { job, .. } => {
-                    self.job(host, job).is_some_and(Job::is_running)
+                    self.job(host, job).is_some_and(|j| match g {
+                        Guard::JobNotSuspended => j.is_running() && j.suspended_since.is_none(),
+                        Guard::JobSuspended => j.is_running() && j.suspended_since.is_some(),
+                        _ => j.is_running(),
+                    })
                 }
                 _ => true,
             },
+        }
+    }
+
+    /// The recovery host a call would replicate to, with the port and authentication type it
+    /// connects with (`None` for an authentication type that is not 1 or 2).
+    fn recovery_target(
+        &self,
+        op: &Operation,
+    ) -> Option<(HostName, u16, Option<AuthenticationType>)> {
+        match op {
+            Operation::CreateReplicationRelationship { settings, .. } => {
+                let s = ReplicationSettings::default().patched(settings);
+                let host = self.resolve_host(&s.recovery_connection_point)?;
+                Some((host, s.recovery_server_port, Some(s.authentication_type)))
+            }
+            Operation::TestReplicationConnection {
+                connection_point,
+                port,
+                auth,
+            } => Some((
+                self.resolve_host(connection_point)?,
+                *port,
+                AuthenticationType::from_number(u32::from(*auth)).ok(),
+            )),
+            _ => None,
         }
     }
 
@@ -826,6 +918,10 @@ impl World {
             failure,
             caption: t.label().to_string(),
             change,
+            warning: None,
+            scheduled: None,
+            suspended_since: None,
+            suspended_ms: 0,
         };
         let rule = job
             .change
@@ -857,7 +953,7 @@ impl World {
         vm_id: Option<VmId>,
         op: &Operation,
         rule: &'static Rule,
-        failure: Option<PlannedFailure>,
+        (failure, warning): (Option<PlannedFailure>, Option<String>),
     ) -> Answer {
         ans.rule = Some(rule.id);
         let rel = match rule.scope {
@@ -910,10 +1006,18 @@ impl World {
             vm: vm_id.clone(),
             rel: rel.unwrap_or(RelIx::Primary),
             args,
+            op: Some(op.clone()),
             rollback,
             peer: peer.clone(),
         };
         let job = self.new_job(host, job_type, Some(change), failure);
+        let now = self.now;
+        if let Some(j) = self.hosts.get_mut(host).and_then(|h| h.jobs.get_mut(&job)) {
+            j.warning = warning.map(crate::text::clipped);
+            // A StartTime already past starts at once, as Null does (DOC: "If this parameter
+            // is Null, the ... operation starts immediately").
+            j.scheduled = op.start_time().filter(|&t| t > now);
+        }
         if let Some(id) = vm_id.as_deref()
             && let Some(v) = self.vm_mut(host, id)
         {
@@ -1148,28 +1252,19 @@ impl World {
                 return;
             }
             Effect::RemoveAuthorization => {
-                if let (
-                    Operation::RemoveAuthorizationEntry {
-                        allowed_primary_host_system: key,
-                    },
-                    Some(h),
-                ) = (op, self.hosts.get_mut(host))
+                if let Operation::RemoveAuthorizationEntry {
+                    allowed_primary_host_system: key,
+                } = op
                 {
-                    h.authorization
-                        .retain(|a| !a.allowed_primary_host_system.eq_ignore_ascii_case(key));
-                    self.generation += 1;
+                    self.remove_authorization(host, key);
                 }
                 return;
             }
             Effect::ModifyServiceSettings => {
-                if let (
-                    Operation::ModifyServiceSettings {
-                        recovery_server_enabled: Some(on),
-                    },
-                    Some(h),
-                ) = (op, self.hosts.get_mut(host))
+                if let (Operation::ModifyServiceSettings { settings }, Some(h)) =
+                    (op, self.hosts.get_mut(host))
                 {
-                    h.service_settings.recovery_server_enabled = *on;
+                    h.service_settings = h.service_settings.patched(settings);
                     self.generation += 1;
                 }
                 return;
@@ -1177,7 +1272,18 @@ impl World {
             Effect::StartService | Effect::StopService => {
                 if let Some(h) = self.hosts.get_mut(host) {
                     h.service_running = e == Effect::StartService;
+                    // DOC msvm-replicationservice-requeststatechange: "the info is placed in
+                    // the RequestedState property of the instance if the return code ... is 0".
+                    if let Operation::ServiceStateChange { requested } = op {
+                        h.service_requested_state = *requested;
+                    }
                     self.generation += 1;
+                }
+                return;
+            }
+            Effect::SuspendJob | Effect::ResumeJob => {
+                if let Operation::RequestJobStateChange { job, .. } = op {
+                    self.suspend_job(host, job, e == Effect::SuspendJob);
                 }
                 return;
             }
@@ -1193,7 +1299,24 @@ impl World {
                 }
                 return;
             }
-            _ => {}
+            // The effects below change a VM; each is listed so a new effect must be placed.
+            Effect::SetMode(_)
+            | Effect::PowerOn
+            | Effect::PowerOff
+            | Effect::RememberPreFailover
+            | Effect::SetFailedOverType
+            | Effect::CreatePeerReplica
+            | Effect::PeerState(_)
+            | Effect::Delta
+            | Effect::FinalSync
+            | Effect::KeepFailoverPoint
+            | Effect::Reverse
+            | Effect::CreateTestReplica
+            | Effect::DestroyTestReplica
+            | Effect::PromoteExtended
+            | Effect::ApplySettings
+            | Effect::FailbackSync
+            | Effect::ResetStatistics => {}
         }
         let Some(vm) = vm else { return };
         match e {
@@ -1405,7 +1528,16 @@ impl World {
                     r.replication_count = 0;
                 }
             }
-            _ => {}
+            // Host effects: carried out (and returned from) in the match above.
+            Effect::AddAuthorization
+            | Effect::ModifyAuthorization
+            | Effect::RemoveAuthorization
+            | Effect::ModifyServiceSettings
+            | Effect::StartService
+            | Effect::StopService
+            | Effect::SuspendJob
+            | Effect::ResumeJob
+            | Effect::CancelJob => {}
         }
         if let Operation::GetReplicationStatistics { .. } = op
             && let Some(r) = self.vm(host, vm).and_then(|v| v.rel(ix))
@@ -1417,6 +1549,82 @@ impl World {
                 replication_count: r.replication_count,
                 pending_bytes: 0,
             };
+        }
+    }
+
+    /// Removes an authorization entry and stops the replication it admitted: DOC
+    /// removeauthorizationentry, "removing an authorization entry will stop replication for any
+    /// virtual machines that are authorized with the entry". A replica still admitted by another
+    /// entry (its primary named, or `*`) keeps replicating. Stopped replication shows as
+    /// Critical (8) with health Critical on the replica and on its primary, whose next delta
+    /// would be refused (INFERRED: the page names no state; Critical is where a replication
+    /// that cannot continue goes, and Resume-VMReplication takes it back from there).
+    fn remove_authorization(&mut self, host: &str, key: &str) {
+        let Some(h) = self.hosts.get(host) else {
+            return;
+        };
+        let admitted_by_key = |h: &Host, primary: &str| {
+            h.authorizing_entry(primary)
+                .is_some_and(|a| a.allowed_primary_host_system.eq_ignore_ascii_case(key))
+        };
+        let candidates: Vec<(VmId, HostName)> = h
+            .vms
+            .values()
+            .filter(|v| {
+                matches!(
+                    v.mode,
+                    ReplicationMode::Replica | ReplicationMode::ExtendedReplica
+                )
+            })
+            .filter_map(|v| {
+                let r = v.rel(RelIx::Primary)?;
+                admitted_by_key(h, &r.peer_host).then(|| (v.id.clone(), r.peer_host.clone()))
+            })
+            .collect();
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.authorization
+                .retain(|a| !a.allowed_primary_host_system.eq_ignore_ascii_case(key));
+        }
+        self.generation += 1;
+        for (vm, primary) in candidates {
+            if self
+                .hosts
+                .get(host)
+                .is_some_and(|h| h.authorizing_entry(&primary).is_some())
+            {
+                continue;
+            }
+            self.stop_replication(host, &vm, RelIx::Primary);
+            if let Some(peer) = self.resolve_host(&primary)
+                && let Some(pv) = self.vm(&peer, &vm)
+            {
+                let back = Self::back_rel(pv, host, self);
+                self.stop_replication(&peer, &vm, back);
+            }
+        }
+    }
+
+    /// A relationship that was replicating (or waiting to) goes to Critical, health Critical;
+    /// one that is failed over, ready, or already Critical is left as it is.
+    fn stop_replication(&mut self, host: &str, vm: &str, ix: RelIx) {
+        let active = self.vm(host, vm).and_then(|v| v.rel(ix)).is_some_and(|r| {
+            matches!(
+                r.state,
+                ReplicationState::WaitingToCompleteInitialReplication
+                    | ReplicationState::Replicating
+                    | ReplicationState::Suspended
+                    | ReplicationState::Resynchronizing
+                    | ReplicationState::WaitingToStartResynchronization
+                    | ReplicationState::ResynchronizationSuspended
+                    | ReplicationState::DiskUpdateInProgress
+            )
+        });
+        if !active {
+            return;
+        }
+        self.set_state(host, vm, ix, Some(ReplicationState::Critical));
+        if let Some(r) = self.vm_mut(host, vm).and_then(|v| v.rel_mut(ix)) {
+            r.health = ReplicationHealth::Critical;
         }
     }
 
@@ -1514,7 +1722,7 @@ impl World {
         error_code: u16,
         description: String,
     ) {
-        if state == JobState::Completed
+        if state.succeeded()
             && let Some(why) = self.completion_blocked(host, job_id)
         {
             // The world changed under the job (another call took the recovery host): it fails
@@ -1537,7 +1745,7 @@ impl World {
         job.last_change = now;
         job.error_code = error_code;
         job.error_description = crate::text::clipped(description);
-        if state == JobState::Completed {
+        if state.succeeded() {
             job.percent = 100;
         }
         let job_type = job.job_type;
@@ -1563,15 +1771,24 @@ impl World {
                 v.busy_with = None;
             }
             if let Some(rule) = table::rule(&c.rule) {
-                if state == JobState::Completed {
-                    let op = self.replay_op(&c, rule);
-                    let mut scratch = Answer::new();
-                    let rel = match rule.scope {
-                        Scope::Vm(RelSel::NoRel) => None,
-                        Scope::Vm(_) => Some(c.rel),
-                        _ => None,
-                    };
-                    self.finish_rule(rule, host, c.vm.as_deref(), rel, &op, &c.args, &mut scratch);
+                if state.succeeded() {
+                    if let Some(op) = self.replay_op(&c, rule) {
+                        let mut scratch = Answer::new();
+                        let rel = match rule.scope {
+                            Scope::Vm(RelSel::NoRel) => None,
+                            Scope::Vm(_) => Some(c.rel),
+                            _ => None,
+                        };
+                        self.finish_rule(
+                            rule,
+                            host,
+                            c.vm.as_deref(),
+                            rel,
+                            &op,
+                            &c.args,
+                            &mut scratch,
+                        );
+                    }
                 } else if let (Some(vm), Some(rb)) = (c.vm.as_deref(), c.rollback.as_ref()) {
                     self.set_mode(host, vm, rb.mode);
                     if matches!(rule.scope, Scope::Vm(sel) if sel != RelSel::NoRel) {
@@ -1603,18 +1820,25 @@ impl World {
         if !rule.guards.contains(&Guard::PeerHasNoCopy) {
             return None;
         }
-        let op = self.replay_op(c, rule);
+        let op = self.replay_op(c, rule)?;
         let vm = c.vm.as_deref().and_then(|id| self.vm(host, id));
         (!self.guard_holds(Guard::PeerHasNoCopy, host, vm, Some(c.rel), &op))
             .then(|| "the recovery host already holds this virtual machine".to_string())
     }
 
-    /// Rebuilds the operation a job carries out from its stored arguments, so completion runs
-    /// through the same effect code as a synchronous call.
-    fn replay_op(&self, c: &PendingChange, rule: &Rule) -> Operation {
+    /// The operation a job carries out, so completion runs through the same effect code as a
+    /// synchronous call: the call itself as it was accepted, or, for a job persisted before
+    /// calls were kept, one rebuilt from its stored arguments (`None`: a synchronous rule,
+    /// which never has a job).
+    fn replay_op(&self, c: &PendingChange, rule: &Rule) -> Option<Operation> {
+        if let Some(op) = &c.op {
+            return Some(op.clone());
+        }
         let vm = c.vm.clone().unwrap_or_default();
         let settings = c.args.settings.clone().unwrap_or_default();
-        match rule.op {
+        let recovery_point = c.args.recovery_point.clone();
+        let rel = c.rel;
+        Some(match rule.op {
             OpKind::CreateReplicationRelationship => {
                 Operation::CreateReplicationRelationship { vm, settings }
             }
@@ -1627,13 +1851,59 @@ impl World {
             OpKind::InitiateFailback => Operation::InitiateFailback {
                 vm,
                 settings,
-                recovery_point: c.args.recovery_point.clone(),
+                recovery_point,
             },
             OpKind::RemoveReplicationRelationship => {
-                Operation::RemoveReplicationRelationship { vm, rel: c.rel }
+                Operation::RemoveReplicationRelationship { vm, rel }
             }
-            _ => Operation::ReplicateDelta { vm },
-        }
+            OpKind::StartReplication(t) => Operation::StartReplication {
+                vm,
+                initial_type: c.args.initial_type.unwrap_or(t.number()),
+                start_time: None,
+            },
+            OpKind::ImportInitialReplica => Operation::ImportInitialReplica {
+                vm,
+                location: String::new(),
+            },
+            OpKind::Resynchronize => Operation::Resynchronize {
+                vm,
+                start_time: None,
+            },
+            OpKind::InitiateFailover => Operation::InitiateFailover { vm, recovery_point },
+            OpKind::RevertFailover => Operation::RevertFailover { vm },
+            OpKind::CommitFailover => Operation::CommitFailover { vm },
+            OpKind::TestReplicaSystem => Operation::TestReplicaSystem { vm, recovery_point },
+            OpKind::ChangeReplicationModeToPrimary => {
+                Operation::ChangeReplicationModeToPrimary { vm }
+            }
+            OpKind::RequestReplicationStateChange(r) => Operation::RequestReplicationStateChange {
+                vm,
+                rel,
+                requested: r.number(),
+            },
+            OpKind::DestroySystem => Operation::DestroySystem { vm },
+            OpKind::ReplicateDelta => Operation::ReplicateDelta { vm },
+            // Their arguments were never stored; a job from such a state file completes
+            // without them rather than with invented ones.
+            OpKind::ModifyServiceSettings => Operation::ModifyServiceSettings {
+                settings: ServiceSettingsPatch::default(),
+            },
+            OpKind::TestReplicationConnection
+            | OpKind::GetReplicationStatistics
+            | OpKind::ResetReplicationStatistics
+            | OpKind::SetFailoverNetworkAdapterSettings
+            | OpKind::SetAuthorizationEntry
+            | OpKind::AddAuthorizationEntry
+            | OpKind::ModifyAuthorizationEntry
+            | OpKind::RemoveAuthorizationEntry
+            | OpKind::GetSystemCertificates
+            | OpKind::StartService
+            | OpKind::StopService
+            | OpKind::ServiceStateChange(_)
+            | OpKind::PowerOn
+            | OpKind::PowerOff
+            | OpKind::JobStateChange(_) => return None,
+        })
     }
 
     /// When a running job is due to end (or fail), under time pacing.
@@ -1641,11 +1911,38 @@ impl World {
         let Pace::Time { duration } = job.pace else {
             return None;
         };
+        // A suspended job does not progress; time it spent suspended does not count.
+        if job.suspended_since.is_some() {
+            return None;
+        }
+        let start = job.started().saturating_add(job.suspended_ms);
         if let Some(f) = &job.failure {
-            let at = job.submitted + duration * u64::from(f.after_percent.min(100)) / 100;
+            let at = start + duration * u64::from(f.after_percent.min(100)) / 100;
             return Some((at, false));
         }
-        Some((job.submitted + duration, true))
+        Some((start + duration, true))
+    }
+
+    /// Suspends a running job (JobState 5) or resumes a suspended one (DOC
+    /// requeststatechange-msvm-concretejob: Suspend "stops the job temporarily", Start "changes
+    /// the state to Running"). The table's guards decide which calls get here.
+    fn suspend_job(&mut self, host: &str, id: &str, suspend: bool) {
+        let now = self.now;
+        let Some(job) = self.hosts.get_mut(host).and_then(|h| h.jobs.get_mut(id)) else {
+            return;
+        };
+        if suspend {
+            job.suspended_since = Some(now);
+            job.state = JobState::Suspended;
+        } else if let Some(since) = job.suspended_since.take() {
+            job.suspended_ms = job.suspended_ms.saturating_add(now.saturating_sub(since));
+            job.state = JobState::Running;
+        }
+        job.last_change = now;
+        self.generation += 1;
+        if let Some(ix) = self.index.as_mut() {
+            ix.next_due = 0;
+        }
     }
 
     /// Moves time forward to `now`: jobs progress and end in order, ended jobs past their
@@ -1715,7 +2012,12 @@ impl World {
 
     fn finish_job(&mut self, host: &str, id: &str, ok: bool) {
         if ok {
-            self.end_job(host, id, JobState::Completed, 0, String::new());
+            // A planned warning: the job does its work and says so in 32768 (os-win treats it
+            // as success); ErrorCode stays 0, as a successful job's must.
+            match self.job(host, id).and_then(|j| j.warning.clone()) {
+                Some(w) => self.end_job(host, id, JobState::CompletedWithWarnings, 0, w),
+                None => self.end_job(host, id, JobState::Completed, 0, String::new()),
+            }
         } else {
             let f = self.job(host, id).and_then(|j| j.failure.clone());
             let (code, text) = f.map_or((32768, String::new()), |f| (f.error_code, f.description));
@@ -1733,14 +2035,20 @@ impl World {
             let Some(job) = self.hosts.get_mut(h).and_then(|h| h.jobs.get_mut(id)) else {
                 continue;
             };
-            if !job.is_running() {
+            if !job.is_running() || job.suspended_since.is_some() {
+                continue;
+            }
+            // A scheduled job waits in New until its start time.
+            if job.scheduled.is_some_and(|t| now < t) {
                 continue;
             }
             let (state, pct) = match job.pace {
                 Pace::Time { duration } => {
-                    let elapsed = now.saturating_sub(job.submitted);
+                    let elapsed = job.executed(now);
                     let pct = (elapsed * 100 / duration.max(1)).min(99) as u8;
-                    if elapsed == 0 {
+                    // A job that was suspended has been started: DOC JobState 3 Starting "is
+                    // moving from the 2 (New), 5 (Suspended) ... states into 4 (Running)".
+                    if elapsed == 0 && job.suspended_ms == 0 {
                         (JobState::New, 0)
                     } else if pct < 10 {
                         (JobState::Starting, pct)
@@ -1856,7 +2164,8 @@ impl World {
         let Pace::Polls { needed, seen } = &mut job.pace else {
             return;
         };
-        if !job.state.is_terminal() {
+        let waiting = job.scheduled.is_some_and(|t| self.now < t);
+        if !job.state.is_terminal() && job.suspended_since.is_none() && !waiting {
             *seen += 1;
             let (seen, needed) = (*seen, *needed);
             let pct = (u64::from(seen) * 100 / u64::from(needed.max(1))) as u8;
@@ -1873,6 +2182,21 @@ impl World {
     /// The time at which every running job will have ended under time pacing; polls-paced jobs
     /// are ended by reading them. For oracles and tests that want a quiescent world.
     pub fn settle(&mut self) {
+        // A suspended job never ends by itself: settling resumes it, as a client's Start would.
+        let suspended: Vec<(String, String)> = self
+            .running_jobs()
+            .filter(|j| j.suspended_since.is_some())
+            .map(|j| (j.host.clone(), j.id.clone()))
+            .collect();
+        for (h, id) in suspended {
+            self.suspend_job(&h, &id, false);
+        }
+        // A scheduled job starts at its time: time moves there first, so polls-paced ones
+        // can then be read to their end.
+        let scheduled = self.running_jobs().filter_map(|j| j.scheduled).max();
+        if let Some(at) = scheduled.filter(|&t| t > self.now) {
+            self.advance(at);
+        }
         let running: Vec<(String, String)> = self
             .running_jobs()
             .filter(|j| matches!(j.pace, Pace::Polls { .. }))

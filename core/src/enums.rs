@@ -207,6 +207,22 @@ wmi_enum! {
 }
 
 wmi_enum! {
+    /// `Msvm_ReplicationService.RequestStateChange`'s `RequestedState` (DOC
+    /// msvm-replicationservice-requeststatechange).
+    RequestedServiceState: u16 {
+        Enabled = 2 => "Enabled",
+        Disabled = 3 => "Disabled",
+        ShutDown = 4 => "Shut Down",
+        Offline = 6 => "Offline",
+        Test = 7 => "Test",
+        Defer = 8 => "Defer",
+        Quiesce = 9 => "Quiesce",
+        Reboot = 10 => "Reboot",
+        Reset = 11 => "Reset",
+    }
+}
+
+wmi_enum! {
     /// `Msvm_ConcreteJob.JobState` (DOC msvm-concretejob).
     JobState: u16 {
         New = 2 => "New",
@@ -219,6 +235,10 @@ wmi_enum! {
         Killed = 9 => "Killed",
         Exception = 10 => "Exception",
         Service = 11 => "Service",
+        // Vendor range (DOC msvm-concretejob: 32768..65535 vendor reserved). Hyper-V ends a
+        // job that succeeded with warnings here: os-win's jobutils counts 32768
+        // (JOB_STATE_COMPLETED_WITH_WARNINGS) as completed and successful.
+        CompletedWithWarnings = 32768 => "Completed with Warnings",
     }
 }
 
@@ -233,7 +253,13 @@ impl JobState {
                 | JobState::Killed
                 | JobState::Exception
                 | JobState::Service
+                | JobState::CompletedWithWarnings
         )
+    }
+
+    /// The job did what it was asked: 7, or 32768 with warnings (os-win's successful states).
+    pub const fn succeeded(self) -> bool {
+        matches!(self, JobState::Completed | JobState::CompletedWithWarnings)
     }
 }
 

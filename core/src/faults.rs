@@ -17,6 +17,12 @@ pub enum FaultKind {
         #[serde(default)]
         after_percent: u8,
     },
+    /// The method starts its job, which does what it was asked but ends in JobState 32768
+    /// Completed with Warnings, ErrorCode 0, the warning as its ErrorDescription.
+    CompleteWithWarnings {
+        #[serde(default = "default_warning")]
+        description: String,
+    },
     /// The answer is delayed (applied by the transport).
     Delay { ms: u64 },
     /// The connection is closed without an answer (applied by the transport).
@@ -26,6 +32,10 @@ pub enum FaultKind {
     /// The two hosts cannot reach each other: calls that need the peer answer 32777 and deltas
     /// stop flowing.
     Partition { a: String, b: String },
+}
+
+fn default_warning() -> String {
+    "The operation completed with warnings (injected fault).".into()
 }
 
 fn default_description() -> String {
@@ -44,6 +54,10 @@ impl FaultKind {
         (
             "fail_job",
             "The method starts its job, which ends in Exception (10) once it passes after_percent.",
+        ),
+        (
+            "complete_with_warnings",
+            "The method starts its job, which does what it was asked but ends in JobState 32768 (Completed with Warnings) with the warning as its ErrorDescription.",
         ),
         ("delay", "The answer is delayed."),
         (
@@ -69,6 +83,7 @@ impl FaultKind {
         match self {
             FaultKind::ReturnCode { .. } => "return_code",
             FaultKind::FailJob { .. } => "fail_job",
+            FaultKind::CompleteWithWarnings { .. } => "complete_with_warnings",
             FaultKind::Delay { .. } => "delay",
             FaultKind::DropConnection => "drop_connection",
             FaultKind::HostDown => "host_down",
@@ -228,6 +243,9 @@ mod kinds_tests {
                 error_code: 32768,
                 description: String::new(),
                 after_percent: 0,
+            },
+            FaultKind::CompleteWithWarnings {
+                description: String::new(),
             },
             FaultKind::Delay { ms: 1 },
             FaultKind::DropConnection,

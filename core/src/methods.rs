@@ -4,7 +4,7 @@
 
 use crate::enums::ReturnCode;
 use crate::ops::{Operation, WmiClass};
-use crate::world::{AuthorizationEntry, RelIx, SettingsPatch};
+use crate::world::{AuthorizationEntry, RelIx, ServiceSettingsPatch, SettingsPatch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -139,6 +139,11 @@ pub static METHODS: &[MethodSig] = &[
         outputs: &[],
         ..rs("StopService", &[])
     },
+    // DOC msvm-replicationservice-requeststatechange: RequestedState, [out] Job, TimeoutPeriod.
+    rs(
+        "RequestStateChange",
+        &[("RequestedState", U16), ("TimeoutPeriod", Datetime)],
+    ),
     MethodSig {
         class: WmiClass::ComputerSystem,
         name: "RequestReplicationStateChange",
@@ -302,6 +307,28 @@ impl Call {
                         format!("{name} must be a uint16"),
                     )
                 }),
+        }
+    }
+
+    /// A datetime parameter, as milliseconds since the epoch: the caller (the simulator's
+    /// decoder, which knows the wire forms) turns a datetime it could read into `Arg::Int`;
+    /// text left over is not a datetime. Absent or Null is `None`.
+    fn datetime_arg(&self, name: &str) -> Result<Option<crate::time::Millis>, DecodeError> {
+        match self.arg(name) {
+            None | Some(Arg::Null) => Ok(None),
+            Some(Arg::Int(ms)) => crate::time::Millis::try_from(*ms).map(Some).map_err(|_| {
+                bad(
+                    ReturnCode::IncorrectDataType,
+                    format!("{name} is before the epoch"),
+                )
+            }),
+            Some(other) => Err(bad(
+                ReturnCode::IncorrectDataType,
+                format!(
+                    "{name} `{}` is not a datetime",
+                    other.text().unwrap_or_default()
+                ),
+            )),
         }
     }
 
@@ -485,10 +512,14 @@ impl Call {
                 settings: self.settings()?,
             },
             (_, "ModifyServiceSettings") => O::ModifyServiceSettings {
-                recovery_server_enabled: self
-                    .props("SettingData")?
-                    .and_then(|p| prop(p, "RecoveryServerEnabled"))
-                    .map(|v| v.eq_ignore_ascii_case("true")),
+                settings: match self.props("SettingData")? {
+                    Some(p) => service_settings_from_props(p)?,
+                    // DOC modifyservicesettings: SettingData carries the modified settings; a
+                    // call without it has nothing to modify (INFERRED 32773).
+                    None => {
+                        return Err(bad(ReturnCode::InvalidParameter, "SettingData is required"));
+                    }
+                },
             },
             (_, "RemoveReplicationRelationship") => O::RemoveReplicationRelationship {
                 vm: cs()?,
@@ -506,7 +537,10 @@ impl Call {
                 vm: cs()?,
                 rel: self.relationship()?,
             },
-            (_, "Resynchronize") => O::Resynchronize { vm: cs()? },
+            (_, "Resynchronize") => O::Resynchronize {
+                vm: cs()?,
+                start_time: self.datetime_arg("StartTime")?,
+            },
             (_, "ReverseReplicationRelationship") => O::ReverseReplicationRelationship {
                 vm: cs()?,
                 settings: self.settings()?,
@@ -526,6 +560,7 @@ impl Call {
                         "InitialReplicationType is required",
                     )
                 })?,
+                start_time: self.datetime_arg("StartTime")?,
             },
             (_, "TestReplicaSystem") => O::TestReplicaSystem {
                 vm: cs()?,
@@ -543,6 +578,11 @@ impl Call {
             },
             (_, "StartService") => O::StartService,
             (_, "StopService") => O::StopService,
+            (_, "RequestStateChange") => O::ServiceStateChange {
+                requested: self.u16_arg("RequestedState")?.ok_or_else(|| {
+                    bad(ReturnCode::InvalidParameter, "RequestedState is required")
+                })?,
+            },
             (_, other) => {
                 return Err(bad(
                     ReturnCode::NotSupported,
@@ -583,6 +623,20 @@ fn parse_bool(p: &BTreeMap<String, Vec<String>>, name: &str) -> Result<Option<bo
             )),
         },
     }
+}
+
+/// `Msvm_ReplicationServiceSettingData` properties (DOC names) to a service settings patch.
+pub fn service_settings_from_props(
+    p: &BTreeMap<String, Vec<String>>,
+) -> Result<ServiceSettingsPatch, DecodeError> {
+    Ok(ServiceSettingsPatch {
+        recovery_server_enabled: parse_bool(p, "RecoveryServerEnabled")?,
+        allowed_authentication_type: parse_num(p, "AllowedAuthenticationType")?,
+        certificate_thumbprint: prop(p, "CertificateThumbPrint"),
+        http_port: parse_num(p, "HttpPort")?,
+        https_port: parse_num(p, "HttpsPort")?,
+        monitoring_interval: parse_num(p, "MonitoringInterval")?,
+    })
 }
 
 /// `Msvm_ReplicationSettingData` properties (DOC names) to a settings patch.

@@ -389,6 +389,9 @@ pub fn step_args(
                         .collect(),
                 }
             }
+            // Numbers stay numbers: a datetime parameter (StartTime) is written in a scenario
+            // as milliseconds since the epoch, the form the model takes.
+            toml_like::Value::Int(n) => Arg::Int(*n),
             other => other.as_text().map_or(Arg::Null, Arg::Text),
         };
         out.insert(k.clone(), arg);

@@ -17,7 +17,8 @@
 
 use crate::enums::InitialReplicationType as I;
 use crate::enums::{
-    JobType, ReplicationMode as M, ReplicationState as S, RequestedReplicationState as R,
+    JobType, ReplicationMode as M, ReplicationState as S, RequestedJobState as J,
+    RequestedReplicationState as R, RequestedServiceState,
 };
 use crate::ops::OpKind;
 
@@ -108,9 +109,25 @@ pub enum Guard {
     AuthorizationExists,
     /// TestReplicationConnection's target must be a reachable host (INFERRED 32777).
     ConnectionPointReachable,
+    /// The recovery host accepts replication: its service runs and it is enabled as a recovery
+    /// server (msvm-replicationservicesettingdata.md «Specifies whether the Hyper-V host is
+    /// enabled as a recovery server»). INFERRED 32777: nothing there listens.
+    RecoveryServerEnabled,
+    /// The recovery host listens on the port the call names for its authentication type (DOC
+    /// HttpPort for a nonsecure, i.e. Kerberos, connection; HttpsPort for a secure one).
+    /// INFERRED 32777: nothing listens on that port.
+    RecoveryServerPort,
+    /// The recovery host allows the call's authentication type (DOC AllowedAuthenticationType
+    /// 1 Kerberos, 2 certificate, 3 both). INFERRED 32769 Access Denied.
+    RecoveryServerAuthentication,
     /// Only a running job can be cancelled. INFERRED: the page lists 4097 Invalid State
     /// Transition among its codes but does not say when it is returned.
     JobRunning,
+    /// Only a running job that is not suspended can be suspended (4097, as above).
+    JobNotSuspended,
+    /// Only a suspended job can be started again (4097, as above; INFERRED that Start on a
+    /// running job is not a no-op 0: it is no transition).
+    JobSuspended,
 }
 
 impl Guard {
@@ -123,9 +140,13 @@ impl Guard {
             | Guard::PrimaryRelReplicating
             | Guard::PeerNotFailedOver => 32775,
             Guard::PeerIdle => 32774,
-            Guard::PeerReachable | Guard::ConnectionPointReachable => 32777,
+            Guard::PeerReachable
+            | Guard::ConnectionPointReachable
+            | Guard::RecoveryServerEnabled
+            | Guard::RecoveryServerPort => 32777,
+            Guard::RecoveryServerAuthentication => 32769,
             Guard::AuthorizationExists | Guard::PeerHasNoCopy => 32773,
-            Guard::JobRunning => 4097,
+            Guard::JobRunning | Guard::JobNotSuspended | Guard::JobSuspended => 4097,
         }
     }
 }
@@ -168,6 +189,10 @@ pub enum Effect {
     ModifyServiceSettings,
     StartService,
     StopService,
+    /// The job stops progressing: JobState 5 Suspended.
+    SuspendJob,
+    /// A suspended job runs again from where it stopped.
+    ResumeJob,
     CancelJob,
     ResetStatistics,
 }
@@ -265,7 +290,14 @@ pub static RULES: &[Rule] = &[
     Rule {
         to: To::State(S::ReadyForReplication),
         job: Some(JobType::CreateReplicationRelationship),
-        guards: &[Guard::PeerReachable, Guard::PeerHasNoCopy, Guard::PeerIdle],
+        guards: &[
+            Guard::PeerReachable,
+            Guard::RecoveryServerEnabled,
+            Guard::RecoveryServerPort,
+            Guard::RecoveryServerAuthentication,
+            Guard::PeerHasNoCopy,
+            Guard::PeerIdle,
+        ],
         effects: &[Effect::SetMode(M::Primary), Effect::CreatePeerReplica],
         source: Source::Inferred(
             "createreplicationrelationship-msvm-replicationservice.md «Creates a new replication relationship for a virtual machine»; INFERRED: mode 1 Primary and state 1, because PowerShell shows 1 as ReadyForInitialReplication (DECOMP 44433016989), and the replica VM made on the recovery host (Enable-VMReplication, DECOMP 44426856526)",
@@ -284,6 +316,9 @@ pub static RULES: &[Rule] = &[
         guards: &[
             Guard::PrimaryRelReplicating,
             Guard::PeerReachable,
+            Guard::RecoveryServerEnabled,
+            Guard::RecoveryServerPort,
+            Guard::RecoveryServerAuthentication,
             Guard::PeerHasNoCopy,
             Guard::PeerIdle,
         ],
@@ -495,6 +530,32 @@ pub static RULES: &[Rule] = &[
             "resynchronize",
             O::Resynchronize,
             &[M::Primary],
+            States(&[
+                S::Suspended,
+                S::Critical,
+                S::WaitingToStartResynchronization,
+                S::ResynchronizationSuspended,
+            ]),
+        )
+    },
+    Rule {
+        scope: Scope::Vm(RelSel::Extended),
+        via: Some(S::Resynchronizing),
+        to: To::State(S::Replicating),
+        job: Some(JobType::Resynchronizing),
+        guards: &[
+            Guard::PeerReachable,
+            Guard::PeerIdle,
+            Guard::PeerNotFailedOver,
+        ],
+        effects: &[Effect::Delta],
+        source: Source::Doc(
+            "resynchronize-msvm-replicationservice.md «When a client calls this method for a replica virtual machine, it resynchronizes with extended replica»; INFERRED: the extended relationship's from-states and 10 → 3 mirror the primary's row",
+        ),
+        ..vm(
+            "resynchronize-extended",
+            O::Resynchronize,
+            &[M::Replica],
             States(&[
                 S::Suspended,
                 S::Critical,
@@ -807,7 +868,7 @@ pub static RULES: &[Rule] = &[
         guards: &[Guard::AuthorizationExists],
         effects: &[Effect::RemoveAuthorization],
         source: Source::Doc(
-            "removeauthorizationentry-msvm-replicationservice.md «The primary server for which the authorization entry will be removed from the server»",
+            "removeauthorizationentry-msvm-replicationservice.md «The primary server for which the authorization entry will be removed from the server»; removeauthorizationentry-msvm-replicationservice.md «Removing an authorization entry will stop replication for any virtual machines that are authorized with the entry»; INFERRED: their relationships on both sides go to Critical, health Critical (the page names no state)",
         ),
         ..host("remove-authorization-entry", O::RemoveAuthorizationEntry)
     },
@@ -815,15 +876,20 @@ pub static RULES: &[Rule] = &[
         job: Some(JobType::ModifyReplicationServerSettings),
         effects: &[Effect::ModifyServiceSettings],
         source: Source::Doc(
-            "modifyservicesettings-msvm-replicationservice.md «Modifies the settings for the Hyper-V Replica service»; INFERRED: JobType 90, by its name on msvm-concretejob.md «Modify Replication Server Settings (90)»",
+            "modifyservicesettings-msvm-replicationservice.md «Modifies the settings for the Hyper-V Replica service»; msvm-replicationservicesettingdata.md «The client must call the Msvm_ReplicationService.ModifyServiceSettings method to modify any of these properties»; INFERRED: JobType 90, by its name on msvm-concretejob.md «Modify Replication Server Settings (90)»",
         ),
         ..host("modify-service-settings", O::ModifyServiceSettings)
     },
     Rule {
         job: Some(JobType::TestReplicationConnection),
-        guards: &[Guard::ConnectionPointReachable],
+        guards: &[
+            Guard::ConnectionPointReachable,
+            Guard::RecoveryServerEnabled,
+            Guard::RecoveryServerPort,
+            Guard::RecoveryServerAuthentication,
+        ],
         source: Source::Doc(
-            "testreplicationconnection-msvm-replicationservice.md «Verifies if the replication can be enabled from the current host system to the specified recovery system»; INFERRED: JobType 115, by its name on msvm-concretejob.md «Test Replication Connection (115)»",
+            "testreplicationconnection-msvm-replicationservice.md «Verifies if the replication can be enabled from the current host system to the specified recovery system»; INFERRED: the recovery server's own checks apply, as for Create; JobType 115, by its name on msvm-concretejob.md «Test Replication Connection (115)»",
         ),
         ..host("test-replication-connection", O::TestReplicationConnection)
     },
@@ -846,6 +912,46 @@ pub static RULES: &[Rule] = &[
             "msvm-replicationservice-stopservice.md «Stops the service»; msvm-replicationservice-stopservice.md «Completed with No Error (0)»",
         ),
         ..host("stop-service", O::StopService)
+    },
+    Rule {
+        effects: &[Effect::StartService],
+        source: Source::Inferred(
+            "msvm-replicationservice-requeststatechange 2 Enabled (DOC: 0, RequestedState recorded); that it starts the service as StartService does is INFERRED from CIM_EnabledLogicalElement's Enabled",
+        ),
+        ..host(
+            "service-enable",
+            O::ServiceStateChange(RequestedServiceState::Enabled),
+        )
+    },
+    Rule {
+        effects: &[Effect::StopService],
+        source: Source::Inferred(
+            "msvm-replicationservice-requeststatechange 3 Disabled (DOC: 0, RequestedState recorded); that it stops the service as StopService does, so replication methods answer 32777, is INFERRED",
+        ),
+        ..host(
+            "service-disable",
+            O::ServiceStateChange(RequestedServiceState::Disabled),
+        )
+    },
+    Rule {
+        effects: &[Effect::StartService],
+        source: Source::Inferred(
+            "msvm-replicationservice-requeststatechange 10 Reboot: the service is restarted and runs afterwards (INFERRED from CIM_EnabledLogicalElement's Reboot)",
+        ),
+        ..host(
+            "service-reboot",
+            O::ServiceStateChange(RequestedServiceState::Reboot),
+        )
+    },
+    Rule {
+        effects: &[Effect::StartService],
+        source: Source::Inferred(
+            "msvm-replicationservice-requeststatechange 11 Reset: as Reboot, the service runs afterwards (INFERRED)",
+        ),
+        ..host(
+            "service-reset",
+            O::ServiceStateChange(RequestedServiceState::Reset),
+        )
     },
     // ---- Power ------------------------------------------------------------------------------
     Rule {
@@ -894,9 +1000,44 @@ pub static RULES: &[Rule] = &[
         effects: &[Effect::CancelJob],
         refusal: 4097,
         source: Source::Doc(
-            "requeststatechange-msvm-concretejob.md «Stops the job cleanly, saving data» (4 Terminate); requeststatechange-msvm-concretejob.md «Terminates the job immediately with no requirement to save data» (5 Kill); msvm-concretejob.md «The job has been stopped by a \"Terminate\" state change request»; msvm-concretejob.md «The job has been stopped by a \"Kill\" state change request»; PS cancels a running replication job with 4 (DECOMP 44427443833), os-win with 5; INFERRED: a job that is not running gets requeststatechange-msvm-concretejob.md «Invalid State Transition (4097)», the page does not say when",
+            "requeststatechange-msvm-concretejob.md «Stops the job cleanly, saving data» (4 Terminate); msvm-concretejob.md «The job has been stopped by a \"Terminate\" state change request»; PS cancels a running replication job with 4 (DECOMP 44427443833); INFERRED: a job that is not running gets requeststatechange-msvm-concretejob.md «Invalid State Transition (4097)», the page does not say when",
         ),
-        ..vm("cancel-job", O::CancelJob, &[], From::Any)
+        ..vm(
+            "cancel-job",
+            O::JobStateChange(J::Terminate),
+            &[],
+            From::Any,
+        )
+    },
+    Rule {
+        scope: Scope::Job,
+        guards: &[Guard::JobRunning],
+        effects: &[Effect::CancelJob],
+        refusal: 4097,
+        source: Source::Doc(
+            "requeststatechange-msvm-concretejob.md «Terminates the job immediately with no requirement to save data» (5 Kill); msvm-concretejob.md «The job has been stopped by a \"Kill\" state change request»; os-win's jobutils kills with 5; INFERRED: a job that is not running gets 4097, as for Terminate",
+        ),
+        ..vm("kill-job", O::JobStateChange(J::Kill), &[], From::Any)
+    },
+    Rule {
+        scope: Scope::Job,
+        guards: &[Guard::JobNotSuspended],
+        effects: &[Effect::SuspendJob],
+        refusal: 4097,
+        source: Source::Doc(
+            "requeststatechange-msvm-concretejob.md «Stops the job temporarily. The intention is to subsequently restart the job with \"Start\"» (3 Suspend); INFERRED: a job already suspended gets 4097",
+        ),
+        ..vm("suspend-job", O::JobStateChange(J::Suspend), &[], From::Any)
+    },
+    Rule {
+        scope: Scope::Job,
+        guards: &[Guard::JobSuspended],
+        effects: &[Effect::ResumeJob],
+        refusal: 4097,
+        source: Source::Doc(
+            "requeststatechange-msvm-concretejob.md «Changes the state to \"Running\"» (2 Start, of a suspended job); INFERRED: on a job not suspended it is 4097 Invalid State Transition",
+        ),
+        ..vm("start-job", O::JobStateChange(J::Start), &[], From::Any)
     },
 ];
 

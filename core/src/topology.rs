@@ -188,6 +188,7 @@ impl TopologySpec {
                     service_settings: h.service.clone().unwrap_or_default(),
                     authorization: h.authorization.clone(),
                     service_running: true,
+                    service_requested_state: 12,
                 },
             );
         }

@@ -203,6 +203,30 @@ pub struct Vm {
 }
 
 impl Vm {
+    /// The relationship a client would create next on this VM, with the settings a template
+    /// `Msvm_ReplicationSettingData` offers for it: relationship 0 for a VM without
+    /// replication, relationship 1 (extended) for a replica that is not extended yet; `None`
+    /// otherwise. Microsoft's Hyper-V Replica sample (ReplicaUtilities.GetReplicationSettings)
+    /// reads the settings of a VM that is not replicated over its associations and fills them
+    /// in for CreateReplicationRelationship, so a host offers one; what its values are is not
+    /// documented: INFERRED, the class page's defaults with this host as the primary.
+    pub fn template_settings(&self, host: &str) -> Option<(RelIx, ReplicationSettings)> {
+        let ix = match self.mode {
+            ReplicationMode::None if self.rels.iter().all(Option::is_none) => RelIx::Primary,
+            ReplicationMode::Replica
+                if self.rel(RelIx::Primary).is_some() && self.rel(RelIx::Extended).is_none() =>
+            {
+                RelIx::Extended
+            }
+            _ => return None,
+        };
+        let settings = ReplicationSettings {
+            primary_connection_point: host.to_string(),
+            ..ReplicationSettings::default()
+        };
+        Some((ix, settings))
+    }
+
     pub fn rel(&self, ix: RelIx) -> Option<&Relationship> {
         self.rels[ix.index()].as_ref()
     }
@@ -244,6 +268,71 @@ pub struct ServiceSettings {
     pub monitoring_interval: u32,
 }
 
+/// A partial `Msvm_ReplicationServiceSettingData`, as ModifyServiceSettings sends it embedded
+/// (DOC modifyservicesettings: "a string representation of the Msvm_ReplicationServiceSettingData
+/// class that contains the modified setting data"). Missing properties keep their values
+/// (INFERRED, as for `SettingsPatch`). Field names are the WMI property names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ServiceSettingsPatch {
+    pub recovery_server_enabled: Option<bool>,
+    pub allowed_authentication_type: Option<u32>,
+    #[serde(rename = "CertificateThumbPrint")]
+    pub certificate_thumbprint: Option<String>,
+    pub http_port: Option<u32>,
+    pub https_port: Option<u32>,
+    pub monitoring_interval: Option<u32>,
+}
+
+impl ServiceSettings {
+    /// The settings with `p` applied; values that do not fit their type are left out (the
+    /// engine's argument check refuses them before this runs).
+    pub fn patched(&self, p: &ServiceSettingsPatch) -> ServiceSettings {
+        let mut s = self.clone();
+        if let Some(v) = p.recovery_server_enabled {
+            s.recovery_server_enabled = v;
+        }
+        if let Some(v) = p
+            .allowed_authentication_type
+            .and_then(|v| u16::try_from(v).ok())
+        {
+            s.allowed_authentication_type = v;
+        }
+        if let Some(v) = &p.certificate_thumbprint {
+            s.certificate_thumbprint = v.clone();
+        }
+        if let Some(v) = p.http_port.and_then(|v| u16::try_from(v).ok()) {
+            s.http_port = v;
+        }
+        if let Some(v) = p.https_port.and_then(|v| u16::try_from(v).ok()) {
+            s.https_port = v;
+        }
+        if let Some(v) = p.monitoring_interval {
+            s.monitoring_interval = v;
+        }
+        s
+    }
+
+    /// Whether a relationship using `auth` may connect: DOC msvm-replicationservicesettingdata
+    /// AllowedAuthenticationType 1 Kerberos, 2 certificate, 3 both, 0 not defined (none).
+    pub fn allows(&self, auth: AuthenticationType) -> bool {
+        match auth {
+            AuthenticationType::Kerberos => matches!(self.allowed_authentication_type, 1 | 3),
+            AuthenticationType::Certificate => matches!(self.allowed_authentication_type, 2 | 3),
+        }
+    }
+
+    /// The port the recovery server listens on for `auth`: DOC HttpPort "when accepting a
+    /// nonsecure connection" (Kerberos), HttpsPort "when accepting secure connection"
+    /// (certificate).
+    pub fn port_for(&self, auth: AuthenticationType) -> u16 {
+        match auth {
+            AuthenticationType::Kerberos => self.http_port,
+            AuthenticationType::Certificate => self.https_port,
+        }
+    }
+}
+
 impl Default for ServiceSettings {
     fn default() -> Self {
         ServiceSettings {
@@ -257,6 +346,33 @@ impl Default for ServiceSettings {
     }
 }
 
+impl Host {
+    /// The authorization entry that admits replication from `primary` on this recovery host:
+    /// the entry naming that host (case-insensitive, a DNS suffix on either side ignored), else
+    /// the `*` wildcard (DOC msvm-replicationauthorizationsettingdata AllowedPrimaryHostSystem;
+    /// the precedence of a named entry over `*` is INFERRED).
+    pub fn authorizing_entry(&self, primary: &str) -> Option<&AuthorizationEntry> {
+        let short = |s: &str| s.trim().split('.').next().unwrap_or_default().to_string();
+        let p = short(primary);
+        self.authorization
+            .iter()
+            .find(|a| {
+                a.allowed_primary_host_system.eq_ignore_ascii_case(primary)
+                    || (!p.is_empty()
+                        && short(&a.allowed_primary_host_system).eq_ignore_ascii_case(&p))
+            })
+            .or_else(|| {
+                self.authorization
+                    .iter()
+                    .find(|a| a.allowed_primary_host_system.trim() == "*")
+            })
+    }
+}
+
+fn not_applicable() -> u16 {
+    12
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Host {
     pub name: HostName,
@@ -266,6 +382,11 @@ pub struct Host {
     pub authorization: Vec<AuthorizationEntry>,
     /// `Msvm_ReplicationService` StartService/StopService.
     pub service_running: bool,
+    /// `Msvm_ReplicationService.RequestedState`: 12 Not Applicable (the class page's default)
+    /// until a RequestStateChange is accepted, then the value asked for (DOC
+    /// msvm-replicationservice-requeststatechange).
+    #[serde(default = "not_applicable")]
+    pub service_requested_state: u16,
 }
 
 /// How a job's progress is driven.
@@ -293,6 +414,10 @@ pub struct PendingChange {
     pub rel: RelIx,
     /// Operation arguments needed at completion.
     pub args: crate::ops::JobArgs,
+    /// The call itself, replayed at completion so the effects see exactly its arguments.
+    /// Absent in state files written before it was kept (then rebuilt from `args`).
+    #[serde(default)]
+    pub op: Option<crate::ops::Operation>,
     /// The state before the call, restored when the job fails or is cancelled.
     pub rollback: Option<Rollback>,
     /// The peer VM the job will change, reserved (busy) for the job's length so no other call
@@ -330,13 +455,40 @@ pub struct Job {
     pub error_description: String,
     pub pace: Pace,
     pub failure: Option<PlannedFailure>,
+    /// When the job is scheduled to start (StartTime of StartReplication or Resynchronize):
+    /// until then it waits in New (DOC msvm-concretejob ScheduledStartTime).
+    #[serde(default)]
+    pub scheduled: Option<Millis>,
+    /// A planned warning (fault plan "complete with warnings"): the job succeeds in 32768.
+    #[serde(default)]
+    pub warning: Option<String>,
     pub change: Option<PendingChange>,
     pub caption: String,
+    /// Since when the job is suspended (RequestStateChange 3), if it is.
+    #[serde(default)]
+    pub suspended_since: Option<Millis>,
+    /// How long it has been suspended before, in total: it does not count as running time.
+    #[serde(default)]
+    pub suspended_ms: Millis,
 }
 
 impl Job {
     pub fn is_running(&self) -> bool {
         !self.state.is_terminal()
+    }
+
+    /// How long the job has been executing at `now`: suspended time does not count (DOC
+    /// msvm-concretejob ElapsedTime, "the time interval that the job has been executing").
+    pub fn executed(&self, now: Millis) -> Millis {
+        let end = self.ended.or(self.suspended_since).unwrap_or(now);
+        end.saturating_sub(self.started())
+            .saturating_sub(self.suspended_ms)
+    }
+
+    /// When the job starts (or started) running: its scheduled start, else its submission.
+    pub fn started(&self) -> Millis {
+        self.scheduled
+            .map_or(self.submitted, |s| s.max(self.submitted))
     }
 }
 
@@ -436,5 +588,62 @@ impl World {
             .values()
             .flat_map(|h| h.jobs.values())
             .filter(|j| j.is_running())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm(mode: ReplicationMode, rels: [bool; 2]) -> Vm {
+        let rel = |on: bool| {
+            on.then(|| Relationship {
+                state: ReplicationState::Replicating,
+                health: ReplicationHealth::Ok,
+                peer_host: "OTHER".into(),
+                settings: ReplicationSettings::default(),
+                last_replication_time: None,
+                last_replication_type: ReplicationType::None,
+                last_apply_time: None,
+                failed_over_replication_type: ReplicationType::None,
+                pre_failover_state: None,
+                failover_point: None,
+                replication_count: 0,
+            })
+        };
+        Vm {
+            id: "V".into(),
+            name: "v".into(),
+            power: EnabledState::Disabled,
+            mode,
+            rels: [rel(rels[0]), rel(rels[1])],
+            recovery_points: Vec::new(),
+            test_replica: None,
+            test_of: None,
+            busy_with: None,
+        }
+    }
+
+    /// The template is for the relationship a client would create next: 0 on a VM without
+    /// replication, 1 on a replica not yet extended, none otherwise; this host is its primary.
+    #[test]
+    fn template_settings_follow_what_can_be_created() {
+        let (ix, s) = vm(ReplicationMode::None, [false, false])
+            .template_settings("H")
+            .expect("template");
+        assert_eq!(ix, RelIx::Primary);
+        assert_eq!(s.primary_connection_point, "H");
+        assert_eq!(s.recovery_connection_point, "");
+        assert_eq!(s.replication_interval, 300);
+        let ext = vm(ReplicationMode::Replica, [true, false]).template_settings("H");
+        assert_eq!(ext.map(|(ix, _)| ix), Some(RelIx::Extended));
+        for (mode, rels) in [
+            (ReplicationMode::Primary, [true, false]),
+            (ReplicationMode::Replica, [true, true]),
+            (ReplicationMode::ExtendedReplica, [true, false]),
+            (ReplicationMode::TestReplica, [false, false]),
+        ] {
+            assert!(vm(mode, rels).template_settings("H").is_none(), "{mode:?}");
+        }
     }
 }

@@ -43,7 +43,8 @@ use replica_core::profile::PROFILE_NAMES;
 use replica_core::table::{self, RelSel, Scope};
 use replica_core::topology::{ProfileSpec, TopologySpec};
 use replica_core::world::{
-    AuthorizationEntry, PaceMode, RelIx, Relationship, SettingsPatch, Vm, World,
+    AuthorizationEntry, PaceMode, RelIx, Relationship, ServiceSettingsPatch, SettingsPatch, Vm,
+    World,
 };
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -196,6 +197,7 @@ enum FaultKindGen {
         error_code: u16,
         after_percent: u8,
     },
+    CompleteWithWarnings,
     HostDown,
     Partition,
 }
@@ -309,7 +311,14 @@ fn call_gen() -> impl Strategy<Value = CallGen> {
                     2 => any::<u8>().prop_map(JobPick::Any),
                     1 => Just(JobPick::Bogus),
                 ],
-                prop_oneof![8 => Just(4u16), 1 => Just(2u16), 1 => Just(3u16), 1 => Just(5u16)],
+                prop_oneof![
+                    8 => Just(4u16),
+                    1 => Just(2u16),
+                    2 => Just(3u16),
+                    1 => Just(5u16),
+                    1 => Just(6u16),
+                    1 => Just(9u16),
+                ],
             )
                 .prop_map(|(j, r)| CallGen::Cancel(j, r))
                 .boxed(),
@@ -324,6 +333,7 @@ fn fault_gen() -> impl Strategy<Value = FaultGen> {
         3 => (0..ReturnCode::ALL.len() as u8).prop_map(FaultKindGen::ReturnCode),
         3 => (prop_oneof![Just(32768u16), Just(32775), Just(32777)], 0u8..=100)
             .prop_map(|(error_code, after_percent)| FaultKindGen::FailJob { error_code, after_percent }),
+        1 => Just(FaultKindGen::CompleteWithWarnings),
         2 => Just(FaultKindGen::HostDown),
         2 => Just(FaultKindGen::Partition),
     ];
@@ -549,12 +559,16 @@ fn op_for_kind(
         OpKind::StartReplication(t) => Operation::StartReplication {
             vm: id,
             initial_type: t.number(),
+            start_time: None,
         },
         OpKind::ImportInitialReplica => Operation::ImportInitialReplica {
             vm: id,
             location: "D:\\Import".into(),
         },
-        OpKind::Resynchronize => Operation::Resynchronize { vm: id },
+        OpKind::Resynchronize => Operation::Resynchronize {
+            vm: id,
+            start_time: None,
+        },
         OpKind::InitiateFailover => Operation::InitiateFailover {
             vm: id,
             recovery_point: some_rp,
@@ -771,12 +785,17 @@ fn resolve_call(w: &World, host: &str, vm_pick: &VmPick, call: &CallGen) -> Oper
         CallGen::StartReplication(t) => Operation::StartReplication {
             vm: id,
             initial_type: *t,
+            // Now and then scheduled a little later (DOC startreplication StartTime).
+            start_time: (t % 2 == 1).then(|| w.now + 5_000),
         },
         CallGen::Import => Operation::ImportInitialReplica {
             vm: id,
             location: "D:\\Import".into(),
         },
-        CallGen::Resynchronize => Operation::Resynchronize { vm: id },
+        CallGen::Resynchronize => Operation::Resynchronize {
+            vm: id,
+            start_time: None,
+        },
         CallGen::Failover(rp) => Operation::InitiateFailover {
             vm: id,
             recovery_point: resolve_rp(vm, rp),
@@ -824,7 +843,10 @@ fn resolve_call(w: &World, host: &str, vm_pick: &VmPick, call: &CallGen) -> Oper
             allowed_primary_host_system: auth_entry(*i).allowed_primary_host_system,
         },
         CallGen::ModifyService(on) => Operation::ModifyServiceSettings {
-            recovery_server_enabled: *on,
+            settings: ServiceSettingsPatch {
+                recovery_server_enabled: *on,
+                ..ServiceSettingsPatch::default()
+            },
         },
         CallGen::TestConnection(h, port) => Operation::TestReplicationConnection {
             connection_point: resolve_host_pick(w, h).unwrap_or_default(),
@@ -913,6 +935,9 @@ fn resolve_fault(w: &World, f: &FaultGen) -> FaultSpec {
             description: "injected".into(),
             after_percent: *after_percent,
         },
+        FaultKindGen::CompleteWithWarnings => FaultKind::CompleteWithWarnings {
+            description: "warned".into(),
+        },
         FaultKindGen::HostDown => FaultKind::HostDown,
         FaultKindGen::Partition => FaultKind::Partition {
             a: hosts[0].clone(),
@@ -946,7 +971,8 @@ use ReplicationState as S;
 /// 2 the `via` of start-initial/seeded/export replication and export's `to`;
 /// 3 start-initial `to`, resume, resynchronize `to`, cancel-prepared-failover, reverse,
 ///   change-mode-to-primary;
-/// 4 prepare-planned-failover; 7 suspend; 9 cancel-resynchronize; 10 resynchronize's `via`.
+/// 4 prepare-planned-failover; 7 suspend; 9 cancel-resynchronize; 10 resynchronize's `via`;
+/// 8 remove-authorization-entry on the recovery host (RemoveAuthorization stops replication).
 /// A job that fails or is cancelled restores the state before it, which is one of these.
 const PRIMARY_SIDE: &[S] = &[
     S::ReadyForReplication,
@@ -954,6 +980,7 @@ const PRIMARY_SIDE: &[S] = &[
     S::Replicating,
     S::SyncedReplicationComplete,
     S::Suspended,
+    S::Critical,
     S::WaitingToStartResynchronization,
     S::Resynchronizing,
 ];
@@ -963,12 +990,14 @@ const PRIMARY_SIDE: &[S] = &[
 /// 3 PeerState(3) of start-initial/seeded/extended/import, import `to`, resume, reverse (old
 ///   primary, planned outcome), revert-failover back to a pre-failover 3;
 /// 7 suspend (and revert-failover back to a pre-failover 7); 12 failover's `via`;
-/// 5 failover `to`; 6 commit-failover; 13 initiate-failback's `via`; 14 its `to`.
+/// 5 failover `to`; 6 commit-failover; 13 initiate-failback's `via`; 14 its `to`;
+/// 8 remove-authorization-entry (RemoveAuthorization stops the replication it admitted).
 /// (10, 15 and 16 are reachable only from a topology that starts a replica in them.)
 const REPLICA_SIDE: &[S] = &[
     S::WaitingToCompleteInitialReplication,
     S::Replicating,
     S::Suspended,
+    S::Critical,
     S::FailoverInProgress,
     S::Recovered,
     S::Committed,
@@ -977,12 +1006,16 @@ const REPLICA_SIDE: &[S] = &[
 ];
 
 /// States of the extended relationship (`\HVR\1`) of a Replica: 1 extend-replication, 2 the
-/// `via` of start-extended-replication, 3 its `to` and resume, 7 suspend.
+/// `via` of start-extended-replication, 3 its `to` and resume, 7 suspend, 8 when the extended
+/// replica's host removes the entry that admitted it (remove-authorization-entry), 10 the
+/// `via` of resynchronize-extended.
 const EXTENDED_SIDE: &[S] = &[
     S::ReadyForReplication,
     S::WaitingToCompleteInitialReplication,
     S::Replicating,
     S::Suspended,
+    S::Critical,
+    S::Resynchronizing,
 ];
 
 /// A replica may run only once it is failed over: power-on-recovered accepts 5, 6, 13, 14 and
@@ -1249,7 +1282,7 @@ fn check_world(w: &World) -> Result<(), String> {
             }
             if j.percent > 100
                 || (j.is_running() && j.percent > 99)
-                || (j.state == JobState::Completed && j.percent != 100)
+                || (j.state.succeeded() && j.percent != 100)
             {
                 errs.push(format!("{at}: state {} with {}%", j.state, j.percent));
             }
@@ -1289,8 +1322,11 @@ fn check_json_round_trip(w: &World) -> Result<(), String> {
     ))
 }
 
+/// The replication pages' codes, and Msvm_ConcreteJob.RequestStateChange's own (DOC
+/// requeststatechange-msvm-concretejob: 1 Not Supported, 5 Invalid Parameter, 4097 Invalid
+/// State Transition).
 fn code_is_documented(code: u32) -> bool {
-    code == 4097 || ReturnCode::from_number(code).is_ok()
+    matches!(code, 1 | 5 | 4097) || ReturnCode::from_number(code).is_ok()
 }
 
 /// The world without what a refused call may change: the clock, the RNG, fault counters, the

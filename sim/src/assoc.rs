@@ -244,33 +244,37 @@ fn vm_links(h: &Host, v: &Vm, out: &mut Vec<Link>) {
                 v.mode,
                 ReplicationMode::Replica | ReplicationMode::ExtendedReplica
             )
+            && let Some(a) = h.authorizing_entry(&r.peer_host)
         {
-            let entry = h
-                .authorization
-                .iter()
-                .find(|a| {
-                    a.allowed_primary_host_system
-                        .eq_ignore_ascii_case(&r.peer_host)
-                })
-                .or_else(|| {
-                    h.authorization
-                        .iter()
-                        .find(|a| a.allowed_primary_host_system == "*")
-                });
-            if let Some(a) = entry {
-                out.push(Link::new(
-                    "Msvm_ElementSettingData",
-                    ("ManagedElement", vm.clone()),
-                    (
-                        "SettingData",
-                        Obj::id(
-                            "Msvm_ReplicationAuthorizationSettingData",
-                            &classes::authorization_id(&h.name, &a.allowed_primary_host_system),
-                        ),
+            out.push(Link::new(
+                "Msvm_ElementSettingData",
+                ("ManagedElement", vm.clone()),
+                (
+                    "SettingData",
+                    Obj::id(
+                        "Msvm_ReplicationAuthorizationSettingData",
+                        &classes::authorization_id(&h.name, &a.allowed_primary_host_system),
                     ),
-                ));
-            }
+                ),
+            ));
         }
+    }
+    // The template settings of the relationship a client would create next (Inferred, see
+    // `Vm::template_settings`): reached from the VM like real settings, as Microsoft's Replica
+    // sample reaches them (GetRelated("Msvm_ReplicationSettingData") on the VM); after the real
+    // settings, since that sample takes the first.
+    if let Some((ix, _)) = v.template_settings(&h.name) {
+        out.push(Link::new(
+            "Msvm_ElementSettingData",
+            ("ManagedElement", vm.clone()),
+            (
+                "SettingData",
+                Obj::id(
+                    "Msvm_ReplicationSettingData",
+                    &classes::relationship_id(&v.id, ix),
+                ),
+            ),
+        ));
     }
     for rp in &v.recovery_points {
         out.push(Link::new(
@@ -568,11 +572,12 @@ mod tests {
                 "Msvm_ReplicationRelationship",
                 1,
             ),
+            // Its own settings (\HVR\0) and the template for extending it (\HVR\1).
             (
                 ("Msvm_ComputerSystem", vm(WEB)),
                 "Msvm_ElementSettingData",
                 "Msvm_ReplicationSettingData",
-                1,
+                2,
             ),
             (
                 ("Msvm_ComputerSystem", vm(WEB)),

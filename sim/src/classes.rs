@@ -6,7 +6,7 @@ use crate::schema::{self, ClassDef, Served};
 use crate::wsman::Epr;
 use crate::wsman::cimxml::{self, CimValue};
 use crate::wsman::writer::{Instance, Value};
-use replica_core::world::{Host, Job, RecoveryPoint, RelIx, Relationship, Vm};
+use replica_core::world::{Host, Job, RecoveryPoint, RelIx, Relationship, ReplicationSettings, Vm};
 use replica_core::{EnabledState, JobState, World};
 
 pub const NAMESPACE: &str = "root/virtualization/v2";
@@ -166,6 +166,8 @@ fn service(host: &Host) -> Instance {
                 "EnabledState",
                 int(if host.service_running { 2 } else { 3 }),
             ),
+            ("RequestedState", int(host.service_requested_state)),
+            ("Started", Value::Bool(host.service_running)),
             ("SystemName", text(&host.name)),
         ],
     )
@@ -196,8 +198,7 @@ fn relationship(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
     )
 }
 
-pub fn setting_data(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
-    let s = &r.settings;
+pub fn setting_data(vm: &Vm, ix: RelIx, s: &ReplicationSettings) -> Instance {
     inst(
         "Msvm_ReplicationSettingData",
         vec![
@@ -244,17 +245,13 @@ pub fn setting_data(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
 /// A job; `retention_ms` is the profile's `job_retention_ms`, shown as `TimeBeforeRemoval`.
 pub fn job(j: &Job, now: u64, retention_ms: u64) -> Instance {
     let failed = job_failed(j);
-    let end = j.ended.unwrap_or(now);
     let status = if failed { "Error" } else { "OK" };
     inst(
         "Msvm_ConcreteJob",
         vec![
             ("Caption", text(&j.caption)),
             ("Description", text(&j.caption)),
-            (
-                "ElapsedTime",
-                Value::Interval(end.saturating_sub(j.submitted)),
-            ),
+            ("ElapsedTime", Value::Interval(j.executed(now))),
             ("ElementName", text(&j.caption)),
             ("ErrorCode", int(j.error_code)),
             ("ErrorDescription", text_or_null(&j.error_description)),
@@ -272,7 +269,12 @@ pub fn job(j: &Job, now: u64, retention_ms: u64) -> Instance {
                 Value::Array(vec![int(if failed { 6 } else { 2 })]),
             ),
             ("PercentComplete", int(j.percent)),
-            ("StartTime", Value::Datetime(j.submitted as i64)),
+            (
+                "ScheduledStartTime",
+                j.scheduled
+                    .map_or(Value::Null, |t| Value::Datetime(t as i64)),
+            ),
+            ("StartTime", Value::Datetime(j.started() as i64)),
             ("Status", text(status)),
             ("StatusDescriptions", Value::Array(vec![text(status)])),
             ("TimeBeforeRemoval", Value::Interval(retention_ms)),
@@ -499,10 +501,17 @@ pub fn iter_instances<'a>(
                 .into_iter()
                 .filter_map(move |ix| v.rel(ix).map(|r| relationship(v, ix, r)))
         })),
-        "Msvm_ReplicationSettingData" => Box::new(vms().flat_map(|v| {
+        // Each relationship's settings, then the template of the one a client would create
+        // next (`Vm::template_settings`, Inferred), after them so a client taking the first
+        // settings of a replicated VM gets its real ones.
+        "Msvm_ReplicationSettingData" => Box::new(vms().flat_map(move |v| {
             [RelIx::Primary, RelIx::Extended]
                 .into_iter()
-                .filter_map(move |ix| v.rel(ix).map(|r| setting_data(v, ix, r)))
+                .filter_map(move |ix| v.rel(ix).map(|r| setting_data(v, ix, &r.settings)))
+                .chain(
+                    v.template_settings(&h.name)
+                        .map(|(ix, s)| setting_data(v, ix, &s)),
+                )
         })),
         "Msvm_ConcreteJob" => Box::new(
             h.jobs

@@ -521,6 +521,7 @@ fn parse_fault_json(body: &Bytes) -> Result<FaultSpec, String> {
     let own: &[&str] = match kind {
         "return_code" => &["code"],
         "fail_job" => &["error_code", "description", "after_percent"],
+        "complete_with_warnings" => &["description"],
         "delay" => &["ms"],
         "drop_connection" | "host_down" => &[],
         "partition" => &["a", "b"],

@@ -874,6 +874,18 @@ fn decode_param(kind: ParamKind, values: &[&ParamValue]) -> Result<Arg, String> 
                 })
                 .collect(),
         ),
+        // A datetime in either wire form (DMTF text inside CIM-XML, `xs:dateTime` in a
+        // `cim:Datetime`) reaches the model as milliseconds; other text stays text, which the
+        // model refuses as not a datetime.
+        (ParamKind::Datetime, ParamValue::Text(t)) => {
+            match crate::wsman::xsd::parse_dmtf_datetime_ms(t.trim())
+                .or_else(|| crate::wsman::xsd::parse_datetime_ms(t))
+                .and_then(|ms| i64::try_from(ms).ok())
+            {
+                Some(ms) => Arg::Int(ms),
+                None => Arg::Text(t.clone()),
+            }
+        }
         (_, ParamValue::Text(t)) => Arg::Text(t.clone()),
         (_, ParamValue::Epr(_)) => {
             return Err("a reference was given where a value was expected".into());

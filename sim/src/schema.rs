@@ -225,7 +225,8 @@ const REPLICATION_SERVICE: &[Prop] = &[
     // The page's default is 2; a stopped service (topology `service_running = false`) shows 3.
     p("EnabledState", "uint16", World),
     p("OtherEnabledState", "string", Nil),
-    p("RequestedState", "uint16", Int(12)),
+    // The page's default 12 until a RequestStateChange is accepted (world).
+    p("RequestedState", "uint16", World),
     p("EnabledDefault", "uint16", Int(2)),
     p("TimeOfLastStateChange", "datetime", Nil),
     p("AvailableRequestedStates", "uint16[]", Nil),
@@ -244,7 +245,8 @@ const REPLICATION_SERVICE: &[Prop] = &[
     p("PrimaryOwnerName", "string", Nil),
     p("PrimaryOwnerContact", "string", Nil),
     p("StartMode", "string", Nil),
-    p("Started", "boolean", Bool(true)),
+    // True on the page; False once the service is stopped (world).
+    p("Started", "boolean", World),
 ];
 
 /// DOC msvm-replicationrelationship.md: the page lists exactly these eight.
@@ -466,7 +468,8 @@ const CONCRETE_JOB: &[Prop] = &[
     p("PrimaryStatus", "uint16", Nil),
     p("JobStatus", "string", World),
     p("TimeSubmitted", "datetime", World),
-    p("ScheduledStartTime", "datetime", Nil),
+    // StartTime of StartReplication/Resynchronize when the job waits for it; else Null.
+    p("ScheduledStartTime", "datetime", World),
     p("StartTime", "datetime", World),
     p("ElapsedTime", "datetime", World),
     p("JobRunTimes", "uint32", Int(1)),
@@ -1115,7 +1118,10 @@ mod tests {
             let world_decides = matches!(
                 (class, name),
                 ("Msvm_ComputerSystem", "Name" | "EnabledState")
-                    | ("Msvm_ReplicationService", "EnabledState")
+                    | (
+                        "Msvm_ReplicationService",
+                        "EnabledState" | "RequestedState" | "Started"
+                    )
                     | (
                         "Msvm_ReplicationSettingData",
                         "InstanceID"

@@ -179,7 +179,9 @@ def test_association_filter_both_ways(replica):
     ET.SubElement(inner, B + "ResultClassName").text = "Msvm_ElementSettingData"
     links = replica.enumerate(V2 + "*", f)
     targets = sorted(l.find(f".//{W}ResourceURI[.='{V2}Msvm_ComputerSystem']/../..") is not None for l in links)
-    assert len(links) == 2 and all(targets), "replication settings and authorization entry"
+    # Replication settings, the template for extending it (docs/object-model.md) and the
+    # authorization entry.
+    assert len(links) == 3 and all(targets), "settings, extension template, authorization entry"
 
 
 class RawSelectorSet(SelectorSet):
@@ -248,7 +250,9 @@ def test_wql_associators_references_and_dialects(replica):
     vm = f"Msvm_ComputerSystem.CreationClassName='Msvm_ComputerSystem',Name='{WEB01}'"
     rsd = replica.wql(f"ASSOCIATORS OF {{{vm}}} WHERE AssocClass = Msvm_ElementSettingData "
                       f"ResultClass = Msvm_ReplicationSettingData")
-    assert len(rsd) == 1 and props(rsd[0])["ReplicationInterval"] == "300"
+    # Its settings first, then the template for extending it (\HVR\1).
+    assert [props(r)["InstanceID"][-1] for r in rsd] == ["0", "1"]
+    assert props(rsd[0])["ReplicationInterval"] == "300"
     refs = replica.wql(f"REFERENCES OF {{{vm}}} WHERE ResultClass = Msvm_SystemReplicationRelationship")
     assert len(refs) == 1
     jobs = replica.wql("SELECT InstanceID, JobState FROM CIM_ConcreteJob WHERE JobState <> 7 OR ErrorCode > 0")

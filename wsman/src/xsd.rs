@@ -234,6 +234,70 @@ pub fn parse_dmtf_datetime_ms(s: &str) -> Option<u64> {
     u64::try_from(utc).ok()
 }
 
+/// Parses an `xs:dateTime` (`YYYY-MM-DDTHH:MM:SS[.fff…][Z|±HH:MM]`, the text of a WS-Management
+/// `cim:Datetime`) into UTC milliseconds. A time without a zone is refused: its instant is
+/// unknown. `None` for malformed text and for instants before the epoch.
+pub fn parse_datetime_ms(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        // The first three digits are the milliseconds; finer ones are dropped.
+        let ms_digits = &frac[..digits.min(3)];
+        millis = ms_digits.parse::<i64>().ok()? * 10_i64.pow(3 - ms_digits.len() as u32);
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let r = rest.as_bytes();
+            if r.len() != 6 || !matches!(r[0], b'+' | b'-') || r[3] != b':' {
+                return None;
+            }
+            let oh = num_in(rest, 1..3)?;
+            let om = num_in(rest, 4..6)?;
+            (oh * 60 + om) * if r[0] == b'-' { -1 } else { 1 }
+        }
+    };
+    // mo and d were range-checked above, so the casts cannot truncate.
+    let days = days_from_civil(y, mo as u32, d as u32);
+    let local = (days * 86_400 + h * 3600 + mi * 60 + sec) * 1000 + millis;
+    u64::try_from(local - offset_min * 60_000).ok()
+}
+
+fn num_in(s: &str, r: std::ops::Range<usize>) -> Option<i64> {
+    let t = s.get(r)?;
+    if t.bytes().all(|c| c.is_ascii_digit()) {
+        t.parse().ok()
+    } else {
+        None
+    }
+}
+
 /// DMTF CIM interval `ddddddddhhmmss.mmmmmm:000` (DSP0004 2.2.1) of a duration.
 pub fn format_dmtf_interval_ms(ms: u64) -> String {
     let secs = ms / 1000;
@@ -272,6 +336,39 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let y = yoe + era * 400 + i64::from(m <= 2);
     // d is in 1..=31 and m in 1..=12 by construction, so the casts cannot truncate.
     (y, m as u32, d as u32)
+}
+
+#[cfg(test)]
+mod datetime_tests {
+    use super::parse_datetime_ms;
+
+    #[test]
+    fn xs_datetimes_parse_with_zones_and_fractions() {
+        assert_eq!(
+            parse_datetime_ms("2024-05-01T10:00:00Z"),
+            Some(1_714_557_600_000)
+        );
+        assert_eq!(
+            parse_datetime_ms("2024-05-01T10:00:00.123Z"),
+            Some(1_714_557_600_123)
+        );
+        assert_eq!(
+            parse_datetime_ms("2024-05-01T10:00:00.1234567Z"),
+            Some(1_714_557_600_123)
+        );
+        assert_eq!(
+            parse_datetime_ms("2024-05-01T10:00:00.5Z"),
+            Some(1_714_557_600_500)
+        );
+        assert_eq!(
+            parse_datetime_ms("2024-05-01T12:00:00+02:00"),
+            Some(1_714_557_600_000)
+        );
+        assert_eq!(parse_datetime_ms("2024-05-01T10:00:00"), None);
+        assert_eq!(parse_datetime_ms("2024-13-01T10:00:00Z"), None);
+        assert_eq!(parse_datetime_ms("1969-12-31T23:59:59Z"), None);
+        assert_eq!(parse_datetime_ms("garbage"), None);
+    }
 }
 
 #[cfg(test)]

@@ -33,18 +33,18 @@ pub enum PollStyle {
 pub enum JobPhase {
     /// 2 New, 3 Starting, 4 Running, 5 Suspended, 6 Shutting Down.
     Running,
-    /// 7 Completed.
+    /// 7 Completed, 32768 Completed with Warnings (os-win's jobutils counts it successful).
     Completed,
     /// 8 Terminated, 9 Killed, 10 Exception, 11 Service.
     Failed,
 }
 
-/// The CIM meaning of a JobState, `None` for values outside 2..=11 (libvirt reports those as
-/// an unknown invocation state rather than waiting forever).
+/// The CIM meaning of a JobState, `None` for values outside 2..=11 and 32768 (libvirt reports
+/// those as an unknown invocation state rather than waiting forever).
 pub fn job_phase(state: u16) -> Option<JobPhase> {
     match state {
         2..=6 => Some(JobPhase::Running),
-        7 => Some(JobPhase::Completed),
+        7 | 32768 => Some(JobPhase::Completed),
         8..=11 => Some(JobPhase::Failed),
         _ => None,
     }
@@ -176,6 +176,7 @@ mod tests {
             assert_eq!(job_phase(s), Some(JobPhase::Running));
         }
         assert_eq!(job_phase(7), Some(JobPhase::Completed));
+        assert_eq!(job_phase(32768), Some(JobPhase::Completed));
         for s in 8..=11 {
             assert_eq!(job_phase(s), Some(JobPhase::Failed));
         }

@@ -15,8 +15,17 @@ async fn every_scenario_passes_on_the_in_process_simulator_and_its_recording_rep
     assert!(recorded.len() >= 18, "{}", recorded.len());
     let bad = failures(&recorded);
     assert!(bad.is_empty(), "in-process simulator:\n{}", bad.join("\n"));
-    assert!(recorded.iter().all(|r| r.status == Status::Passed));
-    assert!(recorded.iter().all(|r| r.recording.is_some()));
+    // Everything passes but what needs a host the two-host default simulator does not have
+    // (resynchronize-extended plays on the three-host `extended` topology).
+    let (played, skipped): (Vec<_>, Vec<_>) =
+        recorded.iter().partition(|r| r.status != Status::Skipped);
+    assert!(played.iter().all(|r| r.status == Status::Passed));
+    assert!(played.iter().all(|r| r.recording.is_some()));
+    for s in &skipped {
+        let why = s.reason.as_deref().unwrap_or_default();
+        assert!(why.contains("the scenario uses host"), "{}: {why}", s.name);
+    }
+    assert!(skipped.len() <= 1, "{}", skipped.len());
 
     // Every exchange is there, with its request, response and timing.
     let rec = Recording::load(&dir, "refusals")
@@ -49,7 +58,11 @@ async fn every_scenario_passes_on_the_in_process_simulator_and_its_recording_rep
     let replayed = run(&replay, None).await;
     let bad = failures(&replayed);
     assert!(bad.is_empty(), "replay:\n{}", bad.join("\n"));
-    assert!(replayed.iter().all(|r| r.status == Status::Passed));
+    assert!(
+        replayed
+            .iter()
+            .all(|r| r.status == Status::Passed || skipped.iter().any(|s| s.name == r.name))
+    );
     assert!(runner::difference_report(&replayed, &recorded).is_empty());
 
     // A host that answers 32774 where the simulator answers 32775: the replay fails that

@@ -138,7 +138,7 @@ class Control:
 
     def add_fault(self, kind: str, **fields: Any) -> Json:
         """Adds a fault rule and returns `{"id", "rule"}`. `kind` is return_code, fail_job,
-        delay, drop_connection, host_down or partition; `fields` are its own fields (code,
+        complete_with_warnings, delay, drop_connection, host_down or partition; `fields` are its own fields (code,
         error_code, description, after_percent, ms, a, b) and the common ones (host, method,
         vm, count, probability). A field the kind does not have is refused by name."""
         return self.request("POST", "faults", {"kind": kind, **fields})

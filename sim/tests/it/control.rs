@@ -1017,7 +1017,10 @@ fn coverage_reports_covered_and_missing() {
         before["missing_rules"].as_array().map(Vec::len),
         Some(total as usize)
     );
-    assert_eq!(before["fault_kinds"].as_array().map(Vec::len), Some(6));
+    assert_eq!(
+        before["fault_kinds"].as_array().map(Vec::len),
+        Some(replica_core::faults::FaultKind::KINDS.len())
+    );
     fail_over_app01(&sim, w);
     let replica = Wsman::new(&sim, REPLICA, w);
     // A refusal is exercised too (InitiateFailover on a Recovered VM).
