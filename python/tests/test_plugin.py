@@ -11,7 +11,10 @@ import base64, urllib.request
 def post_wsman(url):
     """A raw POST with Basic auth: not SOAP, so the simulator journals a rejected call."""
     auth = base64.b64encode(b"admin:admin").decode()
-    request = urllib.request.Request(url, data=b"<x/>", method="POST", headers={"Authorization": "Basic " + auth})
+    # WS-Management's content type (without it WinRM, and the simulator, answer 415); the body
+    # is not SOAP, so the call is journalled as rejected.
+    headers = {"Authorization": "Basic " + auth, "Content-Type": "application/soap+xml;charset=UTF-8"}
+    request = urllib.request.Request(url, data=b"<x/>", method="POST", headers=headers)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         opener.open(request, timeout=10)
