@@ -74,10 +74,10 @@ impl Coverage {
             .collect();
         let fault_kinds: Vec<Row> = FaultKind::KINDS
             .iter()
-            .map(|(k, what)| Row {
-                id: (*k).to_string(),
-                description: (*what).to_string(),
-                count: self.faults.get(*k).copied().unwrap_or(0),
+            .map(|k| Row {
+                id: k.name.to_string(),
+                description: k.description.to_string(),
+                count: self.faults.get(k.name).copied().unwrap_or(0),
             })
             .collect();
         CoverageReport {

@@ -4,6 +4,18 @@
 use crate::rng::SimRng;
 use serde::{Deserialize, Serialize};
 
+/// One fault kind as data: its name on the wire, what it does, and the fields of a rule that
+/// belong to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindSpec {
+    /// The `kind` of a rule, e.g. `fail_job`.
+    pub name: &'static str,
+    /// What it does, in words.
+    pub description: &'static str,
+    /// The rule fields that belong to this kind (besides [`FaultKind::COMMON_FIELDS`]).
+    pub fields: &'static [&'static str],
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FaultKind {
@@ -43,40 +55,60 @@ fn default_description() -> String {
 }
 
 impl FaultKind {
-    /// Every kind, with what it does (the coverage report and the control API's errors show
-    /// these). One row per variant of [`FaultKind`]; `kinds_cover_every_variant` holds the two
-    /// together.
-    pub const KINDS: &'static [(&'static str, &'static str)] = &[
-        (
-            "return_code",
-            "The method answers this ReturnValue and changes nothing.",
-        ),
-        (
-            "fail_job",
-            "The method starts its job, which ends in Exception (10) once it passes after_percent.",
-        ),
-        (
-            "complete_with_warnings",
-            "The method starts its job, which does what it was asked but ends in JobState 32768 (Completed with Warnings) with the warning as its ErrorDescription.",
-        ),
-        ("delay", "The answer is delayed."),
-        (
-            "drop_connection",
-            "The connection is closed without an answer.",
-        ),
-        (
-            "host_down",
-            "The host's replication service is unreachable: every method answers 32777.",
-        ),
-        (
-            "partition",
-            "The two hosts cannot reach each other: calls that need the peer answer 32777 and deltas stop flowing.",
-        ),
+    /// Every kind: its name, what it does and its own fields, the one declaration the
+    /// coverage report, the control API's validation and errors, and the OpenAPI check
+    /// (sim/tests/it/control.rs) read. One row per variant of [`FaultKind`];
+    /// `kinds_cover_every_variant` holds the two together.
+    pub const KINDS: &'static [KindSpec] = &[
+        KindSpec {
+            name: "return_code",
+            description: "The method answers this ReturnValue and changes nothing.",
+            fields: &["code"],
+        },
+        KindSpec {
+            name: "fail_job",
+            description: "The method starts its job, which ends in Exception (10) once it passes after_percent.",
+            fields: &["error_code", "description", "after_percent"],
+        },
+        KindSpec {
+            name: "complete_with_warnings",
+            description: "The method starts its job, which does what it was asked but ends in JobState 32768 (Completed with Warnings) with the warning as its ErrorDescription.",
+            fields: &["description"],
+        },
+        KindSpec {
+            name: "delay",
+            description: "The answer is delayed.",
+            fields: &["ms"],
+        },
+        KindSpec {
+            name: "drop_connection",
+            description: "The connection is closed without an answer.",
+            fields: &[],
+        },
+        KindSpec {
+            name: "host_down",
+            description: "The host's replication service is unreachable: every method answers 32777.",
+            fields: &[],
+        },
+        KindSpec {
+            name: "partition",
+            description: "The two hosts cannot reach each other: calls that need the peer answer 32777 and deltas stop flowing.",
+            fields: &["a", "b"],
+        },
     ];
+
+    /// The fields every rule may carry, whatever its kind (see [`FaultSpec`]).
+    pub const COMMON_FIELDS: &'static [&'static str] =
+        &["kind", "host", "method", "vm", "count", "probability"];
 
     /// The kinds' names, in [`FaultKind::KINDS`] order.
     pub fn names() -> impl Iterator<Item = &'static str> {
-        Self::KINDS.iter().map(|(n, _)| *n)
+        Self::KINDS.iter().map(|k| k.name)
+    }
+
+    /// The declaration of the kind named `name`.
+    pub fn spec(name: &str) -> Option<&'static KindSpec> {
+        Self::KINDS.iter().find(|k| k.name == name)
     }
 
     pub fn name(&self) -> &'static str {
@@ -257,6 +289,21 @@ mod kinds_tests {
         ];
         let names: Vec<&str> = every.iter().map(FaultKind::name).collect();
         assert_eq!(names, FaultKind::names().collect::<Vec<_>>());
-        assert!(FaultKind::KINDS.iter().all(|(_, d)| !d.is_empty()));
+        for (kind, spec) in every.iter().zip(FaultKind::KINDS) {
+            assert!(!spec.description.is_empty(), "{}", spec.name);
+            // The declared fields are exactly what the variant carries on the wire.
+            let json = serde_json::to_value(kind).expect("serialises");
+            let mut carried: Vec<&str> = json
+                .as_object()
+                .expect("an object")
+                .keys()
+                .map(String::as_str)
+                .filter(|k| *k != "kind")
+                .collect();
+            let mut declared = spec.fields.to_vec();
+            carried.sort_unstable();
+            declared.sort_unstable();
+            assert_eq!(carried, declared, "{}", spec.name);
+        }
     }
 }

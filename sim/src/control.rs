@@ -518,23 +518,15 @@ fn parse_fault_json(body: &Bytes) -> Result<FaultSpec, String> {
     let Some(kind) = obj.get("kind").and_then(Json::as_str) else {
         return Err(format!("a fault rule needs `kind`: one of {kinds}"));
     };
-    let own: &[&str] = match kind {
-        "return_code" => &["code"],
-        "fail_job" => &["error_code", "description", "after_percent"],
-        "complete_with_warnings" => &["description"],
-        "delay" => &["ms"],
-        "drop_connection" | "host_down" => &[],
-        "partition" => &["a", "b"],
-        other => {
-            return Err(format!(
-                "unknown fault kind `{other}`; expected one of {kinds}"
-            ));
-        }
+    let Some(spec) = FaultKind::spec(kind) else {
+        return Err(format!(
+            "unknown fault kind `{kind}`; expected one of {kinds}"
+        ));
     };
-    const COMMON: &[&str] = &["kind", "host", "method", "vm", "count", "probability"];
+    let (common, own) = (FaultKind::COMMON_FIELDS, spec.fields);
     for key in obj.keys() {
-        if !COMMON.contains(&key.as_str()) && !own.contains(&key.as_str()) {
-            let mut allowed: Vec<&str> = COMMON.to_vec();
+        if !common.contains(&key.as_str()) && !own.contains(&key.as_str()) {
+            let mut allowed: Vec<&str> = common.to_vec();
             allowed.extend_from_slice(own);
             return Err(format!(
                 "unknown field `{key}` in a `{kind}` fault; expected {}",

@@ -1234,6 +1234,52 @@ fn openapi() -> Json {
     serde_json::from_str(&text).expect("openapi.json is JSON")
 }
 
+/// The OpenAPI document's fault rule follows the one declaration of fault kinds
+/// (`FaultKind::KINDS`): the same kinds, the common fields plus every kind's own fields, and
+/// each own field's description naming the kinds it belongs to.
+#[test]
+fn openapi_fault_rule_follows_the_fault_kind_declaration() {
+    use replica_core::faults::FaultKind;
+    let doc = openapi();
+    let rule = &doc["components"]["schemas"]["FaultRequest"];
+    let kinds: Vec<&str> = rule["properties"]["kind"]["enum"]
+        .as_array()
+        .expect("kind enum")
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    assert_eq!(kinds, FaultKind::names().collect::<Vec<_>>());
+    let mut documented: Vec<&str> = rule["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut declared: Vec<&str> = FaultKind::COMMON_FIELDS.to_vec();
+    for k in FaultKind::KINDS {
+        for f in k.fields {
+            if !declared.contains(f) {
+                declared.push(f);
+            }
+        }
+    }
+    documented.sort_unstable();
+    declared.sort_unstable();
+    assert_eq!(documented, declared);
+    for k in FaultKind::KINDS {
+        for f in k.fields {
+            let text = rule["properties"][*f]["description"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                text.contains(&format!("{}:", k.name)),
+                "the description of `{f}` does not name `{}`: {text}",
+                k.name
+            );
+        }
+    }
+}
+
 #[test]
 fn openapi_documents_every_endpoint_and_the_server_agrees() {
     let doc = openapi();
