@@ -29,6 +29,10 @@ pub struct MethodSig {
     pub inputs: &'static [(&'static str, ParamKind)],
     /// Output parameters besides ReturnValue.
     pub outputs: &'static [&'static str],
+    /// Answered by reading the world, with no operation and no table row (GetError,
+    /// GetErrorEx); every other method decodes to an operation the table has rows for
+    /// (core/tests/methods.rs holds that).
+    pub reads: bool,
 }
 
 use ParamKind::*;
@@ -53,6 +57,7 @@ const fn rs(name: &'static str, inputs: &'static [(&'static str, ParamKind)]) ->
         name,
         inputs,
         outputs: &["Job"],
+        reads: false,
     }
 }
 
@@ -64,14 +69,17 @@ pub static METHODS: &[MethodSig] = &[
     rs("CreateReplicationRelationship", &[CS, RSD]),
     MethodSig {
         outputs: &["ReplicationStatistics", "ReplicationHealthIssues", "Job"],
+        reads: false,
         ..rs("GetReplicationStatistics", &[CS])
     },
     MethodSig {
         outputs: &["ReplicationStatistics", "ReplicationHealthIssues", "Job"],
+        reads: false,
         ..rs("GetReplicationStatisticsEx", &[CS, REL])
     },
     MethodSig {
         outputs: &["EncodedCertificates"],
+        reads: false,
         ..rs("GetSystemCertificates", &[])
     },
     rs(
@@ -119,6 +127,7 @@ pub static METHODS: &[MethodSig] = &[
     ),
     MethodSig {
         outputs: &["ResultingSystem", "Job"],
+        reads: false,
         ..rs("TestReplicaSystem", &[CS, SNAP])
     },
     rs(
@@ -133,10 +142,12 @@ pub static METHODS: &[MethodSig] = &[
     ),
     MethodSig {
         outputs: &[],
+        reads: false,
         ..rs("StartService", &[])
     },
     MethodSig {
         outputs: &[],
+        reads: false,
         ..rs("StopService", &[])
     },
     // DOC msvm-replicationservice-requeststatechange: RequestedState, [out] Job, TimeoutPeriod.
@@ -149,36 +160,42 @@ pub static METHODS: &[MethodSig] = &[
         name: "RequestReplicationStateChange",
         inputs: &[("RequestedState", U16), ("TimeoutPeriod", Datetime)],
         outputs: &["Job"],
+        reads: false,
     },
     MethodSig {
         class: WmiClass::ComputerSystem,
         name: "RequestReplicationStateChangeEx",
         inputs: &[REL, ("RequestedState", U16), ("TimeoutPeriod", Datetime)],
         outputs: &["Job"],
+        reads: false,
     },
     MethodSig {
         class: WmiClass::ComputerSystem,
         name: "RequestStateChange",
         inputs: &[("RequestedState", U16), ("TimeoutPeriod", Datetime)],
         outputs: &["Job"],
+        reads: false,
     },
     MethodSig {
         class: WmiClass::VirtualSystemManagementService,
         name: "DestroySystem",
         inputs: &[("AffectedSystem", Ref("Msvm_ComputerSystem"))],
         outputs: &["Job"],
+        reads: false,
     },
     MethodSig {
         class: WmiClass::ConcreteJob,
         name: "RequestStateChange",
         inputs: &[("RequestedState", U16), ("TimeoutPeriod", Datetime)],
         outputs: &[],
+        reads: false,
     },
     MethodSig {
         class: WmiClass::ConcreteJob,
         name: "GetError",
         inputs: &[],
         outputs: &["Error"],
+        reads: true,
     },
     // DOC geterrorex-msvm-concretejob: `uint32 GetErrorEx([out] string Errors[])`, what
     // real clients (os-win, the PowerShell module) call.
@@ -187,6 +204,7 @@ pub static METHODS: &[MethodSig] = &[
         name: "GetErrorEx",
         inputs: &[],
         outputs: &["Errors"],
+        reads: true,
     },
 ];
 

@@ -949,7 +949,8 @@ fn invoke(
         note.reason = Some("read-only credentials".into());
         return Ok(answer_code(32769, note));
     }
-    if class == WmiClass::ConcreteJob && matches!(sig.name, "GetError" | "GetErrorEx") {
+    // Methods declared as reads (GetError, GetErrorEx) are answered from the world.
+    if sig.reads {
         return Ok(get_error(slot, host, &target, &h, resource, sig.name, note));
     }
     let mut args = BTreeMap::new();
