@@ -16,7 +16,7 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use replica_client::control::{self, Control};
-use replica_client::wsman::{ClientOptions, Credentials, WsmanClient};
+use replica_client::wsman::{AuthMethod, ClientOptions, Credentials, WsmanClient};
 use replica_core::ops::Operation;
 use replica_core::topology::TopologySpec;
 use replica_sim::{Sim, SimConfig};
@@ -322,7 +322,10 @@ fn wsman_client(addr: SocketAddr, world: Option<&str>) -> anyhow::Result<WsmanCl
     Ok(WsmanClient::new(
         url,
         Credentials::new("admin", "admin"),
-        ClientOptions::default(),
+        ClientOptions {
+            auth: AuthMethod::Basic,
+            ..ClientOptions::default()
+        },
     )?)
 }
 

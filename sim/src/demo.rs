@@ -19,7 +19,9 @@ use crate::wsman::ns::class_uri;
 use crate::wsman::request::{self, SelectorSet};
 use anyhow::{anyhow, bail};
 use replica_client::control::{self, Control};
-use replica_client::wsman::{ClientOptions, Credentials, Instance, PropValue, WsmanClient};
+use replica_client::wsman::{
+    AuthMethod, ClientOptions, Credentials, Instance, PropValue, WsmanClient,
+};
 use replica_core::{
     EnabledState, JobState, JobType, ReplicationHealth, ReplicationMode, ReplicationState,
     ReturnCode,
@@ -92,7 +94,10 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let client = WsmanClient::new(
             format!("http://{addr}/wsman"),
             Credentials::new(USER, PASS),
-            ClientOptions::default(),
+            ClientOptions {
+                auth: AuthMethod::Basic,
+                ..ClientOptions::default()
+            },
         )?;
         clients.insert(host.clone(), (*addr, client));
     }

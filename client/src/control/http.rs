@@ -310,6 +310,18 @@ impl Control {
         }
     }
 
+    /// The names of the simulator's worlds (`GET worlds`), the default one included.
+    pub async fn worlds(&self) -> Result<Vec<String>, ControlCallError> {
+        #[derive(serde::Deserialize)]
+        struct Worlds {
+            worlds: Vec<String>,
+        }
+        let url = format!("{}/_replica/v1/worlds", self.base);
+        self.send::<Worlds>(reqwest::Method::GET, url, None)
+            .await
+            .map(|w| w.worlds)
+    }
+
     /// Removes this world from the simulator (no-op for the default world).
     pub async fn delete_world(&self) -> Result<(), ControlCallError> {
         let Some(w) = &self.world else {
