@@ -72,7 +72,7 @@ struct Args {
 
 const AUTH: &str = "Basic YWRtaW46YWRtaW4="; // admin:admin
 
-/// A request as the conformance client sends it (the protocol crate's one request builder).
+/// A request as replica-client sends it (the protocol crate's one request builder).
 fn envelope(
     n: u64,
     resource: &str,

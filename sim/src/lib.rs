@@ -31,7 +31,7 @@ mod tls;
 mod topology_file;
 mod ui;
 
-// The protocol layer is its own crate (shared with the conformance client); `crate::wsman::…`
+// The protocol layer is its own crate (shared with replica-client); `crate::wsman::…`
 // paths name it.
 use replica_wsman as wsman;
 

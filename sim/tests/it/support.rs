@@ -123,8 +123,8 @@ pub fn message_id() -> String {
 
 /// A request envelope in pypsrp's layout (prefixes `s`, `wsa`, `wsman`, pypsrp's header order);
 /// returns the XML and its MessageID. `extra` goes into the header as is. Deliberately not the
-/// protocol crate's request builder (winrm.exe's layout, which the conformance client, demo,
-/// soak and bench send): the simulator must read both, so its tests speak the other one.
+/// protocol crate's request builder (winrm.exe's layout, which replica-client, the soak and the
+/// bench send): the simulator must read both, so its tests speak the other one.
 pub fn envelope(
     action: &str,
     resource: &str,
