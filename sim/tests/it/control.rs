@@ -1892,3 +1892,55 @@ fn the_default_world_has_the_recovery_points_readme_promises() {
         }
     }
 }
+
+/// replica-client's typed HTTP client and the in-process calls answer the same values: the
+/// control types are one set shared by the server and the client, and a refusal read back over
+/// HTTP is the server's own `ControlError`, position included.
+#[test]
+fn the_typed_http_client_reads_what_the_in_process_calls_return() {
+    use replica_client::control::{Control, Reset};
+    let sim = TestSim::manual(5);
+    let handle = sim.handle.as_ref().expect("running");
+    let http = replica_client::control::http_client(false).expect("HTTP client");
+    let control = Control::new(http, format!("http://{}", sim.addr(REPLICA)), None);
+    // Some history to compare: a failover over WS-Management and the time for its job.
+    let w = Wsman::new(&sim, REPLICA, None);
+    let call = w.service_call("InitiateFailover", APP01).expect("answer");
+    assert_eq!(call.code, Some(4096), "{}", call.xml);
+    sim.rt.block_on(control.advance(1000)).expect("advance");
+
+    let over_http = sim.rt.block_on(control.state()).expect("state");
+    assert_eq!(over_http, handle.state().expect("state"));
+    let vm = over_http.hosts[REPLICA]
+        .vms
+        .iter()
+        .find(|v| v.id == APP01)
+        .expect("app-01");
+    assert_eq!(vm.state.name, "Recovered", "the failover happened: {vm:?}");
+    let journal = sim.rt.block_on(control.journal()).expect("journal");
+    assert!(!journal.is_empty());
+    assert_eq!(journal, handle.journal().expect("journal"));
+    assert_eq!(
+        sim.rt.block_on(control.clock()).expect("clock"),
+        handle.world("default").clock().expect("clock")
+    );
+
+    // A refused reset: the same refusal both ways, and the world as it was.
+    let bad = Reset {
+        topology_toml: Some("[[hosts]]\nname = \"H1\"\n[[vms]]\nname = 7\n".into()),
+        ..Reset::default()
+    };
+    let refused = sim
+        .rt
+        .block_on(control.reset(&bad))
+        .expect_err("a bad topology is refused");
+    let in_process = handle.reset(bad).expect_err("refused in-process too");
+    assert_eq!(refused.refusal(), Some(&in_process), "{refused}");
+    assert_eq!(in_process.status, 400);
+    assert!(in_process.line.is_some(), "{in_process:?}");
+    assert_eq!(
+        sim.rt.block_on(control.state()).expect("state"),
+        over_http,
+        "a refused reset changes nothing"
+    );
+}
