@@ -18,7 +18,7 @@ use crate::report::{self, Progress, RunReport};
 use crate::runner::{self, RunOptions, Status};
 use crate::scenarios;
 use crate::target::{Target, TargetKind, TargetSpec};
-use crate::wsman::{ClientOptions, Credentials};
+use replica_client::wsman::{ClientOptions, Credentials};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -66,7 +66,7 @@ pub struct TargetArgs {
     /// Authentication: `auto` (Basic over HTTPS; over HTTP Negotiate/NTLM with message
     /// encryption, Basic if the host offers no Negotiate), `basic` or `negotiate`.
     #[arg(long, value_name = "SCHEME", default_value = "auto")]
-    pub auth: crate::wsman::AuthMethod,
+    pub auth: replica_client::wsman::AuthMethod,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use replica_sim::ClockMode;
 use replica_sim::{Credential, Sim, SimConfig, SimHandle};
 
-use crate::wsman::Credentials;
+use replica_client::wsman::Credentials;
 
 /// Starts a simulator with the default topology, `seed`, the runner's credentials, and a
 /// manual clock (the runner moves time itself).

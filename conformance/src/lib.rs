@@ -1,6 +1,6 @@
 //! replica-conformance: how the simulator's fidelity is measured and how a lab's real
 //! behaviour is captured. It speaks to every target over the wire (its own WS-Management
-//! client, [`wsman`]); replica-core is its oracle ([`oracle`]).
+//! client, `replica_client::wsman`); replica-core is its oracle ([`oracle`]).
 //!
 //! - [`scenarios`] + [`runner`]: `run`, the scenario files played over the wire, checked by
 //!   core's own expectation code, with the model in lockstep.
@@ -13,7 +13,6 @@
 
 pub mod cimxml;
 pub mod cli;
-pub mod control;
 pub mod explore;
 #[cfg(feature = "sim")]
 pub mod insim;
@@ -25,4 +24,3 @@ pub mod report;
 pub mod runner;
 pub mod scenarios;
 pub mod target;
-pub mod wsman;

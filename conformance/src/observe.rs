@@ -14,7 +14,7 @@ use replica_core::{
 };
 
 use crate::target::HostConn;
-use crate::wsman::{self, Instance};
+use replica_client::wsman::{self, Instance};
 use replica_core::world::RecoveryPointKind;
 
 /// The `VirtualSystemType` prefix of a replica recovery point.
@@ -334,7 +334,7 @@ impl replica_core::scenario::HostView for HostSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wsman::PropValue;
+    use replica_client::wsman::PropValue;
 
     fn inst(class: &str, props: &[(&str, &str)]) -> Instance {
         Instance {

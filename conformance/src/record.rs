@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::wsman::{Exchange, Recorder, WsmanError, ns};
+use replica_client::wsman::{Exchange, Recorder, WsmanError, ns};
 
 pub const FORMAT: u32 = 1;
 
@@ -475,8 +475,8 @@ fn excerpt(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wsman::envelope::{Headers, envelope, invoke_body};
-    use crate::wsman::{OpKind, Param, SelectorSet, class_uri};
+    use replica_client::wsman::envelope::{Headers, envelope, invoke_body};
+    use replica_client::wsman::{OpKind, Param, SelectorSet, class_uri};
     use std::time::Duration;
 
     fn req(id: &str, to: &str, method: &str, vm: &str) -> String {

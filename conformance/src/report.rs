@@ -166,7 +166,7 @@ pub fn difference_text(diffs: &[Divergence]) -> String {
     out
 }
 
-pub use crate::wsman::escape as xml_escape;
+pub use replica_client::wsman::escape as xml_escape;
 
 /// JUnit XML: one `testsuite` for the run, one `testcase` per scenario, step timings and
 /// failures in the body.

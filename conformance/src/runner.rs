@@ -24,7 +24,7 @@ use crate::record::{Recording, ReplayLog, Sink};
 use crate::report::Progress;
 use crate::scenarios::Loaded;
 use crate::target::{Flavor, HostConn, Session, Target, TargetKind};
-use crate::wsman::{Epr, JobPhase, Param, SelectorSet, class_uri, job_phase};
+use replica_client::wsman::{Epr, JobPhase, Param, SelectorSet, class_uri, job_phase};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -18,10 +18,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::control::{self, Control};
 use crate::record::{HostRecorder, RecordedFlavor, ReplayLog, Sink};
-use crate::wsman::envelope::{self, Headers};
-use crate::wsman::{
+use replica_client::control::{self, Control};
+use replica_client::wsman::envelope::{self, Headers};
+use replica_client::wsman::{
     self, ClientOptions, Credentials, EnumItem, EnumOpts, Instance, InvokeOutput, Param,
     SelectorSet, WsmanClient, WsmanError, ns, parse,
 };
@@ -475,8 +475,15 @@ impl Session {
         let t = topology.clone();
         let p = profile.map(str::to_string);
         self.control_do("reset", detail, |c| async move {
-            c.reset(Some(&t), p.as_deref(), Some(seed)).await?;
-            c.clock_manual().await
+            let reset = control::Reset {
+                topology: Some(t),
+                profile: p,
+                seed: Some(seed),
+                ..control::Reset::default()
+            };
+            c.reset(&reset).await?;
+            c.clock_manual().await?;
+            Ok(())
         })
         .await
     }
@@ -484,8 +491,11 @@ impl Session {
     pub async fn add_fault(&self, spec: &replica_core::faults::FaultSpec) -> anyhow::Result<()> {
         let detail = serde_json::to_value(spec).unwrap_or(Value::Null);
         let s = spec.clone();
-        self.control_do("fault", detail, |c| async move { c.add_fault(&s).await })
-            .await
+        self.control_do("fault", detail, |c| async move {
+            c.add_fault(&s).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Lets `ms` of time pass: advances a simulator's clock, sleeps on a real host.
@@ -493,7 +503,8 @@ impl Session {
         match &self.pacing {
             Pacing::Clock(c) => {
                 self.note("advance", json!({"advance_ms": ms}));
-                c.advance(ms).await
+                c.advance(ms).await?;
+                Ok(())
             }
             Pacing::Sleep(_) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -517,7 +528,8 @@ impl Session {
         match &self.pacing {
             Pacing::Clock(c) => {
                 self.note("advance", json!({"advance_ms": 100}));
-                c.advance(100).await
+                c.advance(100).await?;
+                Ok(())
             }
             Pacing::Sleep(d) => {
                 tokio::time::sleep(*d).await;

@@ -115,7 +115,7 @@ pub fn parse_negotiate(b: &[u8]) -> Result<u32, Error> {
     u32_at(b, 12)
 }
 
-/// A NEGOTIATE message as the conformance client sends it: no domain or workstation.
+/// A NEGOTIATE message as replica-client sends it: no domain or workstation.
 pub fn build_negotiate(flags: u32) -> Vec<u8> {
     let mut m = Vec::with_capacity(40);
     m.extend_from_slice(SIGNATURE);

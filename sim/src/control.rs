@@ -7,7 +7,7 @@ use crate::api::{
     RecoveryPointState, RelationshipState, Reset, ResetDone, VmState, WorldState,
 };
 use crate::server::{App, HostCtx, world_of};
-use crate::state::{ClockMode, WorldSlot, lock};
+use crate::state::{ClockMode, Pace as _, WorldSlot, lock};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, RawPathParams, Request, State};
@@ -29,7 +29,13 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
     ControlError::new(status.as_u16(), msg).into_response()
 }
 
-impl IntoResponse for ControlError {
+/// A refusal as the HTTP answer (a local trait: [`ControlError`] is the client crate's type, so
+/// axum's `IntoResponse` cannot be implemented for it here).
+trait ErrorResponse {
+    fn into_response(self) -> Response<Body>;
+}
+
+impl ErrorResponse for ControlError {
     fn into_response(self) -> Response<Body> {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
         let mut body = json!({ "error": self.message });

@@ -15,18 +15,21 @@
 use crate::server::{Sim, SimConfig};
 use crate::state::ClockMode;
 use crate::wsman::cimxml::{self, CimValue};
-use crate::wsman::ns::{self, class_uri};
-use crate::wsman::request::{self, EprMode, SelectorSet};
-use crate::wsman::xml::{self, Element};
-use anyhow::{Context as _, anyhow, bail};
+use crate::wsman::ns::class_uri;
+use crate::wsman::request::{self, SelectorSet};
+use anyhow::{anyhow, bail};
+use replica_client::control::{self, Control};
+use replica_client::wsman::{
+    AuthMethod, ClientOptions, Credentials, Instance, PropValue, WsmanClient,
+};
 use replica_core::{
     EnabledState, JobState, JobType, ReplicationHealth, ReplicationMode, ReplicationState,
     ReturnCode,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// The VM the demo moves around: off and ready for a planned failover in the default world.
@@ -84,13 +87,37 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         ..SimConfig::default()
     };
     let handle = rt.block_on(Sim::start_with(config))?;
+    // The demo is a client like any other: the shared WS-Management client for the WMI calls,
+    // the typed control client for the clock (any host's listener serves the default world).
+    let mut clients = BTreeMap::new();
+    for (host, addr) in handle.addrs() {
+        let client = WsmanClient::new(
+            format!("http://{addr}/wsman"),
+            Credentials::new(USER, PASS),
+            ClientOptions {
+                auth: AuthMethod::Basic,
+                ..ClientOptions::default()
+            },
+        )?;
+        clients.insert(host.clone(), (*addr, client));
+    }
+    let primary = clients
+        .get(PRIMARY)
+        .map(|(addr, _)| *addr)
+        .ok_or_else(|| anyhow!("the simulator has no host {PRIMARY}"))?;
+    let control = Control::new(
+        control::http_client(false)?,
+        format!("http://{primary}"),
+        None,
+    );
     let mut demo = Demo {
         out: Out::new(opts.color),
-        hosts: handle.addrs().clone(),
+        rt: rt.handle().clone(),
+        clients,
+        control,
         step_pause: opts.step,
         real_tick: Duration::from_secs_f64(TICK_MS as f64 / 1000.0 / opts.speed),
         speed: opts.speed,
-        message: 0,
         vm_id: String::new(),
         seen: BTreeMap::new(),
         step_no: 0,
@@ -267,45 +294,33 @@ struct VmView {
 
 struct Demo {
     out: Out,
-    hosts: BTreeMap<String, SocketAddr>,
+    /// The runtime the simulator and the clients run on; the narration itself is synchronous.
+    rt: tokio::runtime::Handle,
+    /// Each host's address and its WS-Management client.
+    clients: BTreeMap<String, (SocketAddr, WsmanClient)>,
+    control: Control,
     step_pause: bool,
     real_tick: Duration,
     speed: f64,
-    message: u64,
     vm_id: String,
     /// The last view of the VM on each host.
     seen: BTreeMap<String, VmView>,
     step_no: usize,
 }
 
-/// All descendants (and self) named `local` in `ns`, depth first.
-fn find<'a>(e: &'a Element, ns: &str, local: &str) -> Option<&'a Element> {
-    if e.is(ns, local) {
-        return Some(e);
+/// The text of a property: a scalar's text, an array's first value; nil is absent.
+fn text_of(v: &PropValue) -> Option<String> {
+    match v {
+        PropValue::Array(items) => items.iter().find_map(text_of),
+        other => other.as_text().map(str::to_string),
     }
-    e.children.iter().find_map(|c| find(c, ns, local))
 }
 
-/// The text of an element, or of its first child element (`cim:Datetime` wrappers).
-fn text_of(e: &Element) -> String {
-    let t = e.text_trimmed();
-    if t.is_empty()
-        && let Some(c) = e.children.first()
-    {
-        return text_of(c);
-    }
-    t.to_string()
-}
-
-fn props_of(e: &Element) -> Props {
-    let mut p = Props::new();
-    for c in &e.children {
-        if c.attr_ns(ns::XSI, "nil") == Some("true") {
-            continue;
-        }
-        p.entry(c.local.clone()).or_insert_with(|| text_of(c));
-    }
-    p
+fn props_of(i: &Instance) -> Props {
+    i.props
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), text_of(v)?)))
+        .collect()
 }
 
 fn num<T: std::str::FromStr>(p: &Props, name: &str) -> anyhow::Result<T> {
@@ -324,119 +339,34 @@ fn service_selectors(host: &str) -> [(&'static str, &str); 4] {
 }
 
 impl Demo {
-    fn addr(&self, host: &str) -> anyhow::Result<SocketAddr> {
-        self.hosts
+    fn client(&self, host: &str) -> anyhow::Result<&(SocketAddr, WsmanClient)> {
+        self.clients
             .get(host)
-            .copied()
             .ok_or_else(|| anyhow!("the simulator has no host {host}"))
     }
 
-    /// One HTTP/1.1 exchange on a fresh connection.
-    fn http(
+    fn addr(&self, host: &str) -> anyhow::Result<SocketAddr> {
+        Ok(self.client(host)?.0)
+    }
+
+    /// Runs one client call to its end (a SOAP fault is an error naming the host).
+    fn wait<T>(
         &self,
         host: &str,
-        path: &str,
-        content_type: &str,
-        body: &str,
-    ) -> anyhow::Result<(u16, Vec<u8>)> {
-        let addr = self.addr(host)?;
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .with_context(|| format!("connecting to {host} at {addr}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        s.set_write_timeout(Some(Duration::from_secs(10)))?;
-        let auth = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            format!("{USER}:{PASS}"),
-        );
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        s.write_all(head.as_bytes())?;
-        s.write_all(body.as_bytes())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)
-            .with_context(|| format!("reading the answer of {host}"))?;
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| anyhow!("{host} sent no HTTP header"))?;
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("{host} sent a bad status line"))?;
-        let mut payload = raw[split + 4..].to_vec();
-        let length = head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        });
-        if let Some(n) = length {
-            payload.truncate(n);
-        }
-        Ok((status, payload))
+        call: impl Future<Output = replica_client::wsman::Result<T>>,
+    ) -> anyhow::Result<T> {
+        self.rt
+            .block_on(call)
+            .map_err(|e| anyhow!("{host} answered: {e}"))
     }
 
-    /// Sends one SOAP envelope and returns the first element of `s:Body`; a fault is an error.
-    fn wsman(
-        &mut self,
-        host: &str,
-        resource: &str,
-        action: &str,
-        selectors: &[(&str, &str)],
-        body: &str,
-    ) -> anyhow::Result<Element> {
-        self.message += 1;
-        let to = format!("http://{}/wsman", self.addr(host)?);
-        let message_id = format!("uuid:00000000-0000-4000-8000-{:012}", self.message);
-        let selectors = SelectorSet::from(selectors.to_vec());
-        let env = request::envelope(
-            &request::Headers {
-                to: &to,
-                resource_uri: resource,
-                action,
-                message_id: &message_id,
-                max_envelope_size: 512_000,
-                locale: "en-US",
-                selectors: Some(&selectors),
-                operation_timeout: Duration::from_secs(60),
-            },
-            body,
-        );
-        self.envelope(host, &env)
-    }
-
-    fn envelope(&mut self, host: &str, env: &str) -> anyhow::Result<Element> {
-        let (status, payload) =
-            self.http(host, "/wsman", "application/soap+xml;charset=UTF-8", env)?;
-        if payload.is_empty() {
-            bail!("{host} answered HTTP {status} with no body");
-        }
-        let root = xml::parse(&payload).map_err(|e| anyhow!("{host} sent bad XML: {e}"))?;
-        let body = root
-            .child(ns::SOAP, "Body")
-            .ok_or_else(|| anyhow!("{host}'s answer has no s:Body"))?;
-        if let Some(fault) = body.child(ns::SOAP, "Fault") {
-            let reason = find(fault, ns::SOAP, "Text")
-                .map(text_of)
-                .unwrap_or_default();
-            let message = find(fault, ns::WSMAN_FAULT, "Message")
-                .map(text_of)
-                .unwrap_or_default();
-            bail!("{host} answered a SOAP fault (HTTP {status}): {reason} {message}");
-        }
-        body.children
-            .first()
-            .cloned()
-            .ok_or_else(|| anyhow!("{host}'s answer has an empty s:Body"))
-    }
-
-    fn identify(&mut self, host: &str) -> anyhow::Result<Props> {
-        let e = self.envelope(host, &request::identify_envelope())?;
-        Ok(props_of(&e))
+    fn identify(&mut self, host: &str) -> anyhow::Result<(String, String)> {
+        let c = &self.client(host)?.1;
+        let id = self.wait(host, c.identify())?;
+        Ok((
+            id.product_vendor.unwrap_or_default(),
+            id.product_version.unwrap_or_default(),
+        ))
     }
 
     fn get(
@@ -445,18 +375,17 @@ impl Demo {
         class: &str,
         selectors: &[(&str, &str)],
     ) -> anyhow::Result<Props> {
-        let e = self.wsman(host, &class_uri(class), ns::action::GET, selectors, "")?;
-        Ok(props_of(&e))
+        let c = &self.client(host)?.1;
+        let selectors = SelectorSet::from(selectors.to_vec());
+        let i = self.wait(host, c.get(&class_uri(class), &selectors))?;
+        Ok(props_of(&i))
     }
 
-    /// A WQL enumeration answered in one optimized round trip.
+    /// A WQL enumeration.
     fn query(&mut self, host: &str, wql: &str) -> anyhow::Result<Vec<Props>> {
-        let body = request::enumerate_body(Some(wql), true, Some(32000), EprMode::Objects);
-        let e = self.wsman(host, &class_uri("*"), ns::action::ENUMERATE, &[], &body)?;
-        let items = e
-            .child(ns::WSMAN, "Items")
-            .ok_or_else(|| anyhow!("{host}'s EnumerateResponse has no w:Items"))?;
-        Ok(items.children.iter().map(props_of).collect())
+        let c = &self.client(host)?.1;
+        let found = self.wait(host, c.query(wql))?;
+        Ok(found.iter().map(props_of).collect())
     }
 
     /// Invokes a method; returns ReturnValue and the job's InstanceID, if a job was started.
@@ -486,38 +415,17 @@ impl Demo {
                 (*name, p)
             })
             .collect();
-        let body = request::invoke_body(&uri, method, &params).map_err(|e| anyhow!(e))?;
-        let action = format!("{uri}/{method}");
-        let e = self.wsman(host, &uri, &action, selectors, &body)?;
-        let code: u32 = e
-            .children
-            .iter()
-            .find(|c| c.local == "ReturnValue")
-            .and_then(|c| c.text_trimmed().parse().ok())
-            .ok_or_else(|| anyhow!("{host}'s answer to {method} has no ReturnValue"))?;
-        let job = e.children.iter().find(|c| c.local == "Job").and_then(|j| {
-            let set = find(j, ns::WSMAN, "SelectorSet")?;
-            set.children_named(ns::WSMAN, "Selector")
-                .find(|s| s.attr("Name") == Some("InstanceID"))
-                .map(|s| s.text_trimmed().to_string())
-        });
-        Ok((code, job))
+        let c = &self.client(host)?.1;
+        let selectors = SelectorSet::from(selectors.to_vec());
+        let out = self.wait(host, c.invoke(&uri, method, &selectors, &params))?;
+        Ok((out.return_value, out.job_instance_id().map(str::to_string)))
     }
 
     /// Moves the world's virtual time forward through the control API.
     fn advance_clock(&mut self, ms: u64) -> anyhow::Result<()> {
-        let (status, body) = self.http(
-            PRIMARY,
-            "/_replica/v1/clock",
-            "application/json",
-            &format!("{{\"advance_ms\":{ms}}}"),
-        )?;
-        if status != 200 {
-            bail!(
-                "advancing the clock failed: HTTP {status}: {}",
-                String::from_utf8_lossy(&body)
-            );
-        }
+        self.rt
+            .block_on(self.control.advance(ms))
+            .map_err(|e| anyhow!("advancing the clock failed: {e}"))?;
         Ok(())
     }
 
@@ -743,10 +651,8 @@ impl Demo {
         ));
         self.out.line("");
         for host in [PRIMARY, REPLICA] {
-            let id = self.identify(host)?;
+            let (vendor, version) = self.identify(host)?;
             let url = format!("http://{}/wsman", self.addr(host)?);
-            let vendor = id.get("ProductVendor").cloned().unwrap_or_default();
-            let version = id.get("ProductVersion").cloned().unwrap_or_default();
             self.out.tagged(
                 "host",
                 &format!("{host:<10}  {url}  Identify: {vendor}, {version}"),

@@ -3,8 +3,9 @@
 //! does the IO: HTTP, XML, clocks, persistence.
 //!
 //! The library's public face is small: [`Sim`] starts simulators, [`SimHandle`] is one running
-//! (its URLs and typed control calls), [`api`] holds the control API's types and [`cli`] the
-//! `replica-sim` command line. Everything else is private to the crate.
+//! (its URLs and typed control calls), [`api`] the control API's types (replica-client's, shared
+//! with its HTTP client `replica_client::control::Control`) and [`cli`] the `replica-sim`
+//! command line. Everything else is private to the crate.
 //!
 //! The README follows; its Rust example is compiled and run as this crate's doctest.
 #![doc = include_str!("../../README.md")]
@@ -31,7 +32,7 @@ mod tls;
 mod topology_file;
 mod ui;
 
-// The protocol layer is its own crate (shared with the conformance client); `crate::wsman::…`
+// The protocol layer is its own crate (shared with replica-client); `crate::wsman::…`
 // paths name it.
 use replica_wsman as wsman;
 

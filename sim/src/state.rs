@@ -16,50 +16,18 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// How the world's time moves (docs/facts.md#time).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "lowercase")]
-pub enum ClockMode {
-    /// Wall-clock time times `speed`.
-    Realtime {
-        /// Virtual milliseconds per wall-clock millisecond.
-        speed: f64,
-    },
-    /// Only `POST clock {"advance_ms": N}` moves time.
-    Manual,
-    /// Time runs as in realtime, but a job ends after it was read `n` times.
-    Polls {
-        /// Reads of a job before it ends.
-        n: u32,
-    },
+/// How the world's time moves; the control API's type (shared with the client crate).
+pub use replica_client::control::ClockMode;
+
+/// How a clock mode paces jobs (an extension of the shared [`ClockMode`], which knows nothing of
+/// the server's pacing).
+pub(crate) trait Pace {
+    /// The pacing of jobs under this mode.
+    fn pace(self) -> PaceMode;
 }
 
-impl ClockMode {
-    /// Parses the CLI form: `realtime`, `realtime:10`, `manual`, `polls:3`.
-    pub fn parse(s: &str) -> Result<ClockMode, String> {
-        let (mode, arg) = s.split_once(':').map_or((s, None), |(m, a)| (m, Some(a)));
-        match (mode.trim().to_ascii_lowercase().as_str(), arg) {
-            ("realtime", None) => Ok(ClockMode::Realtime { speed: 1.0 }),
-            ("realtime", Some(a)) => match a.trim().parse::<f64>() {
-                Ok(speed) if speed > 0.0 && speed.is_finite() && speed <= 1e6 => {
-                    Ok(ClockMode::Realtime { speed })
-                }
-                _ => Err(format!(
-                    "realtime speed `{a}` must be a number in (0, 1000000]"
-                )),
-            },
-            ("manual", None) => Ok(ClockMode::Manual),
-            ("polls", Some(a)) => match a.trim().parse::<u32>() {
-                Ok(n) if (1..=10_000).contains(&n) => Ok(ClockMode::Polls { n }),
-                _ => Err(format!("polls count `{a}` must be an integer in 1..=10000")),
-            },
-            _ => Err(format!(
-                "unknown clock mode `{s}`; expected realtime[:SPEED], manual or polls:N"
-            )),
-        }
-    }
-
-    pub(crate) fn pace(self) -> PaceMode {
+impl Pace for ClockMode {
+    fn pace(self) -> PaceMode {
         match self {
             ClockMode::Polls { n } => PaceMode::Polls(n),
             _ => PaceMode::Time,

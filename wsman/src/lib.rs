@@ -1,5 +1,5 @@
 //! WS-Management as WinRM speaks it, for both ends of the wire: the simulator (server) and the
-//! conformance client use this one crate, so a namespace, an escaping rule, a CIM datetime or
+//! replica-client use this one crate, so a namespace, an escaping rule, a CIM datetime or
 //! a fault shape is written once.
 //!
 //! It knows nothing of Hyper-V replication (that is `replica-core`, which this crate does not

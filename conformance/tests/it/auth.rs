@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use replica_client::wsman::{AuthMethod, ClientOptions, Credentials, WsmanClient, WsmanError};
 use replica_conformance::target::{Target, TargetSpec};
-use replica_conformance::wsman::{AuthMethod, ClientOptions, Credentials, WsmanClient, WsmanError};
 use replica_sim::AuthSchemes;
 use replica_sim::ClockMode;
 use replica_sim::{Sim, SimConfig};

@@ -2,11 +2,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use replica_client::wsman::{ClientOptions, Credentials};
 use replica_conformance::report::Progress;
 use replica_conformance::runner::{self, RunOptions, ScenarioReport, Status};
 use replica_conformance::scenarios;
 use replica_conformance::target::{Target, TargetSpec};
-use replica_conformance::wsman::{ClientOptions, Credentials};
 
 pub fn creds() -> Credentials {
     Credentials::new("admin", "admin")

@@ -11,9 +11,9 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use replica_client::wsman::{ClientOptions, WsmanClient};
 use replica_conformance::observe::{self, HostSnapshot};
 use replica_conformance::target::HostConn;
-use replica_conformance::wsman::{ClientOptions, WsmanClient};
 
 use crate::common::*;
 
@@ -179,7 +179,7 @@ async fn a_lab_run_against_a_simulator_answering_as_real_hosts() {
 
     // Nothing of the double shows: its control API is the 404 page HTTP.sys gives.
     let base = sim.hosts["LAB-HV1"].trim_end_matches("/wsman").to_string();
-    let resp = replica_conformance::control::http_client(false)
+    let resp = replica_client::control::http_client(false)
         .expect("http")
         .get(format!("{base}/_replica/v1/health"))
         .send()

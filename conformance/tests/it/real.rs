@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use replica_client::wsman::ClientOptions;
 use replica_conformance::record::{RecordedFlavor, Recording};
 use replica_conformance::report::Progress;
 use replica_conformance::runner::{self, RunOptions, Status};
 use replica_conformance::target::{Flavor, Target, TargetKind, TargetSpec};
-use replica_conformance::wsman::ClientOptions;
 use replica_sim::ClockMode;
 use replica_sim::{Sim, SimConfig};
 

@@ -6,5 +6,9 @@
 #[path = "../../tests/it/support.rs"]
 mod support;
 
+#[allow(dead_code)]
+#[path = "../../tests/it/raw.rs"]
+mod raw;
+
 mod memory;
 mod soak;

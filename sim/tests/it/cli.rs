@@ -70,16 +70,6 @@ fn addr_of(url: &str) -> std::net::SocketAddr {
         .unwrap_or_else(|e| panic!("{url}: {e}"))
 }
 
-/// One raw HTTP/1.1 request; returns the status line.
-fn raw(addr: std::net::SocketAddr, head: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.write_all(head.as_bytes()).expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.lines().next().unwrap_or_default().to_string()
-}
-
 #[test]
 fn the_log_has_no_colour_codes_when_stderr_is_not_a_terminal() {
     let log = serve_logged(&["--listen", "127.0.0.1:0"], &[], |_| {});
@@ -95,13 +85,15 @@ fn a_refused_password_leaves_a_debug_line_without_the_secret() {
         |ready| {
             let addr = addr_of(ready["hosts"]["HV-PRIMARY"].as_str().unwrap_or_default());
             // admin:wrong-pass
-            let status = raw(
+            let r = crate::raw::blocking(
                 addr,
-                &format!(
-                    "POST /wsman HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic YWRtaW46d3JvbmctcGFzcw==\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                ),
-            );
-            assert!(status.contains(" 401 "), "{status}");
+                "POST",
+                "/wsman",
+                &[("Authorization", "Basic YWRtaW46d3JvbmctcGFzcw==")],
+                b"",
+            )
+            .expect("an HTTP answer");
+            assert_eq!(r.status, 401, "{}", r.text());
         },
     );
     let line = log

@@ -2,14 +2,14 @@
 //! the fault kinds, the clock modes, seeded determinism, isolated worlds in parallel, and the
 //! worked example of the issue (InitiateFailback's job fails with 32768 after 40 %).
 //!
-//! Everything goes over loopback sockets with a small blocking HTTP/1.1 client, so the tests
-//! see exactly what a test suite in another language sees.
+//! Everything goes over loopback sockets through the one raw sender (`raw.rs`), so the tests
+//! see exactly what a test suite in another language sees: status lines, headers, raw JSON
+//! (a typed client such as `replica_client::control::Control` would hide what is checked here).
 
 use replica_sim::{Sim, SimConfig, SimHandle};
 use replica_wsman::request;
 use serde_json::{Value as Json, json};
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------
@@ -68,46 +68,10 @@ impl Drop for TestSim {
     }
 }
 
-#[derive(Debug)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+pub use crate::raw::Resp;
 
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    pub fn json(&self) -> Json {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = b.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&b[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        b = &b[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(b.get(..size)?);
-        b = b.get(size + 2..)?;
-    }
-}
-
-/// One HTTP/1.1 exchange on a fresh connection (`Connection: close`). An error means the
-/// server closed the connection without an answer.
+/// One HTTP/1.1 exchange on a fresh connection (`Connection: close`), through the one raw
+/// sender. An error means the server closed the connection without an answer.
 pub fn request(
     addr: SocketAddr,
     method: &str,
@@ -115,51 +79,7 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Resp> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    // A test may send its own Host (DNS-rebinding checks); otherwise the address it dialled.
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        head.push_str(&format!("Host: {addr}\r\n"));
-    }
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes())?;
-    s.write_all(body)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no HTTP answer (connection closed)"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| bad("bad status line"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
-    }) {
-        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
-    }
-    Ok(Resp {
-        status,
-        headers,
-        body,
-    })
+    crate::raw::blocking(addr, method, path, headers, body)
 }
 
 /// The control API of `world` through the path prefix (`None`: the default world).
@@ -2020,4 +1940,56 @@ fn the_default_world_has_the_recovery_points_readme_promises() {
             assert_eq!(got, Some(points), "{vm} on {clock:?}");
         }
     }
+}
+
+/// replica-client's typed HTTP client and the in-process calls answer the same values: the
+/// control types are one set shared by the server and the client, and a refusal read back over
+/// HTTP is the server's own `ControlError`, position included.
+#[test]
+fn the_typed_http_client_reads_what_the_in_process_calls_return() {
+    use replica_client::control::{Control, Reset};
+    let sim = TestSim::manual(5);
+    let handle = sim.handle.as_ref().expect("running");
+    let http = replica_client::control::http_client(false).expect("HTTP client");
+    let control = Control::new(http, format!("http://{}", sim.addr(REPLICA)), None);
+    // Some history to compare: a failover over WS-Management and the time for its job.
+    let w = Wsman::new(&sim, REPLICA, None);
+    let call = w.service_call("InitiateFailover", APP01).expect("answer");
+    assert_eq!(call.code, Some(4096), "{}", call.xml);
+    sim.rt.block_on(control.advance(1000)).expect("advance");
+
+    let over_http = sim.rt.block_on(control.state()).expect("state");
+    assert_eq!(over_http, handle.state().expect("state"));
+    let vm = over_http.hosts[REPLICA]
+        .vms
+        .iter()
+        .find(|v| v.id == APP01)
+        .expect("app-01");
+    assert_eq!(vm.state.name, "Recovered", "the failover happened: {vm:?}");
+    let journal = sim.rt.block_on(control.journal()).expect("journal");
+    assert!(!journal.is_empty());
+    assert_eq!(journal, handle.journal().expect("journal"));
+    assert_eq!(
+        sim.rt.block_on(control.clock()).expect("clock"),
+        handle.world("default").clock().expect("clock")
+    );
+
+    // A refused reset: the same refusal both ways, and the world as it was.
+    let bad = Reset {
+        topology_toml: Some("[[hosts]]\nname = \"H1\"\n[[vms]]\nname = 7\n".into()),
+        ..Reset::default()
+    };
+    let refused = sim
+        .rt
+        .block_on(control.reset(&bad))
+        .expect_err("a bad topology is refused");
+    let in_process = handle.reset(bad).expect_err("refused in-process too");
+    assert_eq!(refused.refusal(), Some(&in_process), "{refused}");
+    assert_eq!(in_process.status, 400);
+    assert!(in_process.line.is_some(), "{in_process:?}");
+    assert_eq!(
+        sim.rt.block_on(control.state()).expect("state"),
+        over_http,
+        "a refused reset changes nothing"
+    );
 }

@@ -166,22 +166,19 @@ fn kill_9_under_load_never_leaves_a_torn_state_file() {
     let w = Wsman::at(replica, REPLICA);
     w.wql("SELECT * FROM Msvm_ComputerSystem")
         .expect("answers after the crashes");
-    let journal = super::control::request(
-        replica,
-        "GET",
-        &format!("/_replica/v1/journal?since={}", last - 1),
-        &[],
-        b"",
-    )
-    .expect("journal");
-    let entries = journal.json();
-    let seqs: Vec<u64> = entries["entries"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["seq"].as_u64())
-        .collect();
-    assert_eq!(seqs, vec![last], "{entries}");
+    // The journal read as any user of the simulator reads it: replica-client's typed client.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let http = replica_client::control::http_client(false).expect("HTTP client");
+    let control = replica_client::control::Control::new(http, format!("http://{replica}"), None);
+    let page = rt
+        .block_on(control.journal_page(last - 1, 10_000))
+        .expect("journal");
+    let seqs: Vec<u64> = page.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![last], "{page:?}");
+    drop(rt);
     // SIGTERM: a clean stop saves once more and leaves no temporary file.
     let pid = child.id().to_string();
     let _ = Command::new("kill")

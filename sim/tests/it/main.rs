@@ -1,6 +1,7 @@
 //! replica-sim's integration tests: one binary, one module per area, each against a simulator
 //! started in-process on loopback port 0.
 
+mod raw;
 mod support;
 
 mod auth;

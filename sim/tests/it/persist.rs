@@ -1,7 +1,12 @@
 //! `serve --state-file`: the real binary, stopped with SIGTERM in the middle of a failback and
 //! started again; broken files refused with exit code 2 and left as they were.
 
-use super::control::{APP01, REPLICA, ctl, job_in, vm_in};
+use super::control::{APP01, REPLICA, ctl};
+use replica_client::control::{Control, WorldState};
+use replica_client::wsman::{
+    AuthMethod, ClientOptions, Credentials, Param, SelectorSet, WsmanClient, class_uri,
+};
+use replica_sim::FaultSpec;
 use serde_json::{Value as Json, json};
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -48,10 +53,6 @@ impl Served {
             .trim_end_matches("/wsman")
             .parse()
             .expect("address")
-    }
-
-    fn wsman(&self, host: &str) -> super::control::Wsman {
-        super::control::Wsman::at(self.addr(host), host)
     }
 
     /// SIGTERM, then the exit code and stderr.
@@ -120,15 +121,100 @@ fn refused(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-fn advance(addr: SocketAddr, ms: u64) {
-    ctl(
-        addr,
-        None,
-        "POST",
-        "clock",
-        Some(json!({ "advance_ms": ms })),
-        200,
-    );
+/// replica-client's clients of a served simulator's replica host, default world: this test
+/// arranges and reads a world like any user of the simulator (the control API's own HTTP is
+/// tested in control.rs). Calls run on a runtime of their own.
+struct Clients {
+    rt: tokio::runtime::Runtime,
+    control: Control,
+    replica: WsmanClient,
+}
+
+impl Clients {
+    fn new(addr: SocketAddr) -> Clients {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let http = replica_client::control::http_client(false).expect("HTTP client");
+        Clients {
+            rt,
+            control: Control::new(http, format!("http://{addr}"), None),
+            replica: WsmanClient::new(
+                format!("http://{addr}/wsman"),
+                Credentials::new("admin", "admin"),
+                ClientOptions {
+                    auth: AuthMethod::Basic,
+                    ..ClientOptions::default()
+                },
+            )
+            .expect("WS-Management client"),
+        }
+    }
+
+    fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// `Msvm_ReplicationService.<method>(ComputerSystem = vm)` on the replica host: ReturnValue
+    /// and the job started.
+    fn service_call(&self, method: &str, vm: &str) -> (u32, Option<String>) {
+        let service = SelectorSet::from([
+            ("CreationClassName", "Msvm_ReplicationService"),
+            ("Name", "replicasvc"),
+            ("SystemCreationClassName", "Msvm_ComputerSystem"),
+            ("SystemName", REPLICA),
+        ]);
+        let vm = Param::Epr {
+            resource_uri: class_uri("Msvm_ComputerSystem"),
+            selectors: SelectorSet::from([
+                ("CreationClassName", "Msvm_ComputerSystem"),
+                ("Name", vm),
+            ]),
+        };
+        let out = self
+            .run(self.replica.invoke(
+                &class_uri("Msvm_ReplicationService"),
+                method,
+                &service,
+                &[("ComputerSystem", vm)],
+            ))
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        (out.return_value, out.job_instance_id().map(str::to_string))
+    }
+
+    /// A job's (JobState, PercentComplete).
+    fn job(&self, id: &str) -> (u16, u16) {
+        let j = self
+            .run(self.replica.get(
+                &class_uri("Msvm_ConcreteJob"),
+                &SelectorSet::from([("InstanceID", id)]),
+            ))
+            .unwrap_or_else(|e| panic!("job {id}: {e}"));
+        (
+            j.u16("JobState").expect("JobState"),
+            j.u16("PercentComplete").expect("PercentComplete"),
+        )
+    }
+
+    fn advance(&self, ms: u64) {
+        self.run(self.control.advance(ms)).expect("advance");
+    }
+
+    fn state(&self) -> WorldState {
+        self.run(self.control.state()).expect("state")
+    }
+}
+
+/// The replication state number of `vm` on `host`.
+fn vm_state(s: &WorldState, host: &str, vm: &str) -> u16 {
+    s.hosts[host]
+        .vms
+        .iter()
+        .find(|v| v.id == vm)
+        .unwrap_or_else(|| panic!("no VM {vm} on {host}"))
+        .state
+        .value
 }
 
 fn only_file(dir: &Path) -> Vec<String> {
@@ -150,70 +236,60 @@ fn restart_in_the_middle_of_a_failback_keeps_the_world() {
     let mut sim = Served::start(&args);
     assert!(file.exists(), "a new state file is written at start");
     let addr = sim.addr(REPLICA);
-    let replica = sim.wsman(REPLICA);
-    let r = replica
-        .service_call("InitiateFailover", APP01)
-        .expect("answer");
-    assert_eq!(r.code, Some(4096));
-    advance(addr, 1000);
-    let r = replica
-        .service_call("InitiateFailback", APP01)
-        .expect("answer");
-    assert_eq!(r.code, Some(4096));
-    let job = r.job.expect("job");
-    advance(addr, 400);
-    let mid = replica.get_job(&job).expect("answer").expect("job");
-    assert_eq!((mid.state, mid.percent), (4, 50));
-    ctl(
-        addr,
-        None,
-        "POST",
-        "faults",
-        Some(json!({ "kind": "return_code", "code": 32774, "method": "StopService" })),
-        201,
-    );
+    let c = Clients::new(addr);
+    let (code, _) = c.service_call("InitiateFailover", APP01);
+    assert_eq!(code, 4096);
+    c.advance(1000);
+    let (code, job) = c.service_call("InitiateFailback", APP01);
+    assert_eq!(code, 4096);
+    let job = job.expect("job");
+    c.advance(400);
+    assert_eq!(c.job(&job), (4, 50));
+    let fault: FaultSpec = serde_json::from_value(
+        json!({ "kind": "return_code", "code": 32774, "method": "StopService" }),
+    )
+    .expect("a fault spec");
+    c.run(c.control.add_fault(&fault)).expect("fault added");
     ctl(addr, Some("other"), "GET", "health", None, 200);
-    let before = ctl(addr, None, "GET", "state", None, 200);
-    let journal_before = ctl(addr, None, "GET", "journal", None, 200);
+    let before = c.state();
+    let journal_before = c.run(c.control.journal_page(0, 10_000)).expect("journal");
+    drop(c);
 
     let (code, err) = sim.terminate();
     assert_eq!(code, Some(0), "clean stop: {err}");
     assert_eq!(only_file(&dir), ["state.json"], "no temporary file left");
 
     let sim = Served::start(&args);
-    let addr = sim.addr(REPLICA);
-    let after = ctl(addr, None, "GET", "state", None, 200);
-    assert_eq!(vm_in(&after, REPLICA, APP01)["state"]["value"], 13);
-    let j = job_in(&after, REPLICA, &job).expect("the job survived");
-    assert_eq!(j["state"]["value"], 4);
-    assert_eq!(j["percent"], 50);
+    let c = Clients::new(sim.addr(REPLICA));
+    let after = c.state();
+    assert_eq!(vm_state(&after, REPLICA, APP01), 13);
+    let j = after.hosts[REPLICA]
+        .jobs
+        .iter()
+        .find(|j| j.id == job)
+        .expect("the job survived");
+    assert_eq!((j.state.value, j.percent), (4, 50));
     assert_eq!(
-        after["now"], before["now"],
+        after.now, before.now,
         "virtual time resumes where it stopped"
     );
-    assert_eq!(after["faults"], before["faults"]);
-    assert_eq!(after["hosts"], before["hosts"]);
-    assert_eq!(after["seed"], 11);
-    let worlds = ctl(addr, None, "GET", "worlds", None, 200);
-    assert_eq!(worlds["worlds"], json!(["default", "other"]));
+    assert_eq!(after.faults, before.faults);
+    assert_eq!(after.hosts, before.hosts);
+    assert_eq!(after.seed, 11);
+    let worlds = c.run(c.control.worlds()).expect("worlds");
+    assert_eq!(worlds, ["default", "other"]);
     // The journal and its cursor go on.
-    let journal = ctl(addr, None, "GET", "journal", None, 200);
-    assert_eq!(journal["entries"], journal_before["entries"]);
-    let replica = sim.wsman(REPLICA);
-    let view = replica.get_job(&job).expect("answer").expect("job");
-    assert_eq!((view.state, view.percent), (4, 50));
-    let journal = ctl(addr, None, "GET", "journal", None, 200);
-    assert_eq!(
-        journal["latest"].as_u64(),
-        journal_before["latest"].as_u64().map(|n| n + 1)
-    );
+    let journal = c.run(c.control.journal_page(0, 10_000)).expect("journal");
+    assert_eq!(journal.entries, journal_before.entries);
+    assert_eq!(c.job(&job), (4, 50));
+    let journal = c.run(c.control.journal_page(0, 10_000)).expect("journal");
+    assert_eq!(journal.latest, journal_before.latest + 1);
 
     // The job completes once the clock moves on.
-    advance(addr, 400);
-    let done = replica.get_job(&job).expect("answer").expect("job");
-    assert_eq!(done.state, 7);
-    let s = ctl(addr, None, "GET", "state", None, 200);
-    assert_eq!(vm_in(&s, REPLICA, APP01)["state"]["value"], 14);
+    c.advance(400);
+    assert_eq!(c.job(&job).0, 7);
+    assert_eq!(vm_state(&c.state(), REPLICA, APP01), 14);
+    drop(c);
     drop(sim);
     let _ = std::fs::remove_dir_all(&dir);
 }

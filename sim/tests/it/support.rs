@@ -1,6 +1,6 @@
-//! What the integration tests share: a simulator on port 0, a tiny HTTP/1.1 client (raw
-//! sockets, so a test can send anything, malformed or huge), envelope builders, and XML
-//! readers that match on namespace URIs.
+//! What the integration tests share: a simulator on port 0, POSTs through the one raw-bytes
+//! sender (`raw.rs`, so a test can send anything, malformed or huge), envelope builders in
+//! pypsrp's layout, and XML readers that match on namespace URIs.
 
 use base64::Engine as _;
 use replica_sim::{Credential, Sim, SimConfig, SimHandle};
@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 // The protocol crate's one namespace table, under the short names these tests use.
 pub use replica_wsman::ns::action::{ENUMERATE, GET, PULL, RELEASE};
@@ -94,84 +92,18 @@ pub fn basic(user: &str, pass: &str) -> String {
 }
 
 /// POSTs `body` to `url` (`http://127.0.0.1:PORT/path`) on a fresh connection and reads the
-/// whole answer. The body is written by a separate task so that a server answering before it
-/// has read everything (an oversized request) cannot deadlock the test.
+/// whole answer (through the one raw sender, [`super::raw`]).
 pub async fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
     let rest = url.strip_prefix("http://").unwrap_or(url);
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let stream = match TcpStream::connect(authority).await {
-        Ok(s) => s,
-        Err(e) => panic!("connect {authority}: {e}"),
-    };
-    let mut head = format!(
-        "POST /{path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+    match super::raw::exchange(authority, "POST", &format!("/{path}"), headers, body).await {
+        Ok(r) => Resp {
+            status: r.status,
+            body: String::from_utf8_lossy(&r.body).into_owned(),
+            headers: r.headers,
+        },
+        Err(e) => panic!("POST {url}: {e}"),
     }
-    head.push_str("\r\n");
-    let (mut rd, mut wr) = stream.into_split();
-    let mut payload = head.into_bytes();
-    payload.extend_from_slice(body);
-    let writer = tokio::spawn(async move {
-        // The server may close early on an oversized body; its answer is what counts.
-        let _ = wr.write_all(&payload).await;
-        let _ = wr.flush().await;
-        wr
-    });
-    let mut raw = Vec::new();
-    let read = rd.read_to_end(&mut raw).await;
-    if let Err(e) = read
-        && raw.is_empty()
-    {
-        panic!("reading the response: {e}");
-    }
-    drop(writer.await);
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> Resp {
-    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-        panic!("no HTTP header in {:?}", String::from_utf8_lossy(raw));
-    };
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let chunked = headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
-    });
-    let mut body = raw[split + 4..].to_vec();
-    if chunked {
-        body = dechunk(&body);
-    }
-    Resp {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 || b.len() < eol + 2 + size {
-            break;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
-        b = &b[(eol + 4 + size).min(b.len())..];
-    }
-    out
 }
 
 /// A client of one host: Basic credentials and the SOAP content type, as WinRM clients send.
@@ -191,8 +123,8 @@ pub fn message_id() -> String {
 
 /// A request envelope in pypsrp's layout (prefixes `s`, `wsa`, `wsman`, pypsrp's header order);
 /// returns the XML and its MessageID. `extra` goes into the header as is. Deliberately not the
-/// protocol crate's request builder (winrm.exe's layout, which the conformance client, demo,
-/// soak and bench send): the simulator must read both, so its tests speak the other one.
+/// protocol crate's request builder (winrm.exe's layout, which replica-client, the soak and the
+/// bench send): the simulator must read both, so its tests speak the other one.
 pub fn envelope(
     action: &str,
     resource: &str,

@@ -4,9 +4,7 @@
 use replica_sim::ClockMode;
 use replica_sim::{Sim, SimConfig, SimHandle};
 use serde_json::Value as Json;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 /// A simulator on loopback port 0, on its own runtime, stopped on drop.
 struct TestSim {
@@ -70,41 +68,18 @@ impl Resp {
     }
 }
 
-/// `GET path` over a fresh HTTP/1.1 connection (`Connection: close`, no chunking expected).
+/// `GET path` over a fresh HTTP/1.1 connection (`Connection: close`, no chunking expected),
+/// through the one raw sender: the page's own headers are what is checked.
 fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8(raw).expect("UTF-8 answer");
-    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP answer");
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
+    let r = crate::raw::blocking(addr, "GET", path, headers, b"").expect("an HTTP answer");
     assert!(
-        !headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding")),
+        r.header("transfer-encoding").is_none(),
         "GET {path}: chunked answers are not expected here"
     );
     Resp {
-        status,
-        headers,
-        body: body.to_string(),
+        status: r.status,
+        body: String::from_utf8(r.body).expect("UTF-8 answer"),
+        headers: r.headers,
     }
 }
 

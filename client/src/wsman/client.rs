@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::ensure_crypto_provider;
+
 use super::envelope::{self, Headers};
 use super::error::{Result, WsmanError};
 use super::msgid::MessageIdGen;
@@ -21,11 +23,14 @@ pub const CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
 /// User name and password, for Basic and for Negotiate (NTLM; `DOMAIN\\user` names a domain).
 #[derive(Clone)]
 pub struct Credentials {
+    /// The user name (`DOMAIN\\user` names a domain for Negotiate).
     pub user: String,
+    /// The password.
     pub pass: String,
 }
 
 impl Credentials {
+    /// A user name and password.
     pub fn new(user: impl Into<String>, pass: impl Into<String>) -> Self {
         Credentials {
             user: user.into(),
@@ -44,6 +49,7 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// How a [`WsmanClient`] talks: TLS, timeouts, envelope options, credentials.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Accept any server certificate (the simulator's self-signed one). Never for real hosts
@@ -110,10 +116,13 @@ impl Default for ClientOptions {
 /// An HTTP answer as received, whatever its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawResponse {
+    /// The HTTP status.
     pub status: u16,
     /// Headers in arrival order, names in lower case.
     pub headers: Vec<(String, String)>,
+    /// The body as text.
     pub body: String,
+    /// Time from sending to the whole answer read.
     pub elapsed: Duration,
 }
 
@@ -242,17 +251,6 @@ impl std::fmt::Debug for WsmanClient {
     }
 }
 
-/// reqwest is built with `rustls-no-provider`, so rustls has no crypto until one is installed,
-/// and reqwest panics while building a client without one (even for plain-HTTP use, since the
-/// TLS connector is always built). Install ring as the process default; if something else
-/// already installed a provider (another client, a test), keep it.
-fn ensure_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // An error only means another thread won the race; its provider is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
-
 /// WinRM answers in the request's encoding (UTF-8 here), but a UTF-16 body with a BOM is
 /// legal SOAP, so decode it rather than report garbage. Invalid UTF-8 is replaced, not
 /// rejected: the XML parser then reports the problem with context, and recordings stay text.
@@ -294,7 +292,7 @@ impl WsmanClient {
             // A conformance run must reach the host it names, not whatever proxy the
             // environment points at.
             .no_proxy()
-            .user_agent(concat!("replica-conformance/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("replica-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| WsmanError::Config(format!("HTTP client: {e}")))?;
         Ok(WsmanClient {
@@ -316,10 +314,12 @@ impl WsmanClient {
         self
     }
 
+    /// The URL called.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
+    /// The options the client was built with.
     pub fn options(&self) -> &ClientOptions {
         &self.opts
     }
@@ -506,7 +506,7 @@ impl WsmanClient {
                 .header(hyper::header::CONTENT_TYPE, content_type)
                 .header(
                     hyper::header::USER_AGENT,
-                    concat!("replica-conformance/", env!("CARGO_PKG_VERSION")),
+                    concat!("replica-client/", env!("CARGO_PKG_VERSION")),
                 );
             if let Some(a) = authorization {
                 req = req.header(hyper::header::AUTHORIZATION, a);

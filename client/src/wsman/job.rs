@@ -55,24 +55,29 @@ pub fn job_phase(state: u16) -> Option<JobPhase> {
 pub struct JobWait {
     /// The last instance read (terminal state).
     pub instance: Instance,
+    /// Its JobState.
     pub final_state: u16,
     /// `(JobState, PercentComplete)` of every poll, in order, the terminal one included.
     pub observations: Vec<(u16, Option<u16>)>,
 }
 
 impl JobWait {
+    /// The phase of the final state (an unknown state counts as failed).
     pub fn phase(&self) -> JobPhase {
         job_phase(self.final_state).unwrap_or(JobPhase::Failed)
     }
 
+    /// Whether the job ended Completed (7).
     pub fn is_completed(&self) -> bool {
         self.final_state == JOB_COMPLETED
     }
 
+    /// The job's ErrorCode.
     pub fn error_code(&self) -> Option<u32> {
         self.instance.u32("ErrorCode")
     }
 
+    /// The job's ErrorDescription.
     pub fn error_description(&self) -> Option<&str> {
         self.instance.text("ErrorDescription")
     }

@@ -1,6 +1,6 @@
-//! The runner's own WS-Management (WinRM) client.
+//! The WS-Management (WinRM) client.
 //!
-//! It speaks SOAP 1.2 over HTTP(S) with Basic auth to the simulator, to real Hyper-V hosts and
+//! It speaks SOAP 1.2 over HTTP(S) (Basic or Negotiate) to the simulator, to real Hyper-V hosts and
 //! (later) to a replay of recorded exchanges. It knows WS-Management and WMI's CIM binding, and
 //! nothing about Hyper-V replication: classes are names, properties are values, jobs are
 //! `CIM_ConcreteJob` states.

@@ -11,11 +11,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OpKind {
+    /// `wsmid:Identify`.
     Identify,
+    /// WS-Transfer Get.
     Get,
+    /// WS-Enumeration Enumerate.
     Enumerate,
+    /// WS-Enumeration Pull.
     Pull,
+    /// WS-Enumeration Release.
     Release,
+    /// A WMI method call.
     Invoke,
     /// `WsmanClient::send`: caller-built XML, possibly malformed on purpose.
     Raw,
@@ -26,6 +32,7 @@ pub enum OpKind {
 pub struct Exchange {
     /// Position in this client's sequence, from 0.
     pub seq: u64,
+    /// Which call it was.
     pub operation: OpKind,
     /// Method name of an `invoke`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,7 +43,9 @@ pub struct Exchange {
     /// MessageID we sent (none for Identify and raw sends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// The URL called.
     pub endpoint: String,
+    /// The request body sent.
     pub request: String,
     /// HTTP status; absent when the exchange failed below HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,8 +53,10 @@ pub struct Exchange {
     /// Response headers in arrival order (WWW-Authenticate matters for a replayed 401).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub response_headers: Vec<(String, String)>,
+    /// The response body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<String>,
+    /// Time from sending to the whole answer read.
     pub elapsed_ms: u64,
     /// Transport error or timeout, when there was no HTTP answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,6 +66,7 @@ pub struct Exchange {
 /// Receives exchanges. Called on the task that made the request, after the response body was
 /// read; implementations should be quick (buffer, then write).
 pub trait Recorder: Send + Sync {
+    /// Sees one exchange.
     fn record(&self, exchange: &Exchange);
 }
 
@@ -65,6 +77,7 @@ pub struct MemoryRecorder {
 }
 
 impl MemoryRecorder {
+    /// An empty recorder.
     pub fn new() -> Self {
         Self::default()
     }
