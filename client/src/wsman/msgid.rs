@@ -43,15 +43,14 @@ impl MessageIdGen {
         let lo = mix(self
             .seed
             .wrapping_add(n.wrapping_mul(2).wrapping_add(1).wrapping_mul(GOLDEN)));
-        let hi = (hi & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
-        let lo = (lo & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+        // The uuid crate sets the version and variant bits and writes the text.
+        let id =
+            uuid::Builder::from_random_bytes((u128::from(hi) << 64 | u128::from(lo)).to_be_bytes())
+                .into_uuid();
         format!(
-            "uuid:{:08X}-{:04X}-{:04X}-{:04X}-{:012X}",
-            hi >> 32,
-            (hi >> 16) & 0xFFFF,
-            hi & 0xFFFF,
-            lo >> 48,
-            lo & 0xFFFF_FFFF_FFFF
+            "uuid:{}",
+            id.hyphenated()
+                .encode_upper(&mut uuid::Uuid::encode_buffer())
         )
     }
 }
