@@ -279,7 +279,7 @@ struct Demo {
 }
 
 /// All descendants (and self) named `local` in `ns`, depth first.
-fn find<'a>(e: &'a Element, ns: &str, local: &str) -> Option<&'a Element> {
+fn find<'e, 'a>(e: &'e Element<'a>, ns: &str, local: &str) -> Option<&'e Element<'a>> {
     if e.is(ns, local) {
         return Some(e);
     }
@@ -303,7 +303,7 @@ fn props_of(e: &Element) -> Props {
         if c.attr_ns(ns::XSI, "nil") == Some("true") {
             continue;
         }
-        p.entry(c.local.clone()).or_insert_with(|| text_of(c));
+        p.entry(c.local.to_string()).or_insert_with(|| text_of(c));
     }
     p
 }
@@ -388,7 +388,7 @@ impl Demo {
         action: &str,
         selectors: &[(&str, &str)],
         body: &str,
-    ) -> anyhow::Result<Element> {
+    ) -> anyhow::Result<Element<'static>> {
         self.message += 1;
         let to = format!("http://{}/wsman", self.addr(host)?);
         let message_id = format!("uuid:00000000-0000-4000-8000-{:012}", self.message);
@@ -409,7 +409,7 @@ impl Demo {
         self.envelope(host, &env)
     }
 
-    fn envelope(&mut self, host: &str, env: &str) -> anyhow::Result<Element> {
+    fn envelope(&mut self, host: &str, env: &str) -> anyhow::Result<Element<'static>> {
         let (status, payload) =
             self.http(host, "/wsman", "application/soap+xml;charset=UTF-8", env)?;
         if payload.is_empty() {
@@ -431,6 +431,7 @@ impl Demo {
         body.children
             .first()
             .cloned()
+            .map(Element::into_owned)
             .ok_or_else(|| anyhow!("{host}'s answer has an empty s:Body"))
     }
 
