@@ -63,14 +63,14 @@ type Outcome = Result<String, Fault>;
 
 /// A request body, parsed without the world: the server parses before it takes the world's
 /// lock, so a 4 MiB body does not hold up the world's other clients.
-pub struct Parsed {
+pub struct Parsed<'a> {
     len: usize,
-    request: Result<Request, RequestError>,
+    request: Result<Request<'a>, RequestError>,
     micros: u64,
 }
 
 /// Parses a request body (no world needed).
-pub fn parse(bytes: &[u8]) -> Parsed {
+pub fn parse(bytes: &[u8]) -> Parsed<'_> {
     let started = Instant::now();
     Parsed {
         len: bytes.len(),
@@ -94,7 +94,7 @@ pub fn handle(
 pub fn handle_parsed(
     slot: &mut WorldSlot,
     host: &str,
-    parsed: Parsed,
+    parsed: Parsed<'_>,
     access: Access,
     limits: &Limits,
 ) -> Reply {

@@ -34,7 +34,7 @@ pub struct Filter {
     /// The filter text (a WQL query for the WQL dialect).
     pub text: String,
     /// The `w:Filter` element itself, for dialects with structure (association, selector).
-    pub element: Option<Element>,
+    pub element: Option<Element<'static>>,
 }
 
 /// `n:Enumerate`.
@@ -78,7 +78,7 @@ impl EnumerateRequest {
         req.filter = filter.map(|f| Filter {
             dialect: f.attr("Dialect").unwrap_or(ns::XPATH_DIALECT).to_owned(),
             text: f.text_trimmed().to_owned(),
-            element: Some(f.clone()),
+            element: Some(f.clone().into_owned()),
         });
         if let Some(mode) = el.child(ns::WSMAN, "EnumerationMode") {
             match mode.text_trimmed() {
@@ -190,7 +190,7 @@ impl InvokeInput {
                         p.clark_name()
                     )));
                 }
-                Ok((p.local.clone(), param_value(p)?))
+                Ok((p.local.to_string(), param_value(p)?))
             })
             .collect::<Result<_, _>>()?;
         Ok(InvokeInput { params })
@@ -226,7 +226,7 @@ fn param_value(p: &Element) -> Result<ParamValue, BodyError> {
             .map_err(BodyError::new);
     }
     match p.children.as_slice() {
-        [] => Ok(ParamValue::Text(p.text.clone())),
+        [] => Ok(ParamValue::Text(p.text.to_string())),
         [only] if only.ns.as_deref() == Some(ns::CIM_COMMON) => {
             Ok(ParamValue::Text(only.text_trimmed().to_owned()))
         }
@@ -238,7 +238,11 @@ fn param_value(p: &Element) -> Result<ParamValue, BodyError> {
     }
 }
 
-fn expect<'a>(body: Option<&'a Element>, ns: &str, local: &str) -> Result<&'a Element, BodyError> {
+fn expect<'e, 'a>(
+    body: Option<&'e Element<'a>>,
+    ns: &str,
+    local: &str,
+) -> Result<&'e Element<'a>, BodyError> {
     match body {
         Some(el) if el.is(ns, local) => Ok(el),
         Some(el) => Err(BodyError::new(format!(
@@ -277,9 +281,9 @@ mod tests {
     use crate::envelope::Request;
     use crate::envelope::tests::{PYWINRM_ENUMERATE, WINRM_EXE_INVOKE};
 
-    fn req(s: &str) -> Request {
+    fn req(s: &str) -> Request<'static> {
         match Request::parse(s.as_bytes()) {
-            Ok(r) => r,
+            Ok(r) => r.into_owned(),
             Err(e) => panic!("{e}"),
         }
     }
@@ -432,7 +436,11 @@ mod tests {
 
     #[test]
     fn pull_and_release_bodies() {
-        let body = |xml: &str| crate::xml::parse(xml.as_bytes()).ok();
+        let body = |xml: &str| {
+            crate::xml::parse(xml.as_bytes())
+                .ok()
+                .map(crate::xml::Element::into_owned)
+        };
         let pull = body(&format!(
             r#"<n:Pull xmlns:n="{}" xmlns:w="{}"><n:EnumerationContext> uuid:C </n:EnumerationContext><w:OptimizeEnumeration/><n:MaxElements>32000</n:MaxElements></n:Pull>"#,
             ns::ENUMERATION,

@@ -104,7 +104,7 @@ impl EmbeddedInstance {
             if p.ns.is_some() {
                 continue;
             }
-            let element: &'static str = match p.local.as_str() {
+            let element: &'static str = match &*p.local {
                 "PROPERTY" => "PROPERTY",
                 "PROPERTY.ARRAY" => "PROPERTY.ARRAY",
                 "PROPERTY.REFERENCE" => "PROPERTY.REFERENCE",
@@ -227,7 +227,7 @@ fn scalar(p: &Element, name: &str) -> Result<CimValue, CimError> {
             message: "PROPERTY has more than one VALUE (use PROPERTY.ARRAY)".to_owned(),
         });
     }
-    Ok(value.map_or(CimValue::Null, |v| CimValue::Scalar(v.text.clone())))
+    Ok(value.map_or(CimValue::Null, |v| CimValue::Scalar(v.text.to_string())))
 }
 
 fn array(p: &Element, name: &str) -> Result<CimValue, CimError> {
@@ -240,8 +240,8 @@ fn array(p: &Element, name: &str) -> Result<CimValue, CimError> {
     };
     let mut items = Vec::with_capacity(va.children.len());
     for v in &va.children {
-        match (v.ns.is_none(), v.local.as_str()) {
-            (true, "VALUE") => items.push(v.text.clone()),
+        match (v.ns.is_none(), &*v.local) {
+            (true, "VALUE") => items.push(v.text.to_string()),
             // Vec<String> has no hole to put it in; refusing beats silently shifting
             // every later element by one.
             (true, "VALUE.NULL") => {
@@ -262,7 +262,7 @@ fn reference(p: &Element) -> CimValue {
     p.children
         .iter()
         .find(|c| c.ns.is_none() && c.local == "VALUE")
-        .map_or(CimValue::Null, |v| CimValue::Scalar(v.text.clone()))
+        .map_or(CimValue::Null, |v| CimValue::Scalar(v.text.to_string()))
 }
 
 /// Writes an embedded instance the way libvirt (and so WMI) reads them: no declaration,

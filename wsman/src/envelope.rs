@@ -5,6 +5,8 @@
 //! `s:mustUnderstand="true"` that we do not know is a MustUnderstand fault, as SOAP 1.2
 //! requires; unknown optional headers are ignored.
 
+use std::borrow::Cow;
+
 use super::epr::parse_selector_set;
 use super::fault::{Fault, FaultKind};
 use super::ns;
@@ -12,35 +14,35 @@ use super::writer::ReplyHeader;
 use super::xml::{self, Element, Limits, XmlError};
 use super::xsd::parse_duration_ms;
 
-/// A parsed request.
+/// A parsed request. Its strings borrow the request bytes where they can.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Request {
+pub struct Request<'a> {
     /// `a:Action`. `None` only for Identify, which has no addressing headers.
-    pub action: Option<String>,
+    pub action: Option<Cow<'a, str>>,
     /// `a:To`, the endpoint URL the client addressed.
-    pub to: Option<String>,
+    pub to: Option<Cow<'a, str>>,
     /// `w:ResourceURI`: the class (or `…/*` namespace) addressed.
-    pub resource_uri: Option<String>,
+    pub resource_uri: Option<Cow<'a, str>>,
     /// `a:MessageID` verbatim (usually `uuid:…`), to echo in `a:RelatesTo`.
-    pub message_id: Option<String>,
+    pub message_id: Option<Cow<'a, str>>,
     /// `a:ReplyTo/a:Address`.
-    pub reply_to: Option<String>,
+    pub reply_to: Option<Cow<'a, str>>,
     /// `w:MaxEnvelopeSize` in octets.
     pub max_envelope_size: Option<u64>,
     /// `w:OperationTimeout` in milliseconds.
     pub operation_timeout_ms: Option<u64>,
     /// `w:Locale/@xml:lang`.
-    pub locale: Option<String>,
+    pub locale: Option<Cow<'a, str>>,
     /// `p:DataLocale/@xml:lang`.
-    pub data_locale: Option<String>,
+    pub data_locale: Option<Cow<'a, str>>,
     /// `p:SessionId` (MS-WSMV).
-    pub session_id: Option<String>,
+    pub session_id: Option<Cow<'a, str>>,
     /// `w:SelectorSet` of the header: `(Name, value)` in document order.
     pub selectors: Vec<(String, String)>,
     /// `w:OptionSet`: `(Name, value)` in document order.
     pub option_set: Vec<(String, String)>,
     /// First element child of `s:Body`; `None` for an empty body (Get, Release responses).
-    pub body: Option<Element>,
+    pub body: Option<Element<'a>>,
 }
 
 /// What was wrong with a request, before any operation-specific processing.
@@ -129,14 +131,35 @@ impl RequestError {
     }
 }
 
-impl Request {
+impl<'a> Request<'a> {
+    /// The same request with its strings copied out of the request bytes, for a request that
+    /// must outlive them.
+    pub fn into_owned(self) -> Request<'static> {
+        let own = |s: Option<Cow<'_, str>>| s.map(|s| Cow::Owned(s.into_owned()));
+        Request {
+            action: own(self.action),
+            to: own(self.to),
+            resource_uri: own(self.resource_uri),
+            message_id: own(self.message_id),
+            reply_to: own(self.reply_to),
+            max_envelope_size: self.max_envelope_size,
+            operation_timeout_ms: self.operation_timeout_ms,
+            locale: own(self.locale),
+            data_locale: own(self.data_locale),
+            session_id: own(self.session_id),
+            selectors: self.selectors,
+            option_set: self.option_set,
+            body: self.body.map(Element::into_owned),
+        }
+    }
+
     /// Parses an HTTP body with the default XML [`Limits`].
-    pub fn parse(bytes: &[u8]) -> Result<Request, RequestError> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Request<'a>, RequestError> {
         Request::parse_with(bytes, Limits::default())
     }
 
     /// Parses an HTTP body with explicit XML limits.
-    pub fn parse_with(bytes: &[u8], limits: Limits) -> Result<Request, RequestError> {
+    pub fn parse_with(bytes: &'a [u8], limits: Limits) -> Result<Request<'a>, RequestError> {
         let fail = |kind| RequestError {
             kind,
             message_id: None,
@@ -150,7 +173,7 @@ impl Request {
         let mut header = None;
         let mut body = None;
         for child in root.children {
-            let slot = match (child.ns.as_deref(), child.local.as_str()) {
+            let slot = match (child.ns.as_deref(), &*child.local) {
                 (Some(ns::SOAP), "Header") => &mut header,
                 (Some(ns::SOAP), "Body") => &mut body,
                 _ => continue,
@@ -179,7 +202,7 @@ impl Request {
         }
         let fail = |kind| RequestError {
             kind,
-            message_id: req.message_id.clone(),
+            message_id: req.message_id.as_deref().map(str::to_owned),
         };
         if let Some(kind) = first_error {
             return Err(fail(kind));
@@ -199,7 +222,7 @@ impl Request {
         Ok(req)
     }
 
-    fn read_header(&mut self, block: &Element) -> Result<(), RequestErrorKind> {
+    fn read_header(&mut self, block: &Element<'a>) -> Result<(), RequestErrorKind> {
         // SOAP 1.2 §2.2: a block aimed at another role is not ours to process, not even
         // to fault on. No WinRM client sets roles; this only keeps us standard.
         if let Some(role) = block.attr_ns(ns::SOAP, "role").map(str::trim)
@@ -218,8 +241,8 @@ impl Request {
                 });
             }
         };
-        let text = || Some(block.text_trimmed().to_owned());
-        match (block.ns.as_deref(), block.local.as_str()) {
+        let text = || Some(block.text_trimmed_cow());
+        match (block.ns.as_deref(), &*block.local) {
             (Some(ns::ADDRESSING), "Action") => set_once(&mut self.action, "a:Action", text()),
             (Some(ns::ADDRESSING), "To") => set_once(&mut self.to, "a:To", text()),
             (Some(ns::ADDRESSING), "MessageID") => {
@@ -228,7 +251,7 @@ impl Request {
             (Some(ns::ADDRESSING), "ReplyTo") => {
                 let address = block
                     .child(ns::ADDRESSING, "Address")
-                    .map(|a| a.text_trimmed().to_owned())
+                    .map(|a| a.text_trimmed_cow())
                     .unwrap_or_default();
                 set_once(&mut self.reply_to, "a:ReplyTo", Some(address))
             }
@@ -295,7 +318,7 @@ impl Request {
             (Some(ns::WSMAN), "Locale") => set_once(
                 &mut self.locale,
                 "w:Locale",
-                block.attr_ns(ns::XML, "lang").map(str::to_owned),
+                block.attr_ns_cow(ns::XML, "lang"),
             ),
             // Fragment-level transfer is not implemented, but the header is WS-Management's
             // own and WinRM understands it; RequestEPR only matters for Put/Create.
@@ -303,7 +326,7 @@ impl Request {
             (Some(ns::MS_WSMAN), "DataLocale") => set_once(
                 &mut self.data_locale,
                 "p:DataLocale",
-                block.attr_ns(ns::XML, "lang").map(str::to_owned),
+                block.attr_ns_cow(ns::XML, "lang"),
             ),
             (Some(ns::MS_WSMAN), "SessionId") => {
                 set_once(&mut self.session_id, "p:SessionId", text())
@@ -312,7 +335,7 @@ impl Request {
             _ if must_understand => Err(RequestErrorKind::MustUnderstand {
                 header: block.clark_name(),
                 ns: block.ns.as_deref().map(str::to_string),
-                local: block.local.clone(),
+                local: block.local.to_string(),
             }),
             _ => Ok(()),
         }
@@ -350,7 +373,7 @@ impl Request {
     }
 
     /// Header data for a response to this request.
-    pub fn reply<'a>(&'a self, message_guid: &'a str) -> ReplyHeader<'a> {
+    pub fn reply<'r>(&'r self, message_guid: &'r str) -> ReplyHeader<'r> {
         ReplyHeader {
             message_guid,
             relates_to: self.message_id.as_deref(),
@@ -459,11 +482,11 @@ pub(crate) mod tests {
 </env:Body>
 </env:Envelope>"#;
 
-    fn parse(s: &str) -> Result<Request, RequestError> {
-        Request::parse(s.as_bytes())
+    fn parse(s: &str) -> Result<Request<'static>, RequestError> {
+        Request::parse(s.as_bytes()).map(Request::into_owned)
     }
 
-    fn ok(s: &str) -> Request {
+    fn ok(s: &str) -> Request<'static> {
         match parse(s) {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
@@ -475,7 +498,10 @@ pub(crate) mod tests {
         let r = ok(WINRM_EXE_INVOKE);
         let svc = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_VirtualSystemManagementService";
         assert_eq!(r.resource_uri.as_deref(), Some(svc));
-        assert_eq!(r.action, Some(format!("{svc}/RealizePlannedSystem")));
+        assert_eq!(
+            r.action.as_deref(),
+            Some(&*format!("{svc}/RealizePlannedSystem"))
+        );
         assert_eq!(r.invoke_method(), Some("RealizePlannedSystem"));
         assert_eq!(r.to.as_deref(), Some("http://10.120.4.11:5985/wsman"));
         assert_eq!(r.reply_to.as_deref(), Some(ns::ANONYMOUS));

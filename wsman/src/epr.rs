@@ -183,7 +183,8 @@ mod tests {
 
     #[test]
     fn a_nested_epr_selector_is_a_reference_by_its_sorted_path() {
-        let set = parse(nested_set(1).as_bytes()).expect("xml");
+        let xml = nested_set(1);
+        let set = parse(xml.as_bytes()).expect("xml");
         let (selectors, refs) = parse_selectors(&set, 0).expect("selectors");
         // Keys sorted by name, whatever order the client wrote them in (WMI's __RELPATH).
         assert_eq!(
@@ -208,9 +209,11 @@ mod tests {
 
     #[test]
     fn nesting_is_bounded_without_a_panic() {
-        let ok = parse(nested_set(MAX_REF_DEPTH).as_bytes()).expect("xml");
+        let ok_xml = nested_set(MAX_REF_DEPTH);
+        let ok = parse(ok_xml.as_bytes()).expect("xml");
         assert!(parse_selector_set(&ok).is_ok());
-        let deep = parse(nested_set(MAX_REF_DEPTH + 1).as_bytes()).expect("xml");
+        let deep_xml = nested_set(MAX_REF_DEPTH + 1);
+        let deep = parse(deep_xml.as_bytes()).expect("xml");
         assert!(parse_selector_set(&deep).is_err_and(|e| e.contains("nests")));
     }
 }

@@ -1,4 +1,8 @@
-//! A small owned XML element tree, built on `quick_xml::NsReader`.
+//! A small XML element tree, built on `quick_xml::NsReader`, that borrows the input.
+//!
+//! Names, attribute values and text are slices of the request bytes whenever they can be (no
+//! entity or line-end to rewrite): parsing a request allocates the tree's nodes, not a copy of
+//! its strings. [`Element::into_owned`] detaches a tree from its input when it must outlive it.
 //!
 //! Every element and attribute is resolved to (namespace URI, local name) at parse time so
 //! that nothing downstream can be tempted to compare prefixes: the same envelope arrives as
@@ -16,9 +20,10 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
-/// A namespace URI. The ones WS-Management uses are shared statics, so parsing a request does
-/// not allocate a copy of the same long URI for every element (the parser's hot path).
-pub type Ns = std::borrow::Cow<'static, str>;
+/// A namespace URI. The ones WS-Management uses are shared statics and the others are borrowed
+/// from their `xmlns` declaration in the input, so parsing a request does not allocate a copy
+/// of the same long URI for every element (the parser's hot path).
+pub type Ns<'a> = Cow<'a, str>;
 
 const KNOWN_NS: &[&str] = &[
     super::ns::SOAP,
@@ -38,56 +43,96 @@ const KNOWN_NS: &[&str] = &[
 /// One attribute, resolved. `xmlns` declarations are not kept: they are consumed by
 /// namespace resolution and carry no meaning afterwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attr {
+pub struct Attr<'a> {
     /// Namespace URI; `None` for an unprefixed attribute (attributes never take the
     /// default namespace).
-    pub ns: Option<Ns>,
+    pub ns: Option<Ns<'a>>,
     /// Local name.
-    pub local: String,
+    pub local: Cow<'a, str>,
     /// The value after entity expansion and XML attribute-value normalisation.
-    pub value: String,
+    pub value: Cow<'a, str>,
+}
+
+impl Attr<'_> {
+    /// The same attribute with its strings copied out of the input.
+    pub fn into_owned(self) -> Attr<'static> {
+        Attr {
+            ns: self.ns.map(|n| Cow::Owned(n.into_owned())),
+            local: Cow::Owned(self.local.into_owned()),
+            value: Cow::Owned(self.value.into_owned()),
+        }
+    }
 }
 
 /// One element with its resolved name, attributes, child elements and direct text.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Element {
+pub struct Element<'a> {
     /// Namespace URI; `None` when the element is in no namespace.
-    pub ns: Option<Ns>,
+    pub ns: Option<Ns<'a>>,
     /// Local name.
-    pub local: String,
+    pub local: Cow<'a, str>,
     /// Attributes in document order (namespace declarations left out).
-    pub attrs: Vec<Attr>,
+    pub attrs: Vec<Attr<'a>>,
     /// Child elements in document order.
-    pub children: Vec<Element>,
+    pub children: Vec<Element<'a>>,
     /// Concatenation of the direct text, CDATA and references of this element, in document
     /// order, except that whitespace-only runs next to child elements (indentation) are
     /// dropped. Empty for a pretty-printed container element.
-    pub text: String,
+    pub text: Cow<'a, str>,
 }
 
-impl Element {
+impl<'a> Element<'a> {
+    /// The same tree with its strings copied out of the input, for a tree that must outlive
+    /// the bytes it was parsed from.
+    pub fn into_owned(self) -> Element<'static> {
+        Element {
+            ns: self.ns.map(|n| Cow::Owned(n.into_owned())),
+            local: Cow::Owned(self.local.into_owned()),
+            attrs: self.attrs.into_iter().map(Attr::into_owned).collect(),
+            children: self.children.into_iter().map(Element::into_owned).collect(),
+            text: Cow::Owned(self.text.into_owned()),
+        }
+    }
+
     /// Whether this element is `{ns}local`.
     pub fn is(&self, ns: &str, local: &str) -> bool {
         self.local == local && self.ns.as_deref() == Some(ns)
     }
 
     /// First child element named `{ns}local`.
-    pub fn child(&self, ns: &str, local: &str) -> Option<&Element> {
+    pub fn child(&self, ns: &str, local: &str) -> Option<&Element<'a>> {
         self.children.iter().find(|c| c.is(ns, local))
     }
 
     /// All child elements named `{ns}local`, in document order.
-    pub fn children_named<'a>(
-        &'a self,
-        ns: &'a str,
-        local: &'a str,
-    ) -> impl Iterator<Item = &'a Element> + 'a {
+    pub fn children_named<'s>(
+        &'s self,
+        ns: &'s str,
+        local: &'s str,
+    ) -> impl Iterator<Item = &'s Element<'a>> + 's {
         self.children.iter().filter(move |c| c.is(ns, local))
     }
 
     /// The direct text with XML whitespace trimmed at both ends.
     pub fn text_trimmed(&self) -> &str {
-        self.text.trim_matches(is_xml_space)
+        trim_xml_space(&self.text)
+    }
+
+    /// [`Element::text_trimmed`] with the input's lifetime: still borrowed from the input when
+    /// the text is, so a parsed request can keep it without a copy.
+    pub fn text_trimmed_cow(&self) -> Cow<'a, str> {
+        trim_cow(&self.text)
+    }
+
+    /// [`Element::attr_ns`] with the input's lifetime (see [`Element::text_trimmed_cow`]).
+    pub fn attr_ns_cow(&self, ns: &str, local: &str) -> Option<Cow<'a, str>> {
+        self.attrs
+            .iter()
+            .find(|a| a.local == local && a.ns.as_deref() == Some(ns))
+            .map(|a| match &a.value {
+                Cow::Borrowed(v) => Cow::Borrowed(*v),
+                Cow::Owned(v) => Cow::Owned(v.clone()),
+            })
     }
 
     /// Value of the unprefixed attribute `local` (e.g. `Name` on `w:Selector`).
@@ -95,7 +140,7 @@ impl Element {
         self.attrs
             .iter()
             .find(|a| a.ns.is_none() && a.local == local)
-            .map(|a| a.value.as_str())
+            .map(|a| &*a.value)
     }
 
     /// Value of the namespaced attribute `{ns}local` (e.g. `s:mustUnderstand`, `xsi:nil`).
@@ -103,15 +148,23 @@ impl Element {
         self.attrs
             .iter()
             .find(|a| a.local == local && a.ns.as_deref() == Some(ns))
-            .map(|a| a.value.as_str())
+            .map(|a| &*a.value)
     }
 
     /// `{ns}local` in Clark notation, for error messages.
     pub fn clark_name(&self) -> String {
         match &self.ns {
             Some(ns) => format!("{{{ns}}}{}", self.local),
-            None => self.local.clone(),
+            None => self.local.to_string(),
         }
+    }
+}
+
+/// `text` without XML whitespace at either end, borrowed from the input when `text` is.
+fn trim_cow<'a>(text: &Cow<'a, str>) -> Cow<'a, str> {
+    match text {
+        Cow::Borrowed(t) => Cow::Borrowed(trim_xml_space(t)),
+        Cow::Owned(t) => Cow::Owned(trim_xml_space(t).to_owned()),
     }
 }
 
@@ -120,6 +173,21 @@ impl Element {
 pub fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FFFD}' | '\u{10000}'..)
         && !matches!(c, '\u{FFFE}' | '\u{FFFF}')
+}
+
+/// `s` without XML whitespace at either end. XML whitespace is ASCII, so bytes are compared
+/// (the same result as `trim_matches(is_xml_space)`, without decoding characters).
+pub fn trim_xml_space(s: &str) -> &str {
+    let b = s.as_bytes();
+    let is = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+    let start = b.iter().position(|c| !is(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !is(c)).map_or(start, |e| e + 1);
+    s.get(start..end).unwrap_or_default()
+}
+
+/// Whether `s` is XML whitespace only (or empty).
+fn all_xml_space(s: &str) -> bool {
+    s.bytes().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 /// XML's whitespace (production S): space, tab, CR, LF.
@@ -244,30 +312,94 @@ pub enum XmlError {
 }
 
 /// Parses a whole document with the default [`Limits`].
-pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
+pub fn parse(input: &[u8]) -> Result<Element<'_>, XmlError> {
     parse_with(input, Limits::default())
 }
 
-/// Parses a whole document and returns its root element.
-pub fn parse_with(input: &[u8], limits: Limits) -> Result<Element, XmlError> {
-    let text = decode(input)?;
-    parse_str_with(&text, limits)
+/// Parses a whole document and returns its root element. The tree borrows `input`, except
+/// for UTF-16 input, which is decoded into a string of its own and so gives an owned tree.
+pub fn parse_with(input: &[u8], limits: Limits) -> Result<Element<'_>, XmlError> {
+    match decode(input)? {
+        Cow::Borrowed(text) => parse_str_with(text, limits),
+        Cow::Owned(text) => parse_str_with(&text, limits).map(Element::into_owned),
+    }
+}
+
+/// The first character XML 1.0 does not allow (its byte offset and code point). The scan is
+/// over bytes: in UTF-8 the only forbidden characters are the C0 controls other than tab,
+/// LF and CR (one byte each) and U+FFFE/U+FFFF (`EF BF BE`/`EF BF BF`); surrogates cannot
+/// occur in a `str`. Decoding every character was a tenth of a request's parse time.
+fn first_forbidden_char(text: &str) -> Option<(usize, u32)> {
+    let bytes = text.as_bytes();
+    // Most of a document is printable ASCII: a 32-byte block with no byte below 0x20 and no
+    // 0xEF is skipped with a branch-free test the compiler vectorises; only the other blocks
+    // (those with a line end, say) are looked at byte by byte.
+    let mut start = 0;
+    for block in bytes.chunks(32) {
+        if block
+            .iter()
+            .fold(false, |hit, &b| hit | (b < 0x20) | (b == 0xEF))
+        {
+            for (k, &b) in block.iter().enumerate() {
+                let i = start + k;
+                match b {
+                    0..=0x1F if !matches!(b, b'\t' | b'\n' | b'\r') => {
+                        return Some((i, u32::from(b)));
+                    }
+                    0xEF if bytes.get(i + 1) == Some(&0xBF) => match bytes.get(i + 2) {
+                        Some(0xBE) => return Some((i, 0xFFFE)),
+                        Some(0xBF) => return Some((i, 0xFFFF)),
+                        _ => {}
+                    },
+                    _ => {}
+                }
+            }
+        }
+        start += block.len();
+    }
+    None
+}
+
+/// `s` as a slice of `input` when it lies inside it, else a copy. quick-xml hands out names,
+/// attribute values and text that do point into the input, but with the lifetime of its
+/// event; this gives them back the input's lifetime without copying them.
+fn rebind<'a>(input: &'a str, s: &str) -> Cow<'a, str> {
+    let start = (s.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
+    match start
+        .checked_add(s.len())
+        .and_then(|end| input.get(start..end))
+    {
+        Some(sub) if sub.as_ptr() == s.as_ptr() => Cow::Borrowed(sub),
+        _ => Cow::Owned(s.to_owned()),
+    }
+}
+
+/// Appends `piece` to an element's text; the first piece is kept as it is (usually borrowed).
+fn append<'a>(text: &mut Cow<'a, str>, piece: Cow<'a, str>) {
+    if text.is_empty() {
+        *text = piece;
+    } else {
+        text.to_mut().push_str(&piece);
+    }
 }
 
 /// Parses a document that is already a string (embedded CIM-XML instances are).
-pub fn parse_str_with(text: &str, limits: Limits) -> Result<Element, XmlError> {
+pub fn parse_str_with(text: &str, limits: Limits) -> Result<Element<'_>, XmlError> {
     // XML 1.0 §2.2: NUL and most C0 controls are not characters of a document; WinRM's
     // parser refuses them, so a request carrying one is malformed (issue 16 §5).
-    if let Some((i, c)) = text.char_indices().find(|(_, c)| !is_xml_char(*c)) {
+    if let Some((i, code)) = first_forbidden_char(text) {
         return Err(XmlError::ForbiddenChar {
-            code: u32::from(c),
+            code,
             position: i as u64,
         });
     }
     let mut reader = NsReader::from_str(text);
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
+    let mut stack: Vec<Element<'_>> = Vec::new();
+    let mut root: Option<Element<'_>> = None;
     let mut count = 0usize;
+    // Namespace URIs declared in this document, borrowed from their declarations, so that an
+    // element in a namespace outside [`KNOWN_NS`] (a method's input) does not copy the URI.
+    let mut declared: Vec<&str> = Vec::new();
     // Whitespace-only text is held back, borrowed from the input, until we know whether it
     // is a value (`<a> </a>`) or indentation next to child elements; indentation is then
     // dropped without ever being copied, which saves an allocation per container element.
@@ -286,12 +418,18 @@ pub fn parse_str_with(text: &str, limits: Limits) -> Result<Element, XmlError> {
             Event::Start(start) => {
                 pending_ws = None;
                 count = check_limits(count, stack.len(), limits, position)?;
-                stack.push(build_element(&reader, &start, position)?);
+                stack.push(build_element(
+                    text,
+                    &mut declared,
+                    &reader,
+                    &start,
+                    position,
+                )?);
             }
             Event::Empty(start) => {
                 pending_ws = None;
                 count = check_limits(count, stack.len(), limits, position)?;
-                let el = build_element(&reader, &start, position)?;
+                let el = build_element(text, &mut declared, &reader, &start, position)?;
                 attach(&mut stack, &mut root, el);
             }
             Event::End(_) => {
@@ -300,14 +438,14 @@ pub fn parse_str_with(text: &str, limits: Limits) -> Result<Element, XmlError> {
                     if let Some(ws) = pending_ws.take()
                         && el.children.is_empty()
                     {
-                        el.text.push_str(&ws);
+                        append(&mut el.text, ws);
                     }
                     attach(&mut stack, &mut root, el);
                 }
             }
             Event::Text(t) => {
                 let content = t.xml10_content();
-                if content.chars().all(is_xml_space) {
+                if all_xml_space(&content) {
                     if !stack.is_empty() {
                         match &mut pending_ws {
                             Some(ws) => ws.to_mut().push_str(&content),
@@ -316,13 +454,13 @@ pub fn parse_str_with(text: &str, limits: Limits) -> Result<Element, XmlError> {
                     }
                 } else {
                     flush_ws(&mut stack, &mut pending_ws);
-                    push_text(&mut stack, &content, position)?;
+                    push_text(&mut stack, content, position)?;
                 }
             }
             Event::CData(c) => {
                 let content = c.xml10_content();
                 flush_ws(&mut stack, &mut pending_ws);
-                push_text(&mut stack, &content, position)?;
+                push_text(&mut stack, content, position)?;
             }
             Event::GeneralRef(r) => {
                 let resolved: Cow<'_, str> = if r.is_char_ref() {
@@ -347,7 +485,7 @@ pub fn parse_str_with(text: &str, limits: Limits) -> Result<Element, XmlError> {
                     }
                 };
                 flush_ws(&mut stack, &mut pending_ws);
-                push_text(&mut stack, &resolved, position)?;
+                push_text(&mut stack, resolved, position)?;
             }
             Event::DocType(_) => return Err(XmlError::DoctypeForbidden { position }),
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
@@ -418,40 +556,50 @@ fn check_limits(
     Ok(count + 1)
 }
 
-fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
+fn attach<'a>(stack: &mut [Element<'a>], root: &mut Option<Element<'a>>, el: Element<'a>) {
     match stack.last_mut() {
         Some(parent) => parent.children.push(el),
         None => *root = Some(el),
     }
 }
 
-fn flush_ws(stack: &mut [Element], pending: &mut Option<Cow<'_, str>>) {
+fn flush_ws<'a>(stack: &mut [Element<'a>], pending: &mut Option<Cow<'a, str>>) {
     if let Some(ws) = pending.take()
         && let Some(top) = stack.last_mut()
     {
-        top.text.push_str(&ws);
+        append(&mut top.text, ws);
     }
 }
 
-fn push_text(stack: &mut [Element], text: &str, position: u64) -> Result<(), XmlError> {
+fn push_text<'a>(
+    stack: &mut [Element<'a>],
+    text: Cow<'a, str>,
+    position: u64,
+) -> Result<(), XmlError> {
     match stack.last_mut() {
         Some(top) => {
-            top.text.push_str(text);
+            append(&mut top.text, text);
             Ok(())
         }
-        None if text.chars().all(is_xml_space) => Ok(()),
+        None if all_xml_space(&text) => Ok(()),
         None => Err(XmlError::TextOutsideRoot { position }),
     }
 }
 
-fn build_element<R>(
+fn build_element<'a, R>(
+    input: &'a str,
+    declared: &mut Vec<&'a str>,
     reader: &NsReader<R>,
     start: &BytesStart<'_>,
     position: u64,
-) -> Result<Element, XmlError> {
+) -> Result<Element<'a>, XmlError> {
     let resolver = reader.resolver();
     let (res, local) = resolver.resolve_element(start.name());
-    let ns = resolved_ns(res, position)?;
+    // An unbound prefix is refused before anything in the attributes; the URI itself is
+    // looked up after them, since it is usually declared on this very element.
+    if let ResolveResult::Unknown(prefix) = res {
+        return Err(XmlError::UnboundPrefix { prefix, position });
+    }
     let mut attrs = Vec::new();
     for attr in start.attributes() {
         let attr = attr.map_err(|e| XmlError::Syntax {
@@ -459,34 +607,49 @@ fn build_element<R>(
             message: format!("bad attribute: {e}"),
         })?;
         if attr.key.as_namespace_binding().is_some() {
+            // Remembered for the elements that use it; a declaration with a reference in it
+            // (never seen in practice) is simply not found there and gets copied.
+            if let Cow::Borrowed(uri) = rebind(input, &attr.value)
+                && !KNOWN_NS.contains(&uri)
+            {
+                declared.push(uri);
+            }
             continue;
         }
         let (res, a_local) = resolver.resolve_attribute(attr.key);
-        let a_ns = resolved_ns(res, position)?;
+        let a_ns = resolved_ns(declared, res, position)?;
         let value = attr
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|e| map_qx_error(e, position))?;
         attrs.push(Attr {
             ns: a_ns,
-            local: a_local.as_ref().to_owned(),
-            value: value.into_owned(),
+            local: rebind(input, a_local.as_ref()),
+            value: rebind(input, &value),
         });
     }
+    let ns = resolved_ns(declared, res, position)?;
     Ok(Element {
         ns,
-        local: local.as_ref().to_owned(),
+        local: rebind(input, local.as_ref()),
         attrs,
         children: Vec::new(),
-        text: String::new(),
+        text: Cow::Borrowed(""),
     })
 }
 
-fn resolved_ns(res: ResolveResult<'_>, position: u64) -> Result<Option<Ns>, XmlError> {
+fn resolved_ns<'a>(
+    declared: &[&'a str],
+    res: ResolveResult<'_>,
+    position: u64,
+) -> Result<Option<Ns<'a>>, XmlError> {
     match res {
         ResolveResult::Bound(ns) => {
             let uri: &str = ns.0;
             if let Some(k) = KNOWN_NS.iter().find(|k| **k == uri) {
                 return Ok(Some(Ns::Borrowed(k)));
+            }
+            if let Some(d) = declared.iter().rev().find(|d| **d == uri) {
+                return Ok(Some(Ns::Borrowed(d)));
             }
             Ok(Some(Ns::Owned(uri.to_owned())))
         }
@@ -511,8 +674,8 @@ fn map_qx_error(e: quick_xml::Error, position: u64) -> XmlError {
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> Result<Element, XmlError> {
-        parse(s.as_bytes())
+    fn p(s: &str) -> Result<Element<'static>, XmlError> {
+        parse(s.as_bytes()).map(Element::into_owned)
     }
 
     #[test]
@@ -537,10 +700,7 @@ mod tests {
     #[test]
     fn text_entities_cdata_and_char_refs() {
         let el = p("<a>x &lt;&amp;&gt;&quot;&apos; &#65;&#x42;<![CDATA[<INSTANCE/>&amp;]]></a>");
-        assert_eq!(
-            el.map(|e| e.text),
-            Ok("x <&>\"' AB<INSTANCE/>&amp;".to_string())
-        );
+        assert_eq!(el.map(|e| e.text), Ok("x <&>\"' AB<INSTANCE/>&amp;".into()));
     }
 
     #[test]
@@ -548,13 +708,13 @@ mod tests {
         let el = p("<r>\n  <a>  </a>\n  <b> x </b><c> <!-- c --> </c><d>\n <e/> t</d>\n</r>");
         let Ok(el) = el else { panic!("well-formed") };
         assert_eq!(el.text, "");
-        let texts: Vec<_> = el.children.iter().map(|c| c.text.as_str()).collect();
+        let texts: Vec<_> = el.children.iter().map(|c| &*c.text).collect();
         assert_eq!(texts, ["  ", " x ", "  ", " t"]);
         assert_eq!(
             p("<a> <![CDATA[ ]]> </a>").map(|e| e.text),
-            Ok("   ".to_string())
+            Ok("   ".into())
         );
-        assert_eq!(p("<a> &#32;</a>").map(|e| e.text), Ok("  ".to_string()));
+        assert_eq!(p("<a> &#32;</a>").map(|e| e.text), Ok("  ".into()));
     }
 
     #[test]
@@ -618,7 +778,7 @@ mod tests {
         for u in "<a>é</a>".encode_utf16() {
             le.extend_from_slice(&u.to_le_bytes());
         }
-        assert_eq!(parse(&le).map(|e| e.text), Ok("é".to_string()));
+        assert_eq!(parse(&le).map(|e| e.text), Ok("é".into()));
         let mut bom = vec![0xEF, 0xBB, 0xBF];
         bom.extend_from_slice(b"<a/>");
         assert!(parse(&bom).is_ok());
@@ -633,6 +793,68 @@ mod tests {
                 .and_then(|e| e.attr_ns(crate::ns::XML, "lang")),
             Some("en-US")
         );
+    }
+
+    #[test]
+    fn forbidden_char_scan_agrees_with_a_char_by_char_scan() {
+        let by_chars = |t: &str| {
+            t.char_indices()
+                .find(|(_, c)| !is_xml_char(*c))
+                .map(|(i, c)| (i, u32::from(c)))
+        };
+        for t in [
+            "",
+            "<a>plain</a>",
+            "tab\there\r\n",
+            "é\u{1}",
+            "x\u{0}",
+            "\u{1F}",
+            "ok \u{FFFD} \u{10FFFF} \u{EFBF}",
+            "€\u{FFFE}",
+            "𝄞\u{FFFF}y",
+            "\u{FFFD}\u{FFFE}",
+            "\u{F000}\u{7F}\u{80}",
+        ] {
+            assert_eq!(first_forbidden_char(t), by_chars(t), "{t:?}");
+        }
+        // Around the 32-byte blocks of the fast scan, with line ends before the culprit.
+        for at in [0, 1, 30, 31, 32, 33, 62, 63, 64, 65, 90] {
+            for bad in ["\u{1}", "\u{FFFE}", "\u{FFFF}", "\u{FFFD}", "\n"] {
+                let t = format!("{}\n{}{bad}tail", "a".repeat(at), "b".repeat(at % 7));
+                assert_eq!(first_forbidden_char(&t), by_chars(&t), "{t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn byte_trim_agrees_with_char_trim() {
+        for t in [
+            "",
+            " ",
+            " \t\r\n",
+            "a",
+            " a ",
+            "\u{A0}x\u{A0}",
+            "\n é \u{2003}\t",
+            "x y",
+        ] {
+            assert_eq!(trim_xml_space(t), t.trim_matches(is_xml_space), "{t:?}");
+            assert_eq!(all_xml_space(t), t.chars().all(is_xml_space), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn names_values_and_text_borrow_the_input() {
+        let doc = r#"<r xmlns="urn:x" a="v"><c>text</c><d>a&amp;b</d></r>"#;
+        let Ok(el) = parse(doc.as_bytes()) else {
+            panic!("well-formed")
+        };
+        assert!(matches!(el.local, Cow::Borrowed("r")));
+        assert!(matches!(el.ns, Some(Cow::Borrowed("urn:x"))));
+        assert!(matches!(el.attrs[0].value, Cow::Borrowed("v")));
+        assert!(matches!(el.children[0].text, Cow::Borrowed("text")));
+        // An entity has to be expanded, so that text is a copy.
+        assert_eq!(el.children[1].text, "a&b");
     }
 
     #[test]
