@@ -7,7 +7,7 @@ use crate::enums::*;
 use crate::faults::{self, FaultKind};
 use crate::ops::{JobArgs, OpKind, Operation};
 use crate::profile::ReverseOutcome;
-use crate::table::{self, Effect, From, Guard, Power, RelSel, Rule, Scope, To};
+use crate::table::{self, Check, Effect, From, Guard, Power, RelSel, Rule, Scope, To};
 use crate::time::Millis;
 use crate::world::*;
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,10 @@ pub struct Answer {
     pub rule: Option<&'static str>,
     /// Why a call was refused, in words.
     pub reason: Option<String>,
+    /// The precondition of the table that refused the call before any row was looked at, or
+    /// the refusal policy that turned a row's refusal into a failing job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precondition: Option<&'static str>,
     /// Faults of the plan that fired for this call (transport kinds are applied by the caller).
     pub faults: Vec<FaultKind>,
     pub output: Output,
@@ -53,6 +57,7 @@ impl Answer {
             resulting_system: None,
             rule: None,
             reason: None,
+            precondition: None,
             faults: Vec::new(),
             output: Output::None,
         }
@@ -413,57 +418,24 @@ impl World {
                 | FaultKind::Partition { .. } => {}
             }
         }
-        let kind = match op.kind() {
-            Ok(k) => k,
-            Err(code) => {
-                return ans.refused(
-                    code,
-                    None,
-                    "the requested value is not one the method page documents",
-                );
+        let kind = op.kind();
+        // The table's preconditions, in its order; the first that fails answers.
+        for p in table::PRECONDITIONS {
+            if kind.is_ok_and(|k| !p.applies_to(k)) {
+                continue;
             }
+            if let Some((code, why)) = self.precondition_fails(p, &host, vm_id.as_deref(), op, kind)
+            {
+                let mut ans = ans.refused(code, None, why);
+                ans.precondition = Some(p.id);
+                return ans;
+            }
+        }
+        // `value-documented` is a precondition above; this only gives the type its `OpKind`.
+        let kind = match kind {
+            Ok(k) => k,
+            Err(code) => return ans.refused(code, None, "no operation for this value"),
         };
-        let stopped = self.hosts.get(&host).is_some_and(|h| !h.service_running);
-        // The one place a stopped service refuses: what starts or stops the service (and the
-        // VM's own power) still answers.
-        if stopped
-            && !matches!(
-                kind,
-                OpKind::StartService
-                    | OpKind::ServiceStateChange(_)
-                    | OpKind::PowerOn
-                    | OpKind::PowerOff
-            )
-        {
-            return ans.refused(
-                32777,
-                None,
-                "the replication service is stopped (StopService or RequestStateChange); INFERRED 32777",
-            );
-        }
-        if op.vm().is_some() && vm_id.is_none() {
-            // INFERRED: a reference to a VM the host does not have is an invalid parameter.
-            return ans.refused(
-                32773,
-                None,
-                format!("no VM {} on {host}", op.vm().unwrap_or_default()),
-            );
-        }
-        if let Err(why) = self.validate(&host, vm_id.as_deref(), op) {
-            return ans.refused(32773, None, why);
-        }
-        // A VM never has two running jobs (DOC 32774 "System is in use",
-        // docs/facts.md#return-codes).
-        if let Some(id) = &vm_id
-            && let Some(busy) = self.vm(&host, id).and_then(|v| v.busy_with.clone())
-            && !matches!(
-                kind,
-                OpKind::GetReplicationStatistics | OpKind::JobStateChange(_)
-            )
-        {
-            let code = self.profile.busy_code;
-            return ans.refused(code, None, format!("the VM is busy with job {busy}"));
-        }
         match self.select(&host, vm_id.as_deref(), op, kind) {
             Ok(rule) => self.accept(
                 ans,
@@ -484,8 +456,16 @@ impl World {
                 let async_rule = table::RULES
                     .iter()
                     .find(|r| r.op == kind && r.job.is_some());
-                if refusal.code == 32775
-                    && self.profile.wrong_state == crate::profile::WrongStateAnswer::FailingJob
+                let policy = table::REFUSAL_POLICIES.iter().find(|p| {
+                    p.code == refusal.code
+                        && match p.when {
+                            table::PolicySwitch::WrongStateAsFailingJob => {
+                                self.profile.wrong_state
+                                    == crate::profile::WrongStateAnswer::FailingJob
+                            }
+                        }
+                });
+                if let Some(policy) = policy
                     && let Some(r) = async_rule
                     && let Some(t) = r.job
                 {
@@ -499,6 +479,7 @@ impl World {
                     ans.code = 4096;
                     ans.job = Some(id);
                     ans.rule = Some(refusal.rule);
+                    ans.precondition = Some(policy.id);
                     ans.reason = Some(crate::text::clipped(reason));
                     return ans;
                 }
@@ -507,42 +488,79 @@ impl World {
         }
     }
 
-    fn validate(&self, host: &str, vm: Option<&str>, op: &Operation) -> Result<(), String> {
-        if let Some(p) = op.settings() {
-            validate_settings(p)?;
-        }
-        if let Operation::ModifyServiceSettings { settings } = op {
-            validate_service_settings(settings)?;
-        }
-        if let Operation::CreateReplicationRelationship { settings, .. } = op
-            && settings
-                .recovery_connection_point
-                .as_deref()
-                .is_none_or(|s| s.trim().is_empty())
-        {
-            return Err(
-                "CreateReplicationRelationship needs RecoveryConnectionPoint (INFERRED 32773)"
-                    .into(),
-            );
-        }
-        // An unknown recovery point identifier is refused with 32773
-        // (docs/facts.md#recovery-points).
-        if let (Some(key), Some(vm)) = (op.recovery_point(), vm) {
-            let known = self
-                .vm(host, vm)
-                .is_some_and(|v| v.recovery_points.iter().any(|rp| rp_matches(rp, key)));
-            if !known {
-                return Err(format!(
-                    "unknown recovery point {key} (reference §5.1: 32773)"
-                ));
+    /// Whether a precondition of the table fails for this call: the code and the reason.
+    fn precondition_fails(
+        &self,
+        p: &table::Precondition,
+        host: &str,
+        vm: Option<&str>,
+        op: &Operation,
+        kind: Result<OpKind, u32>,
+    ) -> Option<(u32, String)> {
+        let code = match p.answered {
+            table::Answered::Code(c) => c,
+            table::Answered::ProfileBusyCode => self.profile.busy_code,
+            table::Answered::PageCodeForValue => kind.err().unwrap_or(32773),
+        };
+        let why: String = match p.check {
+            Check::ValueDocumented => {
+                kind.err()?;
+                "the requested value is not one the method page documents".into()
             }
-        }
-        if let Operation::RequestJobStateChange { job, .. } = op
-            && self.job(host, job).is_none()
-        {
-            return Err(format!("no job {job} on {host}"));
-        }
-        Ok(())
+            Check::ServiceRunning => {
+                if self.hosts.get(host).is_none_or(|h| h.service_running) {
+                    return None;
+                }
+                "the replication service is stopped (StopService or RequestStateChange); INFERRED 32777".into()
+            }
+            Check::VmKnown => {
+                let named = op.vm()?;
+                if vm.is_some() {
+                    return None;
+                }
+                format!("no VM {named} on {host}")
+            }
+            Check::SettingsValid => validate_settings(op.settings()?).err()?,
+            Check::ServiceSettingsValid => match op {
+                Operation::ModifyServiceSettings { settings } => {
+                    validate_service_settings(settings).err()?
+                }
+                _ => return None,
+            },
+            Check::RecoveryConnectionPointGiven => match op {
+                Operation::CreateReplicationRelationship { settings, .. }
+                    if settings
+                        .recovery_connection_point
+                        .as_deref()
+                        .is_none_or(|s| s.trim().is_empty()) =>
+                {
+                    "CreateReplicationRelationship needs RecoveryConnectionPoint (INFERRED 32773)"
+                        .into()
+                }
+                _ => return None,
+            },
+            Check::RecoveryPointKnown => {
+                let (key, vm) = (op.recovery_point()?, vm?);
+                let known = self
+                    .vm(host, vm)
+                    .is_some_and(|v| v.recovery_points.iter().any(|rp| rp_matches(rp, key)));
+                if known {
+                    return None;
+                }
+                format!("unknown recovery point {key} (reference §5.1: 32773)")
+            }
+            Check::JobKnown => match op {
+                Operation::RequestJobStateChange { job, .. } if self.job(host, job).is_none() => {
+                    format!("no job {job} on {host}")
+                }
+                _ => return None,
+            },
+            Check::VmIdle => {
+                let busy = self.vm(host, vm?)?.busy_with.clone()?;
+                format!("the VM is busy with job {busy}")
+            }
+        };
+        Some((code, why))
     }
 
     fn guard_holds(
@@ -1306,7 +1324,8 @@ impl World {
             | Effect::RememberPreFailover
             | Effect::SetFailedOverType
             | Effect::CreatePeerReplica
-            | Effect::PeerState(_)
+            | Effect::PeerState { .. }
+            | Effect::HealthWarning
             | Effect::Delta
             | Effect::FinalSync
             | Effect::KeepFailoverPoint
@@ -1413,7 +1432,7 @@ impl World {
                     r.settings = settings;
                 }
             }
-            Effect::PeerState(s) => {
+            Effect::PeerState { from, to } => {
                 let peer = self
                     .vm(host, vm)
                     .and_then(|v| v.rel(ix))
@@ -1422,18 +1441,17 @@ impl World {
                     && let Some(pv) = self.vm(&peer, vm)
                 {
                     let back = Self::back_rel(pv, host, self);
-                    // Only a side still waiting for its initial copy moves: a peer that failed
-                    // over or was reversed meanwhile keeps its state.
-                    let waiting = pv.rel(back).is_some_and(|r| {
-                        matches!(
-                            r.state,
-                            ReplicationState::ReadyForReplication
-                                | ReplicationState::WaitingToCompleteInitialReplication
-                        )
-                    });
-                    if waiting {
-                        self.set_state(&peer, vm, back, Some(s));
+                    if pv.rel(back).is_some_and(|r| from.contains(&r.state)) {
+                        self.set_state(&peer, vm, back, Some(to));
                     }
+                }
+            }
+            Effect::HealthWarning => {
+                if let Some(r) = self.vm_mut(host, vm).and_then(|v| v.rel_mut(ix))
+                    && r.health != ReplicationHealth::Warning
+                {
+                    r.health = ReplicationHealth::Warning;
+                    self.generation += 1;
                 }
             }
             Effect::Delta => self.record_replication(host, vm, ix, RecoveryPointKind::Standard),
@@ -2118,36 +2136,28 @@ impl World {
                     .unwrap_or(0)
                     .saturating_add(interval);
                 if now >= at {
-                    due.push((hname.clone(), v.id.clone(), r.peer_host.clone()));
+                    due.push((hname.clone(), v.id.clone()));
                     next = next.min(now.saturating_add(interval));
                 } else {
                     next = next.min(at);
                 }
             }
         }
-        for (host, vm, peer) in due {
-            if self.reachable(&host, &peer) {
-                let op = Operation::ReplicateDelta { vm: vm.clone() };
-                if let Ok(rule) = self.select(&host, Some(&vm), &op, OpKind::ReplicateDelta) {
-                    let mut scratch = Answer::new();
-                    self.finish_rule(
-                        rule,
-                        &host,
-                        Some(&vm),
-                        Some(RelIx::Primary),
-                        &op,
-                        &JobArgs::default(),
-                        &mut scratch,
-                    );
-                }
-            } else if let Some(r) = self
-                .vm_mut(&host, &vm)
-                .and_then(|v| v.rel_mut(RelIx::Primary))
-                && r.health != ReplicationHealth::Warning
-            {
-                // Deltas cannot reach the replica: health degrades (INFERRED).
-                r.health = ReplicationHealth::Warning;
-                self.generation += 1;
+        // The table's ReplicateDelta rows decide: a delta when the replica is reachable,
+        // degraded health when it is not.
+        for (host, vm) in due {
+            let op = Operation::ReplicateDelta { vm: vm.clone() };
+            if let Ok(rule) = self.select(&host, Some(&vm), &op, OpKind::ReplicateDelta) {
+                let mut scratch = Answer::new();
+                self.finish_rule(
+                    rule,
+                    &host,
+                    Some(&vm),
+                    Some(RelIx::Primary),
+                    &op,
+                    &JobArgs::default(),
+                    &mut scratch,
+                );
             }
         }
         // The scan is the truth for now; a state change since resets `next_delta` to 0.
