@@ -944,7 +944,7 @@ impl World {
         let rule = job
             .change
             .as_ref()
-            .map(|c| c.rule.clone())
+            .map(|c| c.rule.id().to_string())
             .unwrap_or_default();
         if let Some(h) = self.hosts.get_mut(host) {
             h.jobs.insert(id.clone(), job);
@@ -1020,11 +1020,11 @@ impl World {
             None
         };
         let change = PendingChange {
-            rule: rule.id.to_string(),
+            rule: table::RuleRef::new(rule),
             vm: vm_id.clone(),
             rel: rel.unwrap_or(RelIx::Primary),
             args,
-            op: Some(op.clone()),
+            op: op.clone(),
             rollback,
             peer: peer.clone(),
         };
@@ -1788,35 +1788,32 @@ impl World {
             {
                 v.busy_with = None;
             }
-            if let Some(rule) = table::rule(&c.rule) {
-                if state.succeeded() {
-                    if let Some(op) = self.replay_op(&c, rule) {
-                        let mut scratch = Answer::new();
-                        let rel = match rule.scope {
-                            Scope::Vm(RelSel::NoRel) => None,
-                            Scope::Vm(_) => Some(c.rel),
-                            _ => None,
-                        };
-                        self.finish_rule(
-                            rule,
-                            host,
-                            c.vm.as_deref(),
-                            rel,
-                            &op,
-                            &c.args,
-                            &mut scratch,
-                        );
-                    }
-                } else if let (Some(vm), Some(rb)) = (c.vm.as_deref(), c.rollback.as_ref()) {
-                    self.set_mode(host, vm, rb.mode);
-                    if matches!(rule.scope, Scope::Vm(sel) if sel != RelSel::NoRel) {
-                        self.set_state(host, vm, c.rel, rb.state);
-                    }
-                    if rule.effects.contains(&Effect::CreateTestReplica) {
-                        let test = self.vm(host, vm).and_then(|v| v.test_replica.clone());
-                        if let Some(t) = test {
-                            self.destroy_test_vm(host, &t);
-                        }
+            let rule = c.rule.get();
+            if state.succeeded() {
+                let mut scratch = Answer::new();
+                let rel = match rule.scope {
+                    Scope::Vm(RelSel::NoRel) => None,
+                    Scope::Vm(_) => Some(c.rel),
+                    Scope::Host | Scope::Job => None,
+                };
+                self.finish_rule(
+                    rule,
+                    host,
+                    c.vm.as_deref(),
+                    rel,
+                    &c.op,
+                    &c.args,
+                    &mut scratch,
+                );
+            } else if let (Some(vm), Some(rb)) = (c.vm.as_deref(), c.rollback.as_ref()) {
+                self.set_mode(host, vm, rb.mode);
+                if matches!(rule.scope, Scope::Vm(sel) if sel != RelSel::NoRel) {
+                    self.set_state(host, vm, c.rel, rb.state);
+                }
+                if rule.effects.contains(&Effect::CreateTestReplica) {
+                    let test = self.vm(host, vm).and_then(|v| v.test_replica.clone());
+                    if let Some(t) = test {
+                        self.destroy_test_vm(host, &t);
                     }
                 }
             }
@@ -1834,94 +1831,12 @@ impl World {
     /// Guards that must still hold when a job completes, not only when it was accepted.
     fn completion_blocked(&self, host: &str, job_id: &str) -> Option<String> {
         let c = self.job(host, job_id)?.change.as_ref()?;
-        let rule = table::rule(&c.rule)?;
-        if !rule.guards.contains(&Guard::PeerHasNoCopy) {
+        if !c.rule.get().guards.contains(&Guard::PeerHasNoCopy) {
             return None;
         }
-        let op = self.replay_op(c, rule)?;
         let vm = c.vm.as_deref().and_then(|id| self.vm(host, id));
-        (!self.guard_holds(Guard::PeerHasNoCopy, host, vm, Some(c.rel), &op))
+        (!self.guard_holds(Guard::PeerHasNoCopy, host, vm, Some(c.rel), &c.op))
             .then(|| "the recovery host already holds this virtual machine".to_string())
-    }
-
-    /// The operation a job carries out, so completion runs through the same effect code as a
-    /// synchronous call: the call itself as it was accepted, or, for a job persisted before
-    /// calls were kept, one rebuilt from its stored arguments (`None`: a synchronous rule,
-    /// which never has a job).
-    fn replay_op(&self, c: &PendingChange, rule: &Rule) -> Option<Operation> {
-        if let Some(op) = &c.op {
-            return Some(op.clone());
-        }
-        let vm = c.vm.clone().unwrap_or_default();
-        let settings = c.args.settings.clone().unwrap_or_default();
-        let recovery_point = c.args.recovery_point.clone();
-        let rel = c.rel;
-        Some(match rule.op {
-            OpKind::CreateReplicationRelationship => {
-                Operation::CreateReplicationRelationship { vm, settings }
-            }
-            OpKind::ReverseReplicationRelationship => {
-                Operation::ReverseReplicationRelationship { vm, settings }
-            }
-            OpKind::ModifyReplicationSettings => {
-                Operation::ModifyReplicationSettings { vm, settings }
-            }
-            OpKind::InitiateFailback => Operation::InitiateFailback {
-                vm,
-                settings,
-                recovery_point,
-            },
-            OpKind::RemoveReplicationRelationship => {
-                Operation::RemoveReplicationRelationship { vm, rel }
-            }
-            OpKind::StartReplication(t) => Operation::StartReplication {
-                vm,
-                initial_type: c.args.initial_type.unwrap_or(t.number()),
-                start_time: None,
-            },
-            OpKind::ImportInitialReplica => Operation::ImportInitialReplica {
-                vm,
-                location: String::new(),
-            },
-            OpKind::Resynchronize => Operation::Resynchronize {
-                vm,
-                start_time: None,
-            },
-            OpKind::InitiateFailover => Operation::InitiateFailover { vm, recovery_point },
-            OpKind::RevertFailover => Operation::RevertFailover { vm },
-            OpKind::CommitFailover => Operation::CommitFailover { vm },
-            OpKind::TestReplicaSystem => Operation::TestReplicaSystem { vm, recovery_point },
-            OpKind::ChangeReplicationModeToPrimary => {
-                Operation::ChangeReplicationModeToPrimary { vm }
-            }
-            OpKind::RequestReplicationStateChange(r) => Operation::RequestReplicationStateChange {
-                vm,
-                rel,
-                requested: r.number(),
-            },
-            OpKind::DestroySystem => Operation::DestroySystem { vm },
-            OpKind::ReplicateDelta => Operation::ReplicateDelta { vm },
-            // Their arguments were never stored; a job from such a state file completes
-            // without them rather than with invented ones.
-            OpKind::ModifyServiceSettings => Operation::ModifyServiceSettings {
-                settings: ServiceSettingsPatch::default(),
-            },
-            OpKind::TestReplicationConnection
-            | OpKind::GetReplicationStatistics
-            | OpKind::ResetReplicationStatistics
-            | OpKind::SetFailoverNetworkAdapterSettings
-            | OpKind::SetAuthorizationEntry
-            | OpKind::AddAuthorizationEntry
-            | OpKind::ModifyAuthorizationEntry
-            | OpKind::RemoveAuthorizationEntry
-            | OpKind::GetSystemCertificates
-            | OpKind::StartService
-            | OpKind::StopService
-            | OpKind::ServiceStateChange(_)
-            | OpKind::PowerOn
-            | OpKind::PowerOff
-            | OpKind::JobStateChange(_) => return None,
-        })
     }
 
     /// When a running job is due to end (or fail), under time pacing.

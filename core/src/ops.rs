@@ -452,6 +452,87 @@ pub struct JobArgs {
     pub initial_type: Option<u16>,
 }
 
+impl Operation {
+    /// The call a job from a state file written before calls were kept carries out, rebuilt
+    /// from the arguments it stored (`None`: a synchronous kind, which never has a job).
+    pub fn rebuild(
+        kind: OpKind,
+        vm: Option<String>,
+        rel: RelIx,
+        args: &JobArgs,
+    ) -> Option<Operation> {
+        let vm = vm.unwrap_or_default();
+        let settings = args.settings.clone().unwrap_or_default();
+        let recovery_point = args.recovery_point.clone();
+        Some(match kind {
+            OpKind::CreateReplicationRelationship => {
+                Operation::CreateReplicationRelationship { vm, settings }
+            }
+            OpKind::ReverseReplicationRelationship => {
+                Operation::ReverseReplicationRelationship { vm, settings }
+            }
+            OpKind::ModifyReplicationSettings => {
+                Operation::ModifyReplicationSettings { vm, settings }
+            }
+            OpKind::InitiateFailback => Operation::InitiateFailback {
+                vm,
+                settings,
+                recovery_point,
+            },
+            OpKind::RemoveReplicationRelationship => {
+                Operation::RemoveReplicationRelationship { vm, rel }
+            }
+            OpKind::StartReplication(t) => Operation::StartReplication {
+                vm,
+                initial_type: args.initial_type.unwrap_or(t.number()),
+                start_time: None,
+            },
+            OpKind::ImportInitialReplica => Operation::ImportInitialReplica {
+                vm,
+                location: String::new(),
+            },
+            OpKind::Resynchronize => Operation::Resynchronize {
+                vm,
+                start_time: None,
+            },
+            OpKind::InitiateFailover => Operation::InitiateFailover { vm, recovery_point },
+            OpKind::RevertFailover => Operation::RevertFailover { vm },
+            OpKind::CommitFailover => Operation::CommitFailover { vm },
+            OpKind::TestReplicaSystem => Operation::TestReplicaSystem { vm, recovery_point },
+            OpKind::ChangeReplicationModeToPrimary => {
+                Operation::ChangeReplicationModeToPrimary { vm }
+            }
+            OpKind::RequestReplicationStateChange(r) => Operation::RequestReplicationStateChange {
+                vm,
+                rel,
+                requested: r.number(),
+            },
+            OpKind::DestroySystem => Operation::DestroySystem { vm },
+            OpKind::ReplicateDelta => Operation::ReplicateDelta { vm },
+            // Their arguments were never stored; a job from such a state file completes
+            // without them rather than with invented ones.
+            OpKind::ModifyServiceSettings => Operation::ModifyServiceSettings {
+                settings: ServiceSettingsPatch::default(),
+            },
+            OpKind::TestReplicationConnection
+            | OpKind::GetReplicationStatistics
+            | OpKind::ResetReplicationStatistics
+            | OpKind::SetFailoverNetworkAdapterSettings
+            | OpKind::SetAuthorizationEntry
+            | OpKind::AddAuthorizationEntry
+            | OpKind::ModifyAuthorizationEntry
+            | OpKind::RemoveAuthorizationEntry
+            | OpKind::GetSystemCertificates
+            | OpKind::StartService
+            | OpKind::StopService
+            | OpKind::ServiceStateChange(_)
+            | OpKind::PowerOn
+            | OpKind::PowerOff
+            | OpKind::JobStateChange(_) => return None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

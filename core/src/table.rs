@@ -1305,6 +1305,51 @@ pub static RULES: &[Rule] = &[
     },
 ];
 
+/// A row of the table held by a running job. It is stored as the row's id, and a state file
+/// naming a row the table does not have fails to load rather than leaving a job that cannot
+/// finish.
+#[derive(Clone, Copy)]
+pub struct RuleRef(&'static Rule);
+
+impl RuleRef {
+    pub fn new(rule: &'static Rule) -> RuleRef {
+        RuleRef(rule)
+    }
+    pub fn get(self) -> &'static Rule {
+        self.0
+    }
+    pub fn id(self) -> &'static str {
+        self.0.id
+    }
+}
+
+impl PartialEq for RuleRef {
+    fn eq(&self, other: &RuleRef) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl std::fmt::Debug for RuleRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RuleRef({})", self.0.id)
+    }
+}
+
+impl serde::Serialize for RuleRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.id)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RuleRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RuleRef, D::Error> {
+        let id = String::deserialize(d)?;
+        rule(&id)
+            .map(RuleRef)
+            .ok_or_else(|| serde::de::Error::custom(format!("no table row {id}")))
+    }
+}
+
 pub fn rule(id: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.id == id)
 }

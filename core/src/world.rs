@@ -407,23 +407,57 @@ pub enum PaceMode {
 
 /// What a job does to the world when it ends well.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredChange")]
 pub struct PendingChange {
     /// The row of the transition table this job carries out.
-    pub rule: String,
+    pub rule: crate::table::RuleRef,
     pub vm: Option<VmId>,
     pub rel: RelIx,
     /// Operation arguments needed at completion.
     pub args: crate::ops::JobArgs,
     /// The call itself, replayed at completion so the effects see exactly its arguments.
-    /// Absent in state files written before it was kept (then rebuilt from `args`).
-    #[serde(default)]
-    pub op: Option<crate::ops::Operation>,
+    pub op: crate::ops::Operation,
     /// The state before the call, restored when the job fails or is cancelled.
     pub rollback: Option<Rollback>,
     /// The peer VM the job will change, reserved (busy) for the job's length so no other call
     /// races it.
     #[serde(default)]
     pub peer: Option<(HostName, VmId)>,
+}
+
+/// A [`PendingChange`] as state files hold it: those written before the call was kept have no
+/// `op`, and it is rebuilt from the stored arguments when they load.
+#[derive(Deserialize)]
+struct StoredChange {
+    rule: crate::table::RuleRef,
+    vm: Option<VmId>,
+    rel: RelIx,
+    args: crate::ops::JobArgs,
+    #[serde(default)]
+    op: Option<crate::ops::Operation>,
+    rollback: Option<Rollback>,
+    #[serde(default)]
+    peer: Option<(HostName, VmId)>,
+}
+
+impl TryFrom<StoredChange> for PendingChange {
+    type Error = String;
+    fn try_from(c: StoredChange) -> Result<PendingChange, String> {
+        let op = match c.op {
+            Some(op) => op,
+            None => crate::ops::Operation::rebuild(c.rule.get().op, c.vm.clone(), c.rel, &c.args)
+                .ok_or_else(|| format!("row {} has no job to finish", c.rule.id()))?,
+        };
+        Ok(PendingChange {
+            rule: c.rule,
+            vm: c.vm,
+            rel: c.rel,
+            args: c.args,
+            op,
+            rollback: c.rollback,
+            peer: c.peer,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -920,7 +920,7 @@ fn job_view(j: &Job) -> JobView {
         ended: j.ended.map(replica_core::time::rfc3339),
         error_code: j.error_code,
         error_description: j.error_description.clone(),
-        rule: j.change.as_ref().map(|c| c.rule.clone()),
+        rule: j.change.as_ref().map(|c| c.rule.id().to_string()),
         vm: j.change.as_ref().and_then(|c| c.vm.clone()),
     }
 }
