@@ -169,10 +169,8 @@ impl World {
         let now = self.now;
         match e {
             Effect::AddAuthorization | Effect::ModifyAuthorization => {
-                let entry = match op {
-                    Operation::AddAuthorizationEntry { entry }
-                    | Operation::ModifyAuthorizationEntry { entry } => entry.clone(),
-                    _ => return,
+                let Some(entry) = op.args().entry.cloned() else {
+                    return;
                 };
                 if let Some(h) = self.hosts.get_mut(host) {
                     h.authorization.retain(|a| {

@@ -42,13 +42,11 @@ impl World {
                 })
             }),
             Guard::PeerHasNoCopy => {
-                let target = match op {
-                    Operation::CreateReplicationRelationship { settings, .. } => settings
-                        .recovery_connection_point
-                        .as_deref()
-                        .and_then(|p| self.resolve_host(p)),
-                    _ => None,
-                };
+                let target = op
+                    .args()
+                    .creates
+                    .and_then(|s| s.recovery_connection_point.as_deref())
+                    .and_then(|p| self.resolve_host(p));
                 match (target, vm) {
                     (Some(t), Some(v)) => {
                         !t.eq_ignore_ascii_case(host)
@@ -59,21 +57,13 @@ impl World {
                     _ => true,
                 }
             }
-            Guard::ConnectionPointReachable => match op {
-                Operation::TestReplicationConnection {
-                    connection_point, ..
-                } => self.reachable(host, connection_point),
-                _ => true,
-            },
+            Guard::ConnectionPointReachable => op
+                .args()
+                .connection
+                .is_none_or(|(point, _, _)| self.reachable(host, point)),
             Guard::AuthorizationExists => {
-                let key = match op {
-                    Operation::ModifyAuthorizationEntry { entry } => {
-                        &entry.allowed_primary_host_system
-                    }
-                    Operation::RemoveAuthorizationEntry {
-                        allowed_primary_host_system,
-                    } => allowed_primary_host_system,
-                    _ => return true,
+                let Some(key) = op.args().existing_entry else {
+                    return true;
                 };
                 self.hosts.get(host).is_some_and(|h| {
                     h.authorization
@@ -94,20 +84,37 @@ impl World {
                 match g {
                     Guard::RecoveryServerEnabled => h.service_running && s.recovery_server_enabled,
                     Guard::RecoveryServerPort => auth.is_none_or(|a| s.port_for(a) == port),
-                    _ => auth.is_some_and(|a| s.allows(a)),
+                    Guard::RecoveryServerAuthentication => auth.is_some_and(|a| s.allows(a)),
+                    // The arm above holds only these three.
+                    Guard::LastReplicationTimeSet
+                    | Guard::NoTestReplica
+                    | Guard::NoExtendedOnReplica
+                    | Guard::HasExtended
+                    | Guard::PrimaryRelReplicating
+                    | Guard::PeerReachable
+                    | Guard::PeerHasNoCopy
+                    | Guard::PeerIdle
+                    | Guard::PeerNotFailedOver
+                    | Guard::AuthorizationExists
+                    | Guard::ConnectionPointReachable
+                    | Guard::JobRunning
+                    | Guard::JobNotSuspended
+                    | Guard::JobSuspended => true,
                 }
             }
-            Guard::JobRunning | Guard::JobNotSuspended | Guard::JobSuspended => match op {
-                Operation::RequestJobStateChange { job, .. } => {
-                    self.job(host, job).is_some_and(|j| match g {
-                        Guard::JobNotSuspended => j.is_running() && j.suspended_since.is_none(),
-                        Guard::JobSuspended => j.is_running() && j.suspended_since.is_some(),
-                        _ => j.is_running(),
-                    })
-                }
-                _ => true,
-            },
+            Guard::JobRunning => self.job_holds(host, op, |_| true),
+            Guard::JobNotSuspended => self.job_holds(host, op, |j| j.suspended_since.is_none()),
+            Guard::JobSuspended => self.job_holds(host, op, |j| j.suspended_since.is_some()),
         }
+    }
+
+    /// A job guard: the job the call names runs and `also` holds for it (true for a call that
+    /// names no job).
+    fn job_holds(&self, host: &str, op: &Operation, also: impl Fn(&Job) -> bool) -> bool {
+        op.args().job.is_none_or(|(id, _)| {
+            self.job(host, id)
+                .is_some_and(|j| j.is_running() && also(j))
+        })
     }
 
     /// The recovery host a call would replicate to, with the port and authentication type it
@@ -116,40 +123,35 @@ impl World {
         &self,
         op: &Operation,
     ) -> Option<(HostName, u16, Option<AuthenticationType>)> {
-        match op {
-            Operation::CreateReplicationRelationship { settings, .. } => {
-                let s = ReplicationSettings::default().patched(settings);
-                let host = self.resolve_host(&s.recovery_connection_point)?;
-                Some((host, s.recovery_server_port, Some(s.authentication_type)))
-            }
-            Operation::TestReplicationConnection {
-                connection_point,
-                port,
-                auth,
-            } => Some((
-                self.resolve_host(connection_point)?,
-                *port,
-                AuthenticationType::from_number(u32::from(*auth)).ok(),
-            )),
-            _ => None,
+        let args = op.args();
+        if let Some(settings) = args.creates {
+            let s = ReplicationSettings::default().patched(settings);
+            let host = self.resolve_host(&s.recovery_connection_point)?;
+            return Some((host, s.recovery_server_port, Some(s.authentication_type)));
         }
+        let (point, port, auth) = args.connection?;
+        Some((
+            self.resolve_host(point)?,
+            port,
+            AuthenticationType::from_number(u32::from(auth)).ok(),
+        ))
     }
 
     /// The other host a call needs: the recovery host it names, or the relationship's peer.
     pub(super) fn peer_named(vm: Option<&Vm>, rel: Option<RelIx>, op: &Operation) -> String {
-        match op {
-            Operation::CreateReplicationRelationship { settings, .. } => settings
+        let args = op.args();
+        if let Some(settings) = args.creates {
+            return settings
                 .recovery_connection_point
                 .clone()
-                .unwrap_or_default(),
-            Operation::TestReplicationConnection {
-                connection_point, ..
-            } => connection_point.clone(),
-            _ => vm
-                .and_then(|v| v.rel(rel.unwrap_or(RelIx::Primary)))
-                .map(|r| r.peer_host.clone())
-                .unwrap_or_default(),
+                .unwrap_or_default();
         }
+        if let Some((point, _, _)) = args.connection {
+            return point.to_string();
+        }
+        vm.and_then(|v| v.rel(rel.unwrap_or(RelIx::Primary)))
+            .map(|r| r.peer_host.clone())
+            .unwrap_or_default()
     }
 
     /// The VM on the other side of the call, if that host has it.
@@ -211,7 +213,11 @@ impl World {
                         && r.spec.method.is_none()
                         && r.spec.vm.is_none()
                 }
-                _ => false,
+                FaultKind::ReturnCode { .. }
+                | FaultKind::FailJob { .. }
+                | FaultKind::CompleteWithWarnings { .. }
+                | FaultKind::Delay { .. }
+                | FaultKind::DropConnection => false,
             };
             if hit {
                 r.fired += 1;

@@ -191,24 +191,17 @@ impl World {
                 format!("no VM {named} on {host}")
             }
             Check::SettingsValid => validate_settings(op.settings()?).err()?,
-            Check::ServiceSettingsValid => match op {
-                Operation::ModifyServiceSettings { settings } => {
-                    validate_service_settings(settings).err()?
+            Check::ServiceSettingsValid => {
+                validate_service_settings(op.args().service_settings?).err()?
+            }
+            Check::RecoveryConnectionPointGiven => {
+                let point = op.args().creates?.recovery_connection_point.as_deref();
+                if point.is_some_and(|s| !s.trim().is_empty()) {
+                    return None;
                 }
-                _ => return None,
-            },
-            Check::RecoveryConnectionPointGiven => match op {
-                Operation::CreateReplicationRelationship { settings, .. }
-                    if settings
-                        .recovery_connection_point
-                        .as_deref()
-                        .is_none_or(|s| s.trim().is_empty()) =>
-                {
-                    "CreateReplicationRelationship needs RecoveryConnectionPoint (INFERRED 32773)"
-                        .into()
-                }
-                _ => return None,
-            },
+                "CreateReplicationRelationship needs RecoveryConnectionPoint (INFERRED 32773)"
+                    .into()
+            }
             Check::RecoveryPointKnown => {
                 let (key, vm) = (op.recovery_point()?, vm?);
                 let known = self
@@ -219,12 +212,13 @@ impl World {
                 }
                 format!("unknown recovery point {key} (reference §5.1: 32773)")
             }
-            Check::JobKnown => match op {
-                Operation::RequestJobStateChange { job, .. } if self.job(host, job).is_none() => {
-                    format!("no job {job} on {host}")
+            Check::JobKnown => {
+                let (job, _) = op.args().job?;
+                if self.job(host, job).is_some() {
+                    return None;
                 }
-                _ => return None,
-            },
+                format!("no job {job} on {host}")
+            }
             Check::VmIdle => {
                 let busy = self.vm(host, vm?)?.busy_with.clone()?;
                 format!("the VM is busy with job {busy}")

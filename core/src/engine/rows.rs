@@ -81,7 +81,7 @@ impl World {
         for r in table::RULES.iter().filter(|r| r.op == kind) {
             let rel = match r.scope {
                 Scope::Vm(sel) => rel_for(sel, op),
-                _ => None,
+                Scope::Host | Scope::Job => None,
             };
             if let Scope::Vm(_) = r.scope {
                 let Some(v) = vm else { continue };
@@ -170,15 +170,12 @@ impl World {
         ans.rule = Some(rule.id);
         let rel = match rule.scope {
             Scope::Vm(sel) => rel_for(sel, op),
-            _ => None,
+            Scope::Host | Scope::Job => None,
         };
         let args = JobArgs {
             recovery_point: op.recovery_point().map(str::to_string),
             settings: op.settings().cloned(),
-            initial_type: match op {
-                Operation::StartReplication { initial_type, .. } => Some(*initial_type),
-                _ => None,
-            },
+            initial_type: op.args().initial_type,
         };
         let rollback = vm_id
             .as_deref()
