@@ -114,7 +114,7 @@ impl ModelRunner {
     }
 
     pub fn host_names(&self) -> Vec<String> {
-        self.world.hosts.keys().cloned().collect()
+        self.world.hosts().keys().cloned().collect()
     }
 
     /// Plays one step (as `run_on_model` does) and says what the model saw.
@@ -127,7 +127,7 @@ impl ModelRunner {
             out.notes.push(format!("fault rejected: {e}"));
         }
         if let Some(ms) = step.wait_ms {
-            let t = world.now + ms;
+            let t = world.now() + ms;
             world.advance(t);
         }
         let Some(method) = &step.call else {
@@ -154,7 +154,7 @@ impl ModelRunner {
                 step.vm.as_deref().unwrap_or("(none)")
             ));
         }
-        let now = world.now + self.tick;
+        let now = world.now() + self.tick;
         let view = match call.to_operation() {
             Err((code, why)) => {
                 out.reason = Some(why);
@@ -175,9 +175,9 @@ impl ModelRunner {
                 if let Some(job) = &ans.job {
                     self.last_job = Some((host.clone(), job.clone()));
                     if !step.no_wait {
-                        let before = world.now;
+                        let before = world.now();
                         world.settle();
-                        out.settle_ms = world.now.saturating_sub(before);
+                        out.settle_ms = world.now().saturating_sub(before);
                         if let Some(j) = world.job(&host, job) {
                             view.job_state = Some(j.state);
                             view.error_code = Some(j.error_code);

@@ -533,28 +533,28 @@ fn default_rp_rng() -> SimRng {
 /// The whole simulated world. Plain data: `engine` implements its behaviour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct World {
-    pub hosts: BTreeMap<HostName, Host>,
-    pub profile: Profile,
-    pub faults: Vec<FaultRule>,
-    pub next_fault_id: u64,
-    pub rng: SimRng,
+    pub(crate) hosts: BTreeMap<HostName, Host>,
+    pub(crate) profile: Profile,
+    pub(crate) faults: Vec<FaultRule>,
+    pub(crate) next_fault_id: u64,
+    pub(crate) rng: SimRng,
     /// A separate stream for recovery point ids: background deltas happen at times that
     /// depend on the clock, and must not shift the job ids a seeded run repeats.
     #[serde(default = "default_rp_rng")]
-    pub rp_rng: SimRng,
+    pub(crate) rp_rng: SimRng,
     /// The latest time the world was told about.
-    pub now: Millis,
+    pub(crate) now: Millis,
     /// How jobs advance: by time or by being read.
-    pub pace: PaceMode,
+    pub(crate) pace: PaceMode,
     /// What changed since the caller last drained it (for journals, demos, live views).
     #[serde(skip)]
-    pub events: Vec<crate::engine::Event>,
+    pub(crate) events: Vec<crate::engine::Event>,
     /// Whether `events` is filled (off by default; demos and tests turn it on and drain it).
     #[serde(skip)]
-    pub record_events: bool,
+    pub(crate) record_events: bool,
     /// A counter of every state change, so clients (the live page, persistence) can tell whether
     /// anything happened.
-    pub generation: u64,
+    pub(crate) generation: u64,
     /// Derived bookkeeping that keeps `advance` cheap; rebuilt from the data when absent.
     #[serde(skip)]
     pub(crate) index: Option<RunIndex>,
@@ -571,6 +571,58 @@ pub(crate) struct RunIndex {
     pub next_delta: Millis,
     /// No running job ends or fails before this time (0: scan).
     pub next_due: Millis,
+}
+
+/// Read access for the simulator and its tests; the world changes only through its methods
+/// (`apply`, `advance`, `add_fault`, ...), so the engine's bookkeeping stays true.
+impl World {
+    pub fn hosts(&self) -> &BTreeMap<HostName, Host> {
+        &self.hosts
+    }
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+    /// Replaces the behaviour profile (benchmarks and tests that vary one of its choices).
+    pub fn set_profile(&mut self, profile: Profile) {
+        self.profile = profile;
+    }
+    pub fn faults(&self) -> &[FaultRule] {
+        &self.faults
+    }
+    /// The latest time the world was told about.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+    pub fn pace(&self) -> PaceMode {
+        self.pace
+    }
+    /// How new jobs advance (the simulator's clock mode); running jobs keep their pace.
+    pub fn set_pace(&mut self, pace: PaceMode) {
+        self.pace = pace;
+    }
+    /// Turns event recording on or off (see `drain_events`).
+    pub fn set_record_events(&mut self, on: bool) {
+        self.record_events = on;
+    }
+    /// A counter of every state change.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    /// Removes a fault rule; `false` if there is none with that id.
+    pub fn remove_fault(&mut self, id: u64) -> bool {
+        let before = self.faults.len();
+        self.faults.retain(|f| f.id != id);
+        self.faults.len() != before
+    }
+    /// Removes every fault rule, returning how many there were.
+    pub fn clear_faults(&mut self) -> usize {
+        std::mem::take(&mut self.faults).len()
+    }
+    /// Draws the fault plan for a request that is not a method call (a read): the transport
+    /// kinds it fires.
+    pub fn draw_faults(&mut self, host: &str, method: &str) -> Vec<crate::faults::FaultKind> {
+        crate::faults::draw(&mut self.faults, &mut self.rng, host, method, None, None)
+    }
 }
 
 impl World {
