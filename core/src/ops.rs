@@ -1,7 +1,7 @@
 //! Operations: every method call a client can make, and the background events of a host.
 
 use crate::enums::*;
-use crate::world::{AuthorizationEntry, RelIx, ServiceSettingsPatch, SettingsPatch};
+use crate::params::{AuthorizationEntry, RelIx, ServiceSettingsPatch, SettingsPatch};
 use serde::{Deserialize, Serialize};
 
 /// The WMI class a method belongs to.

@@ -10,6 +10,7 @@
 //! - `clock`: time moving forward, and background deltas.
 
 use crate::enums::*;
+pub use crate::events::Event;
 use crate::faults::{self, FaultKind};
 use crate::ops::{JobArgs, OpKind, Operation};
 use crate::profile::ReverseOutcome;
@@ -94,59 +95,6 @@ impl Answer {
     pub fn return_code(&self) -> Result<ReturnCode, UnknownValue> {
         ReturnCode::from_number(self.code)
     }
-}
-
-/// Something that changed, for journals, demos and live views.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    StateChanged {
-        at: Millis,
-        host: HostName,
-        vm: VmId,
-        rel: RelIx,
-        from: Option<ReplicationState>,
-        to: Option<ReplicationState>,
-    },
-    ModeChanged {
-        at: Millis,
-        host: HostName,
-        vm: VmId,
-        from: ReplicationMode,
-        to: ReplicationMode,
-    },
-    PowerChanged {
-        at: Millis,
-        host: HostName,
-        vm: VmId,
-        to: EnabledState,
-    },
-    JobStarted {
-        at: Millis,
-        host: HostName,
-        job: JobId,
-        job_type: JobType,
-        rule: String,
-    },
-    JobEnded {
-        at: Millis,
-        host: HostName,
-        job: JobId,
-        job_type: JobType,
-        state: JobState,
-        error_code: u16,
-    },
-    VmCreated {
-        at: Millis,
-        host: HostName,
-        vm: VmId,
-        name: String,
-    },
-    VmRemoved {
-        at: Millis,
-        host: HostName,
-        vm: VmId,
-    },
 }
 
 impl World {
