@@ -488,7 +488,7 @@ fn model_ops(n: u64) -> serde_json::Value {
             ]
         })
         .collect();
-    let mut now = world.now;
+    let mut now = world.now();
     let mut accepted = 0u64;
     let t0 = Instant::now();
     for i in 0..n {
@@ -498,7 +498,7 @@ fn model_ops(n: u64) -> serde_json::Value {
         if a.code == 4096 || a.code == 0 {
             accepted += 1;
         }
-        world.events.clear();
+        world.drain_events();
     }
     let secs = t0.elapsed().as_secs_f64();
     json!({ "ops": n, "accepted": accepted, "secs": secs, "ops_per_sec": n as f64 / secs })

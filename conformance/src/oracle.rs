@@ -40,7 +40,8 @@ pub fn default_topology() -> anyhow::Result<TopologySpec> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelStep {
     pub call: Option<CallView>,
-    /// The table row that accepted or refused the call (`None`: an argument check).
+    /// The table row that accepted or refused the call, or the table's precondition that
+    /// refused it before any row (`None`: the call never reached the table).
     pub rule: Option<String>,
     pub reason: Option<String>,
     /// Milliseconds the model advanced to settle the step's job.
@@ -53,13 +54,15 @@ pub struct ModelStep {
     pub notes: Vec<String>,
 }
 
-/// `rule-id (kind: source text)`, or a note when the call never reached the table.
+/// `rule-id (kind: source text)` for a row or a precondition of the table, or a note when the
+/// call never reached the table.
 pub fn provenance(rule: Option<&str>) -> String {
-    match rule.and_then(|id| table::rule(id).map(|r| (id, r))) {
-        Some((id, r)) => format!("rule {id} ({}: {})", r.source.kind(), r.source.text()),
+    let source = rule.and_then(|id| table::sources().into_iter().find(|(s, _)| *s == id));
+    match source {
+        Some((id, s)) => format!("rule {id} ({}: {})", s.kind(), s.text()),
         None => match rule {
             Some(id) => format!("rule {id}"),
-            None => "no table rule (argument check, fault plan or unknown method)".into(),
+            None => "no table rule (fault plan or unknown method)".into(),
         },
     }
 }
@@ -111,7 +114,7 @@ impl ModelRunner {
     }
 
     pub fn host_names(&self) -> Vec<String> {
-        self.world.hosts.keys().cloned().collect()
+        self.world.hosts().keys().cloned().collect()
     }
 
     /// Plays one step (as `run_on_model` does) and says what the model saw.
@@ -124,7 +127,7 @@ impl ModelRunner {
             out.notes.push(format!("fault rejected: {e}"));
         }
         if let Some(ms) = step.wait_ms {
-            let t = world.now + ms;
+            let t = world.now() + ms;
             world.advance(t);
         }
         let Some(method) = &step.call else {
@@ -151,7 +154,7 @@ impl ModelRunner {
                 step.vm.as_deref().unwrap_or("(none)")
             ));
         }
-        let now = world.now + self.tick;
+        let now = world.now() + self.tick;
         let view = match call.to_operation() {
             Err((code, why)) => {
                 out.reason = Some(why);
@@ -162,7 +165,7 @@ impl ModelRunner {
             }
             Ok(op) => {
                 let ans = world.apply(&host, &op, now);
-                out.rule = ans.rule.map(str::to_string);
+                out.rule = ans.rule.or(ans.precondition).map(str::to_string);
                 out.reason = ans.reason.clone();
                 let mut view = CallView {
                     code: ans.code,
@@ -172,9 +175,9 @@ impl ModelRunner {
                 if let Some(job) = &ans.job {
                     self.last_job = Some((host.clone(), job.clone()));
                     if !step.no_wait {
-                        let before = world.now;
+                        let before = world.now();
                         world.settle();
-                        out.settle_ms = world.now.saturating_sub(before);
+                        out.settle_ms = world.now().saturating_sub(before);
                         if let Some(j) = world.job(&host, job) {
                             view.job_state = Some(j.state);
                             view.error_code = Some(j.error_code);
@@ -234,6 +237,8 @@ mod tests {
         let p = provenance(Some("commit-failover"));
         assert!(p.starts_with("rule commit-failover (powershell: "), "{p}");
         assert!(provenance(None).contains("no table rule"));
+        let p = provenance(Some("service-running"));
+        assert!(p.starts_with("rule service-running (inferred: "), "{p}");
     }
 
     #[test]

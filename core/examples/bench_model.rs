@@ -139,7 +139,9 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
     {
-        w.profile.job_retention_ms = ms;
+        let mut profile = w.profile().clone();
+        profile.job_retention_ms = ms;
+        w.set_profile(profile);
     }
     let calls = mix();
     let (mut accepted, mut jobs, mut refused) = (0u64, 0u64, 0u64);
@@ -158,7 +160,7 @@ fn main() {
         if i % 1024 == 1023 {
             // A server drains the event list for its journal; an explicit advance as the
             // clock ticks.
-            w.events.clear();
+            w.drain_events();
             w.advance(now);
         }
     }
@@ -171,11 +173,11 @@ fn main() {
         ),
         _ => String::new(),
     };
-    let retained: usize = w.hosts.values().map(|h| h.jobs.len()).sum();
+    let retained: usize = w.hosts().values().map(|h| h.jobs.len()).sum();
     println!(
         "{{\"bench\":\"model_ops\",\"ops\":{n},\"secs\":{secs:.3},\"ops_per_sec\":{:.0},\"ns_per_op\":{:.1},\"accepted_sync\":{accepted},\"jobs_started\":{jobs},\"refused\":{refused},\"jobs_retained_at_end\":{retained},\"ms_per_call\":{MS_PER_CALL},\"job_retention_ms\":{}{cpu}}}",
         n as f64 / secs,
         secs * 1e9 / n as f64,
-        w.profile.job_retention_ms
+        w.profile().job_retention_ms
     );
 }

@@ -4,7 +4,7 @@
 use crate::engine::Answer;
 use crate::enums::ReturnCode;
 use crate::faults::FaultKind;
-use crate::table::RULES;
+use crate::table::{PRECONDITIONS, REFUSAL_POLICIES, RULES};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -14,6 +14,9 @@ pub struct Coverage {
     pub rules: BTreeMap<String, u64>,
     pub codes: BTreeMap<u32, u64>,
     pub faults: BTreeMap<String, u64>,
+    /// Calls refused by each precondition (or turned into a failing job by a refusal policy).
+    #[serde(default)]
+    pub preconditions: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,11 +24,14 @@ pub struct CoverageReport {
     pub rules: Vec<Row>,
     pub return_codes: Vec<Row>,
     pub fault_kinds: Vec<Row>,
+    /// Every precondition and refusal policy of the table, with the calls it refused.
+    pub preconditions: Vec<Row>,
     pub rules_covered: usize,
     pub rules_total: usize,
     pub missing_rules: Vec<String>,
     pub missing_return_codes: Vec<u32>,
     pub missing_fault_kinds: Vec<String>,
+    pub missing_preconditions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +45,9 @@ impl Coverage {
     pub fn record(&mut self, answer: &Answer) {
         if let Some(r) = answer.rule {
             *self.rules.entry(r.to_string()).or_default() += 1;
+        }
+        if let Some(p) = answer.precondition {
+            *self.preconditions.entry(p.to_string()).or_default() += 1;
         }
         *self.codes.entry(answer.code).or_default() += 1;
         for f in &answer.faults {
@@ -80,7 +89,37 @@ impl Coverage {
                 count: self.faults.get(k.name).copied().unwrap_or(0),
             })
             .collect();
+        let pre = PRECONDITIONS.iter().map(|p| {
+            let exempt: Vec<String> = p.exempt.iter().map(|e| e.label()).collect();
+            (p.id, p.answered.label(), exempt, p.source)
+        });
+        let pol = REFUSAL_POLICIES
+            .iter()
+            .map(|p| (p.id, p.code.to_string(), Vec::new(), p.source));
+        let preconditions: Vec<Row> = pre
+            .chain(pol)
+            .map(|(id, code, exempt, source)| Row {
+                id: id.to_string(),
+                description: format!(
+                    "answers {code}{} ({}: {})",
+                    if exempt.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; not for {}", exempt.join(", "))
+                    },
+                    source.kind(),
+                    source.text()
+                ),
+                count: self.preconditions.get(id).copied().unwrap_or(0),
+            })
+            .collect();
         CoverageReport {
+            missing_preconditions: preconditions
+                .iter()
+                .filter(|r| r.count == 0)
+                .map(|r| r.id.clone())
+                .collect(),
+            preconditions,
             rules_covered: rules.iter().filter(|r| r.count > 0).count(),
             rules_total: rules.len(),
             missing_rules: rules

@@ -3,7 +3,9 @@
 //! highlighted.
 
 use crate::enums::ReplicationState;
-use crate::table::{From, RULES, Rule, Scope, To};
+use crate::table::{
+    Effect, From, PRECONDITIONS, PolicySwitch, REFUSAL_POLICIES, RULES, Rule, Scope, To,
+};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -97,6 +99,46 @@ fn edges_of(r: &Rule) -> Vec<Edge> {
     out
 }
 
+const PRE_NOTE: &str = "Preconditions";
+
+/// The lines of the preconditions note: the table's preconditions in the order they are
+/// checked before any row, its refusal policies, and the conditions its effects carry. They
+/// apply to every edge, so they are drawn once rather than on each.
+fn precondition_lines() -> Vec<String> {
+    let mut out = vec!["Checked in order before any row, first failure answers".to_string()];
+    for (n, p) in PRECONDITIONS.iter().enumerate() {
+        let exempt: Vec<String> = p.exempt.iter().map(|e| e.label()).collect();
+        let mut line = format!("{}. {} answers {}", n + 1, p.id, p.answered.label());
+        if !exempt.is_empty() {
+            line.push_str(&format!(", not for {}", exempt.join(", ")));
+        }
+        out.push(line);
+    }
+    for p in REFUSAL_POLICIES {
+        let when = match p.when {
+            PolicySwitch::WrongStateAsFailingJob => "profile wrong_state = failing-job",
+        };
+        out.push(format!(
+            "then {} with {when}, a refusal {} becomes a job failing with it",
+            p.id, p.code
+        ));
+    }
+    for r in RULES {
+        for e in r.effects {
+            if let Effect::PeerState { from, to } = e {
+                let from: Vec<String> = from.iter().map(|s| s.number().to_string()).collect();
+                out.push(format!(
+                    "effect of {} moves the peer to {} only from {}",
+                    r.id,
+                    to.number(),
+                    from.join(" or ")
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// Renders the diagram; `highlight` lists states to mark (the world's current states).
 pub fn render(format: Format, highlight: &[ReplicationState]) -> String {
     let edges: Vec<Edge> = RULES.iter().flat_map(edges_of).collect();
@@ -128,6 +170,15 @@ pub fn render(format: Format, highlight: &[ReplicationState]) -> String {
                     e.label.replace(':', " ")
                 );
             }
+            let _ = writeln!(
+                out,
+                "    state \"preconditions of every edge\" as {PRE_NOTE}"
+            );
+            let _ = writeln!(out, "    note right of {PRE_NOTE}");
+            for l in precondition_lines() {
+                let _ = writeln!(out, "        {}", l.replace(':', " "));
+            }
+            out.push_str("    end note\n");
             if !marked.is_empty() {
                 out.push_str("    classDef current fill:#ffd54f,stroke:#e65100,stroke-width:3px\n");
                 for n in &marked {
@@ -159,6 +210,11 @@ pub fn render(format: Format, highlight: &[ReplicationState]) -> String {
                     e.label.replace('"', "'")
                 );
             }
+            let note: String = precondition_lines()
+                .iter()
+                .map(|l| format!("{}\\l", l.replace('"', "'")))
+                .collect();
+            let _ = writeln!(out, "    {PRE_NOTE} [label=\"{note}\", shape=note];");
             out.push_str("}\n");
         }
     }
@@ -188,6 +244,25 @@ mod tests {
                     r.op.label()
                 );
             }
+        }
+        for f in [Format::Mermaid, Format::Dot] {
+            let d = render(f, &[]);
+            for p in PRECONDITIONS {
+                assert!(
+                    d.contains(&format!(". {} answers", p.id)),
+                    "{f:?} lacks {}",
+                    p.id
+                );
+            }
+            for p in REFUSAL_POLICIES {
+                assert!(
+                    d.contains(&format!("then {} with", p.id)),
+                    "{f:?} lacks {}",
+                    p.id
+                );
+            }
+            assert!(d.contains("service-running answers 32777, not for StartService"));
+            assert!(d.contains("moves the peer to 3 only from 1 or 2"));
         }
         assert!(
             render(Format::Mermaid, &[ReplicationState::FailbackComplete])

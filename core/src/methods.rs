@@ -4,7 +4,7 @@
 
 use crate::enums::ReturnCode;
 use crate::ops::{Operation, WmiClass};
-use crate::world::{AuthorizationEntry, RelIx, ServiceSettingsPatch, SettingsPatch};
+use crate::params::{AuthorizationEntry, RelIx, ServiceSettingsPatch, SettingsPatch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Operations: every method call a client can make, and the background events of a host.
 
 use crate::enums::*;
-use crate::world::{AuthorizationEntry, RelIx, ServiceSettingsPatch, SettingsPatch};
+use crate::params::{AuthorizationEntry, RelIx, ServiceSettingsPatch, SettingsPatch};
 use serde::{Deserialize, Serialize};
 
 /// The WMI class a method belongs to.
@@ -201,7 +201,32 @@ impl OpKind {
             DestroySystem => WmiClass::VirtualSystemManagementService,
             JobStateChange(_) => WmiClass::ConcreteJob,
             ReplicateDelta => WmiClass::Background,
-            _ => WmiClass::ReplicationService,
+            CreateReplicationRelationship
+            | ModifyReplicationSettings
+            | StartReplication(_)
+            | ImportInitialReplica
+            | Resynchronize
+            | InitiateFailover
+            | RevertFailover
+            | CommitFailover
+            | ReverseReplicationRelationship
+            | InitiateFailback
+            | TestReplicaSystem
+            | ChangeReplicationModeToPrimary
+            | RemoveReplicationRelationship
+            | GetReplicationStatistics
+            | ResetReplicationStatistics
+            | SetFailoverNetworkAdapterSettings
+            | SetAuthorizationEntry
+            | AddAuthorizationEntry
+            | ModifyAuthorizationEntry
+            | RemoveAuthorizationEntry
+            | ModifyServiceSettings
+            | TestReplicationConnection
+            | GetSystemCertificates
+            | StartService
+            | StopService
+            | ServiceStateChange(_) => WmiClass::ReplicationService,
         }
     }
 
@@ -252,7 +277,32 @@ impl OpKind {
             OpKind::PowerOn => "RequestStateChange(2)".into(),
             OpKind::PowerOff => "RequestStateChange(3)".into(),
             OpKind::JobStateChange(r) => format!("Job.RequestStateChange({})", r.number()),
-            k => k.method().into(),
+            OpKind::CreateReplicationRelationship
+            | OpKind::ModifyReplicationSettings
+            | OpKind::ImportInitialReplica
+            | OpKind::Resynchronize
+            | OpKind::InitiateFailover
+            | OpKind::RevertFailover
+            | OpKind::CommitFailover
+            | OpKind::ReverseReplicationRelationship
+            | OpKind::InitiateFailback
+            | OpKind::TestReplicaSystem
+            | OpKind::ChangeReplicationModeToPrimary
+            | OpKind::RemoveReplicationRelationship
+            | OpKind::GetReplicationStatistics
+            | OpKind::ResetReplicationStatistics
+            | OpKind::SetFailoverNetworkAdapterSettings
+            | OpKind::SetAuthorizationEntry
+            | OpKind::AddAuthorizationEntry
+            | OpKind::ModifyAuthorizationEntry
+            | OpKind::RemoveAuthorizationEntry
+            | OpKind::ModifyServiceSettings
+            | OpKind::TestReplicationConnection
+            | OpKind::GetSystemCertificates
+            | OpKind::StartService
+            | OpKind::StopService
+            | OpKind::DestroySystem
+            | OpKind::ReplicateDelta => self.method().into(),
         }
     }
 }
@@ -298,13 +348,7 @@ impl Operation {
 
     /// The relationship argument, for the operations that take one.
     pub fn rel_arg(&self) -> Option<RelIx> {
-        match self {
-            Operation::RemoveReplicationRelationship { rel, .. }
-            | Operation::GetReplicationStatistics { rel, .. }
-            | Operation::ResetReplicationStatistics { rel, .. }
-            | Operation::RequestReplicationStateChange { rel, .. } => Some(*rel),
-            _ => None,
-        }
+        self.args().rel
     }
 
     /// The method name as a client calls it (for fault matching and the journal).
@@ -314,7 +358,37 @@ impl Operation {
             Operation::RequestStateChange { .. } => "RequestStateChange",
             Operation::ServiceStateChange { .. } => "RequestStateChange",
             Operation::RequestReplicationStateChange { .. } => "RequestReplicationStateChange",
-            _ => self.kind().map_or("RequestStateChange", OpKind::method),
+            // A StartReplication whose type has no kind falls back to RequestStateChange, as
+            // it always has (journals and fault plans see that name).
+            Operation::StartReplication { .. }
+            | Operation::CreateReplicationRelationship { .. }
+            | Operation::ModifyReplicationSettings { .. }
+            | Operation::ImportInitialReplica { .. }
+            | Operation::Resynchronize { .. }
+            | Operation::InitiateFailover { .. }
+            | Operation::RevertFailover { .. }
+            | Operation::CommitFailover { .. }
+            | Operation::ReverseReplicationRelationship { .. }
+            | Operation::InitiateFailback { .. }
+            | Operation::TestReplicaSystem { .. }
+            | Operation::ChangeReplicationModeToPrimary { .. }
+            | Operation::RemoveReplicationRelationship { .. }
+            | Operation::GetReplicationStatistics { .. }
+            | Operation::ResetReplicationStatistics { .. }
+            | Operation::SetFailoverNetworkAdapterSettings { .. }
+            | Operation::SetAuthorizationEntry { .. }
+            | Operation::AddAuthorizationEntry { .. }
+            | Operation::ModifyAuthorizationEntry { .. }
+            | Operation::RemoveAuthorizationEntry { .. }
+            | Operation::ModifyServiceSettings { .. }
+            | Operation::TestReplicationConnection { .. }
+            | Operation::GetSystemCertificates
+            | Operation::StartService
+            | Operation::StopService
+            | Operation::DestroySystem { .. }
+            | Operation::ReplicateDelta { .. } => {
+                self.kind().map_or("RequestStateChange", OpKind::method)
+            }
         }
     }
 
@@ -412,36 +486,166 @@ impl Operation {
     /// When the call's job is scheduled to start, if later than it is accepted: StartTime of
     /// StartReplication (ignored for type 2 Export, DOC) and of Resynchronize.
     pub fn start_time(&self) -> Option<crate::time::Millis> {
-        match self {
-            Operation::StartReplication {
-                initial_type: 2, ..
-            } => None,
-            Operation::StartReplication { start_time, .. }
-            | Operation::Resynchronize { start_time, .. } => *start_time,
-            _ => None,
-        }
+        self.args().start_time
     }
 
     pub fn recovery_point(&self) -> Option<&str> {
-        match self {
-            Operation::InitiateFailover { recovery_point, .. }
-            | Operation::InitiateFailback { recovery_point, .. }
-            | Operation::TestReplicaSystem { recovery_point, .. } => {
-                recovery_point.as_deref().filter(|s| !s.trim().is_empty())
-            }
-            _ => None,
-        }
+        self.args().recovery_point.filter(|s| !s.trim().is_empty())
     }
 
     pub fn settings(&self) -> Option<&SettingsPatch> {
+        self.args().settings
+    }
+
+    /// Every argument the call carries, by the role the engine gives it. This is the one
+    /// exhaustive match over the call's arguments: a new operation must say here which of its
+    /// arguments play which role, and the engine reads them from the result.
+    pub fn args(&self) -> Args<'_> {
+        use Operation as O;
+        let none = Args::default();
         match self {
-            Operation::CreateReplicationRelationship { settings, .. }
-            | Operation::ModifyReplicationSettings { settings, .. }
-            | Operation::ReverseReplicationRelationship { settings, .. }
-            | Operation::InitiateFailback { settings, .. } => Some(settings),
-            _ => None,
+            O::CreateReplicationRelationship { vm, settings } => Args {
+                vm: Some(vm),
+                settings: Some(settings),
+                creates: Some(settings),
+                ..none
+            },
+            O::ModifyReplicationSettings { vm, settings }
+            | O::ReverseReplicationRelationship { vm, settings } => Args {
+                vm: Some(vm),
+                settings: Some(settings),
+                ..none
+            },
+            O::StartReplication {
+                vm,
+                initial_type,
+                start_time,
+            } => Args {
+                vm: Some(vm),
+                initial_type: Some(*initial_type),
+                // DOC startreplication: StartTime does not apply to type 2 Export.
+                start_time: if *initial_type == 2 {
+                    None
+                } else {
+                    *start_time
+                },
+                ..none
+            },
+            O::ImportInitialReplica { vm, location: _ } => Args {
+                vm: Some(vm),
+                ..none
+            },
+            O::Resynchronize { vm, start_time } => Args {
+                vm: Some(vm),
+                start_time: *start_time,
+                ..none
+            },
+            O::InitiateFailover { vm, recovery_point }
+            | O::TestReplicaSystem { vm, recovery_point } => Args {
+                vm: Some(vm),
+                recovery_point: recovery_point.as_deref(),
+                ..none
+            },
+            O::InitiateFailback {
+                vm,
+                settings,
+                recovery_point,
+            } => Args {
+                vm: Some(vm),
+                settings: Some(settings),
+                recovery_point: recovery_point.as_deref(),
+                ..none
+            },
+            O::RevertFailover { vm }
+            | O::CommitFailover { vm }
+            | O::ChangeReplicationModeToPrimary { vm }
+            | O::SetFailoverNetworkAdapterSettings { vm }
+            | O::DestroySystem { vm }
+            | O::ReplicateDelta { vm }
+            | O::RequestStateChange { vm, requested: _ } => Args {
+                vm: Some(vm),
+                ..none
+            },
+            // The entry of the per-VM call is not recorded (the table's row changes nothing).
+            O::SetAuthorizationEntry { vm, entry: _ } => Args {
+                vm: Some(vm),
+                ..none
+            },
+            O::RemoveReplicationRelationship { vm, rel }
+            | O::GetReplicationStatistics { vm, rel }
+            | O::ResetReplicationStatistics { vm, rel }
+            | O::RequestReplicationStateChange {
+                vm,
+                rel,
+                requested: _,
+            } => Args {
+                vm: Some(vm),
+                rel: Some(*rel),
+                ..none
+            },
+            O::AddAuthorizationEntry { entry } => Args {
+                entry: Some(entry),
+                ..none
+            },
+            O::ModifyAuthorizationEntry { entry } => Args {
+                entry: Some(entry),
+                existing_entry: Some(&entry.allowed_primary_host_system),
+                ..none
+            },
+            O::RemoveAuthorizationEntry {
+                allowed_primary_host_system,
+            } => Args {
+                existing_entry: Some(allowed_primary_host_system),
+                ..none
+            },
+            O::ModifyServiceSettings { settings } => Args {
+                service_settings: Some(settings),
+                ..none
+            },
+            O::TestReplicationConnection {
+                connection_point,
+                port,
+                auth,
+            } => Args {
+                connection: Some((connection_point, *port, *auth)),
+                ..none
+            },
+            O::RequestJobStateChange { job, requested } => Args {
+                job: Some((job, *requested)),
+                ..none
+            },
+            O::GetSystemCertificates
+            | O::StartService
+            | O::StopService
+            | O::ServiceStateChange { requested: _ } => none,
         }
     }
+}
+
+/// A call's arguments by role (see [`Operation::args`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Args<'a> {
+    /// The VM the call is about.
+    pub vm: Option<&'a str>,
+    /// The relationship argument (the `…Ex` methods).
+    pub rel: Option<RelIx>,
+    /// An embedded Msvm_ReplicationSettingData.
+    pub settings: Option<&'a SettingsPatch>,
+    /// The settings of a relationship the call creates (CreateReplicationRelationship): its
+    /// RecoveryConnectionPoint names the recovery host.
+    pub creates: Option<&'a SettingsPatch>,
+    pub recovery_point: Option<&'a str>,
+    pub start_time: Option<crate::time::Millis>,
+    pub initial_type: Option<u16>,
+    /// The authorization entry the call writes.
+    pub entry: Option<&'a AuthorizationEntry>,
+    /// The primary host of an authorization entry that must already exist.
+    pub existing_entry: Option<&'a str>,
+    pub service_settings: Option<&'a ServiceSettingsPatch>,
+    /// TestReplicationConnection's connection point, port and authentication type.
+    pub connection: Option<(&'a str, u16, u16)>,
+    /// The job a `Msvm_ConcreteJob.RequestStateChange` is about, and the requested state.
+    pub job: Option<(&'a str, u16)>,
 }
 
 /// What a job needs to remember of its call to finish it.
@@ -450,6 +654,87 @@ pub struct JobArgs {
     pub recovery_point: Option<String>,
     pub settings: Option<SettingsPatch>,
     pub initial_type: Option<u16>,
+}
+
+impl Operation {
+    /// The call a job from a state file written before calls were kept carries out, rebuilt
+    /// from the arguments it stored (`None`: a synchronous kind, which never has a job).
+    pub fn rebuild(
+        kind: OpKind,
+        vm: Option<String>,
+        rel: RelIx,
+        args: &JobArgs,
+    ) -> Option<Operation> {
+        let vm = vm.unwrap_or_default();
+        let settings = args.settings.clone().unwrap_or_default();
+        let recovery_point = args.recovery_point.clone();
+        Some(match kind {
+            OpKind::CreateReplicationRelationship => {
+                Operation::CreateReplicationRelationship { vm, settings }
+            }
+            OpKind::ReverseReplicationRelationship => {
+                Operation::ReverseReplicationRelationship { vm, settings }
+            }
+            OpKind::ModifyReplicationSettings => {
+                Operation::ModifyReplicationSettings { vm, settings }
+            }
+            OpKind::InitiateFailback => Operation::InitiateFailback {
+                vm,
+                settings,
+                recovery_point,
+            },
+            OpKind::RemoveReplicationRelationship => {
+                Operation::RemoveReplicationRelationship { vm, rel }
+            }
+            OpKind::StartReplication(t) => Operation::StartReplication {
+                vm,
+                initial_type: args.initial_type.unwrap_or(t.number()),
+                start_time: None,
+            },
+            OpKind::ImportInitialReplica => Operation::ImportInitialReplica {
+                vm,
+                location: String::new(),
+            },
+            OpKind::Resynchronize => Operation::Resynchronize {
+                vm,
+                start_time: None,
+            },
+            OpKind::InitiateFailover => Operation::InitiateFailover { vm, recovery_point },
+            OpKind::RevertFailover => Operation::RevertFailover { vm },
+            OpKind::CommitFailover => Operation::CommitFailover { vm },
+            OpKind::TestReplicaSystem => Operation::TestReplicaSystem { vm, recovery_point },
+            OpKind::ChangeReplicationModeToPrimary => {
+                Operation::ChangeReplicationModeToPrimary { vm }
+            }
+            OpKind::RequestReplicationStateChange(r) => Operation::RequestReplicationStateChange {
+                vm,
+                rel,
+                requested: r.number(),
+            },
+            OpKind::DestroySystem => Operation::DestroySystem { vm },
+            OpKind::ReplicateDelta => Operation::ReplicateDelta { vm },
+            // Their arguments were never stored; a job from such a state file completes
+            // without them rather than with invented ones.
+            OpKind::ModifyServiceSettings => Operation::ModifyServiceSettings {
+                settings: ServiceSettingsPatch::default(),
+            },
+            OpKind::TestReplicationConnection
+            | OpKind::GetReplicationStatistics
+            | OpKind::ResetReplicationStatistics
+            | OpKind::SetFailoverNetworkAdapterSettings
+            | OpKind::SetAuthorizationEntry
+            | OpKind::AddAuthorizationEntry
+            | OpKind::ModifyAuthorizationEntry
+            | OpKind::RemoveAuthorizationEntry
+            | OpKind::GetSystemCertificates
+            | OpKind::StartService
+            | OpKind::StopService
+            | OpKind::ServiceStateChange(_)
+            | OpKind::PowerOn
+            | OpKind::PowerOff
+            | OpKind::JobStateChange(_) => return None,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -151,6 +151,227 @@ impl Guard {
     }
 }
 
+/// A precondition checked before any row of [`RULES`] is looked at. They are data, like the
+/// rows: [`PRECONDITIONS`] lists them in the order the engine checks them, each with the code a
+/// call that fails it is answered, the operations it does not apply to, and its source. The
+/// diagram draws them, coverage counts the calls each refused, and the conformance oracle, which
+/// runs the engine, applies them by construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The call's enumerated argument (RequestedState, InitialReplicationType, ...) is a value
+    /// its method page documents.
+    ValueDocumented,
+    /// The host's replication service runs.
+    ServiceRunning,
+    /// The VM the call names exists on the host.
+    VmKnown,
+    /// An embedded Msvm_ReplicationSettingData is within the page's ranges.
+    SettingsValid,
+    /// An embedded Msvm_ReplicationServiceSettingData is within the page's ranges.
+    ServiceSettingsValid,
+    /// CreateReplicationRelationship names a RecoveryConnectionPoint.
+    RecoveryConnectionPointGiven,
+    /// The recovery point the call names is one the VM has.
+    RecoveryPointKnown,
+    /// The job the call names exists on the host.
+    JobKnown,
+    /// The VM runs no job (a VM never has two jobs changing it).
+    VmIdle,
+}
+
+/// The ReturnValue a failed precondition answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    Code(u32),
+    /// The code the method page gives for a value it does not take (1 Not Supported, 5 Invalid
+    /// parameter, or 32773 Invalid parameter: see `Operation::kind`).
+    PageCodeForValue,
+    /// The behaviour profile's `busy_code` (32774 System is in use by default).
+    ProfileBusyCode,
+}
+
+impl Answered {
+    pub fn label(self) -> String {
+        match self {
+            Answered::Code(c) => c.to_string(),
+            Answered::PageCodeForValue => "the page's code".into(),
+            Answered::ProfileBusyCode => "busy_code (32774 by default)".into(),
+        }
+    }
+}
+
+/// Operations a precondition does not apply to. A kind that carries a value (a requested
+/// state) is written with the value `Any…`: the exemption covers every value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exempt {
+    Op(OpKind),
+    /// `Msvm_ReplicationService.RequestStateChange`, whatever the requested state.
+    AnyServiceStateChange,
+    /// `Msvm_ConcreteJob.RequestStateChange`, whatever the requested state.
+    AnyJobStateChange,
+}
+
+impl Exempt {
+    pub fn covers(self, k: OpKind) -> bool {
+        match self {
+            Exempt::Op(o) => o == k,
+            Exempt::AnyServiceStateChange => matches!(k, OpKind::ServiceStateChange(_)),
+            Exempt::AnyJobStateChange => matches!(k, OpKind::JobStateChange(_)),
+        }
+    }
+    pub fn label(self) -> String {
+        match self {
+            Exempt::Op(o) => o.label(),
+            Exempt::AnyServiceStateChange => "Service.RequestStateChange(*)".into(),
+            Exempt::AnyJobStateChange => "Job.RequestStateChange(*)".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Precondition {
+    pub id: &'static str,
+    pub check: Check,
+    pub answered: Answered,
+    /// Operations the check is skipped for.
+    pub exempt: &'static [Exempt],
+    pub source: Source,
+}
+
+impl Precondition {
+    pub fn applies_to(&self, k: OpKind) -> bool {
+        !self.exempt.iter().any(|e| e.covers(k))
+    }
+}
+
+/// The preconditions, in the order the engine checks them; the first that fails answers the
+/// call. (A fault plan's host-down or return-code fault answers before any of them.)
+pub static PRECONDITIONS: &[Precondition] = &[
+    Precondition {
+        id: "value-documented",
+        check: Check::ValueDocumented,
+        answered: Answered::PageCodeForValue,
+        exempt: &[],
+        source: Source::Inferred(
+            "a value outside the method page's list is no operation the table can hold; the code is the one the page lists for it (see Operation::kind)",
+        ),
+    },
+    Precondition {
+        id: "service-running",
+        check: Check::ServiceRunning,
+        answered: Answered::Code(32777),
+        exempt: &[
+            Exempt::Op(OpKind::StartService),
+            Exempt::AnyServiceStateChange,
+            Exempt::Op(OpKind::PowerOn),
+            Exempt::Op(OpKind::PowerOff),
+        ],
+        source: Source::Inferred(
+            "a stopped replication service (StopService or RequestStateChange 3) answers 32777 System is not available; what starts it again, and the VM's own power, still answer",
+        ),
+    },
+    Precondition {
+        id: "vm-known",
+        check: Check::VmKnown,
+        answered: Answered::Code(32773),
+        exempt: &[],
+        source: Source::Inferred(
+            "a reference to a VM the host does not have is an invalid parameter (32773)",
+        ),
+    },
+    Precondition {
+        id: "settings-valid",
+        check: Check::SettingsValid,
+        answered: Answered::Code(32773),
+        exempt: &[],
+        source: Source::Doc(
+            "msvm-replicationsettingdata.md «Valid values are from 0 to 24» (RecoveryHistory), and the page's lists for ReplicationInterval (30, 300, 900), AuthenticationType (1, 2) and ApplicationConsistentSnapshotInterval (1 to 12 hours); PS: certificate authentication needs a thumbprint (DECOMP 44358932247); INFERRED: 32773 Invalid parameter, and 0 turns application-consistent points off",
+        ),
+    },
+    Precondition {
+        id: "service-settings-valid",
+        check: Check::ServiceSettingsValid,
+        answered: Answered::Code(32773),
+        exempt: &[],
+        source: Source::Inferred(
+            "msvm-replicationservicesettingdata gives AllowedAuthenticationType 0..3, MonitoringInterval 3600..604800 seconds and CertificateThumbPrint MaxLen 128; ports are uint16 and not 0; the code 32773 Invalid parameter is our choice",
+        ),
+    },
+    Precondition {
+        id: "recovery-connection-point-given",
+        check: Check::RecoveryConnectionPointGiven,
+        answered: Answered::Code(32773),
+        exempt: &[],
+        source: Source::Inferred(
+            "CreateReplicationRelationship without a RecoveryConnectionPoint names no recovery host (32773)",
+        ),
+    },
+    Precondition {
+        id: "recovery-point-known",
+        check: Check::RecoveryPointKnown,
+        answered: Answered::Code(32773),
+        exempt: &[],
+        source: Source::Inferred(
+            "an unknown recovery point identifier is an invalid parameter (docs/facts.md#recovery-points)",
+        ),
+    },
+    Precondition {
+        id: "job-known",
+        check: Check::JobKnown,
+        answered: Answered::Code(32773),
+        exempt: &[],
+        source: Source::Inferred("a job the host does not have is an invalid parameter (32773)"),
+    },
+    Precondition {
+        id: "vm-idle",
+        check: Check::VmIdle,
+        answered: Answered::ProfileBusyCode,
+        exempt: &[
+            Exempt::Op(OpKind::GetReplicationStatistics),
+            Exempt::AnyJobStateChange,
+        ],
+        source: Source::Inferred(
+            "a VM never has two running jobs: 32774 System is in use (docs/facts.md#return-codes), or the profile's busy_code; reading statistics and changing the job itself still answer",
+        ),
+    },
+];
+
+/// What a refusal by the rows becomes under a behaviour-profile choice, checked in order after
+/// no row accepted a call.
+#[derive(Debug, Clone, Copy)]
+pub struct RefusalPolicy {
+    pub id: &'static str,
+    /// The refusal code it changes.
+    pub code: u32,
+    pub when: PolicySwitch,
+    pub source: Source,
+}
+
+/// The profile choice that turns a [`RefusalPolicy`] on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicySwitch {
+    /// Profile choice (a) `wrong_state = failing-job`: an operation that has an asynchronous
+    /// row answers 4096, and its job fails at 0 % with the refusal code as ErrorCode.
+    WrongStateAsFailingJob,
+}
+
+pub static REFUSAL_POLICIES: &[RefusalPolicy] = &[RefusalPolicy {
+    id: "wrong-state-as-failing-job",
+    code: WRONG_STATE,
+    when: PolicySwitch::WrongStateAsFailingJob,
+    source: Source::Inferred(
+        "profile choice (a): no page says whether a call in the wrong state is refused at once or through a job that fails (docs/facts.md#open-questions)",
+    ),
+}];
+
+/// Every row, precondition and policy with its source, for provenance checks.
+pub fn sources() -> Vec<(&'static str, Source)> {
+    let rules = RULES.iter().map(|r| (r.id, r.source));
+    let pre = PRECONDITIONS.iter().map(|p| (p.id, p.source));
+    let pol = REFUSAL_POLICIES.iter().map(|p| (p.id, p.source));
+    rules.chain(pre).chain(pol).collect()
+}
+
 /// What a completed rule does besides setting `to`. Effects run in order, before `to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
@@ -164,8 +385,14 @@ pub enum Effect {
     /// Create this VM's relationship and the VM on the recovery host (Enable-VMReplication
     /// creates the replica VM there; it shows Waiting for initial replication, PS mapping of 2).
     CreatePeerReplica,
-    /// Set the peer VM's relationship to this state.
-    PeerState(S),
+    /// Set the peer VM's relationship to `to`, but only if it is in one of `from`: a peer that
+    /// failed over or was reversed meanwhile keeps its state.
+    PeerState {
+        from: &'static [S],
+        to: S,
+    },
+    /// Deltas cannot reach the replica: the relationship's health becomes Warning.
+    HealthWarning,
     /// A delta: LastReplicationTime on both sides, a recovery point on the replica.
     Delta,
     /// Planned failover's final sync (BLOG-PFO): a Planned recovery point on the replica.
@@ -255,6 +482,13 @@ pub struct Rule {
 }
 
 const WRONG_STATE: u32 = 32775;
+
+/// A peer still waiting for its initial copy (INFERRED: only such a side is moved by the
+/// primary's initial replication; one that failed over or was reversed meanwhile is not).
+const PEER_WAITING: &[S] = &[
+    S::ReadyForReplication,
+    S::WaitingToCompleteInitialReplication,
+];
 
 /// Shorthand for the common case: a VM rule on the primary relationship, refused with 32775.
 const fn vm(id: &'static str, op: OpKind, modes: &'static [M], from: From) -> Rule {
@@ -359,7 +593,13 @@ pub static RULES: &[Rule] = &[
             Guard::PeerIdle,
             Guard::PeerNotFailedOver,
         ],
-        effects: &[Effect::PeerState(S::Replicating), Effect::Delta],
+        effects: &[
+            Effect::PeerState {
+                from: PEER_WAITING,
+                to: S::Replicating,
+            },
+            Effect::Delta,
+        ],
         source: Source::Inferred(
             "startreplication-msvm-replicationservice.md «Starts the replication of a virtual machine»; startreplication-msvm-replicationservice.md «Network Transfer (1)»; INFERRED: 1 → 2 while the job runs → 3 on both sides when it ends (no page gives this path), JobType 94 by its name",
         ),
@@ -379,7 +619,13 @@ pub static RULES: &[Rule] = &[
             Guard::PeerIdle,
             Guard::PeerNotFailedOver,
         ],
-        effects: &[Effect::PeerState(S::Replicating), Effect::Delta],
+        effects: &[
+            Effect::PeerState {
+                from: PEER_WAITING,
+                to: S::Replicating,
+            },
+            Effect::Delta,
+        ],
         source: Source::PowerShell(
             "seeded initial replication runs as JobType 117 (DECOMP 44358932247, Set-VMReplication); startreplication-msvm-replicationservice.md «Seeded Network Transfer (3)»; INFERRED: the same 1 → 2 → 3 path as a network transfer",
         ),
@@ -414,7 +660,10 @@ pub static RULES: &[Rule] = &[
             Guard::PeerIdle,
             Guard::PeerNotFailedOver,
         ],
-        effects: &[Effect::PeerState(S::Replicating)],
+        effects: &[Effect::PeerState {
+            from: PEER_WAITING,
+            to: S::Replicating,
+        }],
         source: Source::Inferred(
             "startreplication-msvm-replicationservice.md «When a client calls this method for a replica virtual machine, it starts the replication with extended replica»; INFERRED: 1 → 2 → 3 as on a primary",
         ),
@@ -429,7 +678,10 @@ pub static RULES: &[Rule] = &[
         guards: &[Guard::PeerIdle],
         to: To::State(S::Replicating),
         job: Some(JobType::ImportReplication),
-        effects: &[Effect::PeerState(S::Replicating)],
+        effects: &[Effect::PeerState {
+            from: PEER_WAITING,
+            to: S::Replicating,
+        }],
         source: Source::Inferred(
             "importinitialreplica-msvm-replicationservice.md «Imports the initial replication for a virtual machine»; INFERRED: accepted in 2 only, and → 3 on both sides",
         ),
@@ -587,6 +839,18 @@ pub static RULES: &[Rule] = &[
         ),
         ..vm(
             "delta-replicated",
+            O::ReplicateDelta,
+            &[M::Primary],
+            States(&[S::Replicating]),
+        )
+    },
+    Rule {
+        effects: &[Effect::HealthWarning],
+        source: Source::Inferred(
+            "msvm-replicationrelationship.md «The date and time at which the last replication is received on recovery for the replication relationship»; INFERRED: when the row above cannot run because the replica is unreachable (down or partitioned), no delta is sent and the health degrades to Warning",
+        ),
+        ..vm(
+            "delta-undelivered",
             O::ReplicateDelta,
             &[M::Primary],
             States(&[S::Replicating]),
@@ -1041,6 +1305,51 @@ pub static RULES: &[Rule] = &[
     },
 ];
 
+/// A row of the table held by a running job. It is stored as the row's id, and a state file
+/// naming a row the table does not have fails to load rather than leaving a job that cannot
+/// finish.
+#[derive(Clone, Copy)]
+pub struct RuleRef(&'static Rule);
+
+impl RuleRef {
+    pub fn new(rule: &'static Rule) -> RuleRef {
+        RuleRef(rule)
+    }
+    pub fn get(self) -> &'static Rule {
+        self.0
+    }
+    pub fn id(self) -> &'static str {
+        self.0.id
+    }
+}
+
+impl PartialEq for RuleRef {
+    fn eq(&self, other: &RuleRef) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl std::fmt::Debug for RuleRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RuleRef({})", self.0.id)
+    }
+}
+
+impl serde::Serialize for RuleRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.id)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RuleRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RuleRef, D::Error> {
+        let id = String::deserialize(d)?;
+        rule(&id)
+            .map(RuleRef)
+            .ok_or_else(|| serde::de::Error::custom(format!("no table row {id}")))
+    }
+}
+
 pub fn rule(id: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.id == id)
 }
@@ -1074,6 +1383,19 @@ mod tests {
                 r.id
             );
         }
+    }
+
+    #[test]
+    fn preconditions_start_with_the_value_check_and_every_id_is_unique() {
+        // The engine gives a call its `OpKind` from the first precondition's check, and
+        // exemptions are written as kinds.
+        assert_eq!(PRECONDITIONS[0].check, Check::ValueDocumented);
+        assert!(PRECONDITIONS[0].exempt.is_empty());
+        let mut ids: Vec<_> = sources().into_iter().map(|(id, _)| id).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(before, ids.len(), "a precondition shares an id with a row");
     }
 
     #[test]

@@ -6,36 +6,14 @@
 
 use crate::enums::*;
 use crate::faults::FaultRule;
+pub use crate::params::{
+    AuthorizationEntry, HostName, JobId, RelIx, ServiceSettingsPatch, SettingsPatch, VmId,
+};
 use crate::profile::Profile;
 use crate::rng::SimRng;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-pub type HostName = String;
-pub type VmId = String;
-pub type JobId = String;
-
-/// Index of a relationship on a VM: 0 the primary relationship (`\HVR\0`), 1 the extended one
-/// (`\HVR\1`) (DOC msvm-replicationrelationship, InstanceID).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum RelIx {
-    Primary = 0,
-    Extended = 1,
-}
-
-impl RelIx {
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-    pub fn from_index(i: u32) -> Option<RelIx> {
-        match i {
-            0 => Some(RelIx::Primary),
-            1 => Some(RelIx::Extended),
-            _ => None,
-        }
-    }
-}
 
 /// The settings of one relationship (`Msvm_ReplicationSettingData`, DOC
 /// msvm-replicationsettingdata).
@@ -77,29 +55,6 @@ impl Default for ReplicationSettings {
             included_disks: Vec::new(),
         }
     }
-}
-
-/// A partial settings instance, as a client sends it embedded in a method call. Missing properties
-/// keep the values of the existing settings (INFERRED, docs/facts.md#embedded-instances). Field
-/// names are the WMI property names, so topology files read like the class page.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "PascalCase", deny_unknown_fields)]
-pub struct SettingsPatch {
-    pub primary_connection_point: Option<String>,
-    pub recovery_connection_point: Option<String>,
-    #[serde(rename = "RecoveryServerPortNumber")]
-    pub recovery_server_port: Option<u32>,
-    pub authentication_type: Option<u32>,
-    #[serde(rename = "CertificateThumbPrint")]
-    pub certificate_thumbprint: Option<String>,
-    pub compression_enabled: Option<bool>,
-    pub bypass_proxy_server: Option<bool>,
-    pub replicate_host_kvp_items: Option<bool>,
-    pub recovery_history: Option<u32>,
-    pub replication_interval: Option<u32>,
-    pub application_consistent_snapshot_interval: Option<u32>,
-    pub auto_resynchronize_enabled: Option<bool>,
-    pub included_disks: Option<Vec<String>>,
 }
 
 /// One replication relationship as seen from one VM instance.
@@ -248,14 +203,6 @@ impl Vm {
     }
 }
 
-/// An authorization entry of a recovery server (`Msvm_ReplicationAuthorizationSettingData`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuthorizationEntry {
-    pub allowed_primary_host_system: String,
-    pub trust_group: String,
-    pub replica_storage_location: String,
-}
-
 /// `Msvm_ReplicationServiceSettingData` (DOC msvm-replicationservicesettingdata).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -266,22 +213,6 @@ pub struct ServiceSettings {
     pub https_port: u16,
     pub certificate_thumbprint: String,
     pub monitoring_interval: u32,
-}
-
-/// A partial `Msvm_ReplicationServiceSettingData`, as ModifyServiceSettings sends it embedded
-/// (DOC modifyservicesettings: "a string representation of the Msvm_ReplicationServiceSettingData
-/// class that contains the modified setting data"). Missing properties keep their values
-/// (INFERRED, as for `SettingsPatch`). Field names are the WMI property names.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "PascalCase", deny_unknown_fields)]
-pub struct ServiceSettingsPatch {
-    pub recovery_server_enabled: Option<bool>,
-    pub allowed_authentication_type: Option<u32>,
-    #[serde(rename = "CertificateThumbPrint")]
-    pub certificate_thumbprint: Option<String>,
-    pub http_port: Option<u32>,
-    pub https_port: Option<u32>,
-    pub monitoring_interval: Option<u32>,
 }
 
 impl ServiceSettings {
@@ -407,23 +338,57 @@ pub enum PaceMode {
 
 /// What a job does to the world when it ends well.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredChange")]
 pub struct PendingChange {
     /// The row of the transition table this job carries out.
-    pub rule: String,
+    pub rule: crate::table::RuleRef,
     pub vm: Option<VmId>,
     pub rel: RelIx,
     /// Operation arguments needed at completion.
     pub args: crate::ops::JobArgs,
     /// The call itself, replayed at completion so the effects see exactly its arguments.
-    /// Absent in state files written before it was kept (then rebuilt from `args`).
-    #[serde(default)]
-    pub op: Option<crate::ops::Operation>,
+    pub op: crate::ops::Operation,
     /// The state before the call, restored when the job fails or is cancelled.
     pub rollback: Option<Rollback>,
     /// The peer VM the job will change, reserved (busy) for the job's length so no other call
     /// races it.
     #[serde(default)]
     pub peer: Option<(HostName, VmId)>,
+}
+
+/// A [`PendingChange`] as state files hold it: those written before the call was kept have no
+/// `op`, and it is rebuilt from the stored arguments when they load.
+#[derive(Deserialize)]
+struct StoredChange {
+    rule: crate::table::RuleRef,
+    vm: Option<VmId>,
+    rel: RelIx,
+    args: crate::ops::JobArgs,
+    #[serde(default)]
+    op: Option<crate::ops::Operation>,
+    rollback: Option<Rollback>,
+    #[serde(default)]
+    peer: Option<(HostName, VmId)>,
+}
+
+impl TryFrom<StoredChange> for PendingChange {
+    type Error = String;
+    fn try_from(c: StoredChange) -> Result<PendingChange, String> {
+        let op = match c.op {
+            Some(op) => op,
+            None => crate::ops::Operation::rebuild(c.rule.get().op, c.vm.clone(), c.rel, &c.args)
+                .ok_or_else(|| format!("row {} has no job to finish", c.rule.id()))?,
+        };
+        Ok(PendingChange {
+            rule: c.rule,
+            vm: c.vm,
+            rel: c.rel,
+            args: c.args,
+            op,
+            rollback: c.rollback,
+            peer: c.peer,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -499,28 +464,28 @@ fn default_rp_rng() -> SimRng {
 /// The whole simulated world. Plain data: `engine` implements its behaviour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct World {
-    pub hosts: BTreeMap<HostName, Host>,
-    pub profile: Profile,
-    pub faults: Vec<FaultRule>,
-    pub next_fault_id: u64,
-    pub rng: SimRng,
+    pub(crate) hosts: BTreeMap<HostName, Host>,
+    pub(crate) profile: Profile,
+    pub(crate) faults: Vec<FaultRule>,
+    pub(crate) next_fault_id: u64,
+    pub(crate) rng: SimRng,
     /// A separate stream for recovery point ids: background deltas happen at times that
     /// depend on the clock, and must not shift the job ids a seeded run repeats.
     #[serde(default = "default_rp_rng")]
-    pub rp_rng: SimRng,
+    pub(crate) rp_rng: SimRng,
     /// The latest time the world was told about.
-    pub now: Millis,
+    pub(crate) now: Millis,
     /// How jobs advance: by time or by being read.
-    pub pace: PaceMode,
+    pub(crate) pace: PaceMode,
     /// What changed since the caller last drained it (for journals, demos, live views).
     #[serde(skip)]
-    pub events: Vec<crate::engine::Event>,
+    pub(crate) events: Vec<crate::events::Event>,
     /// Whether `events` is filled (off by default; demos and tests turn it on and drain it).
     #[serde(skip)]
-    pub record_events: bool,
+    pub(crate) record_events: bool,
     /// A counter of every state change, so clients (the live page, persistence) can tell whether
     /// anything happened.
-    pub generation: u64,
+    pub(crate) generation: u64,
     /// Derived bookkeeping that keeps `advance` cheap; rebuilt from the data when absent.
     #[serde(skip)]
     pub(crate) index: Option<RunIndex>,
@@ -537,6 +502,58 @@ pub(crate) struct RunIndex {
     pub next_delta: Millis,
     /// No running job ends or fails before this time (0: scan).
     pub next_due: Millis,
+}
+
+/// Read access for the simulator and its tests; the world changes only through its methods
+/// (`apply`, `advance`, `add_fault`, ...), so the engine's bookkeeping stays true.
+impl World {
+    pub fn hosts(&self) -> &BTreeMap<HostName, Host> {
+        &self.hosts
+    }
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+    /// Replaces the behaviour profile (benchmarks and tests that vary one of its choices).
+    pub fn set_profile(&mut self, profile: Profile) {
+        self.profile = profile;
+    }
+    pub fn faults(&self) -> &[FaultRule] {
+        &self.faults
+    }
+    /// The latest time the world was told about.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+    pub fn pace(&self) -> PaceMode {
+        self.pace
+    }
+    /// How new jobs advance (the simulator's clock mode); running jobs keep their pace.
+    pub fn set_pace(&mut self, pace: PaceMode) {
+        self.pace = pace;
+    }
+    /// Turns event recording on or off (see `drain_events`).
+    pub fn set_record_events(&mut self, on: bool) {
+        self.record_events = on;
+    }
+    /// A counter of every state change.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    /// Removes a fault rule; `false` if there is none with that id.
+    pub fn remove_fault(&mut self, id: u64) -> bool {
+        let before = self.faults.len();
+        self.faults.retain(|f| f.id != id);
+        self.faults.len() != before
+    }
+    /// Removes every fault rule, returning how many there were.
+    pub fn clear_faults(&mut self) -> usize {
+        std::mem::take(&mut self.faults).len()
+    }
+    /// Draws the fault plan for a request that is not a method call (a read): the transport
+    /// kinds it fires.
+    pub fn draw_faults(&mut self, host: &str, method: &str) -> Vec<crate::faults::FaultKind> {
+        crate::faults::draw(&mut self.faults, &mut self.rng, host, method, None, None)
+    }
 }
 
 impl World {

@@ -467,7 +467,7 @@ fn pick<T: Clone>(items: &[T], i: impl Into<usize>) -> Option<T> {
 }
 
 fn host_names(w: &World) -> Vec<String> {
-    w.hosts.keys().cloned().collect()
+    w.hosts().keys().cloned().collect()
 }
 
 const BOGUS_VM: &str = "00000000-DEAD-4BEE-8F00-000000000000";
@@ -538,7 +538,7 @@ fn op_for_kind(
     k: u16,
 ) -> Option<Operation> {
     let id = vm.id.clone();
-    let other_host = w.hosts.keys().find(|h| h.as_str() != host).cloned();
+    let other_host = w.hosts().keys().find(|h| h.as_str() != host).cloned();
     let last_rp = vm.recovery_points.last().map(|r| r.id.clone());
     let some_rp = (k & 1 == 1).then_some(last_rp).flatten();
     Some(match kind {
@@ -713,7 +713,7 @@ fn avoid_known(w: &World, host: &str, op: Operation) -> Operation {
             .vm()
             .and_then(|v| w.find_vm(host, v))
             .map(|v| v.id.clone())
-        && w.hosts
+        && w.hosts()
             .iter()
             .any(|(h, x)| h != host && x.vms.get(&id).is_some_and(|v| v.busy_with.is_some()))
     {
@@ -750,7 +750,7 @@ fn avoid_known(w: &World, host: &str, op: Operation) -> Operation {
 }
 
 fn resolve_call(w: &World, host: &str, vm_pick: &VmPick, call: &CallGen) -> Operation {
-    let vms: Vec<&Vm> = w.hosts[host].vms.values().collect();
+    let vms: Vec<&Vm> = w.hosts()[host].vms.values().collect();
     let vm = match vm_pick {
         VmPick::Index(i) | VmPick::Name(i) => pick(&vms, *i),
         VmPick::Bogus => None,
@@ -786,7 +786,7 @@ fn resolve_call(w: &World, host: &str, vm_pick: &VmPick, call: &CallGen) -> Oper
             vm: id,
             initial_type: *t,
             // Now and then scheduled a little later (DOC startreplication StartTime).
-            start_time: (t % 2 == 1).then(|| w.now + 5_000),
+            start_time: (t % 2 == 1).then(|| w.now() + 5_000),
         },
         CallGen::Import => Operation::ImportInitialReplica {
             vm: id,
@@ -879,7 +879,7 @@ fn resolve_call(w: &World, host: &str, vm_pick: &VmPick, call: &CallGen) -> Oper
             Operation::DestroySystem { vm: target }
         }
         CallGen::Cancel(jp, requested) => {
-            let jobs = &w.hosts[host].jobs;
+            let jobs = &w.hosts()[host].jobs;
             let running: Vec<String> = jobs
                 .values()
                 .filter(|j| j.is_running())
@@ -918,7 +918,7 @@ fn method_names() -> Vec<&'static str> {
 fn resolve_fault(w: &World, f: &FaultGen) -> FaultSpec {
     let hosts = host_names(w);
     let vms: Vec<(String, String)> = w
-        .hosts
+        .hosts()
         .values()
         .flat_map(|h| h.vms.values())
         .map(|v| (v.id.clone(), v.name.clone()))
@@ -1116,7 +1116,7 @@ macro_rules! round_trip {
 /// Checks every invariant of a world that does not depend on the last call.
 fn check_world(w: &World) -> Result<(), String> {
     let mut errs: Vec<String> = Vec::new();
-    for (hname, h) in &w.hosts {
+    for (hname, h) in w.hosts() {
         if &h.name != hname {
             errs.push(format!("host key {hname} names host {}", h.name));
         }
@@ -1155,7 +1155,7 @@ fn check_world(w: &World) -> Result<(), String> {
             // The job invariants: at most one running job changes a VM — its own, or a job on
             // the other side that reserved it as its peer — and busy_with names it.
             let running: Vec<&str> = w
-                .hosts
+                .hosts()
                 .values()
                 .flat_map(|x| x.jobs.values())
                 .filter(|j| j.is_running())
@@ -1332,15 +1332,18 @@ fn code_is_documented(code: u32) -> bool {
 /// The world without what a refused call may change: the clock, the RNG, fault counters, the
 /// generation counter and the event list.
 fn comparable(w: &World) -> World {
-    let mut c = w.clone();
-    c.now = 0;
-    c.rng = replica_core::rng::SimRng::seeded(0);
-    c.generation = 0;
-    c.events.clear();
-    for f in &mut c.faults {
-        f.fired = 0;
+    // The fields are private: they are reset in the world's serialised form (the event list
+    // is not serialised at all).
+    let mut v = serde_json::to_value(w).expect("a world serialises");
+    v["now"] = 0.into();
+    v["rng"] = serde_json::to_value(replica_core::rng::SimRng::seeded(0)).expect("rng");
+    v["generation"] = 0.into();
+    if let Some(faults) = v["faults"].as_array_mut() {
+        for f in faults {
+            f["fired"] = 0.into();
+        }
     }
-    c
+    serde_json::from_value(v).expect("the world deserialises")
 }
 
 fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
@@ -1376,7 +1379,7 @@ fn short(id: &str) -> &str {
 /// One line per VM, for failure messages.
 fn summary(w: &World) -> String {
     let mut s = String::new();
-    for (h, host) in &w.hosts {
+    for (h, host) in w.hosts() {
         for v in host.vms.values() {
             let st = |ix| {
                 v.rel(ix).map_or("-".to_string(), |r| {
@@ -1432,7 +1435,7 @@ struct Runner {
 
 impl Runner {
     fn fail(&self, why: String) -> String {
-        let mut s = format!("{why}\n  trace (profile {}):\n", self.world.profile.name);
+        let mut s = format!("{why}\n  trace (profile {}):\n", self.world.profile().name);
         for l in &self.trace {
             let _ = writeln!(s, "    {l}");
         }
@@ -1443,10 +1446,11 @@ impl Runner {
     /// Invariants after a step; also collects the step's events.
     fn after_step(&mut self) -> Result<(), String> {
         let events = self.world.drain_events();
-        if self.world.now < self.last_now {
+        if self.world.now() < self.last_now {
             return Err(self.fail(format!(
                 "time went back: {} < {}",
-                self.world.now, self.last_now
+                self.world.now(),
+                self.last_now
             )));
         }
         for e in &events {
@@ -1459,14 +1463,15 @@ impl Runner {
                 | Event::VmCreated { at, .. }
                 | Event::VmRemoved { at, .. } => *at,
             };
-            if at < self.last_now || at > self.world.now {
+            if at < self.last_now || at > self.world.now() {
                 return Err(self.fail(format!(
                     "event at {at} outside [{}, {}]: {e:?}",
-                    self.last_now, self.world.now
+                    self.last_now,
+                    self.world.now()
                 )));
             }
         }
-        self.last_now = self.world.now;
+        self.last_now = self.world.now();
         self.events.extend(events);
         if self.check
             && let Err(why) = check_world(&self.world)
@@ -1499,13 +1504,13 @@ impl Runner {
         let host = match &op {
             Operation::RequestJobStateChange { job, .. } => self
                 .world
-                .hosts
+                .hosts()
                 .values()
                 .find(|h| h.jobs.contains_key(job))
                 .map_or(host, |h| h.name.clone()),
             _ => host,
         };
-        let now = self.world.now;
+        let now = self.world.now();
         // Catch up first, so the comparison below sees only what the call itself does.
         self.world.advance(now);
         self.after_step()?;
@@ -1607,7 +1612,7 @@ impl Runner {
             Step::Advance(ms) => {
                 self.trace
                     .push(format!("#{} advance {ms} ms", self.trace.len()));
-                let t = self.world.now + ms;
+                let t = self.world.now() + ms;
                 self.world.advance(t);
             }
             Step::Settle => {
@@ -1619,12 +1624,13 @@ impl Runner {
             }
             Step::Pace(p) => {
                 self.trace.push(format!("#{} pace {p:?}", self.trace.len()));
-                self.world.pace = p.map_or(PaceMode::Time, PaceMode::Polls);
+                self.world
+                    .set_pace(p.map_or(PaceMode::Time, PaceMode::Polls));
             }
             Step::Observe(i) => {
                 let mut jobs: Vec<(String, String, bool)> = self
                     .world
-                    .hosts
+                    .hosts()
                     .values()
                     .flat_map(|h| h.jobs.values())
                     .map(|j| (j.host.clone(), j.id.clone(), j.is_running()))
@@ -1660,7 +1666,7 @@ impl Runner {
             Step::ClearFaults => {
                 self.trace
                     .push(format!("#{} clear faults", self.trace.len()));
-                self.world.faults.clear();
+                self.world.clear_faults();
             }
         }
         self.after_step()
@@ -1669,9 +1675,9 @@ impl Runner {
 
 fn execute(input: &Input, check: bool) -> Result<Outcome, String> {
     let mut world = build_world(input);
-    world.record_events = true;
+    world.set_record_events(true);
     world.drain_events();
-    let last_now = world.now;
+    let last_now = world.now();
     let mut r = Runner {
         world,
         trace: Vec::new(),
@@ -1688,7 +1694,7 @@ fn execute(input: &Input, check: bool) -> Result<Outcome, String> {
     r.trace
         .push(format!("#{} (end) settle + 1 h", r.trace.len()));
     r.world.settle();
-    let t = r.world.now + HOUR_MS;
+    let t = r.world.now() + HOUR_MS;
     r.world.advance(t);
     r.after_step()?;
     r.no_running_jobs("settle() and one more hour")?;

@@ -7,7 +7,7 @@
 //! What the rules of a DOC row are, and the list of Inferred rows with the lab run that would
 //! settle each, are in docs/provenance.md.
 
-use replica_core::table::{RULES, Source};
+use replica_core::table::{RULES, Source, sources};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -236,12 +236,13 @@ fn join_comment_lines(text: &str) -> String {
 fn every_rule_citation_is_on_its_page() {
     let ex = excerpts();
     let mut failures = Vec::new();
-    for r in RULES {
-        let (found, bad) = citations(r.source.text());
-        failures.extend(bad.into_iter().map(|b| format!("rule {}: {b}", r.id)));
+    // Rows, preconditions and refusal policies alike.
+    for (id, source) in sources() {
+        let (found, bad) = citations(source.text());
+        failures.extend(bad.into_iter().map(|b| format!("rule {id}: {b}")));
         for c in &found {
             if let Some(why) = check(c, &ex) {
-                failures.push(format!("rule {}: {why}", r.id));
+                failures.push(format!("rule {id}: {why}"));
             }
         }
     }
@@ -250,14 +251,13 @@ fn every_rule_citation_is_on_its_page() {
 
 #[test]
 fn every_doc_rule_starts_with_a_citation_of_its_page() {
-    for r in RULES {
-        if let Source::Doc(text) = r.source {
+    for (id, source) in sources() {
+        if let Source::Doc(text) = source {
             let (found, _) = citations(text);
             let first = found.first().map(|c| format!("{} «{}»", c.page, c.words));
             assert!(
                 first.as_deref().is_some_and(|f| text.starts_with(f)),
-                "DOC rule {} must start with `<page>.md «words»`: {text}",
-                r.id
+                "DOC rule {id} must start with `<page>.md «words»`: {text}"
             );
         }
     }

@@ -489,7 +489,7 @@ mod tests {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };
-        let now = slot.world.now;
+        let now = slot.world.now();
         let ans = slot.world.apply(
             "HV-REPLICA",
             &Operation::InitiateFailover {

@@ -516,7 +516,7 @@ pub fn iter_instances<'a>(
         "Msvm_ConcreteJob" => Box::new(
             h.jobs
                 .values()
-                .map(move |j| job(j, world.now, world.profile.job_retention_ms)),
+                .map(move |j| job(j, world.now(), world.profile().job_retention_ms)),
         ),
         "Msvm_VirtualSystemSettingData" => Box::new(vms().flat_map(|v| {
             std::iter::once(realized_settings(v)).chain(
@@ -561,7 +561,7 @@ pub fn find(
             h.jobs
                 .values()
                 .find(|j| j.id.eq_ignore_ascii_case(id))
-                .map(|j| job(j, world.now, world.profile.job_retention_ms))
+                .map(|j| job(j, world.now(), world.profile().job_retention_ms))
         }
         "Msvm_ComputerSystem" => {
             let name = sel("Name")?;
@@ -661,7 +661,7 @@ mod tests {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };
-        let now = slot.world.now;
+        let now = slot.world.now();
         let ans = slot.world.apply(
             "HV-REPLICA",
             &Operation::InitiateFailover {

@@ -358,7 +358,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .get(crate::state::DEFAULT_WORLD)
             .map_err(anyhow::Error::msg)?;
         let s = lock(&slot);
-        tracing::info!(hosts = s.world.hosts.len(), seed, "simulator ready");
+        tracing::info!(hosts = s.world.hosts().len(), seed, "simulator ready");
     }
     stop.await;
     tracing::info!("stopping");

@@ -276,7 +276,7 @@ async fn state(State(ctx): State<HostCtx>, world: WorldName) -> Response<Body> {
 }
 
 async fn faults(State(ctx): State<HostCtx>, world: WorldName) -> Response<Body> {
-    on_world(ctx, world, |_, s| ok(json!({ "faults": s.world.faults }))).await
+    on_world(ctx, world, |_, s| ok(json!({ "faults": s.world.faults() }))).await
 }
 
 async fn add_fault(State(ctx): State<HostCtx>, world: WorldName, body: RawBody) -> Response<Body> {
@@ -315,9 +315,7 @@ async fn remove_fault(
                 format!("fault id `{id}` is not a number"),
             );
         };
-        let before = s.world.faults.len();
-        s.world.faults.retain(|f| f.id != id);
-        if s.world.faults.len() == before {
+        if !s.world.remove_fault(id) {
             error(StatusCode::NOT_FOUND, format!("no fault {id}"))
         } else {
             s.changes += 1;
@@ -547,7 +545,7 @@ fn parse_fault_json(body: &Bytes) -> Result<FaultSpec, String> {
 /// and methods this world knows, a bounded size.
 fn check_fault(spec: &FaultSpec, world: &World) -> Result<(), String> {
     spec.validate().map_err(|e| e.to_string())?;
-    let hosts = || world.hosts.keys().cloned().collect::<Vec<_>>().join(", ");
+    let hosts = || world.hosts().keys().cloned().collect::<Vec<_>>().join(", ");
     let mut named = Vec::new();
     if let Some(h) = &spec.host {
         named.push(("host", h.clone()));
@@ -626,7 +624,7 @@ fn apply_clock(s: &mut WorldSlot, b: &ClockBody) -> Result<(), String> {
     };
     if let Some(m) = mode {
         s.clock.set_mode(m);
-        s.world.pace = m.pace();
+        s.world.set_pace(m.pace());
         s.changes += 1;
     }
     if let Some(ms) = advance {
@@ -686,7 +684,7 @@ fn apply_reset(s: &mut WorldSlot, app: &App, b: Reset) -> Result<ResetDone, Cont
     match s.reset(spec) {
         Ok(()) => {
             s.clock.set_mode(clock);
-            s.world.pace = clock.pace();
+            s.world.set_pace(clock.pace());
             Ok(ResetDone {
                 reset: true,
                 world: s.name.clone(),
@@ -707,22 +705,21 @@ fn apply_add_fault(
     app: &App,
     spec: FaultSpec,
 ) -> Result<FaultAdded, ControlError> {
-    if s.world.faults.len() >= app.limits.max_faults {
+    if s.world.faults().len() >= app.limits.max_faults {
         return Err(bad(format!(
             "this world has {} fault rules, the limit (--limit max_faults=N); DELETE faults first",
-            s.world.faults.len()
+            s.world.faults().len()
         )));
     }
     check_fault(&spec, &s.world).map_err(bad)?;
     let id = s.world.add_fault(spec).map_err(|e| bad(e.to_string()))?;
     s.changes += 1;
-    let rule = s.world.faults.iter().find(|f| f.id == id).cloned();
+    let rule = s.world.faults().iter().find(|f| f.id == id).cloned();
     Ok(FaultAdded { id, rule })
 }
 
 fn apply_clear_faults(s: &mut WorldSlot) -> usize {
-    let n = s.world.faults.len();
-    s.world.faults.clear();
+    let n = s.world.clear_faults();
     s.changes += 1;
     n
 }
@@ -849,7 +846,7 @@ fn journal_page(s: &WorldSlot, since: u64, limit: usize) -> JournalPage {
 
 pub fn current_states(w: &World) -> Vec<ReplicationState> {
     let mut v: Vec<ReplicationState> = w
-        .hosts
+        .hosts()
         .values()
         .flat_map(|h| h.vms.values())
         .flat_map(|vm| vm.rels.iter().flatten().map(|r| r.state))
@@ -862,8 +859,8 @@ pub fn current_states(w: &World) -> Vec<ReplicationState> {
 fn clock_state(s: &WorldSlot) -> ClockState {
     ClockState {
         clock: s.clock.mode,
-        now: s.world.now,
-        now_rfc3339: replica_core::time::rfc3339(s.world.now),
+        now: s.world.now(),
+        now_rfc3339: replica_core::time::rfc3339(s.world.now()),
     }
 }
 
@@ -918,7 +915,7 @@ fn job_view(j: &Job) -> JobView {
         ended: j.ended.map(replica_core::time::rfc3339),
         error_code: j.error_code,
         error_description: j.error_description.clone(),
-        rule: j.change.as_ref().map(|c| c.rule.clone()),
+        rule: j.change.as_ref().map(|c| c.rule.id().to_string()),
         vm: j.change.as_ref().and_then(|c| c.vm.clone()),
     }
 }
@@ -948,7 +945,7 @@ impl StateSnapshot {
 pub fn world_state(s: &StateSnapshot) -> WorldState {
     let w = &s.world;
     let hosts = w
-        .hosts
+        .hosts()
         .values()
         .map(|h| {
             (
@@ -968,13 +965,13 @@ pub fn world_state(s: &StateSnapshot) -> WorldState {
         schema: 1,
         world: s.name.clone(),
         seed: s.seed,
-        now: w.now,
-        now_rfc3339: replica_core::time::rfc3339(w.now),
-        generation: w.generation,
+        now: w.now(),
+        now_rfc3339: replica_core::time::rfc3339(w.now()),
+        generation: w.generation(),
         clock: s.clock.mode,
-        profile: w.profile.clone(),
+        profile: w.profile().clone(),
         hosts,
-        faults: w.faults.clone(),
+        faults: w.faults().to_vec(),
         journal_next: s.next_seq,
     }
 }

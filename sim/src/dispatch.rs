@@ -14,7 +14,7 @@ use crate::wsman::writer::{self, Instance, Item, ReplyHeader, Value};
 use crate::wsman::{Request, ns, wql};
 use crate::{assoc, schema};
 use replica_core::engine::Output;
-use replica_core::faults::{self, FaultKind as Plan};
+use replica_core::faults::FaultKind as Plan;
 use replica_core::methods::{Arg, Call, ParamKind, signature};
 use replica_core::ops::WmiClass;
 use std::collections::{BTreeMap, VecDeque};
@@ -283,14 +283,7 @@ fn route(
     }
     // Transport faults of the plan apply to reads too; method calls draw theirs in the model.
     if op_name != "Invoke" {
-        let fired = faults::draw(
-            &mut slot.world.faults,
-            &mut slot.world.rng,
-            host,
-            op_name,
-            None,
-            None,
-        );
+        let fired = slot.world.draw_faults(host, op_name);
         for f in &fired {
             slot.coverage.record_fault(f);
             note.faults.push(f.name().to_string());
@@ -986,7 +979,7 @@ fn invoke(
         }
     };
     note.vm = op.vm().map(str::to_string);
-    let now = slot.world.now;
+    let now = slot.world.now();
     let ans = slot.world.apply(host, &op, now);
     slot.coverage.record(&ans);
     note.code = Some(ans.code);

@@ -259,7 +259,7 @@ pub(crate) fn exercise_dispatch(slot: &mut WorldSlot, host: &str, bytes: &[u8]) 
         reply.body
     );
     assert_eq!(slot.next_seq, before + 1, "journaled once");
-    for h in slot.world.hosts.values() {
+    for h in slot.world.hosts().values() {
         for v in h.vms.values() {
             let running = h
                 .jobs

@@ -117,7 +117,7 @@ impl SavedWorld {
             seed: slot.seed,
             topology: slot.spec.clone(),
             clock: slot.clock.mode,
-            clock_now: slot.clock.now().max(slot.world.now),
+            clock_now: slot.clock.now().max(slot.world.now()),
             journal_next: slot.next_seq,
             journal: slot.journal.iter().skip(skip).cloned().collect(),
             coverage: slot.coverage.clone(),
@@ -219,7 +219,7 @@ impl StateFile {
             if !valid_clock(w.clock) {
                 return Err(format!("worlds[{i}].clock {:?} is out of range", w.clock));
             }
-            if w.world.hosts.is_empty() {
+            if w.world.hosts().is_empty() {
                 return Err(format!("worlds[{i}].world has no host"));
             }
             if let Some(last) = w.journal.last()
@@ -230,7 +230,7 @@ impl StateFile {
                     w.journal_next, last.seq
                 ));
             }
-            for (name, h) in &w.world.hosts {
+            for (name, h) in w.world.hosts() {
                 for (id, j) in &h.jobs {
                     if id != &j.id || &j.host != name {
                         return Err(format!(
@@ -537,7 +537,7 @@ pub fn prepare(
         .worlds
         .iter()
         .find(|w| w.name == DEFAULT_WORLD)
-        .map(|w| w.world.hosts.keys().cloned().collect())
+        .map(|w| w.world.hosts().keys().cloned().collect())
         .unwrap_or_default();
     tracing::info!(
         file = %path.display(),

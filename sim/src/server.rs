@@ -403,7 +403,7 @@ impl Sim {
         let host_names: Vec<String> = {
             let slot = worlds.get(DEFAULT_WORLD).map_err(anyhow::Error::msg)?;
             let s = lock(&slot);
-            s.world.hosts.keys().cloned().collect()
+            s.world.hosts().keys().cloned().collect()
         };
         let tls = match &config.tls {
             Some(setup) => Some(Tls::build(setup)?),

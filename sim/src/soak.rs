@@ -365,13 +365,13 @@ struct Shared {
 /// host when that job reserved it).
 fn check_invariants(w: &replica_core::World) -> Result<(), String> {
     let running: HashSet<&str> = w
-        .hosts
+        .hosts()
         .values()
         .flat_map(|h| h.jobs.values())
         .filter(|j| j.is_running())
         .map(|j| j.id.as_str())
         .collect();
-    for (hname, h) in &w.hosts {
+    for (hname, h) in w.hosts() {
         for (vid, v) in &h.vms {
             let own: Vec<&str> = h
                 .jobs
@@ -407,7 +407,7 @@ fn check_invariants(w: &replica_core::World) -> Result<(), String> {
 /// Takes the model's events of the last call into the run's books.
 fn drain_events(s: &mut Shared) -> Result<Vec<String>, String> {
     let mut started_now = Vec::new();
-    for e in std::mem::take(&mut s.slot.world.events) {
+    for e in s.slot.world.drain_events() {
         match e {
             replica_core::engine::Event::JobStarted {
                 host, job, rule, ..
@@ -581,7 +581,7 @@ pub fn run(opts: SoakOptions) -> Result<SoakReport, String> {
         ..Profile::default()
     }));
     let mut slot = WorldSlot::new("default", spec, opts.seed, ClockMode::Manual)?;
-    slot.world.record_events = true;
+    slot.world.set_record_events(true);
     let limits = Limits::default();
     let shared = Arc::new(Mutex::new(Shared {
         slot,

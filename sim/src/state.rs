@@ -482,7 +482,7 @@ impl WorldSlot {
     ) -> Result<WorldSlot, String> {
         let start = wall_clock_ms();
         let mut world = spec.build(seed, start).map_err(|e| e.to_string())?;
-        world.pace = clock.pace();
+        world.set_pace(clock.pace());
         let bytes = world_bytes(&world);
         let budget = Arc::new(Budget::new(usize::MAX));
         budget.charge(bytes);
@@ -549,14 +549,14 @@ impl WorldSlot {
         coverage: Coverage,
         ids: SimRng,
     ) -> WorldSlot {
-        world.pace = clock.pace();
+        world.set_pace(clock.pace());
         let bytes = world_bytes(&world);
         let journal_bytes = journal.iter().map(JournalEntry::approx_bytes).sum();
         let budget = Arc::new(Budget::new(usize::MAX));
         budget.charge(bytes + journal_bytes);
         WorldSlot {
             name: name.to_string(),
-            clock: Clock::new(clock, clock_now.max(world.now)),
+            clock: Clock::new(clock, clock_now.max(world.now())),
             world,
             spec,
             seed,
@@ -577,12 +577,12 @@ impl WorldSlot {
     /// generation, the journal cursor (every call, including reads that move `polls:N` jobs
     /// and fault counters) and the control API's own changes.
     pub fn fingerprint(&self) -> (u64, u64, u64) {
-        (self.world.generation, self.next_seq, self.changes)
+        (self.world.generation(), self.next_seq, self.changes)
     }
 
     /// Brings the model to the clock's present.
     pub fn tick(&mut self) -> Millis {
-        let now = self.clock.now().max(self.world.now);
+        let now = self.clock.now().max(self.world.now());
         self.world.advance(now);
         now
     }

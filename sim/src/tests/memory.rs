@@ -188,7 +188,7 @@ fn ten_thousand_jobs_under_a_short_retention_leave_a_bounded_table() {
         slot.clock.advance(25);
         let jobs = slot
             .world
-            .hosts
+            .hosts()
             .get("HV-PRIMARY")
             .map_or(0, |h| h.jobs.len());
         most = most.max(jobs);
