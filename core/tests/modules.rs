@@ -1,6 +1,6 @@
 //! Module cycles stay broken: core's modules form no cycle (values and events sit below the
-//! operations, the table, the world and the engine), and the conformance runner does not
-//! depend on its reports. Dependencies are read from the source: every `crate::<module>` path
+//! operations, the table, the world and the engine), the conformance runner does not depend
+//! on its reports, and the simulator's control API does not depend on its HTTP server. Dependencies are read from the source: every `crate::<module>` path
 //! and every `use crate::{...}` group, outside comments and test modules.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -107,5 +107,16 @@ fn the_conformance_runner_does_not_depend_on_its_reports() {
         !reach(&g, "runner").contains("report"),
         "runner reaches report: {:?}",
         g["runner"]
+    );
+}
+
+#[test]
+fn the_control_api_does_not_depend_on_the_server() {
+    let g = graph(&root().join("sim/src"));
+    assert!(g["server"].contains("control"));
+    assert!(
+        !reach(&g, "control").contains("server"),
+        "control reaches server: {:?}",
+        g["control"]
     );
 }

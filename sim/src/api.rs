@@ -7,7 +7,7 @@
 //! endpoints run the same code (`control.rs`): a reset or a fault rule refused over HTTP is
 //! refused here with the same message.
 
-use crate::server::App;
+use crate::app::App;
 use crate::state::ClockMode;
 use replica_core::ReplicationState;
 use replica_core::enums::{JobState, JobType};

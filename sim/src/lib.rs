@@ -13,6 +13,7 @@
 pub mod api;
 pub mod cli;
 
+mod app;
 mod assoc;
 mod classes;
 mod control;
