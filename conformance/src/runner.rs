@@ -21,7 +21,6 @@ use crate::lab;
 use crate::observe::{self, HostSnapshot, view_diff};
 use crate::oracle::{ModelRunner, ModelStep, with_profile};
 use crate::record::{Recording, ReplayLog, Sink};
-use crate::report::Progress;
 use crate::scenarios::Loaded;
 use crate::target::{Flavor, HostConn, Session, Target, TargetKind};
 use replica_client::wsman::{Epr, JobPhase, Param, SelectorSet, class_uri, job_phase};
@@ -1272,6 +1271,107 @@ pub fn difference_report(
         }
     }
     out
+}
+
+use std::io::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Where the run is, on stderr (one live line on a terminal, plain lines otherwise).
+#[derive(Debug)]
+pub struct Progress {
+    tty: bool,
+    quiet: bool,
+    total: usize,
+    done: AtomicUsize,
+    lock: Mutex<()>,
+}
+
+impl Progress {
+    pub fn new(total: usize, tty: bool) -> Progress {
+        Progress {
+            tty,
+            quiet: false,
+            total,
+            done: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// No output at all (library use, tests).
+    pub fn quiet() -> Progress {
+        Progress {
+            quiet: true,
+            ..Progress::new(0, false)
+        }
+    }
+
+    fn write(&self, s: &str) {
+        if self.quiet {
+            return;
+        }
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(s.as_bytes());
+        let _ = err.flush();
+    }
+
+    pub fn start(&self, name: &str) {
+        if self.tty {
+            self.write(&format!(
+                "\r\x1b[2K[{:>3}/{}] {name}",
+                self.done.load(Ordering::Relaxed),
+                self.total
+            ));
+        }
+    }
+
+    pub fn step(&self, name: &str, i: usize, n: usize, label: &str) {
+        if self.tty {
+            let label: String = label.chars().take(60).collect();
+            self.write(&format!(
+                "\r\x1b[2K[{:>3}/{}] {name}: step {i}/{n} {label}",
+                self.done.load(Ordering::Relaxed),
+                self.total
+            ));
+        }
+    }
+
+    pub fn finish(&self, r: &ScenarioReport) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let word = match r.status {
+            Status::Passed => "PASS",
+            Status::Failed => "FAIL",
+            Status::Skipped => "SKIP",
+        };
+        let why = r
+            .reason
+            .as_deref()
+            .map(|w| format!(" — {w}"))
+            .unwrap_or_default();
+        let line = format!("{word} {} ({} ms){why}", r.name, r.ms);
+        if self.tty {
+            self.write(&format!("\r\x1b[2K{line}\n[{done:>3}/{}]", self.total));
+        } else {
+            self.write(&format!("[{done}/{}] {line}\n", self.total));
+        }
+    }
+
+    /// Clears the live line.
+    pub fn end(&self) {
+        if self.tty {
+            self.write("\r\x1b[2K");
+        }
+    }
+
+    /// A free-form line (explore).
+    pub fn line(&self, s: &str) {
+        if self.tty {
+            self.write(&format!("\r\x1b[2K{s}"));
+        } else {
+            self.write(&format!("{s}\n"));
+        }
+    }
 }
 
 #[cfg(test)]

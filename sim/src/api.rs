@@ -8,7 +8,7 @@
 //! the same code (`control.rs`): a reset or a fault rule refused over HTTP is refused here with
 //! the same message.
 
-use crate::server::App;
+use crate::app::App;
 use replica_core::faults::FaultSpec;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,7 @@ use crate::api::{
     ClockState, ControlError, FaultAdded, HostState, JobView, JournalEntry, JournalPage, Named,
     RecoveryPointState, RelationshipState, Reset, ResetDone, VmState, WorldState,
 };
-use crate::server::{App, HostCtx, world_of};
+use crate::app::{App, HostCtx, world_of};
 use crate::state::{ClockMode, Pace as _, WorldSlot, lock};
 use axum::Router;
 use axum::body::{Body, Bytes};

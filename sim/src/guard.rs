@@ -14,7 +14,7 @@
 //!
 //! The same middleware logs every request at debug level, so a refused password leaves a trace.
 
-use crate::server::HostCtx;
+use crate::app::HostCtx;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};

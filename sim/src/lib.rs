@@ -14,6 +14,7 @@
 pub mod api;
 pub mod cli;
 
+mod app;
 mod assoc;
 mod classes;
 mod control;

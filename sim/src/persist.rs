@@ -38,7 +38,7 @@
 //! * Not saved: enumeration contexts (a Pull after a restart gets
 //!   `wsen:InvalidEnumerationContext`, as after a WinRM service restart).
 
-use crate::server::App;
+use crate::app::App;
 use crate::state::{
     ClockMode, DEFAULT_WORLD, JournalEntry, WorldSlot, Worlds, check_world_name, lock,
 };

@@ -5,6 +5,7 @@
 //! only keeps each connection's security context and maps credentials to access.
 
 use crate::api::ControlError;
+pub use crate::app::{App, AuthSchemes, Credential, HostCtx, world_of};
 use crate::control;
 use crate::dispatch::{self, Access};
 use crate::state::{ClockMode, DEFAULT_WORLD, Limits, Worlds, lock};
@@ -49,88 +50,6 @@ pub fn default_topology() -> TopologySpec {
         hosts: Vec::new(),
         vms: Vec::new(),
     })
-}
-
-/// A user the WS-Management endpoint accepts (Basic and NTLM).
-#[derive(Debug, Clone)]
-pub struct Credential {
-    /// The user name (NTLM also accepts it as `DOMAIN\\user` or `user@domain`).
-    pub user: String,
-    /// The password.
-    pub pass: String,
-    /// Reads work; method calls answer 32769 Access Denied.
-    pub read_only: bool,
-}
-
-impl Credential {
-    /// Parses `USER:PASS`.
-    pub fn parse(s: &str, read_only: bool) -> Result<Credential, String> {
-        match s.split_once(':') {
-            Some((u, p)) if !u.is_empty() => Ok(Credential {
-                user: u.into(),
-                pass: p.into(),
-                read_only,
-            }),
-            _ => Err(format!(
-                "credentials `{s}` must be USER:PASS with a non-empty user"
-            )),
-        }
-    }
-}
-
-/// Which authentication schemes the WS-Management endpoint offers (`serve --auth`), as an
-/// administrator sets `winrm/config/service/auth` on Windows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuthSchemes {
-    /// HTTP Basic (`WWW-Authenticate: Basic realm="WSMAN"`).
-    pub basic: bool,
-    /// Negotiate: NTLMv2, raw or inside SPNEGO, with message encryption over HTTP.
-    pub negotiate: bool,
-}
-
-impl Default for AuthSchemes {
-    fn default() -> Self {
-        AuthSchemes {
-            basic: true,
-            negotiate: true,
-        }
-    }
-}
-
-/// The `--auth` form: `basic,negotiate`.
-impl std::fmt::Display for AuthSchemes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = [("basic", self.basic), ("negotiate", self.negotiate)]
-            .into_iter()
-            .filter_map(|(n, on)| on.then_some(n))
-            .collect();
-        f.write_str(&names.join(","))
-    }
-}
-
-impl AuthSchemes {
-    /// Parses a comma-separated list of `basic` and `negotiate` (at least one).
-    pub fn parse(s: &str) -> Result<AuthSchemes, String> {
-        let mut a = AuthSchemes {
-            basic: false,
-            negotiate: false,
-        };
-        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            match name.to_ascii_lowercase().as_str() {
-                "basic" => a.basic = true,
-                "negotiate" => a.negotiate = true,
-                other => {
-                    return Err(format!(
-                        "unknown auth scheme `{other}` (expected basic, negotiate)"
-                    ));
-                }
-            }
-        }
-        if !a.basic && !a.negotiate {
-            return Err("--auth needs at least one of basic, negotiate".into());
-        }
-        Ok(a)
-    }
 }
 
 /// How to start a simulator: [`Sim::builder`] gives the defaults (the default topology, seed
@@ -185,29 +104,6 @@ impl Default for SimConfig {
             as_real_host: false,
         }
     }
-}
-
-/// Shared by every listener.
-pub struct App {
-    pub worlds: Worlds,
-    pub credentials: Vec<Credential>,
-    pub denied_credentials: Vec<Credential>,
-    pub control_token: Option<String>,
-    pub limits: Limits,
-    pub host_urls: std::sync::RwLock<BTreeMap<String, String>>,
-    /// How `--state-file` saving goes (shown by `GET health`).
-    pub save_status: crate::persist::SaveStatus,
-    /// `SimConfig::listen`: which `Host` names the control API answers to (`crate::guard`).
-    pub listen: SocketAddr,
-    pub auth: AuthSchemes,
-    /// Every credential with its NT hash, for NTLM: `credentials` then `denied_credentials`,
-    /// each with the access it grants (computed once at start).
-    ntlm_candidates: Vec<replica_ntlm::Candidate>,
-    ntlm_access: Vec<Access>,
-    /// Whether the listeners speak HTTPS (message encryption is for plain HTTP only).
-    https: bool,
-    /// See [`SimConfig::as_real_host`].
-    pub as_real_host: bool,
 }
 
 /// A running simulator. Drop or `shutdown` stops it.
@@ -728,12 +624,6 @@ impl hyper::body::Body for Deadline {
     }
 }
 
-#[derive(Clone)]
-pub struct HostCtx {
-    pub app: Arc<App>,
-    pub host: String,
-}
-
 /// What HTTP.sys answers for a URL no service registered (a Windows host has only WinRM's
 /// `/wsman` there): its fixed HTML page, `Server: Microsoft-HTTPAPI/2.0`.
 const HTTP_SYS_NOT_FOUND: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\">\r\n<HTML><HEAD><TITLE>Not Found</TITLE>\r\n<META HTTP-EQUIV=\"Content-Type\" Content=\"text/html; charset=us-ascii\"></HEAD>\r\n<BODY><h2>Not Found</h2>\r\n<hr><p>HTTP Error 404. The requested resource is not found.</p>\r\n</BODY></HTML>\r\n";
@@ -825,16 +715,6 @@ fn authenticate(app: &App, headers: &HeaderMap) -> Option<Access> {
         }
     }
     found
-}
-
-pub fn world_of(headers: &HeaderMap) -> String {
-    headers
-        .get("x-replica-world")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .unwrap_or(DEFAULT_WORLD)
-        .to_string()
 }
 
 async fn wsman_default(
