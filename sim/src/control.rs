@@ -816,22 +816,8 @@ fn journal_page(s: &WorldSlot, since: u64, limit: usize) -> JournalPage {
         .filter(|e| e.seq > since)
         .take(limit)
         .map(|e| JournalEntry {
-            seq: e.seq,
-            at: e.at,
+            call: e.clone(),
             at_rfc3339: replica_core::time::rfc3339(e.at),
-            host: e.host.clone(),
-            operation: e.operation.clone(),
-            class: e.class.clone(),
-            method: e.method.clone(),
-            vm: e.vm.clone(),
-            code: e.code,
-            job: e.job.clone(),
-            rule: e.rule.clone(),
-            reason: e.reason.clone(),
-            fault: e.fault.clone(),
-            http_status: e.http_status,
-            faults: e.faults.clone(),
-            micros: e.micros,
         })
         .collect();
     let next = entries.last().map_or(since, |e| e.seq);

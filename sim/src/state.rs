@@ -11,7 +11,6 @@ use replica_core::text::clip;
 use replica_core::time::Millis;
 use replica_core::topology::TopologySpec;
 use replica_core::world::PaceMode;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -83,31 +82,9 @@ impl Clock {
     }
 }
 
-/// One WS-Management call as the journal keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JournalEntry {
-    pub seq: u64,
-    /// Virtual time of the call.
-    pub at: Millis,
-    pub host: String,
-    /// Identify, Get, Enumerate, Pull, Release, Invoke, or Rejected for requests that never
-    /// parsed.
-    pub operation: String,
-    pub class: Option<String>,
-    pub method: Option<String>,
-    pub vm: Option<String>,
-    /// ReturnValue of an Invoke.
-    pub code: Option<u32>,
-    pub job: Option<String>,
-    pub rule: Option<String>,
-    pub reason: Option<String>,
-    /// The WS-Management fault subcode, e.g. `w:InvalidSelectors`.
-    pub fault: Option<String>,
-    pub http_status: u16,
-    /// Fault-plan kinds that fired.
-    pub faults: Vec<String>,
-    pub micros: u64,
-}
+/// One WS-Management call as the journal keeps it: the control API's own type (replica-client),
+/// so what is kept and what `GET journal` shows are declared once.
+pub use replica_client::control::JournalCall as JournalEntry;
 
 /// A stored enumeration: what is left to pull.
 pub struct EnumContext {
@@ -223,7 +200,15 @@ impl Budget {
 /// a 480 KB parameter, and the journal keeps 100,000 entries.
 pub const JOURNAL_TEXT_MAX: usize = 512;
 
-impl JournalEntry {
+/// What the journal does with an entry it keeps (a trait: the type is replica-client's).
+pub(crate) trait Kept {
+    /// Cuts client text to what the journal keeps.
+    fn clip_text(&mut self);
+    /// Heap and inline bytes, roughly.
+    fn approx_bytes(&self) -> usize;
+}
+
+impl Kept for JournalEntry {
     fn clip_text(&mut self) {
         for field in [
             &mut self.class,
@@ -245,8 +230,7 @@ impl JournalEntry {
         }
     }
 
-    /// Heap and inline bytes, roughly.
-    pub fn approx_bytes(&self) -> usize {
+    fn approx_bytes(&self) -> usize {
         let text = [
             &self.class,
             &self.method,

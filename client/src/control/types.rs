@@ -143,15 +143,32 @@ pub struct ClockState {
     pub now_rfc3339: String,
 }
 
-/// One WS-Management call as the journal keeps it (`GET journal`).
+/// One WS-Management call as `GET journal` shows it: the call as the simulator keeps it, and
+/// its time as RFC 3339 text (fields read through to [`JournalCall`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
+    /// The call.
+    #[serde(flatten)]
+    pub call: JournalCall,
+    /// `at` as RFC 3339.
+    pub at_rfc3339: String,
+}
+
+impl std::ops::Deref for JournalEntry {
+    type Target = JournalCall;
+
+    fn deref(&self) -> &JournalCall {
+        &self.call
+    }
+}
+
+/// One WS-Management call as the simulator's journal keeps it (and its state file saves it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalCall {
     /// Its sequence number in the world, from 1.
     pub seq: u64,
     /// Virtual time of the call, milliseconds since the Unix epoch.
     pub at: u64,
-    /// `at` as RFC 3339.
-    pub at_rfc3339: String,
     /// The simulated host called.
     pub host: String,
     /// Identify, Get, Enumerate, Pull, Release, Invoke, or Rejected for requests that never

@@ -5,7 +5,7 @@
 
 use super::support::*;
 use crate::dispatch::{self, Access};
-use crate::state::{Budget, ClockMode, Limits, WorldSlot};
+use crate::state::{Budget, ClockMode, Kept as _, Limits, WorldSlot};
 use replica_core::profile::Profile;
 use replica_core::topology::ProfileSpec;
 
