@@ -399,8 +399,8 @@ impl ReplayLog {
     pub fn next(&self, host: &str, request_xml: &str) -> Result<Exchange, WsmanError> {
         let mut st = lock(&self.state);
         if st.derailed {
-            return Err(WsmanError::Protocol(
-                "replay stopped at an earlier divergence".into(),
+            return Err(WsmanError::protocol(
+                "replay stopped at an earlier divergence",
             ));
         }
         let want = request_key(request_xml);
@@ -415,7 +415,7 @@ impl ReplayLog {
                 ix + 1
             );
             st.divergences.push(msg.clone());
-            return Err(WsmanError::Protocol(format!("replay divergence: {msg}")));
+            return Err(WsmanError::protocol(format!("replay divergence: {msg}")));
         };
         let got = request_key(&ex.request);
         if !rec_host.eq_ignore_ascii_case(host) || want != got {
@@ -441,7 +441,7 @@ impl ReplayLog {
                 ));
             }
             st.divergences.push(msg.clone());
-            return Err(WsmanError::Protocol(format!("replay divergence: {msg}")));
+            return Err(WsmanError::protocol(format!("replay divergence: {msg}")));
         }
         st.cursor += 1;
         Ok(ex.clone())

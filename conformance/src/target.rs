@@ -23,7 +23,7 @@ use replica_client::control::{self, Control};
 use replica_client::wsman::envelope::{self, Headers};
 use replica_client::wsman::{
     self, ClientOptions, Credentials, EnumItem, EnumOpts, Instance, InvokeOutput, Param,
-    SelectorSet, WsmanClient, WsmanError, ns, parse,
+    ResponseError, SelectorSet, WsmanClient, WsmanError, ns, parse,
 };
 
 /// What the command line asked for.
@@ -597,7 +597,7 @@ impl Session {
 /// Why a host could not be used, in words a lab owner can act on.
 fn host_error(e: &WsmanError, user: &str) -> String {
     match e {
-        WsmanError::Unauthorized { www_authenticate } => format!(
+        WsmanError::Response(ResponseError::Unauthorized { www_authenticate }) => format!(
             "the credentials of user `{user}` were refused (HTTP 401; the host offers {})",
             if www_authenticate.is_empty() {
                 "no scheme".to_string()
@@ -648,7 +648,7 @@ impl HostConn {
         );
         let ex = log.next(host, &xml)?;
         let Some(status) = ex.status else {
-            return Err(WsmanError::Protocol(format!(
+            return Err(WsmanError::protocol(format!(
                 "recorded exchange failed below HTTP: {}",
                 ex.error.unwrap_or_default()
             )));
@@ -741,7 +741,7 @@ impl HostConn {
                 while let Some(ctx) = context {
                     pulls += 1;
                     if pulls > opts.max_pulls {
-                        return Err(WsmanError::Protocol(format!(
+                        return Err(WsmanError::protocol(format!(
                             "recorded enumeration did not end after {} pulls",
                             opts.max_pulls
                         )));

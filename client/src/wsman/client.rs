@@ -411,7 +411,7 @@ impl WsmanClient {
         }
         outcome.map_err(|e| match e {
             TxError::Negotiate(detail) => {
-                WsmanError::Protocol(format!("Negotiate with {}: {detail}", self.endpoint))
+                WsmanError::protocol(format!("Negotiate with {}: {detail}", self.endpoint))
             }
             TxError::Conn(detail) => WsmanError::Connection {
                 url: self.endpoint.clone(),
@@ -852,7 +852,7 @@ impl WsmanClient {
         let mut pulls = 0u32;
         while let Some(ctx) = context {
             if pulls >= opts.max_pulls {
-                return Err(WsmanError::Protocol(format!(
+                return Err(WsmanError::protocol(format!(
                     "enumeration of {resource_uri} did not end after {pulls} pulls"
                 )));
             }

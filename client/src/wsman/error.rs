@@ -5,30 +5,15 @@
 use std::time::Duration;
 
 pub use replica_wsman::fault::{QName, SoapFault};
+pub use replica_wsman::response::ResponseError;
 
 /// Why a WS-Management call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WsmanError {
-    /// HTTP 401. The values of every `WWW-Authenticate` header, so a report can say which
-    /// schemes the server offers.
-    #[error("HTTP 401 unauthorized (WWW-Authenticate: {})", www_authenticate.join(", "))]
-    Unauthorized {
-        /// Every `WWW-Authenticate` value, in arrival order.
-        www_authenticate: Vec<String>,
-    },
-
-    /// A SOAP fault (usually HTTP 500, sometimes 400 or even 200). Boxed to keep `Result`s small.
-    #[error("WS-Management fault: {0}")]
-    Fault(Box<SoapFault>),
-
-    /// A non-success HTTP status without a SOAP fault in the body.
-    #[error("unexpected HTTP status {status}: {body_excerpt}")]
-    Http {
-        /// The HTTP status.
-        status: u16,
-        /// The start of the body.
-        body_excerpt: String,
-    },
+    /// What the response said, or failed to say (HTTP 401, a SOAP fault, another status, bad
+    /// XML, an unexpected message, a RelatesTo mismatch): the protocol crate's own error.
+    #[error(transparent)]
+    Response(#[from] ResponseError),
 
     /// The request did not get an answer within `ClientOptions::timeout`.
     #[error("no response from {url} within {after:?}")]
@@ -57,28 +42,6 @@ pub enum WsmanError {
         url: String,
         /// What broke.
         detail: String,
-    },
-
-    /// The body is not well-formed XML (or not text at all).
-    #[error("malformed XML in response: {reason}; body starts with: {body_excerpt}")]
-    MalformedXml {
-        /// What the XML parser said.
-        reason: String,
-        /// The start of the body.
-        body_excerpt: String,
-    },
-
-    /// Well-formed XML that is not the expected WS-Management message.
-    #[error("unexpected response: {0}")]
-    Protocol(String),
-
-    /// `a:RelatesTo` does not echo our MessageID (pypsrp treats this as fatal too).
-    #[error("RelatesTo mismatch: sent MessageID {expected}, response relates to {}", got.as_deref().unwrap_or("nothing"))]
-    RelatesToMismatch {
-        /// The MessageID sent.
-        expected: String,
-        /// The `a:RelatesTo` received, if any.
-        got: Option<String>,
     },
 
     /// The caller asked for something that cannot be put on the wire.
@@ -110,34 +73,6 @@ pub enum WsmanError {
     },
 }
 
-impl From<replica_wsman::response::ResponseError> for WsmanError {
-    fn from(e: replica_wsman::response::ResponseError) -> Self {
-        use replica_wsman::response::ResponseError as R;
-        match e {
-            R::Unauthorized { www_authenticate } => WsmanError::Unauthorized { www_authenticate },
-            R::Fault(f) => WsmanError::Fault(f),
-            R::Http {
-                status,
-                body_excerpt,
-            } => WsmanError::Http {
-                status,
-                body_excerpt,
-            },
-            R::MalformedXml {
-                reason,
-                body_excerpt,
-            } => WsmanError::MalformedXml {
-                reason,
-                body_excerpt,
-            },
-            R::Protocol(m) => WsmanError::Protocol(m),
-            R::RelatesToMismatch { expected, got } => {
-                WsmanError::RelatesToMismatch { expected, got }
-            }
-        }
-    }
-}
-
 impl From<replica_wsman::request::BuildError> for WsmanError {
     fn from(e: replica_wsman::request::BuildError) -> Self {
         WsmanError::InvalidRequest(e.0)
@@ -148,9 +83,14 @@ impl WsmanError {
     /// The fault, if this is one.
     pub fn fault(&self) -> Option<&SoapFault> {
         match self {
-            WsmanError::Fault(f) => Some(f),
+            WsmanError::Response(r) => r.fault(),
             _ => None,
         }
+    }
+
+    /// A well-formed answer that is not the expected WS-Management message.
+    pub fn protocol(message: impl Into<String>) -> WsmanError {
+        WsmanError::Response(ResponseError::Protocol(message.into()))
     }
 }
 

@@ -99,7 +99,7 @@ impl WsmanClient {
         loop {
             let instance = self.read_job(job_instance_id, style).await?;
             let state = instance.u16("JobState").ok_or_else(|| {
-                WsmanError::Protocol(format!(
+                WsmanError::protocol(format!(
                     "job {job_instance_id}: JobState missing or not a number: {:?}",
                     instance.get("JobState")
                 ))
@@ -115,7 +115,7 @@ impl WsmanClient {
                     });
                 }
                 None => {
-                    return Err(WsmanError::Protocol(format!(
+                    return Err(WsmanError::protocol(format!(
                         "job {job_instance_id}: unknown JobState {state}"
                     )));
                 }
@@ -162,7 +162,7 @@ impl WsmanClient {
                         instance_id: job_instance_id.to_string(),
                     }),
                     1 => Ok(found.remove(0)),
-                    n => Err(WsmanError::Protocol(format!(
+                    n => Err(WsmanError::protocol(format!(
                         "WQL for job {job_instance_id} returned {n} instances"
                     ))),
                 }

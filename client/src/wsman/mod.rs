@@ -8,7 +8,8 @@
 //! - [`WsmanClient`]: `identify`, `get`, `enumerate` (+ `pull`, `release`), `invoke`, raw `send`,
 //!   `wait_for_job`.
 //! - Responses are read by namespace URI and local name ([`parse`]); faults become
-//!   [`WsmanError::Fault`], 401 becomes [`WsmanError::Unauthorized`].
+//!   [`ResponseError::Fault`] (inside [`WsmanError::Response`]), 401 becomes
+//!   [`ResponseError::Unauthorized`].
 //! - [`Recorder`] sees every exchange ([`Exchange`] is JSON-serialisable).
 
 pub mod client;
@@ -33,7 +34,7 @@ mod tests;
 mod testserver;
 
 pub use client::{AuthMethod, ClientOptions, Credentials, RawResponse, WsmanClient};
-pub use error::{QName, Result, SoapFault, WsmanError};
+pub use error::{QName, ResponseError, Result, SoapFault, WsmanError};
 pub use job::{DEFAULT_JOB_POLL, JobPhase, JobWait, PollStyle, job_phase};
 pub use ns::{class_uri, class_uri_in, ns_wildcard_uri};
 pub use recorder::{Exchange, MemoryRecorder, OpKind, Recorder};

@@ -117,7 +117,7 @@ async fn unauthorized_reports_the_challenge() {
         Err(e) => panic!("{e}"),
     };
     match c.identify().await {
-        Err(WsmanError::Unauthorized { www_authenticate }) => {
+        Err(WsmanError::Response(ResponseError::Unauthorized { www_authenticate })) => {
             assert_eq!(www_authenticate, vec!["Basic realm=\"WSMAN\"".to_string()]);
         }
         other => panic!("expected Unauthorized, got {other:?}"),
@@ -338,7 +338,7 @@ async fn enumeration_that_never_ends_is_cut_off() {
     };
     let r = c.enumerate(&rs_uri(), None, &opts).await;
     assert!(
-        matches!(r, Err(WsmanError::Protocol(ref m)) if m.contains("3 pulls")),
+        matches!(r, Err(WsmanError::Response(ResponseError::Protocol(ref m))) if m.contains("3 pulls")),
         "{r:?}"
     );
     assert_eq!(server.requests().len(), 4);
@@ -361,7 +361,7 @@ async fn relates_to_mismatch_from_the_wire() {
         )
         .await;
     match r {
-        Err(WsmanError::RelatesToMismatch { expected, got }) => {
+        Err(WsmanError::Response(ResponseError::RelatesToMismatch { expected, got })) => {
             assert_eq!(expected, server.requests()[0].message_id());
             assert_eq!(got.as_deref(), Some("uuid:SOMEONE-ELSE"));
         }

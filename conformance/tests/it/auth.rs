@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use replica_client::wsman::{AuthMethod, ClientOptions, Credentials, WsmanClient, WsmanError};
+use replica_client::wsman::{
+    AuthMethod, ClientOptions, Credentials, ResponseError, WsmanClient, WsmanError,
+};
 use replica_conformance::target::{Target, TargetSpec};
 use replica_sim::AuthSchemes;
 use replica_sim::ClockMode;
@@ -54,7 +56,7 @@ async fn the_suite_passes_against_a_negotiate_only_simulator() {
     };
     let c = WsmanClient::new(sim.url("HV-PRIMARY"), creds(), basic).expect("client");
     match c.identify().await {
-        Err(WsmanError::Unauthorized { www_authenticate }) => {
+        Err(WsmanError::Response(ResponseError::Unauthorized { www_authenticate })) => {
             assert_eq!(www_authenticate, vec!["Negotiate".to_string()]);
         }
         other => panic!("expected 401, got {other:?}"),
@@ -82,7 +84,10 @@ async fn auto_falls_back_to_basic_and_wrong_passwords_are_401_under_both() {
         )
         .expect("client");
         assert!(
-            matches!(c.identify().await, Err(WsmanError::Unauthorized { .. })),
+            matches!(
+                c.identify().await,
+                Err(WsmanError::Response(ResponseError::Unauthorized { .. }))
+            ),
             "{auth:?}"
         );
     }
