@@ -358,10 +358,11 @@ impl Operation {
             Operation::RequestStateChange { .. } => "RequestStateChange",
             Operation::ServiceStateChange { .. } => "RequestStateChange",
             Operation::RequestReplicationStateChange { .. } => "RequestReplicationStateChange",
-            // A StartReplication whose type has no kind falls back to RequestStateChange, as
-            // it always has (journals and fault plans see that name).
-            Operation::StartReplication { .. }
-            | Operation::CreateReplicationRelationship { .. }
+            // Named here, not through its kind: a StartReplication whose type has no kind (an
+            // undocumented InitialReplicationType) is still a StartReplication call, for the
+            // journal and for fault plans.
+            Operation::StartReplication { .. } => "StartReplication",
+            Operation::CreateReplicationRelationship { .. }
             | Operation::ModifyReplicationSettings { .. }
             | Operation::ImportInitialReplica { .. }
             | Operation::Resynchronize { .. }

@@ -69,3 +69,28 @@ fn every_method_decodes_to_an_operation_the_table_has_a_row_for() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// A StartReplication with an undocumented InitialReplicationType is refused (32773) but is
+/// still a StartReplication call for the journal and for fault plans (it was named
+/// RequestStateChange through a fallback).
+#[test]
+fn a_refused_start_replication_keeps_its_method_name() {
+    let call = Call {
+        class: Some(WmiClass::ReplicationService),
+        method: "StartReplication".into(),
+        target_vm: None,
+        target_job: None,
+        args: [
+            (
+                "ComputerSystem".to_string(),
+                sample("ComputerSystem", ParamKind::Ref("Msvm_ComputerSystem")),
+            ),
+            ("InitialReplicationType".to_string(), Arg::Int(9)),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let op = call.to_operation().expect("decodes");
+    assert_eq!(op.kind(), Err(32773));
+    assert_eq!(op.method(), "StartReplication");
+}
