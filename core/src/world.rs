@@ -507,6 +507,23 @@ pub(crate) struct RunIndex {
 /// Read access for the simulator and its tests; the world changes only through its methods
 /// (`apply`, `advance`, `add_fault`, ...), so the engine's bookkeeping stays true.
 impl World {
+    /// This world without what any call may change even when it is refused: the clock, the
+    /// RNG, fault counters, the generation counter and the event list. A refused call must
+    /// leave the rest as it was (the property tests compare these).
+    pub fn without_bookkeeping(&self) -> World {
+        let mut w = self.clone();
+        w.now = 0;
+        w.rng = SimRng::seeded(0);
+        w.generation = 0;
+        w.events.clear();
+        for f in &mut w.faults {
+            f.fired = 0;
+        }
+        w
+    }
+}
+
+impl World {
     pub fn hosts(&self) -> &BTreeMap<HostName, Host> {
         &self.hosts
     }
