@@ -12,6 +12,7 @@ use crate::wsman::writer::{Instance, Value};
 use replica_core::ReplicationMode;
 use replica_core::World;
 use replica_core::world::{Host, RelIx, Vm};
+use std::borrow::Cow;
 
 /// One object, by class and keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +81,8 @@ impl Link {
             .collect();
         let props = schema::def(self.assoc).map_or_else(Vec::new, |d| d.build(computed));
         Instance {
-            class: self.assoc.to_string(),
-            resource_uri: class_uri(self.assoc),
+            class: Cow::Borrowed(self.assoc),
+            resource_uri: class_uri(self.assoc).into(),
             props,
         }
     }

@@ -8,6 +8,7 @@ use crate::wsman::cimxml::{self, CimValue};
 use crate::wsman::writer::{Instance, Value};
 use replica_core::world::{Host, Job, RecoveryPoint, RelIx, Relationship, ReplicationSettings, Vm};
 use replica_core::{EnabledState, JobState, World};
+use std::borrow::Cow;
 
 pub const NAMESPACE: &str = "root/virtualization/v2";
 pub const CLASS_BASE: &str =
@@ -44,7 +45,7 @@ pub fn keys_of(class: &str) -> &'static [&'static str] {
 }
 
 fn text(s: impl Into<String>) -> Value {
-    Value::Text(s.into())
+    Value::Text(Cow::Owned(s.into()))
 }
 /// An empty string is a NULL property (real hosts send `xsi:nil` for unset strings).
 fn text_or_null(s: &str) -> Value {
@@ -65,12 +66,12 @@ fn inst(class: &'static str, computed: Vec<(&'static str, Value)>) -> Instance {
         Some(def) => def.build(computed),
         None => computed
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
+            .map(|(k, v)| (Cow::Borrowed(k), v))
             .collect(),
     };
     Instance {
-        class: class.to_string(),
-        resource_uri: class_uri(class),
+        class: Cow::Borrowed(class),
+        resource_uri: class_uri(class).into(),
         props,
     }
 }
@@ -431,7 +432,7 @@ pub fn embedded(class: &'static str, computed: Vec<(&'static str, Value)>) -> St
     let Some(def) = schema::def(class) else {
         return String::new();
     };
-    let props: Vec<(String, Value)> = def.build(computed);
+    let props = def.build(computed);
     let typed: Vec<(&str, &str, CimValue)> = props
         .iter()
         .map(|(name, v)| {
@@ -445,7 +446,7 @@ pub fn embedded(class: &'static str, computed: Vec<(&'static str, Value)>) -> St
                 }
                 other => value_text(other).map_or(CimValue::Null, CimValue::Scalar),
             };
-            (name.as_str(), ty, cim)
+            (&**name, ty, cim)
         })
         .collect();
     cimxml::write_instance(class, &typed)
@@ -601,7 +602,7 @@ pub fn prop_text(inst: &Instance, name: &str) -> Option<String> {
 fn value_text(v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
-        Value::Text(s) => Some(s.clone()),
+        Value::Text(s) => Some(s.to_string()),
         Value::Int(i) => Some(i.to_string()),
         Value::Bool(b) => Some(if *b { "TRUE".into() } else { "FALSE".into() }),
         Value::Datetime(ms) => Some(crate::wsman::xsd::format_dmtf_datetime_ms(*ms as u64)),
@@ -696,7 +697,7 @@ mod tests {
                     assert!(!all.is_empty(), "{class} on {host} has no instance");
                 }
                 for i in all {
-                    let names: Vec<&str> = i.props.iter().map(|(k, _)| k.as_str()).collect();
+                    let names: Vec<&str> = i.props.iter().map(|(k, _)| &**k).collect();
                     assert_eq!(names, schema, "{class} on {host}");
                     for (name, v) in &i.props {
                         let ty = def.prop(name).map_or("", |p| p.ty);

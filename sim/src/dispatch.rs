@@ -1050,7 +1050,7 @@ fn invoke(
                             ("StartStatisticTime", Value::Null),
                         ],
                     );
-                    Value::Array(vec![Value::Text(s)])
+                    Value::Array(vec![Value::Text(s.into())])
                 }
                 _ => Value::Null,
             },
@@ -1100,14 +1100,14 @@ fn get_error(
                 vec![
                     // 4: Software Error; 5: Major; 0: Unknown (INFERRED: no capture).
                     ("ErrorType", Value::Int(4)),
-                    ("MessageID", Value::Text(j.error_code.to_string())),
-                    ("Message", Value::Text(message)),
+                    ("MessageID", Value::Text(j.error_code.to_string().into())),
+                    ("Message", Value::Text(message.into())),
                     ("MessageArguments", Value::Array(Vec::new())),
                     ("PerceivedSeverity", Value::Int(5)),
                     ("ProbableCause", Value::Int(0)),
                     (
                         "ErrorSource",
-                        Value::Text(classes::object_path(host, &source)),
+                        Value::Text(classes::object_path(host, &source).into()),
                     ),
                     // 1: CIM_ERR_FAILED.
                     ("CIMStatusCode", Value::Int(1)),
@@ -1115,9 +1115,9 @@ fn get_error(
             )
         });
     let out = match (method, err) {
-        ("GetErrorEx", Some(e)) => ("Errors", Value::Array(vec![Value::Text(e)])),
+        ("GetErrorEx", Some(e)) => ("Errors", Value::Array(vec![Value::Text(e.into())])),
         ("GetErrorEx", None) => ("Errors", Value::Null),
-        (_, e) => ("Error", e.map_or(Value::Null, Value::Text)),
+        (_, e) => ("Error", e.map_or(Value::Null, |e| Value::Text(e.into()))),
     };
     writer::invoke_response(h, resource, method, &[out], 0)
 }

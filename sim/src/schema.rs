@@ -9,6 +9,7 @@
 //! they are declared.
 
 use crate::wsman::writer::Value;
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// Where a property's value comes from.
@@ -31,11 +32,11 @@ impl Src {
     pub fn fixed_value(self) -> Value {
         match self {
             Src::Nil | Src::World => Value::Null,
-            Src::Str(s) => Value::Text(s.to_string()),
+            Src::Str(s) => Value::Text(Cow::Borrowed(s)),
             Src::Int(i) => Value::Int(i),
             Src::Bool(b) => Value::Bool(b),
             Src::Ints(v) => Value::Array(v.iter().map(|i| Value::Int(*i)).collect()),
-            Src::Strs(v) => Value::Array(v.iter().map(|s| Value::Text(s.to_string())).collect()),
+            Src::Strs(v) => Value::Array(v.iter().map(|s| Value::Text(Cow::Borrowed(s))).collect()),
             Src::Interval(ms) => Value::Interval(ms),
         }
     }
@@ -121,7 +122,7 @@ impl ClassDef {
 
     /// Every property in written order: the world's value for `World` properties (NULL when
     /// the renderer gave none), the declared one otherwise.
-    pub fn build(&self, computed: Vec<(&'static str, Value)>) -> Vec<(String, Value)> {
+    pub fn build(&self, computed: Vec<(&'static str, Value)>) -> Vec<(Cow<'static, str>, Value)> {
         let mut computed = computed;
         let props = self
             .ordered()
@@ -133,7 +134,7 @@ impl ClassDef {
                         .map_or(Value::Null, |i| computed.swap_remove(i).1),
                     other => other.fixed_value(),
                 };
-                (p.name.to_string(), v)
+                (Cow::Borrowed(p.name), v)
             })
             .collect();
         // A value the renderer computed for a property that is not `World` would be lost.

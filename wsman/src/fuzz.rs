@@ -206,7 +206,7 @@ mod tests {
             let inst = Instance {
                 class: "C".into(),
                 resource_uri: "urn:c".into(),
-                props: vec![("P".into(), Value::Text(text.clone()))],
+                props: vec![("P".into(), Value::Text(text.clone().into()))],
             };
             let xml = get_response(&crate::writer::ReplyHeader { message_guid: "G", relates_to: Some(&text), lang: None }, &inst);
             let doc = roxmltree::Document::parse(&xml);

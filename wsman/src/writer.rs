@@ -7,6 +7,7 @@
 
 use super::epr::Epr;
 use super::ns;
+use std::borrow::Cow;
 
 /// Per-response header data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +34,9 @@ impl ReplyHeader<'_> {
 pub enum Value {
     /// Written as `xsi:nil="true"`: real hosts keep NULL properties present (docs/facts.md#values).
     Null,
-    /// A string, escaped.
-    Text(String),
+    /// A string, escaped. Borrowed for the schema's fixed values, so an instance with dozens
+    /// of declared constants does not allocate each one per request.
+    Text(Cow<'static, str>),
     /// An integer of any CIM width.
     Int(i64),
     /// `true` / `false`.
@@ -53,11 +55,12 @@ pub enum Value {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     /// The class name.
-    pub class: String,
+    pub class: Cow<'static, str>,
     /// The class resource URI.
-    pub resource_uri: String,
-    /// Written in this order.
-    pub props: Vec<(String, Value)>,
+    pub resource_uri: Cow<'static, str>,
+    /// Written in this order. Names are the schema's `&'static str` (one allocation fewer per
+    /// property per request) or, for instances read from a request, owned.
+    pub props: Vec<(Cow<'static, str>, Value)>,
 }
 
 /// One item of an enumeration page: the object itself, or only its reference

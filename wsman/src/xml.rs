@@ -12,6 +12,8 @@
 //! expansion attacks get in), only the five predefined entities and numeric character
 //! references, and caps on nesting depth and element count. Errors are values, never panics.
 
+mod fast;
+
 use std::borrow::Cow;
 
 use quick_xml::XmlVersion;
@@ -393,6 +395,16 @@ pub fn parse_str_with(text: &str, limits: Limits) -> Result<Element<'_>, XmlErro
             position: i as u64,
         });
     }
+    // The plain shape every client sends takes the one-pass path; anything else, and every
+    // refusal, is quick-xml's (see `fast`).
+    match fast::parse(text, limits) {
+        Some(root) => Ok(root),
+        None => parse_quick_xml(text, limits),
+    }
+}
+
+/// The general path: quick-xml's namespace-resolving reader, the judge of every refusal.
+fn parse_quick_xml(text: &str, limits: Limits) -> Result<Element<'_>, XmlError> {
     let mut reader = NsReader::from_str(text);
     let mut stack: Vec<Element<'_>> = Vec::new();
     let mut root: Option<Element<'_>> = None;

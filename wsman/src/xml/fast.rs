@@ -1,0 +1,742 @@
+//! The fast path of [`super::parse_str_with`]: one pass over the bytes of a document in the
+//! plain shape every WS-Management client sends, building the same borrowed tree.
+//!
+//! Why two paths: a Get spent ~65k instructions in quick-xml's namespace-resolving reader
+//! (attribute iteration with duplicate checks, a resolver pass per element, per-event
+//! bookkeeping) for a 1.4 KB envelope of 16 elements, about half the server's whole work per
+//! request (BENCHMARKS.md). This scanner does the same job in one pass.
+//!
+//! It never refuses anything. It accepts only a conservative, well-formed subset — elements
+//! with ASCII names, quoted attributes, namespace declarations, text, CDATA, comments, the
+//! five predefined entities, character references and a leading XML declaration — and answers
+//! [`None`] ("not sure") on anything else: any error, a DOCTYPE, a processing instruction, a
+//! CR, an attribute value needing normalisation, a reserved prefix, a limit reached. The caller
+//! then parses the document again with quick-xml, which stays the one judge of every refusal
+//! and of every message. So the fast path only has to agree with quick-xml on the documents it
+//! accepts; `tests::fast_path_agrees_with_quick_xml` checks exactly that on generated and
+//! mutated documents, and `tests::fast_path_takes_every_wire_request` that it does accept the
+//! requests real clients send (so it cannot silently decay into always saying "not sure").
+
+use std::borrow::Cow;
+
+use memchr::{memchr, memchr2};
+
+use super::{Attr, Element, KNOWN_NS, Limits, Ns, all_xml_space, append, is_xml_char};
+
+/// One namespace binding in scope: prefix (`""` for the default namespace) and its URI.
+type Binding<'a> = (&'a str, Ns<'a>);
+
+/// An element whose end tag has not been read yet.
+struct Open<'a> {
+    el: Element<'a>,
+    /// The name as written, to match the end tag against.
+    raw_name: &'a str,
+    /// Bindings in scope before this element's own declarations.
+    bindings_mark: usize,
+}
+
+/// Parses `text` when it is in the plain shape; `None` when it is not sure (see the module
+/// documentation). `text` has passed the forbidden-character scan already.
+pub(super) fn parse<'a>(text: &'a str, limits: Limits) -> Option<Element<'a>> {
+    // Line ends would need XML's CR normalisation in text and attribute values.
+    if memchr(b'\r', text.as_bytes()).is_some() {
+        return None;
+    }
+    let mut p = Parser {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+        limits,
+        stack: Vec::with_capacity(8),
+        bindings: Vec::with_capacity(8),
+        root: None,
+        count: 0,
+        pending_ws: None,
+        raw_attrs: Vec::new(),
+    };
+    p.document()?;
+    p.root
+}
+
+struct Parser<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+    limits: Limits,
+    stack: Vec<Open<'a>>,
+    bindings: Vec<Binding<'a>>,
+    root: Option<Element<'a>>,
+    count: usize,
+    /// Whitespace-only text held back until it is known to be a value or indentation (the
+    /// same rule as the quick-xml path: kept in an element with no child elements).
+    pending_ws: Option<Cow<'a, str>>,
+    /// The raw attributes of the tag being read, kept to reuse its allocation.
+    raw_attrs: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Parser<'a> {
+    fn document(&mut self) -> Option<()> {
+        // An XML declaration is allowed at the very start only.
+        if self.b.starts_with(b"<?xml") && self.b.get(5).is_some_and(|c| is_space(*c)) {
+            let end = find(self.b, b"?>", 5)?;
+            self.i = end + 2;
+        }
+        while self.i < self.b.len() {
+            let rest = self.b.get(self.i..)?;
+            match memchr2(b'<', b'&', rest) {
+                None => {
+                    let run = self.s.get(self.i..)?;
+                    self.text(run)?;
+                    self.i = self.b.len();
+                }
+                Some(0) => self.markup()?,
+                Some(n) => {
+                    let run = self.s.get(self.i..self.i + n)?;
+                    self.text(run)?;
+                    self.i += n;
+                }
+            }
+        }
+        if !self.stack.is_empty() {
+            return None;
+        }
+        Some(())
+    }
+
+    /// A run of character data between markup and references.
+    fn text(&mut self, run: &'a str) -> Option<()> {
+        if all_xml_space(run) {
+            if !self.stack.is_empty() {
+                match &mut self.pending_ws {
+                    Some(ws) => ws.to_mut().push_str(run),
+                    None => self.pending_ws = Some(Cow::Borrowed(run)),
+                }
+            }
+            return Some(());
+        }
+        self.push_text(Cow::Borrowed(run))
+    }
+
+    /// Text that belongs to the innermost open element (none outside the root here).
+    fn push_text(&mut self, piece: Cow<'a, str>) -> Option<()> {
+        let top = self.stack.last_mut()?;
+        if let Some(ws) = self.pending_ws.take() {
+            append(&mut top.el.text, ws);
+        }
+        append(&mut top.el.text, piece);
+        Some(())
+    }
+
+    /// Something starting with `<` or `&` at `self.i`.
+    fn markup(&mut self) -> Option<()> {
+        let b = self.b;
+        let i = self.i;
+        match (b.get(i)?, b.get(i + 1)?) {
+            (b'&', _) => self.reference(),
+            (b'<', b'/') => self.end_tag(),
+            (b'<', b'!') => {
+                if b.get(i..)?.starts_with(b"<!--") {
+                    // `<!-->`, `<!--->` and `--` inside a comment are left to quick-xml.
+                    if matches!(b.get(i + 4), Some(b'>' | b'-')) {
+                        return None;
+                    }
+                    let end = find(b, b"--", i + 4)?;
+                    if b.get(end + 2) != Some(&b'>') {
+                        return None;
+                    }
+                    self.i = end + 3;
+                    Some(())
+                } else if b.get(i..)?.starts_with(b"<![CDATA[") {
+                    let start = i + 9;
+                    let end = find(b, b"]]>", start)?;
+                    let content = self.s.get(start..end)?;
+                    self.i = end + 3;
+                    self.push_text(Cow::Borrowed(content))
+                } else {
+                    None
+                }
+            }
+            (b'<', _) => self.start_tag(),
+            _ => None,
+        }
+    }
+
+    /// `&name;` or `&#N;` / `&#xH;` in text.
+    fn reference(&mut self) -> Option<()> {
+        let start = self.i + 1;
+        let semi = start + memchr(b';', self.b.get(start..(start + 12).min(self.b.len()))?)?;
+        let name = self.s.get(start..semi)?;
+        let resolved: Cow<'a, str> = if let Some(num) = name.strip_prefix('#') {
+            let code = match num.strip_prefix('x') {
+                Some(hex) if !hex.is_empty() && hex.bytes().all(|c| c.is_ascii_hexdigit()) => {
+                    u32::from_str_radix(hex, 16).ok()?
+                }
+                None if !num.is_empty() && num.bytes().all(|c| c.is_ascii_digit()) => {
+                    num.parse::<u32>().ok()?
+                }
+                _ => return None,
+            };
+            let c = char::from_u32(code).filter(|c| *c != '\0' && is_xml_char(*c))?;
+            Cow::Owned(c.to_string())
+        } else {
+            Cow::Borrowed(match name {
+                "lt" => "<",
+                "gt" => ">",
+                "amp" => "&",
+                "quot" => "\"",
+                "apos" => "'",
+                _ => return None,
+            })
+        };
+        self.i = semi + 1;
+        self.push_text(resolved)
+    }
+
+    fn start_tag(&mut self) -> Option<()> {
+        let b = self.b;
+        let name_start = self.i + 1;
+        let name_end = name_start + name_len(b.get(name_start..)?)?;
+        let raw_name = self.s.get(name_start..name_end)?;
+        if self.root.is_some() {
+            return None;
+        }
+        // The limits are quick-xml's path's to report, with its message.
+        if self.stack.len() >= self.limits.max_depth || self.count >= self.limits.max_elements {
+            return None;
+        }
+        self.count += 1;
+        self.pending_ws = None;
+        let bindings_mark = self.bindings.len();
+        // Raw attributes first: declarations on this element apply to its own name and to
+        // its other attributes, wherever they stand.
+        let mut raw = std::mem::take(&mut self.raw_attrs);
+        raw.clear();
+        let mut j = name_end;
+        let empty = loop {
+            let ws = skip_space(b, j);
+            match b.get(ws)? {
+                b'>' => {
+                    j = ws + 1;
+                    break false;
+                }
+                b'/' if b.get(ws + 1) == Some(&b'>') => {
+                    j = ws + 2;
+                    break true;
+                }
+                _ if ws == j => return None, // attributes must be separated by whitespace
+                _ => {}
+            }
+            let key_end = ws + name_len(b.get(ws..)?)?;
+            let key = self.s.get(ws..key_end)?;
+            let eq = skip_space(b, key_end);
+            if b.get(eq) != Some(&b'=') {
+                return None;
+            }
+            let q = skip_space(b, eq + 1);
+            let quote = *b.get(q)?;
+            if quote != b'"' && quote != b'\'' {
+                return None;
+            }
+            let v_end = q + 1 + memchr(quote, b.get(q + 1..)?)?;
+            let value = self.s.get(q + 1..v_end)?;
+            // Values with references, tabs, newlines or `<` need attribute-value
+            // normalisation or a refusal: quick-xml's path does both.
+            if value
+                .bytes()
+                .any(|c| matches!(c, b'&' | b'<' | b'\t' | b'\n'))
+            {
+                return None;
+            }
+            if raw.iter().any(|(k, _)| *k == key) {
+                return None;
+            }
+            raw.push((key, value));
+            j = v_end + 1;
+        };
+        for (key, value) in &raw {
+            // Binding any prefix to the reserved `xml` or `xmlns` URIs is an error.
+            let reserved = matches!(
+                *value,
+                "http://www.w3.org/XML/1998/namespace" | "http://www.w3.org/2000/xmlns/"
+            );
+            if reserved && key.starts_with("xmlns") {
+                return None;
+            }
+            if *key == "xmlns" {
+                // Undeclaring the default namespace is rare; left to quick-xml.
+                if value.is_empty() {
+                    return None;
+                }
+                self.bindings.push(("", known(value)));
+            } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+                if value.is_empty()
+                    || prefix
+                        .get(..3)
+                        .is_some_and(|x| x.eq_ignore_ascii_case("xml"))
+                {
+                    return None;
+                }
+                self.bindings.push((prefix, known(value)));
+            }
+        }
+        let (prefix, local) = split(raw_name)?;
+        if prefix.is_some_and(|p| p.eq_ignore_ascii_case("xmlns")) {
+            return None;
+        }
+        let ns = match prefix {
+            Some(p) => Some(self.lookup(p)?),
+            // No default namespace in scope: the element is in no namespace.
+            None => self.lookup(""),
+        };
+        let mut attrs = Vec::with_capacity(raw.len());
+        for &(key, value) in &raw {
+            if key == "xmlns" || key.starts_with("xmlns:") {
+                continue;
+            }
+            let (a_prefix, a_local) = split(key)?;
+            let a_ns = match a_prefix {
+                Some(p) if p.eq_ignore_ascii_case("xmlns") => return None,
+                Some(p) => Some(self.lookup(p)?),
+                None => None,
+            };
+            attrs.push(Attr {
+                ns: a_ns,
+                local: Cow::Borrowed(a_local),
+                value: Cow::Borrowed(value),
+            });
+        }
+        self.raw_attrs = raw;
+        let el = Element {
+            ns,
+            local: Cow::Borrowed(local),
+            attrs,
+            children: Vec::new(),
+            text: Cow::Borrowed(""),
+        };
+        self.i = j;
+        if empty {
+            self.bindings.truncate(bindings_mark);
+            self.attach(el);
+        } else {
+            self.stack.push(Open {
+                el,
+                raw_name,
+                bindings_mark,
+            });
+        }
+        Some(())
+    }
+
+    fn end_tag(&mut self) -> Option<()> {
+        let b = self.b;
+        let name_start = self.i + 2;
+        let name_end = name_start + name_len(b.get(name_start..)?)?;
+        let close = skip_space(b, name_end);
+        if b.get(close) != Some(&b'>') {
+            return None;
+        }
+        let open = self.stack.pop()?;
+        if self.s.get(name_start..name_end)? != open.raw_name {
+            return None;
+        }
+        let mut el = open.el;
+        if let Some(ws) = self.pending_ws.take()
+            && el.children.is_empty()
+        {
+            append(&mut el.text, ws);
+        }
+        self.bindings.truncate(open.bindings_mark);
+        self.i = close + 1;
+        self.attach(el);
+        Some(())
+    }
+
+    fn attach(&mut self, el: Element<'a>) {
+        match self.stack.last_mut() {
+            Some(parent) => parent.el.children.push(el),
+            None => self.root = Some(el),
+        }
+    }
+
+    /// The URI bound to `prefix` (`""`: the default namespace); `xml` is bound by definition.
+    /// `None` for the default namespace when none is declared is a valid answer, which the
+    /// caller tells apart from an unbound prefix.
+    fn lookup(&self, prefix: &str) -> Option<Ns<'a>> {
+        if let Some((_, ns)) = self.bindings.iter().rev().find(|(p, _)| *p == prefix) {
+            return Some(ns.clone());
+        }
+        (prefix == "xml").then_some(Cow::Borrowed(super::super::ns::XML))
+    }
+}
+
+/// A declared URI as one of the shared statics when it is one, else borrowed from the input.
+fn known(uri: &str) -> Ns<'_> {
+    match KNOWN_NS.iter().find(|k| **k == uri) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Borrowed(uri),
+    }
+}
+
+/// `prefix:local` or `local`; `None` (not sure) for an empty part or a second colon.
+fn split(name: &str) -> Option<(Option<&str>, &str)> {
+    match name.split_once(':') {
+        None => Some((None, name)),
+        Some((p, l)) if !p.is_empty() && !l.is_empty() && !l.contains(':') => Some((Some(p), l)),
+        Some(_) => None,
+    }
+}
+
+/// Length of the name at the start of `b`: an ASCII letter or `_`, then letters, digits, `_`,
+/// `-`, `.` and `:`. Names outside ASCII are left to quick-xml (`None`), as is a name that is
+/// not followed by whitespace, `=`, `/` or `>`.
+fn name_len(b: &[u8]) -> Option<usize> {
+    let first = *b.first()?;
+    if !(first.is_ascii_alphabetic() || first == b'_') {
+        return None;
+    }
+    let n = b
+        .iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':')))
+        .unwrap_or(b.len());
+    match b.get(n) {
+        Some(c) if is_space(*c) || matches!(c, b'=' | b'/' | b'>') => Some(n),
+        _ => None,
+    }
+}
+
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn skip_space(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(|c| is_space(*c)) {
+        i += 1;
+    }
+    i
+}
+
+/// First `needle` in `hay` at or after `from`.
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    memchr::memmem::find(hay.get(from..)?, needle).map(|k| from + k)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::{Element, Limits, XmlError, parse_quick_xml};
+    use crate::fuzz::{apply, config, mutation};
+
+    /// The fast path's answer must be quick-xml's whenever it gives one.
+    fn check_agrees(doc: &str, limits: Limits) -> Option<Element<'_>> {
+        let fast = super::parse(doc, limits);
+        if let Some(fast) = &fast {
+            let slow: Result<Element<'_>, XmlError> = parse_quick_xml(doc, limits);
+            assert_eq!(slow.as_ref(), Ok(fast), "fast path disagrees on {doc:?}");
+        }
+        fast
+    }
+
+    /// Names that are bound in most generated documents, and odd ones.
+    const NAMES: &[&str] = &[
+        "a",
+        "b",
+        "s:Envelope",
+        "w:Selector",
+        "x:y",
+        "p:q",
+        "c-d.e",
+        "_u",
+        "A1",
+    ];
+    const ODD_NAMES: &[&str] = &["q:r", "xml:lang", "n:", ":n", "a:b:c", "1a", "é", "xmlns:z"];
+
+    fn name() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            25 => prop::sample::select(NAMES),
+            1 => prop::sample::select(ODD_NAMES),
+        ]
+    }
+    /// Attribute values the fast path reads as they are, and values it leaves to quick-xml.
+    const VALUES: &[&str] = &["", "v", "a b", ">", "'", "\"", "urn:x", "true", "\u{e9}"];
+    const ODD_VALUES: &[&str] = &["x&amp;y", "<", "\t", "\n", "&#10;", "&bogus;"];
+    const PREFIXES: &[&str] = &["s", "w", "p", "x", ""];
+    const ODD_PREFIXES: &[&str] = &["xml", "xmlns", "xmlfoo", "XML"];
+    const URIS: &[&str] = &[
+        "http://www.w3.org/2003/05/soap-envelope",
+        "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd",
+        "urn:x",
+        "urn:y",
+    ];
+    const ODD_URIS: &[&str] = &[
+        "",
+        "http://www.w3.org/XML/1998/namespace",
+        "http://www.w3.org/2000/xmlns/",
+    ];
+
+    fn prefix() -> impl Strategy<Value = &'static str> {
+        prop_oneof![20 => prop::sample::select(PREFIXES), 1 => prop::sample::select(ODD_PREFIXES)]
+    }
+
+    fn uri() -> impl Strategy<Value = &'static str> {
+        prop_oneof![20 => prop::sample::select(URIS), 1 => prop::sample::select(ODD_URIS)]
+    }
+    /// Content the fast path reads, and content it leaves to quick-xml (or that is malformed).
+    const TEXTS: &[&str] = &[
+        "x",
+        " ",
+        "\n  ",
+        "&lt;",
+        "&gt;",
+        "&amp;",
+        "&quot;",
+        "&apos;",
+        "&#65;",
+        "&#x42;",
+        "&#0065;",
+        "<![CDATA[ a<b ]]>",
+        "<![CDATA[]]>",
+        "<!-- c -->",
+        "<!---->",
+        "]]>",
+        "a > b",
+        "\u{e9}",
+        "\u{1F600}",
+    ];
+    const ODD_TEXTS: &[&str] = &[
+        "&#x0;",
+        "&#0;",
+        "&#xD800;",
+        "&#x110000;",
+        "&bogus;",
+        "&#;",
+        "&#x;",
+        "&#+5;",
+        "&#X41;",
+        "<!-- a -- b -->",
+        "<!--->",
+        "<!-->",
+        "&",
+        "<?pi x?>",
+        "<!DOCTYPE a>",
+        "&lt",
+    ];
+
+    fn value() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            20 => prop::sample::select(VALUES),
+            1 => prop::sample::select(ODD_VALUES),
+        ]
+    }
+
+    fn content() -> impl Strategy<Value = String> {
+        prop_oneof![
+            25 => prop::sample::select(TEXTS),
+            1 => prop::sample::select(ODD_TEXTS),
+        ]
+        .prop_map(str::to_owned)
+    }
+
+    fn attr() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (
+                name(),
+                value(),
+                any::<bool>(),
+                prop::sample::select(&[" ", "\n", " = ", "\t"][..]),
+            )
+                .prop_map(|(n, v, single, eq)| {
+                    let eq = if eq == " = " { eq } else { "=" };
+                    if single {
+                        format!("{n}{eq}'{}'", v.replace('\'', "&apos;"))
+                    } else {
+                        format!("{n}{eq}\"{}\"", v.replace('"', "&quot;"))
+                    }
+                }),
+            (prefix(), uri()).prop_map(|(p, u)| {
+                if p.is_empty() {
+                    format!("xmlns=\"{u}\"")
+                } else {
+                    format!("xmlns:{p}=\"{u}\"")
+                }
+            }),
+        ]
+    }
+
+    fn element() -> impl Strategy<Value = String> {
+        content().prop_recursive(4, 40, 5, |inner| {
+            (
+                name(),
+                prop::collection::vec(attr(), 0..4),
+                prop::collection::vec(inner, 0..5),
+                any::<bool>(),
+                prop::sample::select(&["", " ", "\n"][..]),
+            )
+                .prop_map(|(name, attrs, children, empty, ws)| {
+                    let attrs: String = attrs.iter().map(|a| format!(" {a}")).collect();
+                    if empty && children.is_empty() {
+                        format!("<{name}{attrs}{ws}/>")
+                    } else {
+                        format!("<{name}{attrs}{ws}>{}</{name}{ws}>", children.concat())
+                    }
+                })
+        })
+    }
+
+    fn document() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![
+                8 => prop::sample::select(&["", "<?xml version=\"1.0\" encoding=\"utf-8\"?>", "\n", "<!-- c -->"][..]),
+                1 => prop::sample::select(&["<?xml?>", "x", "<?xml version='1.0'?><?xml version='1.0'?>"][..]),
+            ],
+            prop::collection::vec(
+                (prop::sample::select(&["w", "p", "x"][..]), uri()),
+                0..5,
+            ),
+            element(),
+            prop_oneof![
+                8 => prop::sample::select(&["", "\n", " <!-- t --> "][..]),
+                1 => prop::sample::select(&["x", "<a/>", "&#32;", "<![CDATA[ ]]>"][..]),
+            ],
+        )
+            .prop_map(|(head, decls, body, tail)| {
+                // `s`, `w`, `x` and `p` are always bound (else nearly every document would
+                // be refused for an unbound prefix), some of them again to a random URI.
+                let decls: String =
+                    decls.iter().map(|(p, u)| format!(" xmlns:{p}=\"{u}\"")).collect();
+                format!(
+                    "{head}<s:Envelope xmlns:s=\"urn:s\"{decls}><w:Header xmlns:w=\"urn:w\" \
+                     xmlns:x=\"urn:x\" xmlns:p=\"urn:p\">{body}</w:Header></s:Envelope>{tail}"
+                )
+            })
+    }
+
+    /// Generated documents, well-formed or not. A share of them must take the fast path, or
+    /// this test would pass by the fast path saying "not sure" to everything.
+    #[test]
+    fn fast_path_agrees_with_quick_xml() {
+        let mut runner = proptest::test_runner::TestRunner::new(config(2_000));
+        let (total, fast) = (std::cell::Cell::new(0u32), std::cell::Cell::new(0u32));
+        let outcome = runner.run(&document(), |doc| {
+            total.set(total.get() + 1);
+            let took = check_agrees(&doc, Limits::default()).is_some();
+            fast.set(fast.get() + u32::from(took));
+            Ok(())
+        });
+        let (total, fast) = (total.get(), fast.get());
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert!(
+            fast * 5 >= total,
+            "only {fast} of {total} generated documents took the fast path"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(config(2_000))]
+
+        /// The same documents with bytes deleted, inserted, replaced, cut and spliced, and
+        /// under tight limits (the fast path must leave a limit to quick-xml).
+        #[test]
+        fn fast_path_agrees_with_quick_xml_on_mutations(
+            doc in document(),
+            edits in prop::collection::vec(mutation(), 1..4),
+            depth in 1usize..6,
+            elements in 1usize..12,
+        ) {
+            let bytes = apply(doc.as_bytes(), &edits);
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                check_agrees(text, Limits::default());
+                check_agrees(text, Limits { max_depth: depth, max_elements: elements });
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config(2_000))]
+
+        /// Real requests (the benchmark's Get and Invoke, as winrm.exe lays them out) with
+        /// a few bytes changed: the edits land on real names, prefixes and references.
+        #[test]
+        fn fast_path_agrees_on_mutated_real_requests(
+            which in any::<bool>(),
+            edits in prop::collection::vec(mutation(), 1..3),
+        ) {
+            let doc = if which {
+                include_str!("../../../bench/requests/get.xml")
+            } else {
+                include_str!("../../../bench/requests/invoke.xml")
+            };
+            let bytes = apply(doc.as_bytes(), &edits);
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                check_agrees(text, Limits::default());
+            }
+        }
+    }
+
+    /// Every request of the wire cases, the benchmark's requests and the shapes below take
+    /// the fast path (and agree), unless listed here with the reason they cannot.
+    #[test]
+    fn fast_path_takes_every_wire_request() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let mut docs: Vec<(String, String)> = Vec::new();
+        for dir in ["fixtures/wire", "bench/requests"] {
+            let Ok(entries) = std::fs::read_dir(format!("{root}/{dir}")) else {
+                panic!("{dir} is readable");
+            };
+            let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            for path in paths {
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                let name = path.display().to_string();
+                if name.ends_with(".xml") {
+                    docs.push((name, text));
+                } else if name.ends_with(".json") {
+                    let Ok(case) = serde_json::from_str::<serde_json::Value>(&text) else {
+                        panic!("{name} is JSON");
+                    };
+                    for (k, ex) in case["exchanges"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .enumerate()
+                    {
+                        let body = match &ex["request"] {
+                            serde_json::Value::Array(lines) => lines
+                                .iter()
+                                .filter_map(|l| l.as_str())
+                                .collect::<Vec<_>>()
+                                .join("\n"),
+                            serde_json::Value::String(s) => s.clone(),
+                            _ => continue,
+                        };
+                        docs.push((format!("{name} #{k}"), body));
+                    }
+                }
+            }
+        }
+        assert!(docs.len() > 40, "found the requests ({})", docs.len());
+        let mut slow = Vec::new();
+        for (name, doc) in &docs {
+            if parse_quick_xml(doc, Limits::default()).is_err() {
+                continue; // a refusal is quick-xml's by design
+            }
+            if check_agrees(doc, Limits::default()).is_none() {
+                slow.push(name.clone());
+            }
+        }
+        assert_eq!(slow, Vec::<String>::new(), "requests left to the slow path");
+    }
+
+    #[test]
+    fn plain_shapes_take_the_fast_path() {
+        for doc in [
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<a xmlns=\"urn:x\"><b>t &lt; &#65;&#x42; <![CDATA[<c/>]]></b><!-- n --></a>\n",
+            "<x:a xmlns:x=\"urn:x\"><x:b xmlns:x=\"urn:y\" x:at='1'/><x:c xml:lang=\"en\"> </x:c></x:a>",
+            "<a><b>\n  <c/>\n</b>  </a>",
+        ] {
+            assert!(check_agrees(doc, Limits::default()).is_some(), "{doc}");
+        }
+    }
+}
