@@ -638,14 +638,17 @@ async fn http_sys_not_found() -> Response<Body> {
 }
 
 /// `/wsman` on the default world only; the world header is ignored (WinRM does not know it).
-async fn wsman_real_host(
-    State(ctx): State<HostCtx>,
-    conn: Option<Extension<ConnAuth>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response<Body> {
-    let conn = conn.map(|Extension(c)| c).unwrap_or_default();
-    wsman(ctx, DEFAULT_WORLD, &conn, headers, body).await
+async fn wsman_real_host(State(ctx): State<HostCtx>, req: Request<Body>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let conn = conn_auth(&parts);
+    wsman(ctx, DEFAULT_WORLD, &conn, parts.headers, body).await
+}
+
+/// The connection's authentication state, put in the request's extensions by the accept loop.
+/// The handlers take the whole request rather than axum's `HeaderMap` extractor, which would
+/// clone every header of every request.
+fn conn_auth(parts: &axum::http::request::Parts) -> ConnAuth {
+    parts.extensions.get::<ConnAuth>().cloned().unwrap_or_default()
 }
 
 fn router(app: Arc<App>, host: String) -> Router {
@@ -717,26 +720,21 @@ fn authenticate(app: &App, headers: &HeaderMap) -> Option<Access> {
     found
 }
 
-async fn wsman_default(
-    State(ctx): State<HostCtx>,
-    conn: Option<Extension<ConnAuth>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response<Body> {
-    let world = world_of(&headers);
-    let conn = conn.map(|Extension(c)| c).unwrap_or_default();
-    wsman(ctx, &world, &conn, headers, body).await
+async fn wsman_default(State(ctx): State<HostCtx>, req: Request<Body>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let world = world_of(&parts.headers);
+    let conn = conn_auth(&parts);
+    wsman(ctx, &world, &conn, parts.headers, body).await
 }
 
 async fn wsman_world(
     State(ctx): State<HostCtx>,
     Path(world): Path<String>,
-    conn: Option<Extension<ConnAuth>>,
-    headers: HeaderMap,
-    body: Body,
+    req: Request<Body>,
 ) -> Response<Body> {
-    let conn = conn.map(|Extension(c)| c).unwrap_or_default();
-    wsman(ctx, &world, &conn, headers, body).await
+    let (parts, body) = req.into_parts();
+    let conn = conn_auth(&parts);
+    wsman(ctx, &world, &conn, parts.headers, body).await
 }
 
 /// A 401 that offers every enabled scheme, one `WWW-Authenticate` header each (as WinRM

@@ -126,7 +126,7 @@ pub(crate) fn close_envelope(out: &mut String) {
 }
 
 fn with_envelope(h: &ReplyHeader<'_>, action: &str, body: impl FnOnce(&mut String)) -> String {
-    let mut out = String::with_capacity(2048);
+    let mut out = String::with_capacity(4096);
     open_envelope(&mut out, h, action, |_| {});
     body(&mut out);
     close_envelope(&mut out);

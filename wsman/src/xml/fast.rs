@@ -71,7 +71,7 @@ struct Parser<'a> {
     /// same rule as the quick-xml path: kept in an element with no child elements).
     pending_ws: Option<Cow<'a, str>>,
     /// The raw attributes of the tag being read, kept to reuse its allocation.
-    raw_attrs: Vec<(&'a str, &'a str)>,
+    raw_attrs: Vec<(&'a str, &'a str, Option<usize>)>,
 }
 
 impl<'a> Parser<'a> {
@@ -195,7 +195,8 @@ impl<'a> Parser<'a> {
     fn start_tag(&mut self) -> Option<()> {
         let b = self.b;
         let name_start = self.i + 1;
-        let name_end = name_start + name_len(b.get(name_start..)?)?;
+        let (name_len, name_colon) = scan_name(b.get(name_start..)?)?;
+        let name_end = name_start + name_len;
         let raw_name = self.s.get(name_start..name_end)?;
         if self.root.is_some() {
             return None;
@@ -226,7 +227,8 @@ impl<'a> Parser<'a> {
                 _ if ws == j => return None, // attributes must be separated by whitespace
                 _ => {}
             }
-            let key_end = ws + name_len(b.get(ws..)?)?;
+            let (key_len, key_colon) = scan_name(b.get(ws..)?)?;
+            let key_end = ws + key_len;
             let key = self.s.get(ws..key_end)?;
             let eq = skip_space(b, key_end);
             if b.get(eq) != Some(&b'=') {
@@ -237,23 +239,28 @@ impl<'a> Parser<'a> {
             if quote != b'"' && quote != b'\'' {
                 return None;
             }
-            let v_end = q + 1 + memchr(quote, b.get(q + 1..)?)?;
-            let value = self.s.get(q + 1..v_end)?;
-            // Values with references, tabs, newlines or `<` need attribute-value
-            // normalisation or a refusal: quick-xml's path does both.
-            if value
-                .bytes()
-                .any(|c| matches!(c, b'&' | b'<' | b'\t' | b'\n'))
-            {
+            // One pass to the closing quote. Values with references, tabs, newlines or `<`
+            // need attribute-value normalisation or a refusal: quick-xml's path does both.
+            let value_start = q + 1;
+            let mut v_end = value_start;
+            loop {
+                let c = *b.get(v_end)?;
+                if c == quote {
+                    break;
+                }
+                if matches!(c, b'&' | b'<' | b'\n' | b'\t') {
+                    return None;
+                }
+                v_end += 1;
+            }
+            let value = self.s.get(value_start..v_end)?;
+            if raw.iter().any(|(k, _, _)| *k == key) {
                 return None;
             }
-            if raw.iter().any(|(k, _)| *k == key) {
-                return None;
-            }
-            raw.push((key, value));
+            raw.push((key, value, key_colon));
             j = v_end + 1;
         };
-        for (key, value) in &raw {
+        for (key, value, _) in &raw {
             // Binding any prefix to the reserved `xml` or `xmlns` URIs is an error.
             let reserved = matches!(
                 *value,
@@ -279,7 +286,7 @@ impl<'a> Parser<'a> {
                 self.bindings.push((prefix, known(value)));
             }
         }
-        let (prefix, local) = split(raw_name)?;
+        let (prefix, local) = split_at_colon(raw_name, name_colon)?;
         if prefix.is_some_and(|p| p.eq_ignore_ascii_case("xmlns")) {
             return None;
         }
@@ -289,11 +296,11 @@ impl<'a> Parser<'a> {
             None => self.lookup(""),
         };
         let mut attrs = Vec::with_capacity(raw.len());
-        for &(key, value) in &raw {
+        for &(key, value, colon) in &raw {
             if key == "xmlns" || key.starts_with("xmlns:") {
                 continue;
             }
-            let (a_prefix, a_local) = split(key)?;
+            let (a_prefix, a_local) = split_at_colon(key, colon)?;
             let a_ns = match a_prefix {
                 Some(p) if p.eq_ignore_ascii_case("xmlns") => return None,
                 Some(p) => Some(self.lookup(p)?),
@@ -362,7 +369,11 @@ impl<'a> Parser<'a> {
     /// `None` for the default namespace when none is declared is a valid answer, which the
     /// caller tells apart from an unbound prefix.
     fn lookup(&self, prefix: &str) -> Option<Ns<'a>> {
-        if let Some((_, ns)) = self.bindings.iter().rev().find(|(p, _)| *p == prefix) {
+        // Prefixes are a byte or two: compare lengths before bytes, without a memcmp call.
+        let same = |p: &str| {
+            p.len() == prefix.len() && p.bytes().zip(prefix.bytes()).all(|(x, y)| x == y)
+        };
+        if let Some((_, ns)) = self.bindings.iter().rev().find(|(p, _)| same(p)) {
             return Some(ns.clone());
         }
         (prefix == "xml").then_some(Cow::Borrowed(super::super::ns::XML))
@@ -377,30 +388,70 @@ fn known(uri: &str) -> Ns<'_> {
     }
 }
 
-/// `prefix:local` or `local`; `None` (not sure) for an empty part or a second colon.
-fn split(name: &str) -> Option<(Option<&str>, &str)> {
-    match name.split_once(':') {
-        None => Some((None, name)),
-        Some((p, l)) if !p.is_empty() && !l.is_empty() && !l.contains(':') => Some((Some(p), l)),
-        Some(_) => None,
+/// What a byte can be in a name the fast path reads (a table: names are most of the bytes of
+/// an envelope's markup, and a lookup per byte is the cheapest test).
+const NAME_START: u8 = 1;
+const NAME_CHAR: u8 = 2;
+const NAME_END: u8 = 4;
+const NAME_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphabetic() || b == b'_' {
+            t[c] = NAME_START | NAME_CHAR;
+        } else if b.is_ascii_digit() || matches!(b, b'-' | b'.' | b':') {
+            t[c] = NAME_CHAR;
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'=' | b'/' | b'>') {
+            t[c] = NAME_END;
+        }
+        c += 1;
+    }
+    t
+};
+
+/// The name at the start of `b`: its length and where its colon is. A name is an ASCII letter
+/// or `_`, then letters, digits, `_`, `-`, `.` and at most one `:` with something on both
+/// sides. Anything else is left to quick-xml (`None`): names outside ASCII, a second colon,
+/// a name not followed by whitespace, `=`, `/` or `>`.
+fn scan_name(b: &[u8]) -> Option<(usize, Option<usize>)> {
+    if NAME_BYTES[usize::from(*b.first()?)] & NAME_START == 0 {
+        return None;
+    }
+    let mut colon = None;
+    let mut n = 1;
+    while let Some(&c) = b.get(n) {
+        let class = NAME_BYTES[usize::from(c)];
+        if class & NAME_CHAR == 0 {
+            break;
+        }
+        if c == b':' {
+            if colon.is_some() {
+                return None;
+            }
+            colon = Some(n);
+        }
+        n += 1;
+    }
+    if colon.is_some_and(|k| k + 1 == n) {
+        return None; // `p:` with no local part
+    }
+    match b.get(n) {
+        Some(c) if NAME_BYTES[usize::from(*c)] & NAME_END != 0 => Some((n, colon)),
+        _ => None,
     }
 }
 
-/// Length of the name at the start of `b`: an ASCII letter or `_`, then letters, digits, `_`,
-/// `-`, `.` and `:`. Names outside ASCII are left to quick-xml (`None`), as is a name that is
-/// not followed by whitespace, `=`, `/` or `>`.
+/// The length of the name at the start of `b` (see [`scan_name`]).
 fn name_len(b: &[u8]) -> Option<usize> {
-    let first = *b.first()?;
-    if !(first.is_ascii_alphabetic() || first == b'_') {
-        return None;
-    }
-    let n = b
-        .iter()
-        .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':')))
-        .unwrap_or(b.len());
-    match b.get(n) {
-        Some(c) if is_space(*c) || matches!(c, b'=' | b'/' | b'>') => Some(n),
-        _ => None,
+    scan_name(b).map(|(n, _)| n)
+}
+
+/// A scanned name as (prefix, local part).
+fn split_at_colon(name: &str, colon: Option<usize>) -> Option<(Option<&str>, &str)> {
+    match colon {
+        None => Some((None, name)),
+        Some(k) => Some((Some(name.get(..k)?), name.get(k + 1..)?)),
     }
 }
 
