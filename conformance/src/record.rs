@@ -476,7 +476,7 @@ fn excerpt(s: &str) -> String {
 mod tests {
     use super::*;
     use replica_client::wsman::envelope::{Headers, envelope, invoke_body};
-    use replica_client::wsman::{OpKind, Param, SelectorSet, class_uri};
+    use replica_client::wsman::{Epr, OpKind, Param, SelectorSet, class_uri};
     use std::time::Duration;
 
     fn req(id: &str, to: &str, method: &str, vm: &str) -> String {
@@ -488,10 +488,7 @@ mod tests {
             method,
             &[(
                 "ComputerSystem",
-                Param::Epr {
-                    resource_uri: class_uri("Msvm_ComputerSystem"),
-                    selectors: SelectorSet::from([("Name", vm)]),
-                },
+                Param::Epr(Epr::new(class_uri("Msvm_ComputerSystem"), [("Name", vm)])),
             )],
         )
         .expect("body");

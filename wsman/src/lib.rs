@@ -23,7 +23,9 @@
 //!
 //! Shared:
 //! - [`ns`]: the one table of namespace, action and resource URIs.
-//! - [`epr`]: endpoint references as the server writes and reads them.
+//! - [`epr`]: endpoint references and selector sets, one type for both ends: the server
+//!   reads and writes them, the client reads them from responses and sends them back
+//!   (nested references, an association's keys, included).
 //! - [`cimxml`]: CIM-XML embedded instances (reader and writer).
 //! - [`xsd`]: times on the wire: `xs:duration`, `xs:dateTime` and the DMTF datetime and
 //!   interval forms.

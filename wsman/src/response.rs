@@ -284,6 +284,7 @@ pub fn epr_from_node(node: Node<'_, '_>) -> Option<Epr> {
             .unwrap_or_default(),
         resource_uri,
         selectors,
+        refs: Vec::new(),
     })
 }
 
