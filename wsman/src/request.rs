@@ -526,6 +526,30 @@ mod tests {
         assert!(!is_identifier("a<b"));
     }
 
+    /// What the client sends, the server reads back to the same value: a reference
+    /// parameter naming an association instance, its keys nested references.
+    #[test]
+    fn a_nested_reference_parameter_reads_back_on_the_server() {
+        let vm = Epr::new(
+            "http://h/Msvm_ComputerSystem",
+            [("CreationClassName", "Msvm_ComputerSystem"), ("Name", "G")],
+        );
+        let mut assoc = Epr::new("http://h/Msvm_Assoc", [("Antecedent", vm.path_key())]);
+        assoc.refs = vec![("Antecedent".into(), vm)];
+        let uri = "http://h/Msvm_ReplicationService";
+        let body = invoke_body(uri, "M", &[("Ref", Param::from(&assoc))]).expect("body");
+        let doc = format!(
+            r#"<r xmlns:a="{}" xmlns:w="{}" xmlns:xsi="{}">{body}</r>"#,
+            ns::ADDRESSING,
+            ns::WSMAN,
+            ns::XSI
+        );
+        let root = crate::xml::parse(doc.as_bytes()).expect("xml");
+        let input =
+            crate::body::InvokeInput::parse(root.children.first(), uri, "M").expect("input");
+        assert_eq!(input.get("Ref"), Some(&crate::body::ParamValue::Epr(assoc)));
+    }
+
     #[test]
     fn invoke_body_refuses_bad_names() {
         assert!(matches!(
