@@ -59,7 +59,7 @@ pub use body::{
 };
 pub use cimxml::{CimError, CimValue, EmbeddedInstance};
 pub use envelope::{Request, RequestError, RequestErrorKind};
-pub use epr::Epr;
+pub use epr::{Epr, SelectorSet};
 pub use fault::{Fault, FaultKind, SelectorProblem};
 pub use wql::{Condition, Query, WqlError};
 pub use writer::{Instance, Item, ReplyHeader, Value};
