@@ -98,10 +98,10 @@ fn envelope(
 
 fn invoke(n: u64, host: &str, method: &str, vm: &str) -> String {
     let res = class_uri("Msvm_ReplicationService");
-    let vm_ref = request::Param::Epr {
-        resource_uri: class_uri("Msvm_ComputerSystem"),
-        selectors: SelectorSet::from([("CreationClassName", "Msvm_ComputerSystem"), ("Name", vm)]),
-    };
+    let vm_ref = request::Param::Epr(replica_wsman::Epr::new(
+        class_uri("Msvm_ComputerSystem"),
+        [("CreationClassName", "Msvm_ComputerSystem"), ("Name", vm)],
+    ));
     // The method names are the bench's own constants: a bad one is a bug in this file.
     let body = request::invoke_body(&res, method, &[("ComputerSystem", vm_ref)])
         .expect("bench method names are identifiers");

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use replica_client::wsman::{Exchange, Recorder, WsmanError, ns};
+use replica_wsman::xml::Element;
 
 pub const FORMAT: u32 = 1;
 
@@ -272,77 +273,63 @@ impl RequestKey {
     }
 }
 
-fn canonical(node: roxmltree::Node<'_, '_>, out: &mut String) {
-    if node.is_element() {
-        let tag = node.tag_name();
-        out.push('<');
-        if let Some(ns) = tag.namespace() {
-            out.push('{');
-            out.push_str(ns);
-            out.push('}');
-        }
-        out.push_str(tag.name());
-        let mut attrs: Vec<String> = node
-            .attributes()
-            .map(|a| {
-                format!(
-                    "{}{}={}",
-                    a.namespace()
-                        .map(|n| format!("{{{n}}}"))
-                        .unwrap_or_default(),
-                    a.name(),
-                    a.value()
-                )
-            })
-            .collect();
-        attrs.sort();
-        for a in attrs {
-            out.push(' ');
-            out.push_str(&a);
-        }
-        out.push('>');
-        for c in node.children() {
-            canonical(c, out);
-        }
-        out.push_str("</>");
-    } else if node.is_text() {
-        let t = node.text().unwrap_or_default().trim();
-        out.push_str(t);
+/// An element in a form where prefixes, attribute order and indentation no longer matter:
+/// `<{ns}local attrs sorted>text children</>`.
+fn canonical(el: &Element<'_>, out: &mut String) {
+    out.push('<');
+    if let Some(ns) = el.ns.as_deref() {
+        out.push('{');
+        out.push_str(ns);
+        out.push('}');
     }
+    out.push_str(&el.local);
+    let mut attrs: Vec<String> = el
+        .attrs
+        .iter()
+        .map(|a| {
+            format!(
+                "{}{}={}",
+                a.ns.as_deref()
+                    .map(|n| format!("{{{n}}}"))
+                    .unwrap_or_default(),
+                a.local,
+                a.value
+            )
+        })
+        .collect();
+    attrs.sort();
+    for a in attrs {
+        out.push(' ');
+        out.push_str(&a);
+    }
+    out.push('>');
+    out.push_str(el.text_trimmed());
+    for c in &el.children {
+        canonical(c, out);
+    }
+    out.push_str("</>");
 }
 
-fn find_child<'a, 'i>(
-    parent: roxmltree::Node<'a, 'i>,
-    nsu: &str,
-    local: &str,
-) -> Option<roxmltree::Node<'a, 'i>> {
-    parent
-        .children()
-        .find(|n| n.is_element() && n.has_tag_name((nsu, local)))
-}
-
-/// The meaning of a request envelope; `None` when it is not XML.
+/// The meaning of a request envelope; `None` when it is not XML. Read with the protocol
+/// crate's request reader, as the simulator reads what a client sends.
 pub fn request_key(xml: &str) -> Option<RequestKey> {
-    let doc = roxmltree::Document::parse(xml).ok()?;
-    let env = doc.root_element();
-    let header = find_child(env, ns::SOAP, "Header");
+    let env = replica_wsman::xml::parse(xml.as_bytes()).ok()?;
+    let header = env.child(ns::SOAP, "Header");
     let text = |nsu: &str, local: &str| {
         header
-            .and_then(|h| find_child(h, nsu, local))
-            .and_then(|n| n.text())
+            .and_then(|h| h.child(nsu, local))
+            .map(|n| n.text_trimmed().to_string())
             .unwrap_or_default()
-            .trim()
-            .to_string()
     };
     let mut selectors: Vec<(String, String)> = header
-        .and_then(|h| find_child(h, ns::WSMAN, "SelectorSet"))
+        .and_then(|h| h.child(ns::WSMAN, "SelectorSet"))
         .map(|s| {
-            s.children()
-                .filter(|n| n.is_element())
+            s.children
+                .iter()
                 .map(|n| {
                     (
-                        n.attribute("Name").unwrap_or_default().to_ascii_lowercase(),
-                        n.text().unwrap_or_default().trim().to_string(),
+                        n.attr("Name").unwrap_or_default().to_ascii_lowercase(),
+                        n.text_trimmed().to_string(),
                     )
                 })
                 .collect()
@@ -350,8 +337,8 @@ pub fn request_key(xml: &str) -> Option<RequestKey> {
         .unwrap_or_default();
     selectors.sort();
     let mut body = String::new();
-    if let Some(b) = find_child(env, ns::SOAP, "Body") {
-        for c in b.children() {
+    if let Some(b) = env.child(ns::SOAP, "Body") {
+        for c in &b.children {
             canonical(c, &mut body);
         }
     }
@@ -476,7 +463,7 @@ fn excerpt(s: &str) -> String {
 mod tests {
     use super::*;
     use replica_client::wsman::envelope::{Headers, envelope, invoke_body};
-    use replica_client::wsman::{OpKind, Param, SelectorSet, class_uri};
+    use replica_client::wsman::{Epr, OpKind, Param, SelectorSet, class_uri};
     use std::time::Duration;
 
     fn req(id: &str, to: &str, method: &str, vm: &str) -> String {
@@ -488,10 +475,7 @@ mod tests {
             method,
             &[(
                 "ComputerSystem",
-                Param::Epr {
-                    resource_uri: class_uri("Msvm_ComputerSystem"),
-                    selectors: SelectorSet::from([("Name", vm)]),
-                },
+                Param::Epr(Epr::new(class_uri("Msvm_ComputerSystem"), [("Name", vm)])),
             )],
         )
         .expect("body");

@@ -229,10 +229,7 @@ pub fn encode_params(
                 for (k, v) in keys {
                     sel.push(k.clone(), v.clone());
                 }
-                Param::Epr {
-                    resource_uri: class_uri(class),
-                    selectors: sel,
-                }
+                Param::Epr(Epr::new(class_uri(class), sel))
             }
             Arg::Instance { class, props } => {
                 Param::EmbeddedInstance(cimxml::encode_instance(class, props))
@@ -1420,16 +1417,13 @@ mod tests {
             ]
         );
         match &p[0].1 {
-            Param::Epr {
-                resource_uri,
-                selectors,
-            } => {
-                assert!(resource_uri.ends_with("/Msvm_ComputerSystem"));
+            Param::Epr(epr) => {
+                assert!(epr.resource_uri.ends_with("/Msvm_ComputerSystem"));
                 assert_eq!(
-                    selectors.get("CreationClassName"),
+                    epr.selector("CreationClassName"),
                     Some("Msvm_ComputerSystem")
                 );
-                assert_eq!(selectors.get("Name"), Some("G"));
+                assert_eq!(epr.selector("Name"), Some("G"));
             }
             other => panic!("{other:?}"),
         }

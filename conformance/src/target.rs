@@ -630,7 +630,7 @@ impl HostConn {
         action: &str,
         selectors: Option<&SelectorSet>,
         body: &str,
-        f: impl FnOnce(roxmltree::Node<'_, '_>) -> parse::Result<T>,
+        f: impl FnOnce(&replica_wsman::xml::Element<'_>) -> parse::Result<T>,
     ) -> wsman::Result<T> {
         let opts = ClientOptions::default();
         let xml = envelope::envelope(

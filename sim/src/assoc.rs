@@ -37,7 +37,7 @@ impl Obj {
     }
 
     pub fn epr(&self) -> Epr {
-        Epr::anonymous(class_uri(self.class), self.keys.clone())
+        Epr::new(class_uri(self.class), self.keys.clone())
     }
 
     /// Whether a path (class and key bindings, as a client wrote them) names this object:
@@ -546,7 +546,7 @@ mod tests {
                 ..Filters::default()
             };
             let epr = classes::epr_of(&i);
-            let found = associators(w, "HV-REPLICA", &i.class, &epr.selectors, &back);
+            let found = associators(w, "HV-REPLICA", &i.class, epr.selectors.as_slice(), &back);
             assert!(
                 found.is_ok_and(|v| v.iter().any(|o| classes::matches_selectors(o, &from.1))),
                 "{} back over {assoc}",

@@ -77,22 +77,19 @@ fn inst(class: &'static str, computed: Vec<(&'static str, Value)>) -> Instance {
 }
 
 pub fn vm_epr(vm_id: &str) -> Epr {
-    Epr::anonymous(
+    Epr::new(
         class_uri("Msvm_ComputerSystem"),
-        vec![
-            ("CreationClassName".into(), "Msvm_ComputerSystem".into()),
-            ("Name".into(), vm_id.into()),
+        [
+            ("CreationClassName", "Msvm_ComputerSystem"),
+            ("Name", vm_id),
         ],
     )
 }
 
 pub fn job_epr(job_id: &str) -> Epr {
-    Epr::anonymous(
+    Epr::new(
         class_uri("Msvm_ConcreteJob"),
-        vec![
-            ("InstanceID".into(), job_id.into()),
-            ("__cimnamespace".into(), NAMESPACE.into()),
-        ],
+        [("InstanceID", job_id), ("__cimnamespace", NAMESPACE)],
     )
 }
 
@@ -629,11 +626,11 @@ pub fn matches_selectors(inst: &Instance, selectors: &[(String, String)]) -> boo
 /// `a:EndpointReference`), so a client can Get the association instance back from it.
 pub fn epr_of(inst: &Instance) -> Epr {
     let keys = keys_of(&inst.class);
-    let mut epr = Epr::anonymous(
+    let mut epr = Epr::new(
         inst.resource_uri.clone(),
         keys.iter()
             .filter_map(|k| prop_text(inst, k).map(|v| ((*k).to_string(), v)))
-            .collect(),
+            .collect::<Vec<_>>(),
     );
     epr.refs = keys
         .iter()

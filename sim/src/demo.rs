@@ -14,6 +14,7 @@
 
 use crate::server::{Sim, SimConfig};
 use crate::state::ClockMode;
+use crate::wsman::Epr;
 use crate::wsman::cimxml::{self, CimValue};
 use crate::wsman::ns::class_uri;
 use crate::wsman::request::{self, SelectorSet};
@@ -404,13 +405,13 @@ impl Demo {
                 let p = match p {
                     // Sent escaped rather than in CDATA, as winrm.exe does.
                     Param::Text(t) | Param::Instance(t) => request::Param::Text(t.clone()),
-                    Param::Vm(id) => request::Param::Epr {
-                        resource_uri: class_uri("Msvm_ComputerSystem"),
-                        selectors: SelectorSet::from([
+                    Param::Vm(id) => request::Param::Epr(Epr::new(
+                        class_uri("Msvm_ComputerSystem"),
+                        [
                             ("CreationClassName", "Msvm_ComputerSystem"),
                             ("Name", id.as_str()),
-                        ]),
-                    },
+                        ],
+                    )),
                 };
                 (*name, p)
             })

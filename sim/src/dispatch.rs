@@ -410,7 +410,7 @@ fn select(
         let selectors = crate::wsman::epr::parse_selector_set(set).map_err(cannot)?;
         return Ok((
             classes::iter_instances(&slot.world, host, class)
-                .filter(|i| classes::matches_selectors(i, &selectors))
+                .filter(|i| classes::matches_selectors(i, selectors.as_slice()))
                 .collect(),
             None,
         ));
@@ -653,7 +653,7 @@ fn association_filter(
             ..assoc::Filters::default()
         };
         note.class = f.result_class.clone();
-        assoc::associators(&slot.world, host, class, &epr.selectors, &f)
+        assoc::associators(&slot.world, host, class, epr.selectors.as_slice(), &f)
             .map(|v| (v, projection))
             .map_err(traversal_fault)
     } else {
@@ -663,7 +663,7 @@ fn association_filter(
             ..assoc::Filters::default()
         };
         note.class = f.result_class.clone();
-        assoc::references(&slot.world, host, class, &epr.selectors, &f)
+        assoc::references(&slot.world, host, class, epr.selectors.as_slice(), &f)
             .map(|v| (v, projection))
             .map_err(traversal_fault)
     }
@@ -836,7 +836,7 @@ fn decode_param(kind: ParamKind, values: &[&ParamValue]) -> Result<Arg, String> 
                 .next()
                 .unwrap_or_default()
                 .to_string(),
-            keys: e.selectors.iter().cloned().collect(),
+            keys: e.selectors.as_slice().iter().cloned().collect(),
         },
         (ParamKind::Instance(_), ParamValue::Text(t)) if t.trim().is_empty() => Arg::Null,
         (ParamKind::Instance(_), ParamValue::Text(t)) => {

@@ -11,7 +11,6 @@ use crate::dispatch::{self, Access};
 use crate::state::{ClockMode, DEFAULT_WORLD, Limits, Worlds, lock};
 use crate::tls::{Tls, TlsSetup};
 use anyhow::Context as _;
-use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -648,7 +647,11 @@ async fn wsman_real_host(State(ctx): State<HostCtx>, req: Request<Body>) -> Resp
 /// The handlers take the whole request rather than axum's `HeaderMap` extractor, which would
 /// clone every header of every request.
 fn conn_auth(parts: &axum::http::request::Parts) -> ConnAuth {
-    parts.extensions.get::<ConnAuth>().cloned().unwrap_or_default()
+    parts
+        .extensions
+        .get::<ConnAuth>()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn router(app: Arc<App>, host: String) -> Router {

@@ -127,6 +127,11 @@ impl EnumItem {
                     .iter()
                     .map(|(k, v)| 48 + k.len() + v.len())
                     .sum::<usize>()
+                // An association's keys hold the referenced instances' EPRs as well.
+                + e.refs
+                    .iter()
+                    .map(|(k, r)| 24 + k.len() + epr(r))
+                    .sum::<usize>()
         }
         fn instance(i: &Instance) -> usize {
             72 + i.class.len()

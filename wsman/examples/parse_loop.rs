@@ -16,7 +16,9 @@ fn main() {
     };
     let mut ok = 0usize;
     for _ in 0..n {
-        ok += usize::from(replica_wsman::envelope::Request::parse(std::hint::black_box(&body)).is_ok());
+        ok += usize::from(
+            replica_wsman::envelope::Request::parse(std::hint::black_box(&body)).is_ok(),
+        );
     }
     println!("{ok} of {n} parsed");
 }

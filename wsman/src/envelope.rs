@@ -266,8 +266,9 @@ impl<'a> Request<'a> {
                         header: "w:SelectorSet",
                     });
                 }
-                self.selectors =
-                    parse_selector_set(block).map_err(RequestErrorKind::BadSelectorSet)?;
+                self.selectors = parse_selector_set(block)
+                    .map_err(RequestErrorKind::BadSelectorSet)?
+                    .0;
                 Ok(())
             }
             (Some(ns::WSMAN), "OptionSet") => {

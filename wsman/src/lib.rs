@@ -8,8 +8,9 @@
 //! an instance a bag of properties.
 //!
 //! Server side (requests in, responses out):
-//! - [`xml`]: a small owned element tree on quick-xml's `NsReader`, resolved to namespace URIs,
-//!   with hard limits (no DTDs, no entities, capped depth and size).
+//! - [`xml`]: a small element tree on quick-xml's `NsReader`, borrowing its input, resolved to
+//!   namespace URIs, with hard limits (no DTDs, no entities, capped depth and size). The
+//!   crate's one XML reader: requests here, responses on the client side.
 //! - [`envelope`]: a request's SOAP envelope and WS-Addressing / WS-Management headers.
 //! - [`body`]: Enumerate, Pull, Release and method-input bodies.
 //! - [`wql`]: the WQL subset clients send in enumeration filters.
@@ -19,11 +20,14 @@
 //!
 //! Client side (requests out, responses in):
 //! - [`request`]: request envelopes and bodies in winrm.exe's layout.
-//! - [`response`]: response parsing (roxmltree) into [`values`], with [`dom`]'s helpers.
+//! - [`response`]: response parsing into [`values`], on the same reader as requests
+//!   ([`xml`], with [`response::RESPONSE_LIMITS`] sized for answers).
 //!
 //! Shared:
 //! - [`ns`]: the one table of namespace, action and resource URIs.
-//! - [`epr`]: endpoint references as the server writes and reads them.
+//! - [`epr`]: endpoint references and selector sets, one type for both ends: the server
+//!   reads and writes them, the client reads them from responses and sends them back
+//!   (nested references, an association's keys, included).
 //! - [`cimxml`]: CIM-XML embedded instances (reader and writer).
 //! - [`xsd`]: times on the wire: `xs:duration`, `xs:dateTime` and the DMTF datetime and
 //!   interval forms.
@@ -34,7 +38,6 @@
 
 pub mod body;
 pub mod cimxml;
-pub mod dom;
 pub mod envelope;
 pub mod epr;
 pub mod fault;
@@ -56,7 +59,7 @@ pub use body::{
 };
 pub use cimxml::{CimError, CimValue, EmbeddedInstance};
 pub use envelope::{Request, RequestError, RequestErrorKind};
-pub use epr::Epr;
+pub use epr::{Epr, SelectorSet};
 pub use fault::{Fault, FaultKind, SelectorProblem};
 pub use wql::{Condition, Query, WqlError};
 pub use writer::{Instance, Item, ReplyHeader, Value};

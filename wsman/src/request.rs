@@ -12,73 +12,8 @@ use std::time::Duration;
 use crate::ns;
 use crate::writer::escape;
 
-/// Ordered selector set (`w:SelectorSet`). Order is kept because it is what goes on the wire
-/// and what a recording shows; lookups ignore ASCII case because WMI key names do.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SelectorSet(pub Vec<(String, String)>);
-
-impl SelectorSet {
-    /// An empty set.
-    pub fn new() -> Self {
-        SelectorSet(Vec::new())
-    }
-
-    /// Builder-style append.
-    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.0.push((name.into(), value.into()));
-        self
-    }
-
-    /// Appends a selector (a repeated name is kept: the server decides what that means).
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push((name.into(), value.into()));
-    }
-
-    /// Value of the selector `name` (ASCII case-insensitive, first match).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// No selectors at all.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// How many selectors.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// `(name, value)` pairs in wire order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
-    }
-}
-
-impl<K: Into<String>, V: Into<String>, const N: usize> From<[(K, V); N]> for SelectorSet {
-    fn from(pairs: [(K, V); N]) -> Self {
-        SelectorSet(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
-    }
-}
-
-impl<K: Into<String>, V: Into<String>> From<Vec<(K, V)>> for SelectorSet {
-    fn from(pairs: Vec<(K, V)>) -> Self {
-        SelectorSet(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
-    }
-}
+use crate::epr::Epr;
+pub use crate::epr::SelectorSet;
 
 /// `w:EnumerationMode`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -98,13 +33,9 @@ pub enum Param {
     /// Escaped text (numbers, enums, booleans, strings).
     Text(String),
     /// A reference: `a:Address` + `a:ReferenceParameters` directly under the parameter
-    /// element, with no `a:EndpointReference` wrapper (winrm.exe and libvirt form).
-    Epr {
-        /// `w:ResourceURI` of the referenced object's class.
-        resource_uri: String,
-        /// Its keys.
-        selectors: SelectorSet,
-    },
+    /// element, with no `a:EndpointReference` wrapper (winrm.exe and libvirt form); a
+    /// selector holding a nested reference is sent as one.
+    Epr(Epr),
     /// A CIM-XML `<INSTANCE …>` string, sent as CDATA as libvirt does.
     EmbeddedInstance(String),
     /// `xsi:nil="true"`.
@@ -174,19 +105,6 @@ const ENVELOPE_OPEN: &str = concat!(
     r#" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#
 );
 
-fn write_selector_set(out: &mut String, selectors: &SelectorSet) {
-    out.push_str("<w:SelectorSet>");
-    for (name, value) in selectors.iter() {
-        let _ = write!(
-            out,
-            r#"<w:Selector Name="{}">{}</w:Selector>"#,
-            escape(name),
-            escape(value)
-        );
-    }
-    out.push_str("</w:SelectorSet>");
-}
-
 /// A complete envelope with the standard headers and `body` (already XML) inside `s:Body`.
 pub fn envelope(h: &Headers<'_>, body: &str) -> String {
     let mut out = String::with_capacity(1500 + body.len());
@@ -220,7 +138,7 @@ pub fn envelope(h: &Headers<'_>, body: &str) -> String {
         r#"<w:Locale xml:lang="{lang}" s:mustUnderstand="false"/><p:DataLocale xml:lang="{lang}" s:mustUnderstand="false"/>"#
     );
     if let Some(sel) = h.selectors.filter(|s| !s.is_empty()) {
-        write_selector_set(&mut out, sel);
+        sel.write(&mut out);
     }
     let _ = write!(
         out,
@@ -302,17 +220,6 @@ pub fn release_body(context: &str) -> String {
     )
 }
 
-fn write_epr_children(out: &mut String, resource_uri: &str, selectors: &SelectorSet) {
-    let _ = write!(
-        out,
-        "<a:Address>{}</a:Address><a:ReferenceParameters><w:ResourceURI>{}</w:ResourceURI>",
-        ns::ANONYMOUS,
-        escape(resource_uri)
-    );
-    write_selector_set(out, selectors);
-    out.push_str("</a:ReferenceParameters>");
-}
-
 fn write_param(
     out: &mut String,
     name: &str,
@@ -323,12 +230,9 @@ fn write_param(
         Param::Text(t) => {
             let _ = write!(out, "<p:{name}>{}</p:{name}>", escape(t));
         }
-        Param::Epr {
-            resource_uri,
-            selectors,
-        } => {
+        Param::Epr(epr) => {
             let _ = write!(out, "<p:{name}>");
-            write_epr_children(out, resource_uri, selectors);
+            epr.write_children(out);
             let _ = write!(out, "</p:{name}>");
         }
         Param::EmbeddedInstance(xml) => {
@@ -552,13 +456,10 @@ mod tests {
         let params = [
             (
                 "ComputerSystem",
-                Param::Epr {
-                    resource_uri: cs.to_string(),
-                    selectors: SelectorSet::from([
-                        ("CreationClassName", "Msvm_ComputerSystem"),
-                        ("Name", "G"),
-                    ]),
-                },
+                Param::Epr(Epr::new(
+                    cs,
+                    [("CreationClassName", "Msvm_ComputerSystem"), ("Name", "G")],
+                )),
             ),
             ("RequestedState", Param::text("3 < 4")),
             ("Settings", Param::EmbeddedInstance(inst.to_string())),
@@ -623,6 +524,30 @@ mod tests {
         assert!(!is_identifier("1x"));
         assert!(!is_identifier("a b"));
         assert!(!is_identifier("a<b"));
+    }
+
+    /// What the client sends, the server reads back to the same value: a reference
+    /// parameter naming an association instance, its keys nested references.
+    #[test]
+    fn a_nested_reference_parameter_reads_back_on_the_server() {
+        let vm = Epr::new(
+            "http://h/Msvm_ComputerSystem",
+            [("CreationClassName", "Msvm_ComputerSystem"), ("Name", "G")],
+        );
+        let mut assoc = Epr::new("http://h/Msvm_Assoc", [("Antecedent", vm.path_key())]);
+        assoc.refs = vec![("Antecedent".into(), vm)];
+        let uri = "http://h/Msvm_ReplicationService";
+        let body = invoke_body(uri, "M", &[("Ref", Param::from(&assoc))]).expect("body");
+        let doc = format!(
+            r#"<r xmlns:a="{}" xmlns:w="{}" xmlns:xsi="{}">{body}</r>"#,
+            ns::ADDRESSING,
+            ns::WSMAN,
+            ns::XSI
+        );
+        let root = crate::xml::parse(doc.as_bytes()).expect("xml");
+        let input =
+            crate::body::InvokeInput::parse(root.children.first(), uri, "M").expect("input");
+        assert_eq!(input.get("Ref"), Some(&crate::body::ParamValue::Epr(assoc)));
     }
 
     #[test]

@@ -1,48 +1,13 @@
-//! Values exchanged with callers: selectors, EPRs, instances, method parameters and results.
+//! Values exchanged with callers: instances, method parameters and results (selectors and
+//! EPRs are [`crate::epr`]'s, re-exported here for the client).
 //! They carry no Hyper-V knowledge: a class is a name and a bag of properties.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ns;
-
-pub use crate::request::{EprMode, Param, SelectorSet};
-
-/// A WS-Addressing endpoint reference as WinRM writes it for WMI objects.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Epr {
-    /// `a:Address`, normally the anonymous role URI.
-    pub address: String,
-    /// `a:ReferenceParameters/w:ResourceURI`.
-    pub resource_uri: String,
-    /// `a:ReferenceParameters/w:SelectorSet`.
-    pub selectors: SelectorSet,
-}
-
-impl Epr {
-    /// A reference with the anonymous address.
-    pub fn new(resource_uri: impl Into<String>, selectors: impl Into<SelectorSet>) -> Self {
-        Epr {
-            address: ns::ANONYMOUS.to_string(),
-            resource_uri: resource_uri.into(),
-            selectors: selectors.into(),
-        }
-    }
-
-    /// Value of the selector `name` (ASCII case-insensitive).
-    pub fn selector(&self, name: &str) -> Option<&str> {
-        self.selectors.get(name)
-    }
-
-    /// Class name: the last path segment of the resource URI.
-    pub fn class(&self) -> &str {
-        self.resource_uri
-            .rsplit('/')
-            .next()
-            .unwrap_or(&self.resource_uri)
-    }
-}
+pub use crate::epr::{Epr, SelectorSet};
+pub use crate::request::{EprMode, Param};
 
 /// One property value of an instance or one out-parameter.
 ///
@@ -269,10 +234,7 @@ impl EnumPage {
 /// A reference parameter to the object `epr` names.
 impl From<&Epr> for Param {
     fn from(epr: &Epr) -> Self {
-        Param::Epr {
-            resource_uri: epr.resource_uri.clone(),
-            selectors: epr.selectors.clone(),
-        }
+        Param::Epr(epr.clone())
     }
 }
 

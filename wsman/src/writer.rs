@@ -508,9 +508,9 @@ mod tests {
                 ("StartTime".into(), Value::Datetime(1_714_557_600_123)),
                 (
                     "Owner".into(),
-                    Value::Ref(Epr::anonymous(
+                    Value::Ref(Epr::new(
                         "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_ComputerSystem",
-                        vec![("Name".into(), "HV01".into())],
+                        [("Name", "HV01")],
                     )),
                 ),
                 (
@@ -592,7 +592,7 @@ mod tests {
     #[test]
     fn enumeration_responses() {
         let inst = job();
-        let epr = Epr::anonymous(JOB_URI, vec![("InstanceID".into(), "X".into())]);
+        let epr = Epr::new(JOB_URI, [("InstanceID", "X")]);
         let items = [Item::Instance(&inst), Item::Epr(&epr)];
 
         let xml = enumerate_response_optimized(&H, &items, Some("uuid:CTX"), true);
@@ -657,7 +657,7 @@ mod tests {
     #[test]
     fn invoke_response_shape_matches_libvirt_xpaths() {
         let svc = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_ReplicationService";
-        let job = Epr::anonymous(JOB_URI, vec![("InstanceID".into(), "9C7D3E22".into())]);
+        let job = Epr::new(JOB_URI, [("InstanceID", "9C7D3E22")]);
         let xml = invoke_response(
             &H,
             svc,

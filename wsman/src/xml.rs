@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use quick_xml::XmlVersion;
 use quick_xml::escape::{EscapeError, resolve_xml_entity};
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
+use quick_xml::name::{QName, ResolveResult};
 use quick_xml::reader::NsReader;
 
 /// A namespace URI. The ones WS-Management uses are shared statics and the others are borrowed
@@ -667,6 +667,132 @@ fn resolved_ns<'a>(
         }
         ResolveResult::Unbound => Ok(None),
         ResolveResult::Unknown(prefix) => Err(XmlError::UnboundPrefix { prefix, position }),
+    }
+}
+
+/// An element whose text is a QName (`prefix:local`, as a SOAP fault's `s:Code/s:Value`
+/// carries), as [`text_qnames`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextQName {
+    /// `(namespace URI, local name)` of the element and of each of its ancestors, root first.
+    pub path: Vec<(Option<String>, String)>,
+    /// The namespace the text's prefix is bound to at that element (without a prefix, the
+    /// default namespace there); `None` when the prefix is not declared.
+    pub ns: Option<String>,
+    /// The text's local part.
+    pub local: String,
+}
+
+/// Resolves the QNames written as element *text* in the elements whose path `wanted` accepts
+/// (the path is `(namespace URI, local name)` from the root down to the element).
+///
+/// [`Element`] keeps no namespace declarations (names are resolved while the tree is built),
+/// but a QName in text can only be resolved against the declarations in scope where it is
+/// written, so it is read here, in a pass of its own over the same input. Meant for small,
+/// rare documents (faults) that [`parse_with`] has accepted; it refuses DTDs and unknown
+/// entities as [`parse_with`] does and stops at the same limits.
+pub fn text_qnames(
+    input: &[u8],
+    limits: Limits,
+    wanted: impl Fn(&[(Option<&str>, &str)]) -> bool,
+) -> Result<Vec<TextQName>, XmlError> {
+    let text = decode(input)?;
+    let mut reader = NsReader::from_str(&text);
+    let mut stack: Vec<OpenElement> = Vec::new();
+    let mut found = Vec::new();
+    let mut count = 0usize;
+    loop {
+        let position = reader.buffer_position();
+        let event = reader
+            .read_event()
+            .map_err(|e| map_qx_error(e, reader.error_position()))?;
+        let (start, empty) = match &event {
+            Event::Start(s) => (Some(s), false),
+            Event::Empty(s) => (Some(s), true),
+            _ => (None, false),
+        };
+        if let Some(start) = start {
+            count = check_limits(count, stack.len(), limits, position)?;
+            let (res, local) = reader.resolver().resolve_element(start.name());
+            let ns = match res {
+                ResolveResult::Bound(ns) => Some(ns.0.to_owned()),
+                ResolveResult::Unbound => None,
+                ResolveResult::Unknown(prefix) => {
+                    return Err(XmlError::UnboundPrefix { prefix, position });
+                }
+            };
+            stack.push(((ns, local.as_ref().to_owned()), None));
+            let path: Vec<(Option<&str>, &str)> = stack
+                .iter()
+                .map(|((ns, local), _)| (ns.as_deref(), local.as_str()))
+                .collect();
+            if wanted(&path)
+                && let Some(top) = stack.last_mut()
+            {
+                top.1 = Some(String::new());
+            }
+        }
+        let closes = empty || matches!(event, Event::End(_));
+        match &event {
+            Event::Text(t) => push_qname_text(&mut stack, &t.xml10_content()),
+            Event::CData(c) => push_qname_text(&mut stack, &c.xml10_content()),
+            Event::GeneralRef(r) => {
+                let resolved = if r.is_char_ref() {
+                    match r.resolve_char_ref() {
+                        Ok(Some(c)) if is_xml_char(c) => c.to_string(),
+                        _ => {
+                            return Err(XmlError::BadCharRef {
+                                reference: r.to_string(),
+                                position,
+                            });
+                        }
+                    }
+                } else {
+                    match resolve_xml_entity(r) {
+                        Some(s) => s.to_owned(),
+                        None => {
+                            return Err(XmlError::EntityForbidden {
+                                name: r.to_string(),
+                                position,
+                            });
+                        }
+                    }
+                };
+                push_qname_text(&mut stack, &resolved);
+            }
+            Event::DocType(_) => return Err(XmlError::DoctypeForbidden { position }),
+            Event::Eof => break,
+            _ => {}
+        }
+        // Popped whether or not its text was wanted: the element is closed.
+        if closes && let Some((name, Some(qname))) = stack.pop() {
+            // The reader still holds this element's own declarations while its end event is
+            // current, so the text resolves in the element's scope.
+            let qname = trim_xml_space(&qname);
+            let (res, local) = reader.resolver().resolve_element(QName(qname));
+            let ns = match res {
+                ResolveResult::Bound(ns) => Some(ns.0.to_owned()),
+                ResolveResult::Unbound | ResolveResult::Unknown(_) => None,
+            };
+            let mut path: Vec<(Option<String>, String)> =
+                stack.iter().map(|(name, _)| name.clone()).collect();
+            path.push(name);
+            found.push(TextQName {
+                path,
+                ns,
+                local: local.as_ref().to_owned(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// An element open during [`text_qnames`]: its name, and its text when `wanted` asked for it.
+type OpenElement = ((Option<String>, String), Option<String>);
+
+fn push_qname_text(stack: &mut [OpenElement], piece: &str) {
+    if let Some((_, Some(text))) = stack.last_mut() {
+        text.push_str(piece);
     }
 }
 

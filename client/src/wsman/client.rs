@@ -714,7 +714,7 @@ impl WsmanClient {
     async fn call<T>(
         &self,
         req: Req<'_>,
-        f: impl FnOnce(roxmltree::Node<'_, '_>) -> parse::Result<T>,
+        f: impl FnOnce(&replica_wsman::xml::Element<'_>) -> parse::Result<T>,
     ) -> Result<T> {
         let (id, xml) = self.build_request(req.resource_uri, req.action, req.selectors, req.body);
         let raw = self

@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::ns;
-use replica_wsman::dom::{child, elements, text_of};
+use replica_wsman::xml::{self, Element};
 
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
@@ -31,9 +31,9 @@ impl Request {
 
     /// Text of `s:Header/{ns}local`.
     pub fn soap_header(&self, nsu: &str, local: &str) -> Option<String> {
-        let doc = roxmltree::Document::parse(&self.body).ok()?;
-        let header = child(doc.root_element(), ns::SOAP, "Header")?;
-        child(header, nsu, local).map(text_of)
+        let doc = xml::parse(self.body.as_bytes()).ok()?;
+        let header = doc.child(ns::SOAP, "Header")?;
+        header.child(nsu, local).map(|el| el.text.to_string())
     }
 
     pub fn message_id(&self) -> String {
@@ -51,30 +51,43 @@ impl Request {
             .unwrap_or_default()
     }
 
-    /// Text of the first element `{ns}local` anywhere in the body.
+    /// All text at and below the first element `{ns}local` anywhere in the body.
     pub fn find(&self, nsu: &str, local: &str) -> Option<String> {
-        let doc = roxmltree::Document::parse(&self.body).ok()?;
-        doc.descendants()
-            .find(|n| replica_wsman::dom::is(*n, nsu, local))
-            .map(text_of)
+        fn first<'d, 'a>(el: &'d Element<'a>, nsu: &str, local: &str) -> Option<&'d Element<'a>> {
+            if el.is(nsu, local) {
+                return Some(el);
+            }
+            el.children.iter().find_map(|c| first(c, nsu, local))
+        }
+        fn text_below(el: &Element<'_>, out: &mut String) {
+            out.push_str(&el.text);
+            for c in &el.children {
+                text_below(c, out);
+            }
+        }
+        let doc = xml::parse(self.body.as_bytes()).ok()?;
+        let mut out = String::new();
+        text_below(first(&doc, nsu, local)?, &mut out);
+        Some(out)
     }
 
     /// `(Name, value)` of the header SelectorSet.
     pub fn selectors(&self) -> Vec<(String, String)> {
-        let Ok(doc) = roxmltree::Document::parse(&self.body) else {
+        let Ok(doc) = xml::parse(self.body.as_bytes()) else {
             return Vec::new();
         };
-        let Some(header) = child(doc.root_element(), ns::SOAP, "Header") else {
+        let Some(set) = doc
+            .child(ns::SOAP, "Header")
+            .and_then(|h| h.child(ns::WSMAN, "SelectorSet"))
+        else {
             return Vec::new();
         };
-        let Some(set) = child(header, ns::WSMAN, "SelectorSet") else {
-            return Vec::new();
-        };
-        elements(set)
+        set.children
+            .iter()
             .map(|s| {
                 (
-                    s.attribute("Name").unwrap_or_default().to_string(),
-                    text_of(s),
+                    s.attr("Name").unwrap_or_default().to_string(),
+                    s.text.to_string(),
                 )
             })
             .collect()

@@ -237,13 +237,10 @@ impl Wsman {
     /// `Msvm_ReplicationService.<method>(ComputerSystem = vm)`.
     pub fn service_call(&self, method: &str, vm: &str) -> std::io::Result<Invoked> {
         let rs = format!("{V2}Msvm_ReplicationService");
-        let vm_ref = request::Param::Epr {
-            resource_uri: format!("{V2}Msvm_ComputerSystem"),
-            selectors: request::SelectorSet::from([
-                ("CreationClassName", "Msvm_ComputerSystem"),
-                ("Name", vm),
-            ]),
-        };
+        let vm_ref = request::Param::Epr(replica_wsman::Epr::new(
+            format!("{V2}Msvm_ComputerSystem"),
+            [("CreationClassName", "Msvm_ComputerSystem"), ("Name", vm)],
+        ));
         let body = request::invoke_body(&rs, method, &[("ComputerSystem", vm_ref)])
             .map_err(std::io::Error::other)?;
         let xml = envelope(

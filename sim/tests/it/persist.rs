@@ -4,7 +4,7 @@
 use super::control::{APP01, REPLICA, ctl};
 use replica_client::control::{Control, WorldState};
 use replica_client::wsman::{
-    AuthMethod, ClientOptions, Credentials, Param, SelectorSet, WsmanClient, class_uri,
+    AuthMethod, ClientOptions, Credentials, Epr, Param, SelectorSet, WsmanClient, class_uri,
 };
 use replica_sim::FaultSpec;
 use serde_json::{Value as Json, json};
@@ -165,13 +165,10 @@ impl Clients {
             ("SystemCreationClassName", "Msvm_ComputerSystem"),
             ("SystemName", REPLICA),
         ]);
-        let vm = Param::Epr {
-            resource_uri: class_uri("Msvm_ComputerSystem"),
-            selectors: SelectorSet::from([
-                ("CreationClassName", "Msvm_ComputerSystem"),
-                ("Name", vm),
-            ]),
-        };
+        let vm = Param::Epr(Epr::new(
+            class_uri("Msvm_ComputerSystem"),
+            [("CreationClassName", "Msvm_ComputerSystem"), ("Name", vm)],
+        ));
         let out = self
             .run(self.replica.invoke(
                 &class_uri("Msvm_ReplicationService"),

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Runs `decode` as the client does and hands back the typed result.
-fn ok<T>(body: &str, expected: Option<&str>, f: impl FnOnce(Node<'_, '_>) -> Result<T>) -> T {
+fn ok<T>(body: &str, expected: Option<&str>, f: impl FnOnce(&Element<'_>) -> Result<T>) -> T {
     match decode(200, &[], body, expected, f) {
         Ok(v) => v,
         Err(e) => panic!("decode failed: {e}"),
@@ -480,13 +480,233 @@ fn get_response_and_unmodelled_content() {
     assert_eq!(inst.bool("Flag"), Some(true));
     assert_eq!(inst.get("Empty"), Some(&PropValue::Text(String::new())));
     assert_eq!(inst.get("Nil"), Some(&PropValue::Null));
+    // Written back standalone: the namespace travels with it, whatever prefix the server used.
     match inst.get("Nested") {
-        Some(PropValue::Xml(x)) => assert!(
-            x.starts_with("<p:Nested>") && x.contains("<p:Inner>1</p:Inner>"),
-            "{x}"
-        ),
-        other => panic!("expected raw XML, got {other:?}"),
+        Some(PropValue::Xml(x)) => {
+            assert_eq!(x, r#"<Nested xmlns="urn:thing"><Inner>1</Inner></Nested>"#);
+            let back = crate::xml::parse(x.as_bytes()).expect("standalone XML");
+            assert!(back.is("urn:thing", "Nested"));
+            assert_eq!(
+                back.child("urn:thing", "Inner").map(|i| &*i.text),
+                Some("1")
+            );
+        }
+        other => panic!("expected the element as XML, got {other:?}"),
     }
+}
+
+#[test]
+fn unmodelled_content_keeps_namespaced_attributes_and_escapes() {
+    let body = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><p:T xmlns:p="urn:t">
+        <p:O xmlns:q="urn:q" q:k="a&quot;b" plain="1" xml:lang="en"><q:I>x &lt; y</q:I><J/></p:O>
+      </p:T></s:Body></s:Envelope>"#;
+    let inst = ok(body, None, get_response);
+    let Some(PropValue::Xml(x)) = inst.get("O") else {
+        panic!("expected XML, got {:?}", inst.get("O"));
+    };
+    let back = crate::xml::parse(x.as_bytes()).expect("standalone XML");
+    let original = crate::xml::parse(body.as_bytes()).expect("xml");
+    let original = &original.children[0].children[0].children[0];
+    assert_eq!(&back, original, "{x}");
+}
+
+/// A server's answer with an association's EPR (two keys, each a nested reference), as the
+/// simulator writes it, read back by the client to the same value.
+#[test]
+fn what_the_writer_writes_the_client_reads_back() {
+    use crate::writer::{self, Item, ReplyHeader, Value};
+    let vm = |name: &str| {
+        Epr::new(
+            format!("{}Msvm_ComputerSystem", ns::V2_BASE),
+            [("CreationClassName", "Msvm_ComputerSystem"), ("Name", name)],
+        )
+    };
+    let (a, b) = (vm("A"), vm("B"));
+    let mut assoc = Epr::new(
+        format!("{}Msvm_ReplicationRelationship", ns::V2_BASE),
+        [("Antecedent", a.path_key()), ("Dependent", b.path_key())],
+    );
+    assoc.refs = vec![("Antecedent".into(), a.clone()), ("Dependent".into(), b)];
+    let inst = writer::Instance {
+        class: "Msvm_X".into(),
+        resource_uri: format!("{}Msvm_X", ns::V2_BASE).into(),
+        props: vec![
+            ("Owner".into(), Value::Ref(assoc.clone())),
+            ("Name".into(), Value::Text("<&]]>".into())),
+            ("Gone".into(), Value::Null),
+            (
+                "Tags".into(),
+                Value::Array(vec![Value::Text("t1".into()), Value::Text("t2".into())]),
+            ),
+        ],
+    };
+    let h = ReplyHeader {
+        message_guid: "G",
+        relates_to: Some("uuid:R"),
+        lang: None,
+    };
+    let got = ok(
+        &writer::get_response(&h, &inst),
+        Some("uuid:R"),
+        get_response,
+    );
+    assert_eq!(got.get("Owner"), Some(&PropValue::Ref(assoc.clone())));
+    let owner = got.get("Owner").and_then(PropValue::as_epr).expect("ref");
+    assert_eq!(owner.selector_ref("Antecedent"), Some(&a));
+    assert_eq!(got.text("Name"), Some("<&]]>"));
+    assert_eq!(got.get("Gone"), Some(&PropValue::Null));
+    assert_eq!(
+        got.get("Tags").map(PropValue::values).map(|v| v.len()),
+        Some(2)
+    );
+    // The association's own EPR as an enumeration item in EnumerateEPR and ObjectAndEPR modes.
+    let xml = writer::pull_response(
+        &h,
+        &[Item::Epr(&assoc), Item::ObjectAndEpr(&inst, &assoc)],
+        None,
+        true,
+    );
+    let page = ok(&xml, Some("uuid:R"), enum_page);
+    assert_eq!(page.items[0], EnumItem::Epr(assoc.clone()));
+    assert_eq!(page.items[1].epr(), Some(&assoc));
+    assert_eq!(
+        page.items[1].instance().and_then(|i| i.get("Owner")),
+        Some(&PropValue::Ref(assoc))
+    );
+}
+
+/// An association's reference as WinRM puts it in a property, keys holding EPRs (the form
+/// issue 16 quotes), pretty-printed: the nested references are kept, and the key's text is
+/// the referenced instance's path, as the simulator compares keys.
+#[test]
+fn a_property_holding_an_association_reference_keeps_its_nested_references() {
+    let body = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>
+      <p:Msvm_X xmlns:p="urn:x"><p:Ref xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">
+        <a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address>
+        <a:ReferenceParameters>
+          <w:ResourceURI>http://h/Msvm_ElementSettingData</w:ResourceURI>
+          <w:SelectorSet>
+            <w:Selector Name="ManagedElement"><a:EndpointReference>
+              <a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address>
+              <a:ReferenceParameters><w:ResourceURI>http://h/Msvm_ComputerSystem</w:ResourceURI>
+                <w:SelectorSet><w:Selector Name="Name">VM1</w:Selector><w:Selector Name="CreationClassName">Msvm_ComputerSystem</w:Selector></w:SelectorSet>
+              </a:ReferenceParameters></a:EndpointReference></w:Selector>
+            <w:Selector Name="__cimnamespace">root/virtualization/v2</w:Selector>
+          </w:SelectorSet>
+        </a:ReferenceParameters>
+      </p:Ref></p:Msvm_X></s:Body></s:Envelope>"#;
+    let inst = ok(body, None, get_response);
+    let epr = inst
+        .get("Ref")
+        .and_then(PropValue::as_epr)
+        .expect("a reference");
+    assert_eq!(epr.class(), "Msvm_ElementSettingData");
+    assert_eq!(
+        epr.selector("ManagedElement"),
+        Some(r#"Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="VM1""#)
+    );
+    assert_eq!(
+        epr.selector_ref("ManagedElement")
+            .and_then(|vm| vm.selector("Name")),
+        Some("VM1")
+    );
+    assert_eq!(
+        epr.selector("__cimnamespace"),
+        Some("root/virtualization/v2")
+    );
+}
+
+/// Fault codes are QNames in text, resolved where they are written: a prefix declared on the
+/// value itself, the default namespace, and an undeclared prefix (kept, with no namespace).
+#[test]
+fn fault_codes_resolve_in_their_own_scope() {
+    let fault_with = |code: &str, subcode: &str| {
+        format!(
+            r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><s:Fault><s:Code>{code}<s:Subcode>{subcode}</s:Subcode></s:Code><s:Reason><s:Text>r</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>"#
+        )
+    };
+    let body = fault_with(
+        r#"<s:Value xmlns:e="http://www.w3.org/2003/05/soap-envelope"> e:Receiver </s:Value>"#,
+        r#"<s:Value xmlns="urn:default">Odd</s:Value>"#,
+    );
+    let f = fault(500, &body).expect("a fault");
+    assert_eq!(
+        f.code,
+        QName {
+            namespace: ns::SOAP.into(),
+            local: "Receiver".into()
+        }
+    );
+    assert_eq!(
+        f.subcode,
+        Some(QName {
+            namespace: "urn:default".into(),
+            local: "Odd".into()
+        })
+    );
+    let body = fault_with(
+        "<s:Value>s:Sender</s:Value>",
+        "<s:Value>zz:Unbound</s:Value>",
+    );
+    let f = fault(400, &body).expect("a fault");
+    assert!(f.is_sender());
+    assert_eq!(
+        f.subcode,
+        Some(QName {
+            namespace: String::new(),
+            local: "Unbound".into()
+        })
+    );
+}
+
+/// An Enumerate answer is bigger than any request: more elements than the server's request
+/// limits allow is still an answer, and a body that nests past the response limits is a
+/// malformed one (reported, not a crash).
+#[test]
+fn response_limits_fit_answers_and_stop_hostile_bodies() {
+    let item = r#"<p:C xmlns:p="urn:c"><p:Name>x</p:Name></p:C>"#;
+    let n = crate::xml::Limits::default().max_elements;
+    let body = format!(
+        r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration"><s:Body><n:PullResponse><n:Items>{}</n:Items><n:EndOfSequence/></n:PullResponse></s:Body></s:Envelope>"#,
+        item.repeat(n)
+    );
+    assert!(matches!(
+        crate::xml::parse(body.as_bytes()),
+        Err(crate::xml::XmlError::TooManyElements { .. })
+    ));
+    assert_eq!(ok(&body, None, enum_page).items.len(), n);
+
+    let depth = RESPONSE_LIMITS.max_depth;
+    let deep = format!(
+        r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>{}{}</s:Body></s:Envelope>"#,
+        "<x>".repeat(depth),
+        "</x>".repeat(depth)
+    );
+    match decode(200, &[], &deep, None, get_response) {
+        Err(ResponseError::MalformedXml { reason, .. }) => {
+            assert!(reason.contains("deeper than"), "{reason}")
+        }
+        other => panic!("expected MalformedXml, got {other:?}"),
+    }
+    // Under an error status the same body is reported as the HTTP failure it is.
+    assert!(matches!(
+        decode(500, &[], &deep, None, get_response),
+        Err(ResponseError::Http { status: 500, .. })
+    ));
+    // What the reader refuses in requests it refuses in answers too.
+    let dtd = r#"<!DOCTYPE s [<!ENTITY e "x">]><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body/></s:Envelope>"#;
+    assert!(matches!(
+        decode(200, &[], dtd, None, get_response),
+        Err(ResponseError::MalformedXml { .. })
+    ));
+}
+
+#[test]
+fn cdata_and_a_byte_order_mark() {
+    let body = "\u{FEFF}<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body><p:T xmlns:p=\"urn:t\"><p:E><![CDATA[<INSTANCE CLASSNAME=\"X\"/>]]></p:E><p:M>a<![CDATA[&b]]>c</p:M></p:T></s:Body></s:Envelope>";
+    let inst = ok(body, None, get_response);
+    assert_eq!(inst.text("E"), Some(r#"<INSTANCE CLASSNAME="X"/>"#));
+    assert_eq!(inst.text("M"), Some("a&bc"));
 }
 
 #[test]

@@ -370,9 +370,8 @@ impl<'a> Parser<'a> {
     /// caller tells apart from an unbound prefix.
     fn lookup(&self, prefix: &str) -> Option<Ns<'a>> {
         // Prefixes are a byte or two: compare lengths before bytes, without a memcmp call.
-        let same = |p: &str| {
-            p.len() == prefix.len() && p.bytes().zip(prefix.bytes()).all(|(x, y)| x == y)
-        };
+        let same =
+            |p: &str| p.len() == prefix.len() && p.bytes().zip(prefix.bytes()).all(|(x, y)| x == y);
         if let Some((_, ns)) = self.bindings.iter().rev().find(|(p, _)| same(p)) {
             return Some(ns.clone());
         }
