@@ -268,7 +268,8 @@ async fn run_case_in(sess: &Session, steps: &[Step], opts: &ExploreOptions) -> R
                 diffs.push(format!("the target has no host {host}"));
                 continue;
             };
-            let snap = observe::snapshot(conn)
+            let snap = conn
+                .snapshot()
                 .await
                 .map_err(|e| format!("step {}: observing {host}: {e}", i + 1))?;
             let got = snap.views();

@@ -1,7 +1,9 @@
-//! Observing a host over the wire: its VMs (`Msvm_ComputerSystem`), their relationships
+//! What a host showed: its VMs (`Msvm_ComputerSystem`), their relationships
 //! (`Msvm_ReplicationRelationship`) and recovery points (`Msvm_VirtualSystemSettingData`
 //! snapshots of type `Microsoft:Hyper-V:Snapshot:Replica:*`), turned into core's
-//! [`VmView`] so that the wire and the model are checked by the same code.
+//! [`VmView`] so that the wire and the model are checked by the same code. The reading itself
+//! is [`crate::target::HostConn::snapshot`]: this module holds no connection, so the lab's
+//! decisions (`lab.rs`) can use what was observed without reaching the wire.
 //!
 //! Everything here reads server data: unknown enum numbers and missing properties become
 //! `None` (and a note), never a panic.
@@ -13,8 +15,7 @@ use replica_core::{
     EnabledState, ReplicationHealth, ReplicationMode, ReplicationState, ReplicationType,
 };
 
-use crate::target::HostConn;
-use replica_client::wsman::{self, Instance};
+use replica_client::wsman::Instance;
 use replica_core::world::RecoveryPointKind;
 
 /// The `VirtualSystemType` prefix of a replica recovery point.
@@ -170,18 +171,6 @@ pub fn snapshot_from(
             .insert(vm, list.into_iter().map(|(_, _, id, _)| id).collect());
     }
     snap
-}
-
-/// Reads a host's VMs, relationships and recovery points (three WQL enumerations).
-pub async fn snapshot(conn: &HostConn) -> wsman::Result<HostSnapshot> {
-    let systems = conn.query("SELECT * FROM Msvm_ComputerSystem").await?;
-    let rels = conn
-        .query("SELECT * FROM Msvm_ReplicationRelationship")
-        .await?;
-    let settings = conn
-        .query("SELECT * FROM Msvm_VirtualSystemSettingData")
-        .await?;
-    Ok(snapshot_from(&systems, &rels, &settings))
 }
 
 impl HostSnapshot {

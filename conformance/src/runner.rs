@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cimxml;
 use crate::lab;
-use crate::observe::{self, HostSnapshot, view_diff};
+use crate::observe::{HostSnapshot, view_diff};
 use crate::oracle::{ModelRunner, ModelStep, with_profile};
 use crate::record::{Recording, ReplayLog, Sink};
 use crate::scenarios::Loaded;
@@ -326,7 +326,7 @@ async fn call_step(
         .flatten();
     let read = match cached {
         Some(s) => Ok(s),
-        None => observe::snapshot(conn).await,
+        None => conn.snapshot().await,
     };
     ctx.fresh.clear();
     let snap = match read {
@@ -471,7 +471,8 @@ pub async fn exec_step(
         for ve in &step.expect_vms {
             if !snaps.contains_key(&ve.host) {
                 let s = match sess.conn(&ve.host) {
-                    Some(c) => observe::snapshot(c)
+                    Some(c) => c
+                        .snapshot()
                         .await
                         .map_err(|e| format!("observing {}: {e}", ve.host)),
                     None => Err(format!(
@@ -881,7 +882,8 @@ struct LabRun {
 async fn snapshot_all(sess: &Session) -> Result<BTreeMap<String, HostSnapshot>, String> {
     let mut out = BTreeMap::new();
     for (h, conn) in &sess.hosts {
-        let s = observe::snapshot(conn)
+        let s = conn
+            .snapshot()
             .await
             .map_err(|e| format!("observing {h}: {e}"))?;
         out.insert(h.clone(), s);

@@ -713,6 +713,18 @@ impl HostConn {
         }
     }
 
+    /// Reads the host's VMs, relationships and recovery points (three WQL enumerations).
+    pub async fn snapshot(&self) -> wsman::Result<crate::observe::HostSnapshot> {
+        let systems = self.query("SELECT * FROM Msvm_ComputerSystem").await?;
+        let rels = self
+            .query("SELECT * FROM Msvm_ReplicationRelationship")
+            .await?;
+        let settings = self
+            .query("SELECT * FROM Msvm_VirtualSystemSettingData")
+            .await?;
+        Ok(crate::observe::snapshot_from(&systems, &rels, &settings))
+    }
+
     /// A WQL enumeration through `…/v2/*`, pulled to its end.
     pub async fn query(&self, wql: &str) -> wsman::Result<Vec<Instance>> {
         match self {

@@ -512,7 +512,7 @@ impl Call {
                     .ok_or_else(|| {
                         bad(
                             ReturnCode::InvalidParameter,
-                            "InitialReplicationImportLocation cannot be Null (DOC)",
+                            "InitialReplicationImportLocation cannot be Null (its class page says so)",
                         )
                     })?,
             },

@@ -1,61 +1,33 @@
 //! Time as an input. The model never reads a clock: callers pass `Millis` (milliseconds since
 //! the UNIX epoch, UTC) and the model only compares and formats them.
 
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::{datetime, format_description};
+
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type Millis = u64;
 
-/// Civil date from days since the epoch (Howard Hinnant's algorithm), valid for all u64 inputs
-/// we can meet (year < 584 million).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+/// `2024-05-01T10:00:00.123Z`: RFC 3339 in UTC, always three fraction digits, so every instant
+/// has the same width and the text sorts as the instants do.
+const RFC3339_MILLIS: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
-/// Broken-down UTC time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Civil {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-    pub millis: u32,
-}
-
-pub fn civil(t: Millis) -> Civil {
-    let secs = t / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    Civil {
-        year,
-        month,
-        day,
-        hour: (rem / 3600) as u32,
-        minute: (rem % 3600 / 60) as u32,
-        second: (rem % 60) as u32,
-        millis: (t % 1000) as u32,
-    }
-}
+/// The last instant with a four-digit year, which is all RFC 3339 can write.
+const LAST: OffsetDateTime = datetime!(9999-12-31 23:59:59.999 UTC);
 
 /// RFC 3339 UTC with milliseconds, for the model's own text (recovery-point names) and the
 /// control API. The wire's datetimes and intervals, in XML Schema and DMTF notation, are
 /// written by the protocol crate (`replica_wsman::xsd`), which core must not depend on.
+///
+/// A clock pushed past the year 9999 (`advance_ms` near `u64::MAX` is accepted) is written as
+/// [`LAST`]: RFC 3339 has no five-digit years and its readers refuse them.
 pub fn rfc3339(t: Millis) -> String {
-    let c = civil(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second, c.millis
-    )
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(t) * 1_000_000).unwrap_or(LAST);
+    // Every value of `at` is in the description's range (year 0..=9999, UTC), so formatting
+    // cannot fail; the fallback only keeps a panic unreachable.
+    at.format(RFC3339_MILLIS)
+        .unwrap_or_else(|_| "9999-12-31T23:59:59.999Z".to_owned())
 }
 
 #[cfg(test)]
@@ -66,5 +38,20 @@ mod tests {
     fn known_instants() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_714_557_600_123), "2024-05-01T10:00:00.123Z");
+        assert_eq!(rfc3339(1_000), "1970-01-01T00:00:01.000Z");
+        assert_eq!(rfc3339(999), "1970-01-01T00:00:00.999Z");
+    }
+
+    #[test]
+    fn calendar_edges() {
+        // Leap days: a year divisible by 4, by 400, and not by 100.
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_709_164_800_000), "2024-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(4_107_542_400_000), "2100-03-01T00:00:00.000Z");
+        assert_eq!(rfc3339(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+        // The last instant of year 9999, and beyond it.
+        assert_eq!(rfc3339(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(253_402_300_800_000), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59.999Z");
     }
 }

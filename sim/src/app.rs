@@ -101,7 +101,7 @@ pub struct App {
     pub limits: Limits,
     pub host_urls: std::sync::RwLock<BTreeMap<String, String>>,
     /// How `--state-file` saving goes (shown by `GET health`).
-    pub save_status: crate::persist::SaveStatus,
+    pub save_status: crate::save_status::SaveStatus,
     /// `SimConfig::listen`: which `Host` names the control API answers to (`crate::guard`).
     pub listen: SocketAddr,
     pub auth: AuthSchemes,

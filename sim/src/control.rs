@@ -2,10 +2,8 @@
 //! to arrange the world, break it on purpose and see what its client did. Documented in
 //! `sim/openapi.json`, which the tests check the server against.
 
-use crate::api::{
-    ClockState, ControlError, FaultAdded, HostState, JobView, JournalEntry, JournalPage, Named,
-    RecoveryPointState, RelationshipState, Reset, ResetDone, VmState, WorldState,
-};
+// The answers' types come from replica-client, as `crate::api` re-exports them: imported from
+// where they are declared, so the control API does not depend on the public module above it.
 use crate::app::{App, HostCtx, world_of};
 use crate::state::{ClockMode, Pace as _, WorldSlot, lock};
 use axum::Router;
@@ -15,6 +13,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
+use replica_client::control::{
+    ClockState, ControlError, FaultAdded, HostState, JobView, JournalEntry, JournalPage, Named,
+    RecoveryPointState, RelationshipState, Reset, ResetDone, VmState, WorldState,
+};
 use replica_core::diagram::{self, Format};
 use replica_core::faults::{FaultKind, FaultSpec};
 use replica_core::topology::ProfileSpec;

@@ -25,6 +25,7 @@ mod framing;
 mod fuzz;
 mod guard;
 mod persist;
+mod save_status;
 mod schema;
 mod server;
 mod soak;

@@ -312,7 +312,7 @@ impl Sim {
             control_token: config.control_token.clone(),
             limits: config.limits.clone(),
             host_urls: std::sync::RwLock::new(BTreeMap::new()),
-            save_status: crate::persist::SaveStatus::default(),
+            save_status: crate::save_status::SaveStatus::default(),
             listen: config.listen,
             auth: config.auth,
             ntlm_candidates: config

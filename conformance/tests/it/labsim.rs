@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use replica_client::wsman::{ClientOptions, WsmanClient};
-use replica_conformance::observe::{self, HostSnapshot};
+use replica_conformance::observe::HostSnapshot;
 use replica_conformance::target::HostConn;
 
 use crate::common::*;
@@ -113,7 +113,8 @@ fn targets(sim: &LabSim) -> Vec<String> {
 
 async fn observe_host(url: &str) -> HostSnapshot {
     let c = WsmanClient::new(url, creds(), ClientOptions::default()).expect("client");
-    observe::snapshot(&HostConn::Wire(c))
+    HostConn::Wire(c)
+        .snapshot()
         .await
         .expect("observe the host")
 }

@@ -80,7 +80,7 @@ pub(super) fn validate_settings(p: &SettingsPatch) -> Result<(), String> {
         && AuthenticationType::from_number(v).is_err()
     {
         return Err(format!(
-            "AuthenticationType {v} is not 1 (Kerberos) or 2 (Certificate) (DOC)"
+            "AuthenticationType {v} is not 1 (Kerberos) or 2 (Certificate), the two values Msvm_ReplicationSettingData documents"
         ));
     }
     // PS: certificate authentication requires a thumbprint (DECOMP 44358932247).
@@ -102,7 +102,7 @@ pub(super) fn validate_settings(p: &SettingsPatch) -> Result<(), String> {
         && v > 12
     {
         return Err(format!(
-            "ApplicationConsistentSnapshotInterval {v} is outside 0..=12 hours (DOC)"
+            "ApplicationConsistentSnapshotInterval {v} is outside 0..=12 hours (Msvm_ReplicationSettingData documents 1 to 12; 0 is taken as off)"
         ));
     }
     Ok(())
@@ -210,7 +210,7 @@ impl World {
                 if known {
                     return None;
                 }
-                format!("unknown recovery point {key} (reference §5.1: 32773)")
+                format!("unknown recovery point {key} (docs/facts.md#recovery-points: 32773)")
             }
             Check::JobKnown => {
                 let (job, _) = op.args().job?;

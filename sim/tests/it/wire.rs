@@ -1,17 +1,19 @@
 //! Golden wire exchanges: every `fixtures/wire/*.json` case is replayed against a fresh
-//! simulator over HTTP and its responses compared with the recorded ones, after volatile
-//! fields are normalised. `fixtures/wire/README.md` says how a case is written; adding one
-//! needs no Rust. `REPLICA_WIRE_BLESS=1 cargo test -p replica-sim --test it wire` rewrites the
-//! recorded responses from what the simulator answers now (review the diff before committing).
+//! simulator over HTTP and each response, after volatile fields are normalised, compared with
+//! its snapshot `fixtures/wire/<case>/<NN>.xml` through expect-test's `expect_file!`.
+//! `fixtures/wire/README.md` says how a case is written; adding one needs no Rust.
+//! `UPDATE_EXPECT=1 cargo test -p replica-sim --test it wire` rewrites the snapshots from what
+//! the simulator answers now (review the diff before committing).
 
 use crate::support::*;
 use replica_sim::ClockMode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 /// Text that may be given as one string or as lines (joined with `\n`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 enum Text {
     One(String),
@@ -27,7 +29,7 @@ impl Text {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Case {
     description: String,
@@ -50,45 +52,35 @@ fn default_content_type() -> Option<String> {
     Some(SOAP_CONTENT_TYPE.into())
 }
 
-fn is_default_content_type(ct: &Option<String>) -> bool {
-    ct.as_deref() == Some(SOAP_CONTENT_TYPE)
-}
-
 fn default_auth() -> Option<String> {
     Some("admin:admin".into())
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Exchange {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     note: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     host: Option<String>,
     /// Moves the (manual) clock forward this many milliseconds before the request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     advance_ms: Option<u64>,
     /// `USER:PASS` for Basic auth; `null` sends no Authorization header.
     #[serde(default = "default_auth")]
     auth: Option<String>,
     /// The request's Content-Type; `null` sends none. Default: WinRM clients' SOAP type.
-    #[serde(
-        default = "default_content_type",
-        skip_serializing_if = "is_default_content_type"
-    )]
+    #[serde(default = "default_content_type")]
     content_type: Option<String>,
     /// Extra HTTP request headers.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     headers: BTreeMap<String, String>,
     request: Text,
     status: u16,
     /// HTTP response headers that must be present with these values; a header sent several
     /// times is compared as its values joined with ", " (RFC 9110 5.3).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     response_headers: BTreeMap<String, String>,
-    /// The normalised response body, pretty-printed one element per line. Missing until blessed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    response: Option<Text>,
 }
 
 fn wire_dir() -> PathBuf {
@@ -107,10 +99,15 @@ fn cases() -> Vec<PathBuf> {
     files
 }
 
+/// `UPDATE_EXPECT` set: expect-test rewrites snapshots instead of failing (its own switch, read
+/// here only to create the files of a new case, which it does not do).
+fn updating() -> bool {
+    std::env::var_os("UPDATE_EXPECT").is_some()
+}
+
 #[tokio::test]
 async fn golden_exchanges_replay() {
     within(120, async {
-        let bless = std::env::var("REPLICA_WIRE_BLESS").is_ok_and(|v| v == "1");
         let files = cases();
         assert!(
             files.len() >= 10,
@@ -123,24 +120,18 @@ async fn golden_exchanges_replay() {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let mut case: Case =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            match check(&mut case).await {
-                Ok(()) => {}
-                Err(_) if bless => {}
-                Err(e) => failures.push(format!("{name}: {e}")),
+            let case: Case = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            if case.source.trim().is_empty() {
+                failures.push(format!("{name}: no source for its requests"));
             }
-            if bless {
-                let mut out = serde_json::to_string_pretty(&case).unwrap_or_default();
-                out.push('\n');
-                if out != text {
-                    std::fs::write(path, out).unwrap_or_else(|e| panic!("{name}: {e}"));
-                }
+            if let Err(e) = check(&case, &path.with_extension("")).await {
+                failures.push(format!("{name} ({}): {e}", case.description));
             }
         }
+        failures.extend(stray_snapshots(&files));
         assert!(
             failures.is_empty(),
-            "{} case(s) differ:\n\n{}",
+            "{} case(s) differ (snapshot diffs above):\n\n{}",
             failures.len(),
             failures.join("\n\n")
         );
@@ -148,9 +139,65 @@ async fn golden_exchanges_replay() {
     .await;
 }
 
-/// Replays one case on a fresh simulator (manual clock, seed 1) and compares every answer;
-/// fills in what the simulator said, for blessing.
-async fn check(case: &mut Case) -> Result<(), String> {
+/// `fixtures/wire/…` for messages.
+fn shown(p: &Path) -> String {
+    p.strip_prefix(wire_dir()).map_or_else(
+        |_| p.display().to_string(),
+        |rel| format!("fixtures/wire/{}", rel.display()),
+    )
+}
+
+/// The snapshot of exchange `i` (from 0) of the case whose snapshots are in `dir`.
+fn snapshot_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("{:02}.xml", i + 1))
+}
+
+/// Snapshot files no exchange compares against (a case shortened or removed): a golden that is
+/// never checked would read as a promise the tests do not keep.
+fn stray_snapshots(cases: &[PathBuf]) -> Vec<String> {
+    let mut wanted = BTreeSet::new();
+    let mut dirs = BTreeSet::new();
+    for path in cases {
+        let count = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Case>(&t).ok())
+            .map_or(0, |c| c.exchanges.len());
+        let dir = path.with_extension("");
+        wanted.extend((0..count).map(|i| snapshot_path(&dir, i)));
+        dirs.insert(dir);
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(wire_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p = entry.path();
+        if !p.is_dir() {
+            continue;
+        }
+        if !dirs.contains(&p) {
+            out.push(format!(
+                "{}: a snapshot directory without its case",
+                shown(&p)
+            ));
+            continue;
+        }
+        for f in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+            if !wanted.contains(&f.path()) {
+                out.push(format!(
+                    "{}: no exchange has this snapshot",
+                    shown(&f.path())
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Replays one case on a fresh simulator (manual clock, seed 1) and compares every answer with
+/// its snapshot in `dir`.
+async fn check(case: &Case, dir: &Path) -> Result<(), String> {
     let mut config = config();
     config.clock = ClockMode::Manual;
     let sim = start_with(config).await;
@@ -164,7 +211,7 @@ async fn check(case: &mut Case) -> Result<(), String> {
         .collect();
     let mut names = Names::default();
     let mut first_error = None;
-    for (i, x) in case.exchanges.iter_mut().enumerate() {
+    for (i, x) in case.exchanges.iter().enumerate() {
         if let Some(ms) = x.advance_ms {
             sim.advance(std::time::Duration::from_millis(ms))
                 .map_err(|e| e.to_string())?;
@@ -189,7 +236,10 @@ async fn check(case: &mut Case) -> Result<(), String> {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let r = post(&sim.url(&host), &refs, request.as_bytes()).await;
-        let actual = pretty(&names.normalise(&r.body, &keep));
+        let mut actual = pretty(&names.normalise(&r.body, &keep)).join("\n");
+        if !actual.is_empty() {
+            actual.push('\n');
+        }
         let mut problems = Vec::new();
         if r.status != x.status {
             problems.push(format!("HTTP status {} instead of {}", r.status, x.status));
@@ -206,17 +256,32 @@ async fn check(case: &mut Case) -> Result<(), String> {
                 problems.push(format!("header {k}: {joined:?} instead of {v:?}"));
             }
         }
-        match &x.response {
-            None => problems.push("no recorded response yet (bless the case)".into()),
-            Some(expected) => {
-                let expected: Vec<String> = pretty(&squash(&expected.joined()));
-                if let Some(d) = first_difference(&expected, &actual) {
-                    problems.push(d);
-                }
+        let snapshot = snapshot_path(dir, i);
+        if !snapshot.exists() {
+            if updating() {
+                // expect-test writes only a file whose text differs, and into an existing
+                // directory: an empty body (a 415) would otherwise never be recorded.
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                std::fs::write(&snapshot, "")
+                    .map_err(|e| format!("{}: {e}", snapshot.display()))?;
+            } else {
+                problems.push(format!(
+                    "no snapshot {} yet (record it with UPDATE_EXPECT=1)",
+                    shown(&snapshot)
+                ));
             }
         }
-        x.status = r.status;
-        x.response = Some(Text::Lines(actual));
+        if snapshot.exists() {
+            // expect-test prints the diff and unwinds; caught so that every case is checked
+            // and the failure names the case and the exchange.
+            let expect = expect_test::expect_file![&snapshot];
+            if catch_unwind(AssertUnwindSafe(|| expect.assert_eq(&actual))).is_err() {
+                problems.push(format!(
+                    "the response differs from {} (diff above)",
+                    shown(&snapshot)
+                ));
+            }
+        }
         if !problems.is_empty() && first_error.is_none() {
             let note = x.note.clone().unwrap_or_default();
             first_error = Some(format!(
@@ -227,25 +292,6 @@ async fn check(case: &mut Case) -> Result<(), String> {
         }
     }
     first_error.map_or(Ok(()), Err)
-}
-
-fn first_difference(expected: &[String], actual: &[String]) -> Option<String> {
-    if expected == actual {
-        return None;
-    }
-    let at = expected
-        .iter()
-        .zip(actual)
-        .position(|(e, a)| e != a)
-        .unwrap_or(expected.len().min(actual.len()));
-    let line = |v: &[String]| v.get(at).cloned().unwrap_or_else(|| "<end>".into());
-    Some(format!(
-        "response differs at line {}:\n  expected: {}\n  actual:   {}\n  actual response:\n    {}",
-        at + 1,
-        line(expected),
-        line(actual),
-        actual.join("\n    ")
-    ))
 }
 
 /// Volatile values get stable names: each GUID not in `keep` becomes `{GUID-n}`, numbered by
@@ -379,28 +425,6 @@ fn dmtf_datetimes(s: &str) -> String {
     out
 }
 
-/// Drops the whitespace between tags that pretty-printing adds.
-fn squash(xml: &str) -> String {
-    let mut out = String::with_capacity(xml.len());
-    let mut pending = String::new();
-    let mut after_tag = false;
-    for c in xml.chars() {
-        if after_tag && c.is_whitespace() {
-            pending.push(c);
-            continue;
-        }
-        if c == '<' && after_tag {
-            pending.clear();
-        }
-        out.push_str(&pending);
-        pending.clear();
-        out.push(c);
-        after_tag = c == '>';
-    }
-    out.push_str(&pending);
-    out
-}
-
 /// One element per line, indented; `<a>text</a>` and empty elements stay on one line. Works
 /// on the simulator's output (no comments, no CDATA, `>` escaped in attribute values).
 fn pretty(xml: &str) -> Vec<String> {
@@ -497,9 +521,5 @@ fn normalisation_and_pretty_printing() {
             "  </e>",
             "</a>"
         ]
-    );
-    assert_eq!(
-        squash(&p.join("\n")),
-        "<a x=\"1\"><b>t</b><c/><d></d><e><f>g</f></e></a>"
     );
 }
