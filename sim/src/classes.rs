@@ -472,12 +472,7 @@ fn provider() -> Instance {
     inst("Msvm_ReplicationProvider", Vec::new())
 }
 
-/// Every instance of `class` on `host`, in a stable order.
-pub fn instances(world: &World, host: &str, class: &str) -> Vec<Instance> {
-    iter_instances(world, host, class).collect()
-}
-
-/// The instances one at a time, so a filtered query over a large host never holds them all
+/// The instances one at a time, in a stable order, so a filtered query over a large host never holds them all
 /// (a WQL lookup by ElementName on a 10,000-VM host keeps one instance alive, not 10,000).
 pub fn iter_instances<'a>(
     world: &'a World,
@@ -528,9 +523,8 @@ pub fn iter_instances<'a>(
         "Msvm_ReplicationProvider" => Box::new(std::iter::once(provider())),
         "Msvm_StorageAllocationSettingData" => Box::new(vms().map(disk)),
         other => match schema::def(other).map(|d| d.served) {
-            Some(Served::Association) => {
-                Box::new(crate::assoc::association_instances(world, host, other).into_iter())
-            }
+            // Rendered by `assoc`, reached through `instances::iter_instances`.
+            Some(Served::Association) => Box::new(std::iter::empty()),
             // Embedded-only classes (Msvm_Error, Msvm_ReplicationStatistics) have no instances.
             Some(Served::Embedded | Served::Instances) | None => Box::new(std::iter::empty()),
         },
@@ -649,6 +643,7 @@ pub fn epr_of(inst: &Instance) -> Epr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instances::instances;
     use crate::state::{ClockMode, WorldSlot};
     use replica_core::ops::Operation;
 

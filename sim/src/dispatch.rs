@@ -12,7 +12,7 @@ use crate::wsman::envelope::RequestError;
 use crate::wsman::fault::{Fault, FaultKind, SelectorProblem};
 use crate::wsman::writer::{self, Instance, Item, ReplyHeader, Value};
 use crate::wsman::{Request, ns, wql};
-use crate::{assoc, schema};
+use crate::{assoc, instances, schema};
 use replica_core::engine::Output;
 use replica_core::faults::FaultKind as Plan;
 use replica_core::methods::{Arg, Call, ParamKind, signature};
@@ -368,7 +368,7 @@ fn get(slot: &mut WorldSlot, host: &str, req: &Request, note: &mut Note, guid: &
     {
         slot.world.observe_job(host, id);
     }
-    let inst = classes::find(&slot.world, host, class, &req.selectors).ok_or_else(|| {
+    let inst = instances::find(&slot.world, host, class, &req.selectors).ok_or_else(|| {
         Fault::new(FaultKind::DestinationUnreachable).with_message(format!(
             "The service cannot find the resource identified by the resource URI and selectors ({class}: {}).",
             req.selectors.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
@@ -393,7 +393,7 @@ fn select(
     let Some(filter) = &e.filter else {
         let class = class_of_uri(resource).ok_or_else(|| unknown_resource(resource))?;
         note.class = Some(class.to_string());
-        return Ok((classes::instances(&slot.world, host, class), None));
+        return Ok((instances::instances(&slot.world, host, class), None));
     };
     let wildcard =
         resource.ends_with("/*") && resource.starts_with(classes::CLASS_BASE.trim_end_matches('/'));
@@ -409,7 +409,7 @@ fn select(
             .ok_or_else(|| cannot("A SelectorFilter needs a w:SelectorSet.".into()))?;
         let selectors = crate::wsman::epr::parse_selector_set(set).map_err(cannot)?;
         return Ok((
-            classes::iter_instances(&slot.world, host, class)
+            instances::iter_instances(&slot.world, host, class)
                 .filter(|i| classes::matches_selectors(i, selectors.as_slice()))
                 .collect(),
             None,
@@ -483,7 +483,7 @@ fn select(
             let mut out = Vec::new();
             for d in defs {
                 out.extend(
-                    classes::iter_instances(&slot.world, host, d.name).filter(|i| {
+                    instances::iter_instances(&slot.world, host, d.name).filter(|i| {
                         cond.as_ref().is_none_or(|c| {
                             c.matches(&|p| classes::prop_text(i, p), &|cls| d.is_a(cls))
                         })
@@ -914,10 +914,11 @@ fn invoke(
             .with_message(format!("{class_name} has no method {method}"))
     })?;
     check_selectors(class_name, &req.selectors)?;
-    let target = classes::find(&slot.world, host, class_name, &req.selectors).ok_or_else(|| {
-        Fault::new(FaultKind::DestinationUnreachable)
-            .with_message(format!("No {class_name} instance matches the selectors."))
-    })?;
+    let target =
+        instances::find(&slot.world, host, class_name, &req.selectors).ok_or_else(|| {
+            Fault::new(FaultKind::DestinationUnreachable)
+                .with_message(format!("No {class_name} instance matches the selectors."))
+        })?;
     let input =
         InvokeInput::parse(req.body.as_ref(), resource, sig.name).map_err(|e| e.to_fault())?;
     for (name, _) in &input.params {

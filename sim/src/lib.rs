@@ -24,6 +24,7 @@ mod framing;
 #[cfg(test)]
 mod fuzz;
 mod guard;
+mod instances;
 mod persist;
 mod save_status;
 mod schema;
