@@ -152,7 +152,7 @@ fn split_host(value: &str, default_port: u16) -> Option<(String, u16)> {
     (!name.is_empty()).then_some((name, port))
 }
 
-fn refusal(
+pub fn refusal(
     ctx: &HostCtx,
     method: &Method,
     path: &str,

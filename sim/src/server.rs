@@ -348,10 +348,16 @@ impl Sim {
                 .with_context(|| format!("binding {addr} for {name}"))?;
             let local = listener.local_addr()?;
             hosts.insert(name.clone(), crate::guard::reachable(local));
-            let router = router(app.clone(), name.clone());
+            let endpoints = Endpoints {
+                router: router(app.clone(), name.clone()),
+                ctx: HostCtx {
+                    app: app.clone(),
+                    host: name.clone(),
+                },
+            };
             tasks.push(tokio::spawn(accept_loop(
                 listener,
-                router,
+                endpoints,
                 stop_rx.clone(),
                 config.limits.clone(),
                 tls.as_ref().map(|t| t.acceptor.clone()),
@@ -424,7 +430,7 @@ pub fn host_ports(first: u16, hosts: usize, tls: bool) -> anyhow::Result<Vec<u16
 /// than left waiting in the kernel's backlog: a flood fails fast and visibly.
 async fn accept_loop(
     listener: TcpListener,
-    router: Router,
+    router: Endpoints,
     mut stop: watch::Receiver<bool>,
     limits: Limits,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -495,7 +501,7 @@ fn millis(ms: u64) -> Duration {
 /// One connection, plain or TLS: HTTP/1.1 with the header limits of `limits`.
 async fn serve_connection<I>(
     io: I,
-    router: Router,
+    router: Endpoints,
     mut stop: watch::Receiver<bool>,
     limits: &Limits,
 ) where
@@ -521,7 +527,7 @@ async fn serve_connection<I>(
             let mut req =
                 req.map(|b| Body::new(Deadline::new(b, body_timeout, timed_out.clone(), watch)));
             req.extensions_mut().insert(conn_auth);
-            let mut resp = router.oneshot(req).await.unwrap_or_else(|e| match e {});
+            let mut resp = router.call(req).await;
             if resp.extensions().get::<DropConnection>().is_some() {
                 return Err(std::io::Error::other("fault plan: connection dropped"));
             }
@@ -652,6 +658,49 @@ fn conn_auth(parts: &axum::http::request::Parts) -> ConnAuth {
         .get::<ConnAuth>()
         .cloned()
         .unwrap_or_default()
+}
+
+/// What a listener serves: `POST /wsman`, every client's hot path, straight to its handler,
+/// and everything else through the axum router.
+#[derive(Clone)]
+struct Endpoints {
+    router: Router,
+    ctx: HostCtx,
+}
+
+impl Endpoints {
+    async fn call(self, req: Request<Body>) -> Response<Body> {
+        // The router's layers around the same handler (the guard middleware, matched-path
+        // and nesting bookkeeping, a boxed route cloned per request) were ~10% of a Get's
+        // instructions (BENCHMARKS.md). The guard's check still runs; with debug logging on,
+        // every request takes the router so that the guard writes its log line.
+        let direct = req.method() == axum::http::Method::POST
+            && req.uri().path() == "/wsman"
+            && !tracing::enabled!(tracing::Level::DEBUG);
+        if !direct {
+            return self
+                .router
+                .oneshot(req)
+                .await
+                .unwrap_or_else(|e| match e {});
+        }
+        let real = self.ctx.app.as_real_host;
+        // The real-host router has no guard: a real host has no control API to protect.
+        if !real
+            && let Some(refused) =
+                crate::guard::refusal(&self.ctx, req.method(), req.uri().path(), req.headers())
+        {
+            return refused;
+        }
+        let (parts, body) = req.into_parts();
+        let conn = conn_auth(&parts);
+        let world = if real {
+            DEFAULT_WORLD.to_owned()
+        } else {
+            world_of(&parts.headers)
+        };
+        wsman(self.ctx, &world, &conn, parts.headers, body).await
+    }
 }
 
 fn router(app: Arc<App>, host: String) -> Router {

@@ -33,6 +33,8 @@ struct Open<'a> {
     raw_name: &'a str,
     /// Bindings in scope before this element's own declarations.
     bindings_mark: usize,
+    /// Where this element's children start in [`Parser::done`].
+    children_mark: usize,
 }
 
 /// Parses `text` when it is in the plain shape; `None` when it is not sure (see the module
@@ -48,6 +50,7 @@ pub(super) fn parse<'a>(text: &'a str, limits: Limits) -> Option<Element<'a>> {
         i: 0,
         limits,
         stack: Vec::with_capacity(8),
+        done: Vec::with_capacity(16),
         bindings: Vec::with_capacity(8),
         root: None,
         count: 0,
@@ -64,6 +67,10 @@ struct Parser<'a> {
     i: usize,
     limits: Limits,
     stack: Vec<Open<'a>>,
+    /// Finished elements whose parent is still open, in document order. A parent takes its
+    /// children from here at its end tag, in one allocation of the exact size, instead of
+    /// growing its own vector child by child.
+    done: Vec<Element<'a>>,
     bindings: Vec<Binding<'a>>,
     root: Option<Element<'a>>,
     count: usize,
@@ -81,7 +88,13 @@ impl<'a> Parser<'a> {
             let end = find(self.b, b"?>", 5)?;
             self.i = end + 2;
         }
-        while self.i < self.b.len() {
+        while let Some(&c) = self.b.get(self.i) {
+            // Most markup follows markup (`><`): look at the next byte before paying for a
+            // vectorised search, whose set-up costs more than a short run.
+            if c == b'<' || c == b'&' {
+                self.markup()?;
+                continue;
+            }
             let rest = self.b.get(self.i..)?;
             match memchr2(b'<', b'&', rest) {
                 None => {
@@ -244,14 +257,13 @@ impl<'a> Parser<'a> {
             let value_start = q + 1;
             let mut v_end = value_start;
             loop {
-                let c = *b.get(v_end)?;
-                if c == quote {
-                    break;
+                let rest = b.get(v_end..)?;
+                v_end += rest.iter().position(|c| VALUE_STOP[usize::from(*c)])?;
+                match b.get(v_end)? {
+                    c if *c == quote => break,
+                    b'"' | b'\'' => v_end += 1, // the other quote is content
+                    _ => return None,
                 }
-                if matches!(c, b'&' | b'<' | b'\n' | b'\t') {
-                    return None;
-                }
-                v_end += 1;
             }
             let value = self.s.get(value_start..v_end)?;
             if raw.iter().any(|(k, _, _)| *k == key) {
@@ -295,7 +307,9 @@ impl<'a> Parser<'a> {
             // No default namespace in scope: the element is in no namespace.
             None => self.lookup(""),
         };
-        let mut attrs = Vec::with_capacity(raw.len());
+        // Declarations are not kept: an envelope's root, all declarations, allocates nothing.
+        let kept = raw.len() - (self.bindings.len() - bindings_mark);
+        let mut attrs = Vec::with_capacity(kept);
         for &(key, value, colon) in &raw {
             if key == "xmlns" || key.starts_with("xmlns:") {
                 continue;
@@ -325,7 +339,9 @@ impl<'a> Parser<'a> {
             self.bindings.truncate(bindings_mark);
             self.attach(el);
         } else {
+            let children_mark = self.done.len();
             self.stack.push(Open {
+                children_mark,
                 el,
                 raw_name,
                 bindings_mark,
@@ -337,21 +353,24 @@ impl<'a> Parser<'a> {
     fn end_tag(&mut self) -> Option<()> {
         let b = self.b;
         let name_start = self.i + 2;
-        let name_end = name_start + name_len(b.get(name_start..)?)?;
+        // The end tag must repeat the open element's name: compare, no need to scan it.
+        let open = self.stack.pop()?;
+        let name_end = name_start + open.raw_name.len();
+        if b.get(name_start..name_end)? != open.raw_name.as_bytes() {
+            return None;
+        }
         let close = skip_space(b, name_end);
         if b.get(close) != Some(&b'>') {
             return None;
         }
-        let open = self.stack.pop()?;
-        if self.s.get(name_start..name_end)? != open.raw_name {
-            return None;
-        }
         let mut el = open.el;
-        if let Some(ws) = self.pending_ws.take()
-            && el.children.is_empty()
-        {
+        // `done` above the mark holds exactly this element's children.
+        if self.done.len() > open.children_mark {
+            el.children = self.done.split_off(open.children_mark);
+        } else if let Some(ws) = self.pending_ws.take() {
             append(&mut el.text, ws);
         }
+        self.pending_ws = None;
         self.bindings.truncate(open.bindings_mark);
         self.i = close + 1;
         self.attach(el);
@@ -359,9 +378,10 @@ impl<'a> Parser<'a> {
     }
 
     fn attach(&mut self, el: Element<'a>) {
-        match self.stack.last_mut() {
-            Some(parent) => parent.el.children.push(el),
-            None => self.root = Some(el),
+        if self.stack.is_empty() {
+            self.root = Some(el);
+        } else {
+            self.done.push(el);
         }
     }
 
@@ -409,6 +429,19 @@ const NAME_BYTES: [u8; 256] = {
     t
 };
 
+/// The bytes that end or spoil an attribute value for the fast path: both quotes, and the
+/// ones that need normalisation or a refusal (`&`, `<`, tab, newline).
+const VALUE_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
+
 /// The name at the start of `b`: its length and where its colon is. A name is an ASCII letter
 /// or `_`, then letters, digits, `_`, `-`, `.` and at most one `:` with something on both
 /// sides. Anything else is left to quick-xml (`None`): names outside ASCII, a second colon,
@@ -417,33 +450,22 @@ fn scan_name(b: &[u8]) -> Option<(usize, Option<usize>)> {
     if NAME_BYTES[usize::from(*b.first()?)] & NAME_START == 0 {
         return None;
     }
-    let mut colon = None;
-    let mut n = 1;
-    while let Some(&c) = b.get(n) {
-        let class = NAME_BYTES[usize::from(c)];
-        if class & NAME_CHAR == 0 {
-            break;
+    let n = b
+        .iter()
+        .position(|c| NAME_BYTES[usize::from(*c)] & NAME_CHAR == 0)
+        .unwrap_or(b.len());
+    let name = b.get(..n)?;
+    let colon = name.iter().position(|c| *c == b':');
+    if let Some(k) = colon {
+        // A second colon, or `p:` with no local part.
+        if k + 1 == n || name.get(k + 1..)?.contains(&b':') {
+            return None;
         }
-        if c == b':' {
-            if colon.is_some() {
-                return None;
-            }
-            colon = Some(n);
-        }
-        n += 1;
-    }
-    if colon.is_some_and(|k| k + 1 == n) {
-        return None; // `p:` with no local part
     }
     match b.get(n) {
         Some(c) if NAME_BYTES[usize::from(*c)] & NAME_END != 0 => Some((n, colon)),
         _ => None,
     }
-}
-
-/// The length of the name at the start of `b` (see [`scan_name`]).
-fn name_len(b: &[u8]) -> Option<usize> {
-    scan_name(b).map(|(n, _)| n)
 }
 
 /// A scanned name as (prefix, local part).
