@@ -124,23 +124,35 @@ impl ClassDef {
     /// the renderer gave none), the declared one otherwise.
     pub fn build(&self, computed: Vec<(&'static str, Value)>) -> Vec<(Cow<'static, str>, Value)> {
         let mut computed = computed;
-        let props = self
-            .ordered()
-            .map(|p| {
-                let v = match p.src {
-                    Src::World => computed
-                        .iter()
-                        .position(|(n, _)| *n == p.name)
-                        .map_or(Value::Null, |i| computed.swap_remove(i).1),
-                    other => other.fixed_value(),
-                };
-                (Cow::Borrowed(p.name), v)
-            })
-            .collect();
+        // Renderers list their values in written order, so the one after the last taken is
+        // tried first; a taken entry's name is blanked (the list keeps its order).
+        let mut next = 0;
+        let mut props = Vec::with_capacity(self.props.len());
+        for p in self.ordered() {
+            let v = match p.src {
+                Src::World => {
+                    let at = if computed.get(next).is_some_and(|(n, _)| *n == p.name) {
+                        Some(next)
+                    } else {
+                        computed.iter().position(|(n, _)| *n == p.name)
+                    };
+                    match at.and_then(|i| computed.get_mut(i).map(|e| (i, e))) {
+                        Some((i, (name, value))) => {
+                            next = i + 1;
+                            *name = "";
+                            std::mem::replace(value, Value::Null)
+                        }
+                        None => Value::Null,
+                    }
+                }
+                other => other.fixed_value(),
+            };
+            props.push((Cow::Borrowed(p.name), v));
+        }
         // A value the renderer computed for a property that is not `World` would be lost.
         #[cfg(test)]
         assert!(
-            computed.is_empty(),
+            computed.iter().all(|(n, _)| n.is_empty()),
             "{}: undeclared {computed:?}",
             self.name
         );

@@ -367,7 +367,8 @@ fn write_value(out: &mut String, name: &str, value: &Value) {
         Value::Int(i) => {
             open(out);
             out.push('>');
-            let _ = std::fmt::Write::write_fmt(out, format_args!("{i}"));
+            // itoa: a formatting machine per integer was a tenth of writing an instance.
+            out.push_str(itoa::Buffer::new().format(*i));
             close(out);
         }
         Value::Bool(b) => {
@@ -439,10 +440,10 @@ fn escape_impl(out: &mut String, s: &str, attr: bool) {
         '"' | '\n' | '\t' => attr,
         c => is_forbidden_char(c),
     };
-    // Fast path: plain printable ASCII with nothing to escape (nearly every value).
-    let plain = s.bytes().all(|b| {
-        (0x20..0x7F).contains(&b) && !matches!(b, b'&' | b'<' | b'>') && !(attr && b == b'"')
-    });
+    // Fast path: plain printable ASCII with nothing to escape (nearly every value), one
+    // table lookup per byte.
+    let table = if attr { &PLAIN_ATTR } else { &PLAIN_TEXT };
+    let plain = s.bytes().all(|b| table[usize::from(b)]);
     if plain || !s.chars().any(needs) {
         out.push_str(s);
         return;
@@ -461,6 +462,22 @@ fn escape_impl(out: &mut String, s: &str, attr: bool) {
             c => out.push(c),
         }
     }
+}
+
+/// Bytes written as they are in text: printable ASCII but `&`, `<` and `>`.
+const PLAIN_TEXT: [bool; 256] = plain_bytes(false);
+/// The same in a double-quoted attribute value, which also escapes `"`.
+const PLAIN_ATTR: [bool; 256] = plain_bytes(true);
+
+const fn plain_bytes(attr: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7F {
+        let special = matches!(b as u8, b'&' | b'<' | b'>') || (attr && b as u8 == b'"');
+        t[b] = !special;
+        b += 1;
+    }
+    t
 }
 
 fn is_forbidden_char(c: char) -> bool {
