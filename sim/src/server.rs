@@ -1123,9 +1123,22 @@ async fn wsman(
     };
     // Parsed before the world's lock is taken. Big bodies, and every request to a big world
     // (an enumeration of thousands of VMs), go to the blocking pool: on an async worker they
-    // would stall the requests of every other world and listener.
-    let heavy = body.len() > HEAVY_BODY_BYTES || lock(&slot).is_large();
-    let reply = if heavy {
+    // would stall the requests of every other world and listener. The world's lock is taken
+    // once for a small request: parse, then lock, and only a large world lets it go again
+    // for the pool, which parses the (small) body again (a second acquisition of the lock
+    // per request was a contended futex under load).
+    let mut small = None;
+    if body.len() <= HEAVY_BODY_BYTES {
+        let parsed = dispatch::parse(&body);
+        let mut s = lock(&slot);
+        if !s.is_large() {
+            let reply = dispatch::handle_parsed(&mut s, &ctx.host, parsed, access, &ctx.app.limits);
+            small = Some(reply);
+        }
+    }
+    let reply = if let Some(reply) = small {
+        reply
+    } else {
         let (app, host) = (ctx.app.clone(), ctx.host.clone());
         let done = tokio::task::spawn_blocking(move || {
             let parsed = dispatch::parse(&body);
@@ -1140,10 +1153,6 @@ async fn wsman(
                 return (StatusCode::INTERNAL_SERVER_ERROR, "").into_response();
             }
         }
-    } else {
-        let parsed = dispatch::parse(&body);
-        let mut s = lock(&slot);
-        dispatch::handle_parsed(&mut s, &ctx.host, parsed, access, &ctx.app.limits)
     };
     if reply.delay_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(reply.delay_ms)).await;

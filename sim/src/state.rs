@@ -12,7 +12,7 @@ use replica_core::time::Millis;
 use replica_core::topology::TopologySpec;
 use replica_core::world::PaceMode;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// How the world's time moves; the control API's type (shared with the client crate).
@@ -696,7 +696,8 @@ pub struct Worlds {
     pub limits: Limits,
     /// The process-wide memory budget every world charges.
     pub budget: Arc<Budget>,
-    slots: Mutex<BTreeMap<String, Arc<Mutex<WorldSlot>>>>,
+    /// Read on every request, written when a world is made or removed: readers share it.
+    slots: RwLock<BTreeMap<String, Arc<Mutex<WorldSlot>>>>,
 }
 
 pub const DEFAULT_WORLD: &str = "default";
@@ -722,6 +723,14 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Worlds {
     pub fn new(
         default_spec: TopologySpec,
@@ -736,7 +745,7 @@ impl Worlds {
             clock,
             budget: Arc::new(Budget::new(limits.max_memory_bytes)),
             limits,
-            slots: Mutex::new(BTreeMap::new()),
+            slots: RwLock::new(BTreeMap::new()),
         };
         w.get(DEFAULT_WORLD)?;
         Ok(w)
@@ -745,7 +754,11 @@ impl Worlds {
     /// A world by name; a new name creates a world from the default topology.
     pub fn get(&self, name: &str) -> Result<Arc<Mutex<WorldSlot>>, String> {
         check_world_name(name)?;
-        let mut slots = lock(&self.slots);
+        if let Some(s) = read(&self.slots).get(name) {
+            return Ok(s.clone());
+        }
+        let mut slots = write(&self.slots);
+        // Made by another request between the two locks.
         if let Some(s) = slots.get(name) {
             return Ok(s.clone());
         }
@@ -763,12 +776,12 @@ impl Worlds {
     }
 
     pub fn names(&self) -> Vec<String> {
-        lock(&self.slots).keys().cloned().collect()
+        read(&self.slots).keys().cloned().collect()
     }
 
     /// Every world, in name order (persistence walks them one lock at a time).
     pub fn all(&self) -> Vec<(String, Arc<Mutex<WorldSlot>>)> {
-        lock(&self.slots)
+        read(&self.slots)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
@@ -784,7 +797,7 @@ impl Worlds {
             self.budget.charge(total);
             slot.budget = self.budget.clone();
         }
-        lock(&self.slots).insert(slot.name.clone(), Arc::new(Mutex::new(slot)));
+        write(&self.slots).insert(slot.name.clone(), Arc::new(Mutex::new(slot)));
     }
 
     /// Drops the expired enumeration contexts of every world (the server's sweep timer).
@@ -795,7 +808,7 @@ impl Worlds {
     }
 
     pub fn remove(&self, name: &str) -> bool {
-        name != DEFAULT_WORLD && lock(&self.slots).remove(name).is_some()
+        name != DEFAULT_WORLD && write(&self.slots).remove(name).is_some()
     }
 }
 
