@@ -28,13 +28,12 @@ type Binding<'a> = (&'a str, Ns<'a>);
 
 /// An element whose end tag has not been read yet.
 struct Open<'a> {
-    el: Element<'a>,
+    /// Where the element is in [`Parser::nodes`]; its children follow it there.
+    at: usize,
     /// The name as written, to match the end tag against.
     raw_name: &'a str,
     /// Bindings in scope before this element's own declarations.
     bindings_mark: usize,
-    /// Where this element's children start in [`Parser::done`].
-    children_mark: usize,
 }
 
 /// Parses `text` when it is in the plain shape; `None` when it is not sure (see the module
@@ -50,7 +49,7 @@ pub(super) fn parse<'a>(text: &'a str, limits: Limits) -> Option<Element<'a>> {
         i: 0,
         limits,
         stack: Vec::with_capacity(8),
-        done: Vec::with_capacity(16),
+        nodes: Vec::with_capacity(32),
         bindings: Vec::with_capacity(8),
         root: None,
         count: 0,
@@ -67,10 +66,10 @@ struct Parser<'a> {
     i: usize,
     limits: Limits,
     stack: Vec<Open<'a>>,
-    /// Finished elements whose parent is still open, in document order. A parent takes its
-    /// children from here at its end tag, in one allocation of the exact size, instead of
-    /// growing its own vector child by child.
-    done: Vec<Element<'a>>,
+    /// The open elements and the finished ones whose parent is still open, in document
+    /// order: an element is built in place here and not moved until its parent's end tag
+    /// takes all its children at once, in one allocation of the exact size.
+    nodes: Vec<Element<'a>>,
     bindings: Vec<Binding<'a>>,
     root: Option<Element<'a>>,
     count: usize,
@@ -132,11 +131,12 @@ impl<'a> Parser<'a> {
 
     /// Text that belongs to the innermost open element (none outside the root here).
     fn push_text(&mut self, piece: Cow<'a, str>) -> Option<()> {
-        let top = self.stack.last_mut()?;
+        let at = self.stack.last()?.at;
+        let top = self.nodes.get_mut(at)?;
         if let Some(ws) = self.pending_ws.take() {
-            append(&mut top.el.text, ws);
+            append(&mut top.text, ws);
         }
-        append(&mut top.el.text, piece);
+        append(&mut top.text, piece);
         Some(())
     }
 
@@ -339,10 +339,10 @@ impl<'a> Parser<'a> {
             self.bindings.truncate(bindings_mark);
             self.attach(el);
         } else {
-            let children_mark = self.done.len();
+            let at = self.nodes.len();
+            self.nodes.push(el);
             self.stack.push(Open {
-                children_mark,
-                el,
+                at,
                 raw_name,
                 bindings_mark,
             });
@@ -363,25 +363,35 @@ impl<'a> Parser<'a> {
         if b.get(close) != Some(&b'>') {
             return None;
         }
-        let mut el = open.el;
-        // `done` above the mark holds exactly this element's children.
-        if self.done.len() > open.children_mark {
-            el.children = self.done.split_off(open.children_mark);
-        } else if let Some(ws) = self.pending_ws.take() {
-            append(&mut el.text, ws);
+        // The nodes after this element are exactly its children.
+        let children = if self.nodes.len() > open.at + 1 {
+            self.nodes.split_off(open.at + 1)
+        } else {
+            Vec::new()
+        };
+        let pending = self.pending_ws.take();
+        let el = self.nodes.get_mut(open.at)?;
+        if children.is_empty() {
+            if let Some(ws) = pending {
+                append(&mut el.text, ws);
+            }
+        } else {
+            el.children = children;
         }
-        self.pending_ws = None;
         self.bindings.truncate(open.bindings_mark);
         self.i = close + 1;
-        self.attach(el);
+        if self.stack.is_empty() {
+            self.root = self.nodes.pop();
+        }
         Some(())
     }
 
+    /// An empty-element tag's element: a child of the innermost open element, or the root.
     fn attach(&mut self, el: Element<'a>) {
         if self.stack.is_empty() {
             self.root = Some(el);
         } else {
-            self.done.push(el);
+            self.nodes.push(el);
         }
     }
 
