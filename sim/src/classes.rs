@@ -575,8 +575,9 @@ pub fn find(
                     .map(|rp| recovery_point(v, rp))
             })
         }
-        // Lazily: the scan stops at the match instead of rendering every instance first.
-        _ => iter_instances(world, host, class).find(|i| matches_selectors(i, selectors)),
+        // Lazily: the scan stops at the match instead of rendering every instance first
+        // (and the match needs no second check).
+        _ => return iter_instances(world, host, class).find(|i| matches_selectors(i, selectors)),
     };
     found.filter(|i| matches_selectors(i, selectors))
 }
@@ -610,7 +611,17 @@ pub fn matches_selectors(inst: &Instance, selectors: &[(String, String)]) -> boo
     selectors
         .iter()
         .filter(|(k, _)| !k.eq_ignore_ascii_case("__cimnamespace"))
-        .all(|(k, v)| prop_text(inst, k).is_some_and(|p| p.eq_ignore_ascii_case(v)))
+        .all(|(k, v)| {
+            let Some((_, value)) = inst.props.iter().find(|(n, _)| n.eq_ignore_ascii_case(k))
+            else {
+                return false;
+            };
+            match value {
+                // Keys are text nearly always: compared in place, without a copy.
+                Value::Text(t) => t.eq_ignore_ascii_case(v),
+                other => value_text(other).is_some_and(|p| p.eq_ignore_ascii_case(v)),
+            }
+        })
 }
 
 /// The EPR of an instance (from its class's key properties).
