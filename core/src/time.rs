@@ -16,12 +16,16 @@ const RFC3339_MILLIS: &[BorrowedFormatItem<'static>] =
 /// The last instant with a four-digit year, which is all RFC 3339 can write.
 const LAST: OffsetDateTime = datetime!(9999-12-31 23:59:59.999 UTC);
 
+/// [`LAST`] in milliseconds since the epoch: the control API refuses to move a clock past it.
+pub const LAST_MS: Millis = 253_402_300_799_999;
+
 /// RFC 3339 UTC with milliseconds, for the model's own text (recovery-point names) and the
 /// control API. The wire's datetimes and intervals, in XML Schema and DMTF notation, are
 /// written by the protocol crate (`replica_wsman::xsd`), which core must not depend on.
 ///
-/// A clock pushed past the year 9999 (`advance_ms` near `u64::MAX` is accepted) is written as
-/// [`LAST`]: RFC 3339 has no five-digit years and its readers refuse them.
+/// An instant past the year 9999 (the simulator's control API refuses to move a clock there,
+/// but a topology or a caller may still hand one in) is written as [`LAST`]: RFC 3339 has no
+/// five-digit years and its readers refuse them.
 pub fn rfc3339(t: Millis) -> String {
     let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(t) * 1_000_000).unwrap_or(LAST);
     // Every value of `at` is in the description's range (year 0..=9999, UTC), so formatting
@@ -49,6 +53,8 @@ mod tests {
         assert_eq!(rfc3339(1_709_164_800_000), "2024-02-29T00:00:00.000Z");
         assert_eq!(rfc3339(4_107_542_400_000), "2100-03-01T00:00:00.000Z");
         assert_eq!(rfc3339(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+        // LAST_MS is LAST.
+        assert_eq!(i128::from(LAST_MS) * 1_000_000, LAST.unix_timestamp_nanos());
         // The last instant of year 9999, and beyond it.
         assert_eq!(rfc3339(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
         assert_eq!(rfc3339(253_402_300_800_000), "9999-12-31T23:59:59.999Z");

@@ -624,6 +624,9 @@ fn apply_clock(s: &mut WorldSlot, b: &ClockBody) -> Result<(), String> {
         (Some(text), None) => Some(parse_duration(text)?),
         (None, ms) => ms,
     };
+    if let Some(ms) = advance {
+        check_advance(s, ms)?;
+    }
     if let Some(m) = mode {
         s.clock.set_mode(m);
         s.world.set_pace(m.pace());
@@ -726,6 +729,21 @@ fn apply_clear_faults(s: &mut WorldSlot) -> usize {
     n
 }
 
+/// A step that would take the clock past the last instant the wire can carry is refused: CIM
+/// datetimes and RFC 3339 have four-digit years, so every time shown after it would be wrong.
+fn check_advance(s: &WorldSlot, ms: u64) -> Result<(), String> {
+    let now = s.world.now();
+    if now.saturating_add(ms) > replica_core::time::LAST_MS {
+        return Err(format!(
+            "advancing by {ms} ms would take the clock past {} (the last instant CIM datetimes \
+             and RFC 3339 can write); the clock is at {}",
+            replica_core::time::rfc3339(replica_core::time::LAST_MS),
+            replica_core::time::rfc3339(now),
+        ));
+    }
+    Ok(())
+}
+
 fn apply_advance(s: &mut WorldSlot, ms: u64) {
     s.clock.advance(ms);
     s.tick();
@@ -762,6 +780,7 @@ pub(crate) fn typed_clear_faults(app: &App, world: &str) -> Result<usize, Contro
 
 pub(crate) fn typed_advance(app: &App, world: &str, ms: u64) -> Result<ClockState, ControlError> {
     with_world(app, world, |s| {
+        check_advance(s, ms).map_err(bad)?;
         apply_advance(s, ms);
         Ok(clock_state(s))
     })

@@ -27,7 +27,8 @@ pub enum OpKind {
     Raw,
 }
 
-/// One request and its answer, ready to be written as JSON under `fixtures/wire/`.
+/// One request and its answer, as a recording keeps it (`replica-conformance --record DIR`
+/// writes them as JSON, one file per scenario).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exchange {
     /// Position in this client's sequence, from 0.

@@ -866,10 +866,39 @@ fn clock_modes_manual_polls_and_realtime_over_http() {
         json!({ "advance": "1s", "advance_ms": 1 }),
         json!({ "speed": 2 }),
         json!({ "tick": 1 }),
+        // Past 9999-12-31T23:59:59.999Z, which no CIM datetime or RFC 3339 text can carry;
+        // refused whole, so the mode in the same body is not applied either.
+        json!({ "advance_ms": u64::MAX }),
+        json!({ "advance_ms": 253_402_300_800_000u64, "mode": "realtime" }),
     ] {
         ctl(addr, w, "POST", "clock", Some(body), 400);
     }
     ctl(addr, w, "POST", "clock", None, 400);
+    // In manual mode, so that nothing but a step could move the clock.
+    ctl(
+        addr,
+        w,
+        "POST",
+        "clock",
+        Some(json!({ "mode": "manual" })),
+        200,
+    );
+    let before = ctl(addr, w, "GET", "clock", None, 200);
+    let r = ctl(
+        addr,
+        w,
+        "POST",
+        "clock",
+        Some(json!({ "advance_ms": u64::MAX })),
+        400,
+    );
+    let msg = r["error"].as_str().unwrap_or_default();
+    assert!(msg.contains("9999-12-31T23:59:59.999Z"), "{msg}");
+    assert_eq!(
+        ctl(addr, w, "GET", "clock", None, 200),
+        before,
+        "a refused step moves nothing"
+    );
 }
 
 #[test]
