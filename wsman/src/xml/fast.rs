@@ -811,6 +811,20 @@ mod tests {
         assert_eq!(slow, Vec::<String>::new(), "requests left to the slow path");
     }
 
+    /// Inputs on which the fast path once disagreed with quick-xml, found by the generators
+    /// above; each stays here as a fixed case.
+    #[test]
+    fn fast_path_regressions() {
+        for doc in [
+            // A prefix bound to the XML namespace's URI: quick-xml refuses the binding.
+            "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" \
+             xmlns:w=\"http://www.w3.org/XML/1998/namespace\"><xml:lang></xml:lang></s:Envelope>",
+        ] {
+            check_agrees(doc, Limits::default());
+            assert!(parse_quick_xml(doc, Limits::default()).is_err(), "{doc}");
+        }
+    }
+
     #[test]
     fn plain_shapes_take_the_fast_path() {
         for doc in [
