@@ -755,13 +755,13 @@ mod tests {
         }
     }
 
-    /// Every request of the wire cases, the benchmark's requests and the shapes below take
-    /// the fast path (and agree), unless listed here with the reason they cannot.
+    /// Every request of the wire cases, the envelopes captured from pypsrp and pywinrm
+    /// (`fixtures/clients/`) and the benchmark's requests take the fast path (and agree).
     #[test]
     fn fast_path_takes_every_wire_request() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         let mut docs: Vec<(String, String)> = Vec::new();
-        for dir in ["fixtures/wire", "bench/requests"] {
+        for dir in ["fixtures/wire", "fixtures/clients", "bench/requests"] {
             let Ok(entries) = std::fs::read_dir(format!("{root}/{dir}")) else {
                 panic!("{dir} is readable");
             };
