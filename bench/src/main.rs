@@ -611,14 +611,18 @@ fn dispatch_only(bin: &std::path::Path, n: u64) -> serde_json::Value {
 }
 
 /// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
-fn cpu_secs(pid: u32) -> Option<f64> {
+/// The process's user and kernel CPU time so far, in seconds. The split matters: the
+/// simulator's extra kernel time over the baseline's was lock contention (futex calls).
+fn cpu_split_secs(pid: u32) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start at field 3; utime and stime
     // are fields 14 and 15, in clock ticks.
     let rest = stat.rsplit_once(')')?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / clock_ticks())
+    let user: f64 = f.get(11)?.parse().ok()?;
+    let system: f64 = f.get(12)?.parse().ok()?;
+    let hz = clock_ticks();
+    Some((user / hz, system / hz))
 }
 
 fn clock_ticks() -> f64 {
@@ -637,6 +641,9 @@ struct WrkResult {
     per_sec: f64,
     non_2xx: u64,
     server_cpu_us_per_call: Option<f64>,
+    /// The same, user and kernel time apart.
+    server_user_us_per_call: Option<f64>,
+    server_system_us_per_call: Option<f64>,
     p99_ms: Option<f64>,
 }
 
@@ -658,7 +665,7 @@ fn wrk_once(
         ),
     )?;
     let threads = connections.div_ceil(2).clamp(1, 2);
-    let before = cpu_secs(pid);
+    let before = cpu_split_secs(pid);
     let out = Command::new("wrk")
         .args([
             "-t",
@@ -674,7 +681,7 @@ fn wrk_once(
         .arg(format!("http://{addr}/wsman"))
         .output()
         .context("running wrk (is it installed? apt-get install wrk)")?;
-    let after = cpu_secs(pid);
+    let after = cpu_split_secs(pid);
     let _ = std::fs::remove_dir_all(&dir);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     if !out.status.success() {
@@ -708,15 +715,18 @@ fn wrk_once(
             _ => return None,
         })
     });
-    let server_cpu_us_per_call = match (before, after) {
-        (Some(b), Some(a)) if requests > 0 => Some((a - b) * 1e6 / requests as f64),
-        _ => None,
+    let per_call = |b: f64, a: f64| (requests > 0).then(|| (a - b) * 1e6 / requests as f64);
+    let (user, system) = match (before, after) {
+        (Some((bu, bs)), Some((au, as_))) => (per_call(bu, au), per_call(bs, as_)),
+        _ => (None, None),
     };
     Ok(WrkResult {
         requests,
         per_sec,
         non_2xx,
-        server_cpu_us_per_call,
+        server_cpu_us_per_call: user.zip(system).map(|(u, s)| u + s),
+        server_user_us_per_call: user,
+        server_system_us_per_call: system,
         p99_ms,
     })
 }
@@ -791,9 +801,13 @@ async fn wrk_run(args: &Args, secs: f64) -> anyhow::Result<()> {
                 "sim_non_2xx": s.non_2xx,
                 "sim_p99_ms": s.p99_ms,
                 "sim_cpu_us_per_call": s.server_cpu_us_per_call,
+                "sim_user_us_per_call": s.server_user_us_per_call,
+                "sim_system_us_per_call": s.server_system_us_per_call,
                 "baseline_calls_per_sec": b.per_sec,
                 "baseline_non_2xx": b.non_2xx,
                 "baseline_cpu_us_per_call": b.server_cpu_us_per_call,
+                "baseline_user_us_per_call": b.server_user_us_per_call,
+                "baseline_system_us_per_call": b.server_system_us_per_call,
                 "ratio_to_baseline": if b.per_sec > 0.0 { s.per_sec / b.per_sec } else { 0.0 },
             }),
         );
