@@ -95,6 +95,22 @@ fn rust_files() -> Vec<PathBuf> {
     out
 }
 
+/// Every Rust file as (path relative to the repository, text).
+fn rust_sources() -> Vec<(String, String)> {
+    rust_files()
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let name = path
+                .strip_prefix(root())
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            (name, text)
+        })
+        .collect()
+}
+
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     walk_ext(dir, &["rs"], out);
 }
@@ -174,13 +190,7 @@ fn comment_part(line: &str) -> Option<&str> {
 fn every_docs_citation_in_a_rust_comment_resolves() {
     let mut failures = Vec::new();
     let mut seen = 0;
-    for path in rust_files() {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let name = path
-            .strip_prefix(root())
-            .unwrap_or(&path)
-            .display()
-            .to_string();
+    for (name, text) in rust_sources() {
         for (n, line) in text.lines().enumerate() {
             let Some(comment) = comment_part(line) else {
                 continue;
@@ -201,13 +211,7 @@ fn every_docs_citation_in_a_rust_comment_resolves() {
 #[test]
 fn no_rust_comment_cites_notes_outside_the_repository() {
     let mut failures = Vec::new();
-    for path in rust_files() {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let name = path
-            .strip_prefix(root())
-            .unwrap_or(&path)
-            .display()
-            .to_string();
+    for (name, text) in rust_sources() {
         for (n, line) in text.lines().enumerate() {
             if let Some(comment) = comment_part(line)
                 && let Some(g) = GONE.iter().find(|g| comment.contains(*g))

@@ -642,11 +642,18 @@ async fn http_sys_not_found() -> Response<Body> {
         .unwrap_or_else(|_| StatusCode::NOT_FOUND.into_response())
 }
 
-/// `/wsman` on the default world only; the world header is ignored (WinRM does not know it).
-async fn wsman_real_host(State(ctx): State<HostCtx>, req: Request<Body>) -> Response<Body> {
+/// `POST /wsman`, from the router or straight from [`Endpoints::call`]: the world the
+/// `X-Replica-World` header names (the default one without it). A real host's listener serves
+/// the default world only and ignores the header (WinRM does not know it).
+async fn wsman_root(State(ctx): State<HostCtx>, req: Request<Body>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let conn = conn_auth(&parts);
-    wsman(ctx, DEFAULT_WORLD, &conn, parts.headers, body).await
+    let world = if ctx.app.as_real_host {
+        DEFAULT_WORLD.to_owned()
+    } else {
+        world_of(&parts.headers)
+    };
+    wsman(ctx, &world, &conn, parts.headers, body).await
 }
 
 /// The connection's authentication state, put in the request's extensions by the accept loop.
@@ -684,22 +691,14 @@ impl Endpoints {
                 .await
                 .unwrap_or_else(|e| match e {});
         }
-        let real = self.ctx.app.as_real_host;
         // The real-host router has no guard: a real host has no control API to protect.
-        if !real
+        if !self.ctx.app.as_real_host
             && let Some(refused) =
                 crate::guard::refusal(&self.ctx, req.method(), req.uri().path(), req.headers())
         {
             return refused;
         }
-        let (parts, body) = req.into_parts();
-        let conn = conn_auth(&parts);
-        let world = if real {
-            DEFAULT_WORLD.to_owned()
-        } else {
-            world_of(&parts.headers)
-        };
-        wsman(self.ctx, &world, &conn, parts.headers, body).await
+        wsman_root(State(self.ctx), req).await
     }
 }
 
@@ -709,13 +708,13 @@ fn router(app: Arc<App>, host: String) -> Router {
     let ctx = HostCtx { app, host };
     if real {
         return Router::new()
-            .route("/wsman", post(wsman_real_host))
+            .route("/wsman", post(wsman_root))
             .fallback(http_sys_not_found)
             .layer(DefaultBodyLimit::max(max_body))
             .with_state(ctx);
     }
     Router::new()
-        .route("/wsman", post(wsman_default))
+        .route("/wsman", post(wsman_root))
         .route("/worlds/{world}/wsman", post(wsman_world))
         .nest("/_replica/v1", control::router(ctx.clone()))
         .nest("/worlds/{world}/_replica/v1", control::router(ctx.clone()))
@@ -770,13 +769,6 @@ fn authenticate(app: &App, headers: &HeaderMap) -> Option<Access> {
         }
     }
     found
-}
-
-async fn wsman_default(State(ctx): State<HostCtx>, req: Request<Body>) -> Response<Body> {
-    let (parts, body) = req.into_parts();
-    let world = world_of(&parts.headers);
-    let conn = conn_auth(&parts);
-    wsman(ctx, &world, &conn, parts.headers, body).await
 }
 
 async fn wsman_world(

@@ -94,20 +94,12 @@ impl<'a> Parser<'a> {
                 self.markup()?;
                 continue;
             }
+            // A run of text, up to the next markup or the end.
             let rest = self.b.get(self.i..)?;
-            match memchr2(b'<', b'&', rest) {
-                None => {
-                    let run = self.s.get(self.i..)?;
-                    self.text(run)?;
-                    self.i = self.b.len();
-                }
-                Some(0) => self.markup()?,
-                Some(n) => {
-                    let run = self.s.get(self.i..self.i + n)?;
-                    self.text(run)?;
-                    self.i += n;
-                }
-            }
+            let n = memchr2(b'<', b'&', rest).unwrap_or(rest.len());
+            let run = self.s.get(self.i..self.i + n)?;
+            self.text(run)?;
+            self.i += n;
         }
         if !self.stack.is_empty() {
             return None;
