@@ -327,12 +327,30 @@ pub fn parse_with(input: &[u8], limits: Limits) -> Result<Element<'_>, XmlError>
     }
 }
 
-/// The first character XML 1.0 does not allow (its byte offset and code point). The scan is
-/// over bytes: in UTF-8 the only forbidden characters are the C0 controls other than tab,
-/// LF and CR (one byte each) and U+FFFE/U+FFFF (`EF BF BE`/`EF BF BF`); surrogates cannot
-/// occur in a `str`. Decoding every character was a tenth of a request's parse time.
-fn first_forbidden_char(text: &str) -> Option<(usize, u32)> {
+/// What [`scan_chars`] found in a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Scan {
+    /// The first character XML 1.0 does not allow: its byte offset and code point.
+    forbidden: Option<(usize, u32)>,
+    /// Whether a tab or a line feed occurs before that (or anywhere, when none does).
+    tab_or_lf: bool,
+    /// Whether a carriage return occurs before that (or anywhere, when none does).
+    cr: bool,
+}
+
+/// One pass over a document's bytes for the characters XML 1.0 does not allow, noting on
+/// the way whether tabs, line feeds or carriage returns occur (the fast path then knows
+/// whether it has to look for them at all). In UTF-8 the only forbidden characters are the
+/// C0 controls other than tab, LF and CR (one byte each) and U+FFFE/U+FFFF (`EF BF BE`/`EF
+/// BF BF`); surrogates cannot occur in a `str`. Decoding every character was a tenth of a
+/// request's parse time.
+fn scan_chars(text: &str) -> Scan {
     let bytes = text.as_bytes();
+    let mut scan = Scan {
+        forbidden: None,
+        tab_or_lf: false,
+        cr: false,
+    };
     // Most of a document is printable ASCII: a 32-byte block with no byte below 0x20 and no
     // 0xEF is skipped with a branch-free test the compiler vectorises; only the other blocks
     // (those with a line end, say) are looked at byte by byte.
@@ -345,12 +363,21 @@ fn first_forbidden_char(text: &str) -> Option<(usize, u32)> {
             for (k, &b) in block.iter().enumerate() {
                 let i = start + k;
                 match b {
-                    0..=0x1F if !matches!(b, b'\t' | b'\n' | b'\r') => {
-                        return Some((i, u32::from(b)));
+                    b'\t' | b'\n' => scan.tab_or_lf = true,
+                    b'\r' => scan.cr = true,
+                    0..=0x1F => {
+                        scan.forbidden = Some((i, u32::from(b)));
+                        return scan;
                     }
                     0xEF if bytes.get(i + 1) == Some(&0xBF) => match bytes.get(i + 2) {
-                        Some(0xBE) => return Some((i, 0xFFFE)),
-                        Some(0xBF) => return Some((i, 0xFFFF)),
+                        Some(0xBE) => {
+                            scan.forbidden = Some((i, 0xFFFE));
+                            return scan;
+                        }
+                        Some(0xBF) => {
+                            scan.forbidden = Some((i, 0xFFFF));
+                            return scan;
+                        }
                         _ => {}
                     },
                     _ => {}
@@ -359,7 +386,7 @@ fn first_forbidden_char(text: &str) -> Option<(usize, u32)> {
         }
         start += block.len();
     }
-    None
+    scan
 }
 
 /// `s` as a slice of `input` when it lies inside it, else a copy. quick-xml hands out names,
@@ -389,7 +416,8 @@ fn append<'a>(text: &mut Cow<'a, str>, piece: Cow<'a, str>) {
 pub fn parse_str_with(text: &str, limits: Limits) -> Result<Element<'_>, XmlError> {
     // XML 1.0 §2.2: NUL and most C0 controls are not characters of a document; WinRM's
     // parser refuses them, so a request carrying one is malformed (issue 16 §5).
-    if let Some((i, code)) = first_forbidden_char(text) {
+    let scan = scan_chars(text);
+    if let Some((i, code)) = scan.forbidden {
         return Err(XmlError::ForbiddenChar {
             code,
             position: i as u64,
@@ -397,7 +425,13 @@ pub fn parse_str_with(text: &str, limits: Limits) -> Result<Element<'_>, XmlErro
     }
     // The plain shape every client sends takes the one-pass path; anything else, and every
     // refusal, is quick-xml's (see `fast`).
-    match fast::parse(text, limits) {
+    // Line ends would need XML's CR normalisation in text and attribute values.
+    let fast = if scan.cr {
+        None
+    } else {
+        fast::parse(text, limits, scan.tab_or_lf)
+    };
+    match fast {
         Some(root) => Ok(root),
         None => parse_quick_xml(text, limits),
     }
@@ -935,10 +969,20 @@ mod tests {
 
     #[test]
     fn forbidden_char_scan_agrees_with_a_char_by_char_scan() {
-        let by_chars = |t: &str| {
-            t.char_indices()
+        // The same answer as decoding every character, and the line-end flags of the
+        // characters before the culprit.
+        let check_scan = |t: &str| {
+            let forbidden = t
+                .char_indices()
                 .find(|(_, c)| !is_xml_char(*c))
-                .map(|(i, c)| (i, u32::from(c)))
+                .map(|(i, c)| (i, u32::from(c)));
+            let before = &t[..forbidden.map_or(t.len(), |(i, _)| i)];
+            let want = Scan {
+                forbidden,
+                tab_or_lf: before.contains(['\t', '\n']),
+                cr: before.contains('\r'),
+            };
+            assert_eq!(scan_chars(t), want, "{t:?}");
         };
         for t in [
             "",
@@ -953,13 +997,15 @@ mod tests {
             "\u{FFFD}\u{FFFE}",
             "\u{F000}\u{7F}\u{80}",
         ] {
-            assert_eq!(first_forbidden_char(t), by_chars(t), "{t:?}");
+            check_scan(t);
         }
         // Around the 32-byte blocks of the fast scan, with line ends before the culprit.
         for at in [0, 1, 30, 31, 32, 33, 62, 63, 64, 65, 90] {
-            for bad in ["\u{1}", "\u{FFFE}", "\u{FFFF}", "\u{FFFD}", "\n"] {
+            for bad in [
+                "\u{1}", "\u{FFFE}", "\u{FFFF}", "\u{FFFD}", "\n", "\t", "\r",
+            ] {
                 let t = format!("{}\n{}{bad}tail", "a".repeat(at), "b".repeat(at % 7));
-                assert_eq!(first_forbidden_char(&t), by_chars(&t), "{t:?}");
+                check_scan(&t);
             }
         }
     }

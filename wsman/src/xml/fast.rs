@@ -19,12 +19,31 @@
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memchr2};
+use memchr::{memchr, memchr2, memchr3};
 
 use super::{Attr, Element, KNOWN_NS, Limits, Ns, all_xml_space, append, is_xml_char};
 
-/// One namespace binding in scope: prefix (`""` for the default namespace) and its URI.
-type Binding<'a> = (&'a str, Ns<'a>);
+/// One namespace binding in scope: prefix (`""` for the default namespace) as a
+/// [`prefix_key`] and as text, and its URI.
+type Binding<'a> = (u64, &'a str, Ns<'a>);
+
+/// A prefix as one integer for the lookups: prefixes are a byte or a few (`s`, `wsman`), so
+/// one of up to eight bytes is packed and compared in one step (names never contain NUL, so
+/// the zero padding cannot make two prefixes equal). Longer ones all get [`LONG_PREFIX`]
+/// (names are ASCII, so no packed prefix has that value) and are compared as text.
+fn prefix_key(p: &str) -> u64 {
+    let b = p.as_bytes();
+    if b.len() > 8 {
+        return LONG_PREFIX;
+    }
+    let mut word = [0u8; 8];
+    if let Some(dst) = word.get_mut(..b.len()) {
+        dst.copy_from_slice(b);
+    }
+    u64::from_le_bytes(word)
+}
+
+const LONG_PREFIX: u64 = u64::MAX;
 
 /// An element whose end tag has not been read yet.
 struct Open<'a> {
@@ -38,11 +57,9 @@ struct Open<'a> {
 
 /// Parses `text` when it is in the plain shape; `None` when it is not sure (see the module
 /// documentation). `text` has passed the forbidden-character scan already.
-pub(super) fn parse<'a>(text: &'a str, limits: Limits) -> Option<Element<'a>> {
-    // Line ends would need XML's CR normalisation in text and attribute values.
-    if memchr(b'\r', text.as_bytes()).is_some() {
-        return None;
-    }
+/// `text` has no CR (the caller sends those to quick-xml); `tab_or_lf` says whether it has a
+/// tab or a line feed anywhere, which attribute values must then be searched for.
+pub(super) fn parse<'a>(text: &'a str, limits: Limits, tab_or_lf: bool) -> Option<Element<'a>> {
     let mut p = Parser {
         s: text,
         b: text.as_bytes(),
@@ -55,6 +72,7 @@ pub(super) fn parse<'a>(text: &'a str, limits: Limits) -> Option<Element<'a>> {
         count: 0,
         pending_ws: None,
         raw_attrs: Vec::new(),
+        tab_or_lf,
     };
     p.document()?;
     p.root
@@ -78,6 +96,8 @@ struct Parser<'a> {
     pending_ws: Option<Cow<'a, str>>,
     /// The raw attributes of the tag being read, kept to reuse its allocation.
     raw_attrs: Vec<(&'a str, &'a str, Option<usize>)>,
+    /// Whether the document has a tab or a line feed anywhere (see [`parse`]).
+    tab_or_lf: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -247,18 +267,26 @@ impl<'a> Parser<'a> {
             // One pass to the closing quote. Values with references, tabs, newlines or `<`
             // need attribute-value normalisation or a refusal: quick-xml's path does both.
             let value_start = q + 1;
-            let mut v_end = value_start;
-            loop {
-                let rest = b.get(v_end..)?;
-                v_end += rest.iter().position(|c| VALUE_STOP[usize::from(*c)])?;
-                match b.get(v_end)? {
-                    c if *c == quote => break,
-                    b'"' | b'\'' => v_end += 1, // the other quote is content
-                    _ => return None,
-                }
+            // The other quote is content; references and `<` need expansion or a refusal,
+            // and so do tabs and line feeds (normalisation), looked for only when the
+            // document has any.
+            let rest = b.get(value_start..)?;
+            let v_end = value_start + memchr3(quote, b'&', b'<', rest)?;
+            if b.get(v_end) != Some(&quote) {
+                return None;
+            }
+            let span = b.get(value_start..v_end)?;
+            if self.tab_or_lf && memchr2(b'\t', b'\n', span).is_some() {
+                return None;
             }
             let value = self.s.get(value_start..v_end)?;
-            if raw.iter().any(|(k, _, _)| *k == key) {
+            // Duplicates: declarations differ in their last byte (`xmlns:s`, `xmlns:a`), so
+            // that byte is compared before the text.
+            let last = key.as_bytes().last();
+            if raw
+                .iter()
+                .any(|(k, _, _)| k.len() == key.len() && k.as_bytes().last() == last && *k == key)
+            {
                 return None;
             }
             raw.push((key, value, key_colon));
@@ -278,7 +306,7 @@ impl<'a> Parser<'a> {
                 if value.is_empty() {
                     return None;
                 }
-                self.bindings.push(("", known(value)));
+                self.bindings.push((0, "", known(value)));
             } else if let Some(prefix) = key.strip_prefix("xmlns:") {
                 if value.is_empty()
                     || prefix
@@ -287,7 +315,8 @@ impl<'a> Parser<'a> {
                 {
                     return None;
                 }
-                self.bindings.push((prefix, known(value)));
+                self.bindings
+                    .push((prefix_key(prefix), prefix, known(value)));
             }
         }
         let (prefix, local) = split_at_colon(raw_name, name_colon)?;
@@ -391,10 +420,13 @@ impl<'a> Parser<'a> {
     /// `None` for the default namespace when none is declared is a valid answer, which the
     /// caller tells apart from an unbound prefix.
     fn lookup(&self, prefix: &str) -> Option<Ns<'a>> {
-        // Prefixes are a byte or two: compare lengths before bytes, without a memcmp call.
-        let same =
-            |p: &str| p.len() == prefix.len() && p.bytes().zip(prefix.bytes()).all(|(x, y)| x == y);
-        if let Some((_, ns)) = self.bindings.iter().rev().find(|(p, _)| same(p)) {
+        let key = prefix_key(prefix);
+        if let Some((_, _, ns)) = self
+            .bindings
+            .iter()
+            .rev()
+            .find(|(k, p, _)| *k == key && (key != LONG_PREFIX || *p == prefix))
+        {
             return Some(ns.clone());
         }
         (prefix == "xml").then_some(Cow::Borrowed(super::super::ns::XML))
@@ -431,19 +463,6 @@ const NAME_BYTES: [u8; 256] = {
     t
 };
 
-/// The bytes that end or spoil an attribute value for the fast path: both quotes, and the
-/// ones that need normalisation or a refusal (`&`, `<`, tab, newline).
-const VALUE_STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'"' as usize] = true;
-    t[b'\'' as usize] = true;
-    t[b'&' as usize] = true;
-    t[b'<' as usize] = true;
-    t[b'\t' as usize] = true;
-    t[b'\n' as usize] = true;
-    t
-};
-
 /// The name at the start of `b`: its length and where its colon is. A name is an ASCII letter
 /// or `_`, then letters, digits, `_`, `-`, `.` and at most one `:` with something on both
 /// sides. Anything else is left to quick-xml (`None`): names outside ASCII, a second colon,
@@ -452,17 +471,25 @@ fn scan_name(b: &[u8]) -> Option<(usize, Option<usize>)> {
     if NAME_BYTES[usize::from(*b.first()?)] & NAME_START == 0 {
         return None;
     }
-    let n = b
-        .iter()
-        .position(|c| NAME_BYTES[usize::from(*c)] & NAME_CHAR == 0)
-        .unwrap_or(b.len());
-    let name = b.get(..n)?;
-    let colon = name.iter().position(|c| *c == b':');
-    if let Some(k) = colon {
-        // A second colon, or `p:` with no local part.
-        if k + 1 == n || name.get(k + 1..)?.contains(&b':') {
-            return None;
+    // One pass: the name's end and its colons together.
+    let mut colon = None;
+    let mut n = b.len();
+    for (k, c) in b.iter().enumerate() {
+        if NAME_BYTES[usize::from(*c)] & NAME_CHAR == 0 {
+            n = k;
+            break;
         }
+        if *c == b':' {
+            // A second colon.
+            if colon.is_some() {
+                return None;
+            }
+            colon = Some(k);
+        }
+    }
+    // `p:` with no local part.
+    if colon.is_some_and(|k| k + 1 == n) {
+        return None;
     }
     match b.get(n) {
         Some(c) if NAME_BYTES[usize::from(*c)] & NAME_END != 0 => Some((n, colon)),
@@ -503,7 +530,13 @@ mod tests {
 
     /// The fast path's answer must be quick-xml's whenever it gives one.
     fn check_agrees(doc: &str, limits: Limits) -> Option<Element<'_>> {
-        let fast = super::parse(doc, limits);
+        // As `parse_str_with` calls it: after the character scan, never with a CR.
+        let scan = super::super::scan_chars(doc);
+        let fast = if scan.forbidden.is_some() || scan.cr {
+            None
+        } else {
+            super::parse(doc, limits, scan.tab_or_lf)
+        };
         if let Some(fast) = &fast {
             let slow: Result<Element<'_>, XmlError> = parse_quick_xml(doc, limits);
             assert_eq!(slow.as_ref(), Ok(fast), "fast path disagrees on {doc:?}");
