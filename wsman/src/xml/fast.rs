@@ -25,7 +25,7 @@ use super::{Attr, Element, KNOWN_NS, Limits, Ns, all_xml_space, append, is_xml_c
 
 /// One namespace binding in scope: prefix (`""` for the default namespace) as a
 /// [`prefix_key`] and as text, and its URI.
-type Binding<'a> = (u64, &'a str, Ns<'a>);
+type Binding<'a> = (u64, &'a str, &'a str);
 
 /// A prefix as one integer for the lookups: prefixes are a byte or a few (`s`, `wsman`), so
 /// one of up to eight bytes is packed and compared in one step (names never contain NUL, so
@@ -36,11 +36,10 @@ fn prefix_key(p: &str) -> u64 {
     if b.len() > 8 {
         return LONG_PREFIX;
     }
-    let mut word = [0u8; 8];
-    if let Some(dst) = word.get_mut(..b.len()) {
-        dst.copy_from_slice(b);
-    }
-    u64::from_le_bytes(word)
+    // A shift per byte: a copy of a variable length would be a `memcpy` call.
+    b.iter()
+        .enumerate()
+        .fold(0, |word, (k, c)| word | (u64::from(*c) << (8 * k)))
 }
 
 const LONG_PREFIX: u64 = u64::MAX;
@@ -427,17 +426,18 @@ impl<'a> Parser<'a> {
             .rev()
             .find(|(k, p, _)| *k == key && (key != LONG_PREFIX || *p == prefix))
         {
-            return Some(ns.clone());
+            return Some(Cow::Borrowed(ns));
         }
         (prefix == "xml").then_some(Cow::Borrowed(super::super::ns::XML))
     }
 }
 
 /// A declared URI as one of the shared statics when it is one, else borrowed from the input.
-fn known(uri: &str) -> Ns<'_> {
+/// (Always borrowed, so a binding is a plain `&str` and a lookup copies no `Cow`.)
+fn known(uri: &str) -> &str {
     match KNOWN_NS.iter().find(|k| **k == uri) {
-        Some(k) => Cow::Borrowed(k),
-        None => Cow::Borrowed(uri),
+        Some(k) => k,
+        None => uri,
     }
 }
 
