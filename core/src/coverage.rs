@@ -19,6 +19,17 @@ pub struct Coverage {
     pub preconditions: BTreeMap<String, u64>,
 }
 
+/// One more call for `id`. The key is copied only the first time: `entry` would want an owned
+/// key on every call, an allocation per request on the simulator's hot path.
+fn count(map: &mut BTreeMap<String, u64>, id: &str) {
+    match map.get_mut(id) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(id.to_string(), 1);
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CoverageReport {
     pub rules: Vec<Row>,
@@ -44,10 +55,10 @@ pub struct Row {
 impl Coverage {
     pub fn record(&mut self, answer: &Answer) {
         if let Some(r) = answer.rule {
-            *self.rules.entry(r.to_string()).or_default() += 1;
+            count(&mut self.rules, r);
         }
         if let Some(p) = answer.precondition {
-            *self.preconditions.entry(p.to_string()).or_default() += 1;
+            count(&mut self.preconditions, p);
         }
         *self.codes.entry(answer.code).or_default() += 1;
         for f in &answer.faults {
@@ -56,7 +67,7 @@ impl Coverage {
     }
 
     pub fn record_fault(&mut self, f: &FaultKind) {
-        *self.faults.entry(f.name().to_string()).or_default() += 1;
+        count(&mut self.faults, f.name());
     }
 
     pub fn report(&self) -> CoverageReport {
