@@ -29,9 +29,19 @@ const END: &[u8] = b"--Encrypted Boundary--\r\n";
 
 /// Whether a Content-Type header announces an SPNEGO-encrypted body.
 pub fn is_encrypted(content_type: &str) -> bool {
-    let ct = content_type.to_ascii_lowercase();
-    (ct.starts_with("multipart/encrypted") || ct.starts_with("multipart/x-multi-encrypted"))
-        && ct.contains(&PROTOCOL.to_ascii_lowercase())
+    // Every plain request asks this: the prefix test allocates nothing, and only a multipart
+    // type pays for the lower-cased copy the protocol search needs.
+    let starts = |prefix: &str| {
+        content_type
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
+    if !starts("multipart/encrypted") && !starts("multipart/x-multi-encrypted") {
+        return false;
+    }
+    content_type
+        .to_ascii_lowercase()
+        .contains(&PROTOCOL.to_ascii_lowercase())
 }
 
 /// Seals `plain` and frames it; the result goes out with [`CONTENT_TYPE`].
@@ -129,4 +139,32 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &s[prefix.len()..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_multipart_spnego_types_are_encrypted() {
+        for (ct, want) in [
+            (CONTENT_TYPE, true),
+            (
+                "Multipart/Encrypted;Protocol=\"Application/HTTP-SPNEGO-Session-Encrypted\"",
+                true,
+            ),
+            (
+                "multipart/x-multi-encrypted;protocol=\"application/HTTP-SPNEGO-session-encrypted\"",
+                true,
+            ),
+            ("multipart/encrypted;protocol=\"application/other\"", false),
+            ("application/soap+xml;charset=UTF-8", false),
+            ("multipart/encrypte", false),
+            ("", false),
+            // A multi-byte character where the prefix would end must not split it.
+            ("multipart/encrypteé", false),
+        ] {
+            assert_eq!(is_encrypted(ct), want, "{ct}");
+        }
+    }
 }
