@@ -522,7 +522,7 @@ async fn serve_connection<I>(
         // Numbered here, when hyper hands the request over: in arrival order.
         let request = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
         async move {
-            let req = req.map(|b| Body::new(Deadline::new(b, conn.clone(), request)));
+            let req = req.map(|b| Deadline::new(b, conn.clone(), request));
             let mut resp = conn.endpoints.call(&conn.auth, req).await;
             if resp.extensions().get::<DropConnection>().is_some() {
                 return Err(std::io::Error::other("fault plan: connection dropped"));
@@ -667,7 +667,11 @@ async fn wsman_root(State(ctx): State<HostCtx>, req: Request<Body>) -> Response<
 }
 
 /// [`wsman_root`] with the connection's authentication state at hand.
-async fn wsman_at_root(ctx: &HostCtx, conn: &ConnAuth, req: Request<Body>) -> Response<Body> {
+async fn wsman_at_root<B: RequestBody>(
+    ctx: &HostCtx,
+    conn: &ConnAuth,
+    req: Request<B>,
+) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let world = if ctx.app.as_real_host {
         DEFAULT_WORLD
@@ -694,7 +698,7 @@ struct Endpoints {
 
 impl Endpoints {
     /// Serves one request of a connection whose authentication state is `auth`.
-    async fn call(&self, auth: &ConnAuth, mut req: Request<Body>) -> Response<Body> {
+    async fn call(&self, auth: &ConnAuth, req: Request<Deadline>) -> Response<Body> {
         // The router's layers around the same handler (the guard middleware, matched-path
         // and nesting bookkeeping, a boxed route cloned per request) were ~10% of a Get's
         // instructions (BENCHMARKS.md). The guard's check still runs; with debug logging on,
@@ -704,7 +708,9 @@ impl Endpoints {
             && !tracing::enabled!(tracing::Level::DEBUG);
         if !direct {
             // The router's handlers find the connection's state among the extensions; the
-            // direct path below is handed it (an extension map is an allocation per request).
+            // direct path below is handed it (an extension map is an allocation per request),
+            // and reads the body without axum's boxing of it.
+            let mut req = req.map(Body::new);
             req.extensions_mut().insert(auth.clone());
             return self
                 .router
@@ -1025,9 +1031,25 @@ enum BodyError {
     Malformed,
 }
 
+/// A request body as the WS-Management handler reads it: axum's boxed [`Body`] from the
+/// router, or the connection's own [`Deadline`] on the direct path.
+trait RequestBody:
+    hyper::body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Unpin + Send + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Unpin + Send + 'static
+{
+}
+
 /// Reads a request body of at most `max` bytes. A `Content-Length` over `max` is refused
 /// before a byte of the body is read: waiting for 10^18 bytes would only end in a timeout.
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, BodyError> {
+async fn read_body<B: RequestBody>(
+    headers: &HeaderMap,
+    body: B,
+    max: usize,
+) -> Result<Bytes, BodyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -1046,7 +1068,7 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes,
     while let Some(frame) =
         std::future::poll_fn(|cx| hyper::body::Body::poll_frame(Pin::new(&mut body), cx)).await
     {
-        let frame = frame.map_err(|e| body_error(&e))?;
+        let frame = frame.map_err(|e| body_error(&*e.into()))?;
         // Trailers carry no body bytes.
         let Ok(data) = frame.into_data() else {
             continue;
@@ -1079,7 +1101,7 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes,
 
 /// What a body's read error means: the errors [`Deadline`] raises are found in the chain;
 /// anything else is broken framing.
-fn body_error(e: &axum::Error) -> BodyError {
+fn body_error(e: &(dyn std::error::Error + 'static)) -> BodyError {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if err.is::<ChunksOverCap>() {
@@ -1125,12 +1147,12 @@ fn body_error_response(ctx: &HostCtx, world: &str, e: BodyError) -> Response<Bod
 /// Bodies over this are parsed on the blocking pool (a 4 MiB body takes ~100 ms to parse).
 const HEAVY_BODY_BYTES: usize = 64 * 1024;
 
-async fn wsman(
+async fn wsman<B: RequestBody>(
     ctx: &HostCtx,
     world: &str,
     conn: &ConnAuth,
     headers: &HeaderMap,
-    body: Body,
+    body: B,
 ) -> Response<Body> {
     let max = ctx.app.limits.max_body_bytes;
     let (access, negotiate) = match authenticate_request(ctx, conn, headers) {
