@@ -123,11 +123,15 @@ pub struct HostCtx {
 
 /// The world a request is addressed to: the `X-Replica-World` header, else the default.
 pub fn world_of(headers: &HeaderMap) -> String {
+    world_name(headers).to_string()
+}
+
+/// [`world_of`], borrowed from the headers (the WS-Management hot path allocates no copy).
+pub fn world_name(headers: &HeaderMap) -> &str {
     headers
         .get("x-replica-world")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .unwrap_or(DEFAULT_WORLD)
-        .to_string()
 }

@@ -122,30 +122,41 @@ impl Scanner {
                     }
                 }
                 State::Head { .. } | State::ChunkSize | State::ChunkEnd | State::Trailer => {
-                    let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+                    let Some(end) = memchr::memchr(b'\n', bytes) else {
                         self.push_line(bytes);
                         return marked;
                     };
-                    self.push_line(&bytes[..end]);
-                    bytes = &bytes[end + 1..];
-                    if self.state == State::Blind {
-                        return marked;
-                    }
-                    let mut line = std::mem::take(&mut self.line);
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
-                    if let Some(request) = self.on_line(&line) {
+                    let (part, rest) = (&bytes[..end], &bytes[end + 1..]);
+                    bytes = rest;
+                    let found = if self.line.is_empty() {
+                        // The whole line came in this read (the usual case): parsed where it
+                        // lies, without a copy. Only a line split across reads is gathered.
+                        if part.len() > MAX_LINE {
+                            self.state = State::Blind;
+                            return marked;
+                        }
+                        self.on_line(strip_cr(part))
+                    } else {
+                        self.push_line(part);
+                        if self.state == State::Blind {
+                            return marked;
+                        }
+                        let mut line = std::mem::take(&mut self.line);
+                        let found = self.on_line(strip_cr(&line));
+                        line.clear();
+                        self.line = line;
+                        found
+                    };
+                    if let Some(request) = found {
                         marked = Some(request);
                     }
-                    line.clear();
-                    self.line = line;
                 }
             }
         }
         marked
     }
 
+    /// Appends part of a line split across reads.
     fn push_line(&mut self, part: &[u8]) {
         if self.line.len() + part.len() > MAX_LINE {
             self.state = State::Blind;
@@ -231,24 +242,30 @@ impl State {
     }
 }
 
+/// A line without its trailing CR (the LF is already gone).
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
 /// Notes what one header line says about the body's framing (RFC 9112 §6.1, §6.3).
 fn header_line(line: &[u8], chunked: &mut bool, length: &mut Option<u64>, unsure: &mut bool) {
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
+    let Some(colon) = memchr::memchr(b':', line) else {
         *unsure = true;
         return;
     };
     let name = &line[..colon];
+    // Only the two framing headers matter; other headers may carry any octets, and are
+    // passed over on their name alone (the length compare settles most of them).
+    let transfer_encoding = name.eq_ignore_ascii_case(b"transfer-encoding");
+    if !transfer_encoding && !name.eq_ignore_ascii_case(b"content-length") {
+        return;
+    }
     let Ok(value) = std::str::from_utf8(&line[colon + 1..]) else {
-        // Only the two framing headers matter; other headers may carry any octets.
-        if name.eq_ignore_ascii_case(b"transfer-encoding")
-            || name.eq_ignore_ascii_case(b"content-length")
-        {
-            *unsure = true;
-        }
+        *unsure = true;
         return;
     };
     let value = value.trim();
-    if name.eq_ignore_ascii_case(b"transfer-encoding") {
+    if transfer_encoding {
         // Chunked must be the last coding; any coding after it leaves the framing to hyper.
         let last = value.rsplit(',').next().unwrap_or("").trim();
         if last.eq_ignore_ascii_case("chunked") {
@@ -256,7 +273,7 @@ fn header_line(line: &[u8], chunked: &mut bool, length: &mut Option<u64>, unsure
         } else {
             *unsure = true;
         }
-    } else if name.eq_ignore_ascii_case(b"content-length") {
+    } else {
         match (value.parse::<u64>(), *length) {
             (Ok(n), None) => *length = Some(n),
             (Ok(n), Some(m)) if n == m => {}
@@ -391,6 +408,12 @@ mod tests {
             .filter_map(|b| s.feed(&[*b]))
             .collect();
         assert_eq!(marks, vec![4]);
+        // Cut in two at every point: lines parsed where they lie and lines gathered across
+        // reads give the same marks.
+        for cut in 0..all.len() {
+            let (a, b) = all.split_at(cut);
+            assert_eq!(check(100, &[a, b]), vec![4], "cut at {cut}");
+        }
     }
 
     #[test]
@@ -428,6 +451,12 @@ mod tests {
         let long = format!("POST / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_LINE));
         assert_eq!(
             check(10, &[&long, "Transfer-Encoding: chunked\r\n\r\nFFFF\r\n"]),
+            Vec::<u64>::new()
+        );
+        // The same line arriving in two reads.
+        let (a, b) = long.split_at(long.len() / 2);
+        assert_eq!(
+            check(10, &[a, b, "Transfer-Encoding: chunked\r\n\r\nFFFF\r\n"]),
             Vec::<u64>::new()
         );
     }

@@ -706,9 +706,11 @@ pub const DEFAULT_WORLD: &str = "default";
 pub fn check_world_name(name: &str) -> Result<(), String> {
     if name.is_empty()
         || name.len() > 64
+        // Bytes, not chars: every byte of a non-ASCII character fails the test as the
+        // character would.
         || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
     {
         return Err(format!(
             "world name `{name}` must be 1-64 characters of A-Z, a-z, 0-9, - and _"

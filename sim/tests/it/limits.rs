@@ -167,6 +167,54 @@ async fn clients_that_stall_are_disconnected() {
     .await;
 }
 
+/// The body timeout is not moved by the bytes that keep coming: a client that sends its body
+/// a byte at a time, each well inside the timeout, is still answered 408 once the timeout has
+/// passed. (The server arms the deadline on its first wait for the body; re-arming it on
+/// every frame would let such a client hold its connection for as long as it liked.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_a_byte_at_a_time_still_times_out() {
+    within(120, async {
+        let mut config = config();
+        config.limits.body_read_timeout_ms = 700;
+        let sim = start_with(config).await;
+        let addr = addr_of(&sim, "HV-REPLICA");
+        let body = identify_body();
+        let full = raw_request(addr, "", &body);
+        let head = full.len() - body.len();
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.set_nodelay(true).expect("nodelay");
+        s.write_all(&full[..head]).await.expect("write");
+        // One byte every 50 ms: the whole body would take tens of seconds.
+        let mut rest = full[head..].iter();
+        let mut sent = 0;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            tokio::select! {
+                n = s.read(&mut buf) => match n {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                },
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    if let Some(b) = rest.next()
+                        && s.write_all(&[*b]).await.is_ok()
+                    {
+                        sent += 1;
+                    }
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(
+            sent >= 2,
+            "the body was still coming when it timed out ({sent} bytes)"
+        );
+        assert!(sent < body.len(), "{sent} of {} bytes", body.len());
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_enumerations_never_pulled_stay_bounded() {
     within(90, async {
