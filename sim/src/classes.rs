@@ -47,6 +47,10 @@ pub fn keys_of(class: &str) -> &'static [&'static str] {
 fn text(s: impl Into<String>) -> Value {
     Value::Text(Cow::Owned(s.into()))
 }
+/// A renderer's constant text, borrowed rather than copied per instance.
+fn fixed(s: &'static str) -> Value {
+    Value::Text(Cow::Borrowed(s))
+}
 /// An empty string is a NULL property (real hosts send `xsi:nil` for unset strings).
 fn text_or_null(s: &str) -> Value {
     if s.is_empty() { Value::Null } else { text(s) }
@@ -62,16 +66,19 @@ fn time(t: Option<u64>) -> Value {
 /// An instance of a declared class: the renderer gives the values that come from the world,
 /// the declaration supplies every other property.
 fn inst(class: &'static str, computed: Vec<(&'static str, Value)>) -> Instance {
-    let props = match schema::def(class) {
-        Some(def) => def.build(computed),
-        None => computed
-            .into_iter()
-            .map(|(k, v)| (Cow::Borrowed(k), v))
-            .collect(),
+    let (props, resource_uri) = match schema::def(class) {
+        Some(def) => (def.build(computed), Cow::Borrowed(def.uri())),
+        None => (
+            computed
+                .into_iter()
+                .map(|(k, v)| (Cow::Borrowed(k), v))
+                .collect(),
+            class_uri(class).into(),
+        ),
     };
     Instance {
         class: Cow::Borrowed(class),
-        resource_uri: class_uri(class).into(),
+        resource_uri,
         props,
     }
 }
@@ -103,8 +110,8 @@ fn host_system(host: &Host) -> Instance {
     inst(
         "Msvm_ComputerSystem",
         vec![
-            ("Caption", text("Hosting Computer System")),
-            ("Description", text("Microsoft Hosting Computer System")),
+            ("Caption", fixed("Hosting Computer System")),
+            ("Description", fixed("Microsoft Hosting Computer System")),
             ("ElementName", text(&host.name)),
             ("EnabledState", int(2)),
             ("FailedOverReplicationType", int(0)),
@@ -123,8 +130,8 @@ pub fn computer_system(vm: &Vm) -> Instance {
     inst(
         "Msvm_ComputerSystem",
         vec![
-            ("Caption", text("Virtual Machine")),
-            ("Description", text("Microsoft Virtual Machine")),
+            ("Caption", fixed("Virtual Machine")),
+            ("Description", fixed("Microsoft Virtual Machine")),
             ("ElementName", text(&vm.name)),
             ("EnabledState", int(vm.power.number())),
             (
@@ -320,13 +327,13 @@ fn realized_settings(vm: &Vm) -> Instance {
         ("CreationTime", Value::Null),
         (
             "Description",
-            text("Active settings for the virtual machine."),
+            fixed("Active settings for the virtual machine."),
         ),
         ("ElementName", text(&vm.name)),
         ("InstanceID", text(realized_settings_id(&vm.id))),
         (
             "VirtualSystemType",
-            text("Microsoft:Hyper-V:System:Realized"),
+            fixed("Microsoft:Hyper-V:System:Realized"),
         ),
     ]);
     inst("Msvm_VirtualSystemSettingData", v)
@@ -338,7 +345,7 @@ pub fn recovery_point(vm: &Vm, rp: &RecoveryPoint) -> Instance {
         ("CreationTime", Value::Datetime(rp.created as i64)),
         (
             "Description",
-            text("Snapshot settings for the virtual machine"),
+            fixed("Snapshot settings for the virtual machine"),
         ),
         ("ElementName", text(&rp.name)),
         ("InstanceID", text(&rp.id)),
@@ -642,7 +649,7 @@ pub fn epr_of(inst: &Instance) -> Epr {
         .filter_map(|k| {
             inst.props.iter().find_map(|(name, v)| match v {
                 Value::Ref(r) if name.eq_ignore_ascii_case(k) => {
-                    Some(((*k).to_string(), r.clone()))
+                    Some(((*k).to_string(), Epr::clone(r)))
                 }
                 _ => None,
             })

@@ -1016,11 +1016,11 @@ fn invoke(
             "Job" => ans
                 .job
                 .as_deref()
-                .map_or(Value::Null, |j| Value::Ref(classes::job_epr(j))),
+                .map_or(Value::Null, |j| Value::Ref(Box::new(classes::job_epr(j)))),
             "ResultingSystem" => ans
                 .resulting_system
                 .as_deref()
-                .map_or(Value::Null, |v| Value::Ref(classes::vm_epr(v))),
+                .map_or(Value::Null, |v| Value::Ref(Box::new(classes::vm_epr(v)))),
             "ReplicationStatistics" => match &output {
                 Output::Statistics {
                     health,
