@@ -374,7 +374,7 @@ fn get(slot: &mut WorldSlot, host: &str, req: &Request, note: &mut Note, guid: &
             req.selectors.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
         ))
     })?;
-    Ok(writer::get_response(&req.reply(guid), &inst))
+    Ok(inst.get_response(&req.reply(guid)))
 }
 
 /// The instances an enumeration selects, and the properties to keep (a WQL projection).
@@ -965,10 +965,10 @@ fn invoke(
         class: Some(class),
         method: sig.name.to_string(),
         target_vm: (class == WmiClass::ComputerSystem)
-            .then(|| classes::prop_text(&target, "Name"))
+            .then(|| target.text("Name"))
             .flatten(),
         target_job: (class == WmiClass::ConcreteJob)
-            .then(|| classes::prop_text(&target, "InstanceID"))
+            .then(|| target.text("InstanceID"))
             .flatten(),
         args,
     };
@@ -1073,14 +1073,14 @@ fn invoke(
 fn get_error(
     slot: &mut WorldSlot,
     host: &str,
-    target: &Instance,
+    target: &instances::Found,
     h: &ReplyHeader<'_>,
     resource: &str,
     method: &'static str,
     note: &mut Note,
 ) -> String {
     note.code = Some(0);
-    let id = classes::prop_text(target, "InstanceID").unwrap_or_default();
+    let id = target.text("InstanceID").unwrap_or_default();
     let err = slot
         .world
         .job(host, &id)

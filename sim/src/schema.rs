@@ -8,7 +8,7 @@
 //! every client that requires the element only needs it present); the rest are marked where
 //! they are declared.
 
-use crate::wsman::writer::Value;
+use crate::wsman::writer::{self, Value};
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
@@ -80,6 +80,17 @@ pub struct ClassDef {
     order: OnceLock<Vec<usize>>,
     /// The class's resource URI, made once: every instance carries it.
     uri: OnceLock<String>,
+    /// The properties in written order with the declared values already written (see
+    /// [`ClassDef::write`]).
+    written: OnceLock<Vec<Piece>>,
+}
+
+/// A stretch of an instance's properties in written order: declared values, written once
+/// as the writer writes them, or one value from the world.
+#[derive(Debug)]
+enum Piece {
+    Written(String),
+    World(&'static str),
 }
 
 impl ClassDef {
@@ -98,6 +109,7 @@ impl ClassDef {
             props,
             order: OnceLock::new(),
             uri: OnceLock::new(),
+            written: OnceLock::new(),
         }
     }
 
@@ -169,6 +181,69 @@ impl ClassDef {
             self.name
         );
         props
+    }
+}
+
+impl ClassDef {
+    /// Writes every property in written order, as [`writer::write_property`] writes what
+    /// [`ClassDef::build`] gives for `computed`, without building it: the declared values
+    /// were written once for the process and are copied (a Get of a VM has 12 values from
+    /// the world among 45 properties).
+    pub fn write(&self, out: &mut String, computed: &[(&'static str, Value)]) {
+        let pieces = self.written.get_or_init(|| {
+            let mut pieces = Vec::new();
+            let mut run = String::new();
+            for p in self.ordered() {
+                if p.src == Src::World {
+                    if !run.is_empty() {
+                        pieces.push(Piece::Written(std::mem::take(&mut run)));
+                    }
+                    pieces.push(Piece::World(p.name));
+                } else {
+                    writer::write_property(&mut run, p.name, &p.src.fixed_value());
+                }
+            }
+            if !run.is_empty() {
+                pieces.push(Piece::Written(run));
+            }
+            pieces
+        });
+        // As in `build`: the value after the last one taken is tried first.
+        let mut next = 0;
+        for piece in pieces {
+            match piece {
+                Piece::Written(xml) => out.push_str(xml),
+                Piece::World(name) => {
+                    let at = if computed.get(next).is_some_and(|(n, _)| same_name(n, name)) {
+                        Some(next)
+                    } else {
+                        computed.iter().position(|(n, _)| same_name(n, name))
+                    };
+                    let value = at.and_then(|i| {
+                        next = i + 1;
+                        computed.get(i).map(|(_, v)| v)
+                    });
+                    writer::write_property(out, name, value.unwrap_or(&Value::Null));
+                }
+            }
+        }
+    }
+
+    /// The value [`ClassDef::build`] gives property `name` (any case), without building the
+    /// others; `None` when the class declares no such property.
+    pub fn value<'c>(
+        &self,
+        computed: &'c [(&'static str, Value)],
+        name: &str,
+    ) -> Option<Cow<'c, Value>> {
+        let p = self.prop(name)?;
+        Some(match p.src {
+            Src::World => computed
+                .iter()
+                .find(|(n, _)| same_name(n, p.name))
+                .map_or(Cow::Owned(Value::Null), |(_, v)| Cow::Borrowed(v)),
+            fixed => Cow::Owned(fixed.fixed_value()),
+        })
     }
 }
 

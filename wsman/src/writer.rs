@@ -143,8 +143,24 @@ pub fn response_envelope(h: &ReplyHeader<'_>, action: &str, body: &str) -> Strin
 
 /// WS-Transfer GetResponse: the instance is the body.
 pub fn get_response(h: &ReplyHeader<'_>, instance: &Instance) -> String {
+    get_response_with(h, &instance.class, &instance.resource_uri, |out| {
+        for (name, value) in &instance.props {
+            write_value(out, name, value);
+        }
+    })
+}
+
+/// [`get_response`] of an instance whose properties `props` writes with [`write_property`]
+/// or copies: for a server whose instances share most of their values, which it keeps
+/// written once instead of building them into every [`Instance`] it answers with.
+pub fn get_response_with(
+    h: &ReplyHeader<'_>,
+    class: &str,
+    resource_uri: &str,
+    props: impl FnOnce(&mut String),
+) -> String {
     with_envelope(h, ns::action::GET_RESPONSE, |out| {
-        write_instance(out, instance)
+        write_instance_with(out, class, resource_uri, props)
     })
 }
 
@@ -325,23 +341,39 @@ pub fn item_len(item: &Item<'_>) -> usize {
 /// then the properties (runner-mei's WinRM sample, docs/facts.md#get-and-job-polling). Class and
 /// property names come from the model, not from requests, and must be XML names.
 pub fn write_instance(out: &mut String, inst: &Instance) {
+    write_instance_with(out, &inst.class, &inst.resource_uri, |out| {
+        for (name, value) in &inst.props {
+            write_value(out, name, value);
+        }
+    });
+}
+
+fn write_instance_with(
+    out: &mut String,
+    class: &str,
+    resource_uri: &str,
+    props: impl FnOnce(&mut String),
+) {
     out.push_str("<p:");
-    out.push_str(&inst.class);
+    out.push_str(class);
     out.push_str(" xmlns:p=\"");
-    escape_attr_into(out, &inst.resource_uri);
+    escape_attr_into(out, resource_uri);
     out.push_str("\" xmlns:xsi=\"");
     out.push_str(ns::XSI);
     out.push_str("\" xmlns:cim=\"");
     out.push_str(ns::CIM_COMMON);
     out.push_str("\" xsi:type=\"p:");
-    out.push_str(&inst.class);
+    out.push_str(class);
     out.push_str("_Type\">");
-    for (name, value) in &inst.props {
-        write_value(out, name, value);
-    }
+    props(out);
     out.push_str("</p:");
-    out.push_str(&inst.class);
+    out.push_str(class);
     out.push('>');
+}
+
+/// One property of an instance as [`write_instance`] writes it, for [`get_response_with`].
+pub fn write_property(out: &mut String, name: &str, value: &Value) {
+    write_value(out, name, value);
 }
 
 /// One property element `p:{name}` (or several, for an array).
