@@ -330,18 +330,20 @@ fn unknown_resource(resource: &str) -> Fault {
 /// Checks selectors against the class's keys, as WinRM does before asking the provider.
 fn check_selectors(class: &str, selectors: &[(String, String)]) -> Result<(), Fault> {
     let keys = keys_of(class);
-    let real: Vec<_> = selectors
-        .iter()
-        .filter(|(k, _)| !k.eq_ignore_ascii_case("__cimnamespace"))
-        .collect();
-    if real.is_empty() {
+    // Iterated afresh rather than collected: this runs on every Get and method call.
+    let real = || {
+        selectors
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("__cimnamespace"))
+    };
+    if real().next().is_none() {
         return Err(
             Fault::new(FaultKind::InvalidSelectors(SelectorProblem::Insufficient)).with_message(
                 format!("{class} is addressed by its keys: {}", keys.join(", ")),
             ),
         );
     }
-    for (i, (k, _)) in real.iter().enumerate() {
+    for (i, (k, _)) in real().enumerate() {
         if !keys.iter().any(|key| key.eq_ignore_ascii_case(k)) {
             return Err(
                 Fault::new(FaultKind::InvalidSelectors(SelectorProblem::Unexpected)).with_message(
@@ -349,7 +351,7 @@ fn check_selectors(class: &str, selectors: &[(String, String)]) -> Result<(), Fa
                 ),
             );
         }
-        if real[..i].iter().any(|(p, _)| p.eq_ignore_ascii_case(k)) {
+        if real().take(i).any(|(p, _)| p.eq_ignore_ascii_case(k)) {
             return Err(Fault::new(FaultKind::InvalidSelectors(
                 SelectorProblem::Duplicate,
             )));

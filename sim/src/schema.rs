@@ -125,14 +125,17 @@ impl ClassDef {
             .find(|p| p.name.eq_ignore_ascii_case(name))
     }
 
-    /// The properties in written order.
-    pub fn ordered(&self) -> impl Iterator<Item = &'static Prop> + '_ {
-        let order = self.order.get_or_init(|| {
+    fn order(&self) -> &[usize] {
+        self.order.get_or_init(|| {
             let mut ix: Vec<usize> = (0..self.props.len()).collect();
             ix.sort_by_key(|i| self.props[*i].name.to_ascii_lowercase());
             ix
-        });
-        order.iter().map(|i| &self.props[*i])
+        })
+    }
+
+    /// The properties in written order.
+    pub fn ordered(&self) -> impl Iterator<Item = &'static Prop> + '_ {
+        self.order().iter().map(|i| &self.props[*i])
     }
 
     /// Whether this class is `class` or derives from it (WQL `ISA`, polymorphic `FROM`).
@@ -1194,6 +1197,35 @@ mod tests {
             );
             for k in def.keys {
                 assert!(def.prop(k).is_some(), "{}: key {k}", def.name);
+            }
+        }
+    }
+
+    /// `prop` finds every declared property, in any case, and it alone: names are unique
+    /// without regard to case (the binary search would pick either of two), and absent
+    /// names are not found.
+    #[test]
+    fn prop_finds_each_property_in_any_case() {
+        for def in &CLASSES {
+            for p in def.props {
+                for name in [
+                    p.name.to_string(),
+                    p.name.to_ascii_lowercase(),
+                    p.name.to_ascii_uppercase(),
+                ] {
+                    assert!(
+                        def.prop(&name).is_some_and(|found| std::ptr::eq(found, p)),
+                        "{}.{name}",
+                        def.name
+                    );
+                }
+                for absent in [
+                    format!("{}x", p.name),
+                    p.name[1..].to_string(),
+                    String::new(),
+                ] {
+                    assert!(def.prop(&absent).is_none(), "{}.{absent}", def.name);
+                }
             }
         }
     }

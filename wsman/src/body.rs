@@ -167,16 +167,16 @@ impl InvokeInput {
         let Some(el) = body else {
             return Ok(InvokeInput::default());
         };
-        let expected_local = format!("{method}_INPUT");
-        if el.local != expected_local {
+        // `{method}_INPUT`, compared without writing it out (a `format!` per call).
+        if el.local.strip_suffix("_INPUT") != Some(method) {
             return Err(BodyError::new(format!(
-                "the body is {} but method {method} needs {expected_local}",
+                "the body is {} but method {method} needs {method}_INPUT",
                 el.clark_name()
             )));
         }
         if el.ns.as_deref() != Some(resource_uri) {
             return Err(BodyError::new(format!(
-                "{expected_local} is in namespace `{}`, not the resource URI `{resource_uri}`",
+                "{method}_INPUT is in namespace `{}`, not the resource URI `{resource_uri}`",
                 el.ns.as_deref().unwrap_or("")
             )));
         }
