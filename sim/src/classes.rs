@@ -712,8 +712,9 @@ fn matches<'v>(
         .filter(|(k, _)| !k.eq_ignore_ascii_case("__cimnamespace"))
         .all(|(k, v)| match value(k).as_deref() {
             None => false,
-            // Keys are text nearly always: compared in place, without a copy.
-            Some(Value::Text(t)) => t.eq_ignore_ascii_case(v),
+            // Keys are text nearly always: compared in place, without a copy, and in their
+            // own case first, as clients send them (one `memcmp`, not a fold per byte).
+            Some(Value::Text(t)) => t == v || t.eq_ignore_ascii_case(v),
             Some(other) => value_text(other).is_some_and(|p| p.eq_ignore_ascii_case(v)),
         })
 }

@@ -83,6 +83,8 @@ pub struct ClassDef {
     /// The properties in written order with the declared values already written (see
     /// [`ClassDef::write`]).
     written: OnceLock<Vec<Piece>>,
+    /// The key properties' declarations, in `keys` order (see [`ClassDef::value`]).
+    key_props: OnceLock<Vec<&'static Prop>>,
 }
 
 /// A stretch of an instance's properties in written order: declared values, written once
@@ -110,6 +112,7 @@ impl ClassDef {
             order: OnceLock::new(),
             uri: OnceLock::new(),
             written: OnceLock::new(),
+            key_props: OnceLock::new(),
         }
     }
 
@@ -239,7 +242,15 @@ impl ClassDef {
         computed: &'c [(&'static str, Value)],
         name: &str,
     ) -> Option<Cow<'c, Value>> {
-        let p = self.prop(name)?;
+        // Selectors name keys: their few declarations are tried before all the others.
+        let keys = self
+            .key_props
+            .get_or_init(|| self.keys.iter().filter_map(|k| self.prop(k)).collect());
+        let p = keys
+            .iter()
+            .copied()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .or_else(|| self.prop(name))?;
         Some(match p.src {
             Src::World => computed
                 .iter()
