@@ -829,8 +829,10 @@ fn pull(slot: &mut WorldSlot, req: &Request, limits: &Limits, guid: &str) -> Out
 }
 
 /// Decodes one parameter by its declared kind.
-fn decode_param(kind: ParamKind, values: &[&ParamValue]) -> Result<Arg, String> {
-    let Some(first) = values.first() else {
+fn decode_param(kind: ParamKind, values: Vec<ParamValue>) -> Result<Arg, String> {
+    // Owned: the request's strings move into the call instead of being copied.
+    let mut values = values.into_iter();
+    let Some(first) = values.next() else {
         return Ok(Arg::Null);
     };
     Ok(match (kind, first) {
@@ -842,11 +844,12 @@ fn decode_param(kind: ParamKind, values: &[&ParamValue]) -> Result<Arg, String> 
                 .next()
                 .unwrap_or_default()
                 .to_string(),
-            keys: e.selectors.as_slice().iter().cloned().collect(),
+            keys: e.selectors.0.into_iter().collect(),
         },
         (ParamKind::Instance(_), ParamValue::Text(t)) if t.trim().is_empty() => Arg::Null,
         (ParamKind::Instance(_), ParamValue::Text(t)) => {
-            let inst = EmbeddedInstance::parse(t).map_err(|e| format!("embedded instance: {e}"))?;
+            let inst =
+                EmbeddedInstance::parse(&t).map_err(|e| format!("embedded instance: {e}"))?;
             let mut props = BTreeMap::new();
             for (k, v) in inst.properties {
                 match v {
@@ -864,11 +867,11 @@ fn decode_param(kind: ParamKind, values: &[&ParamValue]) -> Result<Arg, String> 
                 props,
             }
         }
-        (ParamKind::StrArray, _) => Arg::List(
-            values
-                .iter()
+        (ParamKind::StrArray, first) => Arg::List(
+            std::iter::once(first)
+                .chain(values)
                 .filter_map(|v| match v {
-                    ParamValue::Text(t) => Some(t.clone()),
+                    ParamValue::Text(t) => Some(t),
                     _ => None,
                 })
                 .collect(),
@@ -878,14 +881,14 @@ fn decode_param(kind: ParamKind, values: &[&ParamValue]) -> Result<Arg, String> 
         // model refuses as not a datetime.
         (ParamKind::Datetime, ParamValue::Text(t)) => {
             match crate::wsman::xsd::parse_dmtf_datetime_ms(t.trim())
-                .or_else(|| crate::wsman::xsd::parse_datetime_ms(t))
+                .or_else(|| crate::wsman::xsd::parse_datetime_ms(&t))
                 .and_then(|ms| i64::try_from(ms).ok())
             {
                 Some(ms) => Arg::Int(ms),
-                None => Arg::Text(t.clone()),
+                None => Arg::Text(t),
             }
         }
-        (_, ParamValue::Text(t)) => Arg::Text(t.clone()),
+        (_, ParamValue::Text(t)) => Arg::Text(t),
         (_, ParamValue::Epr(_)) => {
             return Err("a reference was given where a value was expected".into());
         }
@@ -954,9 +957,14 @@ fn invoke(
         return Ok(get_error(slot, host, &target, &h, resource, sig.name, note));
     }
     let mut args = BTreeMap::new();
+    let mut params = input.params;
     for (name, kind) in sig.inputs {
-        let values: Vec<&ParamValue> = input.get_all(name).collect();
-        match decode_param(*kind, &values) {
+        // Taken out, in document order (`InvokeInput::get_all`'s values), to be moved.
+        let values: Vec<ParamValue> = params
+            .extract_if(.., |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect();
+        match decode_param(*kind, values) {
             Ok(a) => {
                 args.insert((*name).to_string(), a);
             }
