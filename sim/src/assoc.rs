@@ -77,7 +77,7 @@ impl Link {
         let computed = self
             .ends
             .iter()
-            .map(|(role, o)| (*role, Value::Ref(o.epr())))
+            .map(|(role, o)| (*role, Value::Ref(Box::new(o.epr()))))
             .collect();
         let props = schema::def(self.assoc).map_or_else(Vec::new, |d| d.build(computed));
         Instance {

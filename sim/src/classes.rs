@@ -5,7 +5,7 @@
 use crate::schema::{self, ClassDef, Served};
 use crate::wsman::Epr;
 use crate::wsman::cimxml::{self, CimValue};
-use crate::wsman::writer::{Instance, Value};
+use crate::wsman::writer::{self, Instance, ReplyHeader, Value};
 use replica_core::world::{Host, Job, RecoveryPoint, RelIx, Relationship, ReplicationSettings, Vm};
 use replica_core::{EnabledState, JobState, World};
 use std::borrow::Cow;
@@ -47,6 +47,10 @@ pub fn keys_of(class: &str) -> &'static [&'static str] {
 fn text(s: impl Into<String>) -> Value {
     Value::Text(Cow::Owned(s.into()))
 }
+/// A renderer's constant text, borrowed rather than copied per instance.
+fn fixed(s: &'static str) -> Value {
+    Value::Text(Cow::Borrowed(s))
+}
 /// An empty string is a NULL property (real hosts send `xsi:nil` for unset strings).
 fn text_or_null(s: &str) -> Value {
     if s.is_empty() { Value::Null } else { text(s) }
@@ -61,18 +65,78 @@ fn time(t: Option<u64>) -> Value {
 
 /// An instance of a declared class: the renderer gives the values that come from the world,
 /// the declaration supplies every other property.
-fn inst(class: &'static str, computed: Vec<(&'static str, Value)>) -> Instance {
-    let props = match schema::def(class) {
-        Some(def) => def.build(computed),
-        None => computed
-            .into_iter()
-            .map(|(k, v)| (Cow::Borrowed(k), v))
-            .collect(),
-    };
-    Instance {
-        class: Cow::Borrowed(class),
-        resource_uri: class_uri(class).into(),
-        props,
+fn inst(class: &'static str, computed: Vec<(&'static str, Value)>) -> Rendered {
+    Rendered {
+        class,
+        def: schema::def(class),
+        computed,
+    }
+}
+
+/// An instance as its renderer gives it: the class's declaration and the values from the
+/// world. Matching selectors, reading a property and writing a GetResponse need no more, so
+/// the full instance (every declared property, most of them constants) is built only where
+/// one is listed or kept: a Get or a method call on one instance builds none.
+pub struct Rendered {
+    class: &'static str,
+    def: Option<&'static ClassDef>,
+    computed: Vec<(&'static str, Value)>,
+}
+
+impl Rendered {
+    /// Every property, in written order.
+    pub fn build(self) -> Instance {
+        let (props, resource_uri) = match self.def {
+            Some(def) => (def.build(self.computed), Cow::Borrowed(def.uri())),
+            None => (
+                self.computed
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Borrowed(k), v))
+                    .collect(),
+                class_uri(self.class).into(),
+            ),
+        };
+        Instance {
+            class: Cow::Borrowed(self.class),
+            resource_uri,
+            props,
+        }
+    }
+
+    /// The value the built instance would have for property `name` (any case).
+    fn value(&self, name: &str) -> Option<Cow<'_, Value>> {
+        match self.def {
+            Some(def) => def.value(&self.computed, name),
+            None => self
+                .computed
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| Cow::Borrowed(v)),
+        }
+    }
+
+    /// [`prop_text`] of the built instance.
+    pub fn text(&self, name: &str) -> Option<String> {
+        value_text(&*self.value(name)?)
+    }
+
+    /// [`matches_selectors`] of the built instance.
+    pub fn matches_selectors(&self, selectors: &[(String, String)]) -> bool {
+        matches(selectors, |k| self.value(k))
+    }
+
+    /// The GetResponse of the built instance, byte for byte.
+    pub fn get_response(&self, h: &ReplyHeader<'_>) -> String {
+        match self.def {
+            Some(def) => writer::get_response_with(h, self.class, def.uri(), |out| {
+                def.write(out, &self.computed)
+            }),
+            None => writer::get_response_with(h, self.class, &class_uri(self.class), |out| {
+                for (name, value) in &self.computed {
+                    writer::write_property(out, name, value);
+                }
+            }),
+        }
     }
 }
 
@@ -99,12 +163,12 @@ pub fn relationship_id(vm: &str, ix: RelIx) -> String {
 
 /// The host itself is an `Msvm_ComputerSystem` too (Caption "Hosting Computer System"); it
 /// carries the same properties as a VM row, so WQL conditions behave alike on both.
-fn host_system(host: &Host) -> Instance {
+fn host_system(host: &Host) -> Rendered {
     inst(
         "Msvm_ComputerSystem",
         vec![
-            ("Caption", text("Hosting Computer System")),
-            ("Description", text("Microsoft Hosting Computer System")),
+            ("Caption", fixed("Hosting Computer System")),
+            ("Description", fixed("Microsoft Hosting Computer System")),
             ("ElementName", text(&host.name)),
             ("EnabledState", int(2)),
             ("FailedOverReplicationType", int(0)),
@@ -118,13 +182,13 @@ fn host_system(host: &Host) -> Instance {
     )
 }
 
-pub fn computer_system(vm: &Vm) -> Instance {
+pub fn computer_system(vm: &Vm) -> Rendered {
     let rel = vm.rel(RelIx::Primary);
     inst(
         "Msvm_ComputerSystem",
         vec![
-            ("Caption", text("Virtual Machine")),
-            ("Description", text("Microsoft Virtual Machine")),
+            ("Caption", fixed("Virtual Machine")),
+            ("Description", fixed("Microsoft Virtual Machine")),
             ("ElementName", text(&vm.name)),
             ("EnabledState", int(vm.power.number())),
             (
@@ -156,7 +220,7 @@ pub fn computer_system(vm: &Vm) -> Instance {
     )
 }
 
-fn service(host: &Host) -> Instance {
+fn service(host: &Host) -> Rendered {
     inst(
         "Msvm_ReplicationService",
         vec![
@@ -171,14 +235,14 @@ fn service(host: &Host) -> Instance {
     )
 }
 
-fn vsms(host: &Host) -> Instance {
+fn vsms(host: &Host) -> Rendered {
     inst(
         "Msvm_VirtualSystemManagementService",
         vec![("SystemName", text(&host.name))],
     )
 }
 
-fn relationship(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
+fn relationship(vm: &Vm, ix: RelIx, r: &Relationship) -> Rendered {
     inst(
         "Msvm_ReplicationRelationship",
         vec![
@@ -196,7 +260,7 @@ fn relationship(vm: &Vm, ix: RelIx, r: &Relationship) -> Instance {
     )
 }
 
-pub fn setting_data(vm: &Vm, ix: RelIx, s: &ReplicationSettings) -> Instance {
+pub fn setting_data(vm: &Vm, ix: RelIx, s: &ReplicationSettings) -> Rendered {
     inst(
         "Msvm_ReplicationSettingData",
         vec![
@@ -241,7 +305,7 @@ pub fn setting_data(vm: &Vm, ix: RelIx, s: &ReplicationSettings) -> Instance {
 }
 
 /// A job; `retention_ms` is the profile's `job_retention_ms`, shown as `TimeBeforeRemoval`.
-pub fn job(j: &Job, now: u64, retention_ms: u64) -> Instance {
+pub fn job(j: &Job, now: u64, retention_ms: u64) -> Rendered {
     let failed = job_failed(j);
     let status = if failed { "Error" } else { "OK" };
     inst(
@@ -314,31 +378,31 @@ fn vssd_common(vm: &Vm) -> Vec<(&'static str, Value)> {
     ]
 }
 
-fn realized_settings(vm: &Vm) -> Instance {
+fn realized_settings(vm: &Vm) -> Rendered {
     let mut v = vssd_common(vm);
     v.extend([
         ("CreationTime", Value::Null),
         (
             "Description",
-            text("Active settings for the virtual machine."),
+            fixed("Active settings for the virtual machine."),
         ),
         ("ElementName", text(&vm.name)),
         ("InstanceID", text(realized_settings_id(&vm.id))),
         (
             "VirtualSystemType",
-            text("Microsoft:Hyper-V:System:Realized"),
+            fixed("Microsoft:Hyper-V:System:Realized"),
         ),
     ]);
     inst("Msvm_VirtualSystemSettingData", v)
 }
 
-pub fn recovery_point(vm: &Vm, rp: &RecoveryPoint) -> Instance {
+pub fn recovery_point(vm: &Vm, rp: &RecoveryPoint) -> Rendered {
     let mut v = vssd_common(vm);
     v.extend([
         ("CreationTime", Value::Datetime(rp.created as i64)),
         (
             "Description",
-            text("Snapshot settings for the virtual machine"),
+            fixed("Snapshot settings for the virtual machine"),
         ),
         ("ElementName", text(&rp.name)),
         ("InstanceID", text(&rp.id)),
@@ -354,7 +418,7 @@ pub fn disk_id(vm_id: &str) -> String {
     format!("Microsoft:{vm_id}\\83F8638B-8DCA-4152-9EDA-2CA8B33039B4\\0\\0\\L")
 }
 
-fn disk(vm: &Vm) -> Instance {
+fn disk(vm: &Vm) -> Rendered {
     inst(
         "Msvm_StorageAllocationSettingData",
         vec![
@@ -374,7 +438,7 @@ pub fn service_settings_id(host: &str) -> String {
     format!("Microsoft:{host}\\ReplicationServiceSettingData")
 }
 
-fn service_settings(host: &Host) -> Instance {
+fn service_settings(host: &Host) -> Rendered {
     let s = &host.service_settings;
     inst(
         "Msvm_ReplicationServiceSettingData",
@@ -399,7 +463,7 @@ fn service_settings(host: &Host) -> Instance {
     )
 }
 
-fn authorization(host: &Host) -> Vec<Instance> {
+fn authorization(host: &Host) -> Vec<Rendered> {
     host.authorization
         .iter()
         .map(|a| {
@@ -468,7 +532,7 @@ pub fn authorization_id(host: &str, allowed: &str) -> String {
     format!("Microsoft:{host}\\Authorization\\{allowed}")
 }
 
-fn provider() -> Instance {
+fn provider() -> Rendered {
     inst("Msvm_ReplicationProvider", Vec::new())
 }
 
@@ -479,6 +543,15 @@ pub fn iter_instances<'a>(
     host: &str,
     class: &str,
 ) -> Box<dyn Iterator<Item = Instance> + 'a> {
+    Box::new(iter_rendered(world, host, class).map(Rendered::build))
+}
+
+/// [`iter_instances`], each not yet built.
+fn iter_rendered<'a>(
+    world: &'a World,
+    host: &str,
+    class: &str,
+) -> Box<dyn Iterator<Item = Rendered> + 'a> {
     let Some(h) = world.host(host) else {
         return Box::new(std::iter::empty());
     };
@@ -540,6 +613,17 @@ pub fn find(
     class: &str,
     selectors: &[(String, String)],
 ) -> Option<Instance> {
+    find_rendered(world, host, class, selectors).map(Rendered::build)
+}
+
+/// [`find`], not yet built: a Get writes it and a method call reads its keys without the
+/// declared properties it does not need.
+pub fn find_rendered(
+    world: &World,
+    host: &str,
+    class: &str,
+    selectors: &[(String, String)],
+) -> Option<Rendered> {
     let sel = |name: &str| {
         selectors
             .iter()
@@ -577,9 +661,11 @@ pub fn find(
         }
         // Lazily: the scan stops at the match instead of rendering every instance first
         // (and the match needs no second check).
-        _ => return iter_instances(world, host, class).find(|i| matches_selectors(i, selectors)),
+        _ => {
+            return iter_rendered(world, host, class).find(|r| r.matches_selectors(selectors));
+        }
     };
-    found.filter(|i| matches_selectors(i, selectors))
+    found.filter(|r| r.matches_selectors(selectors))
 }
 
 /// The text of a property, for WQL comparisons and selector matching (`None` for NULL).
@@ -608,19 +694,28 @@ fn value_text(v: &Value) -> Option<String> {
 }
 
 pub fn matches_selectors(inst: &Instance, selectors: &[(String, String)]) -> bool {
+    matches(selectors, |k| {
+        inst.props
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| Cow::Borrowed(v))
+    })
+}
+
+/// Whether every selector but `__cimnamespace` equals the value `value` gives its property.
+fn matches<'v>(
+    selectors: &[(String, String)],
+    value: impl Fn(&str) -> Option<Cow<'v, Value>>,
+) -> bool {
     selectors
         .iter()
         .filter(|(k, _)| !k.eq_ignore_ascii_case("__cimnamespace"))
-        .all(|(k, v)| {
-            let Some((_, value)) = inst.props.iter().find(|(n, _)| n.eq_ignore_ascii_case(k))
-            else {
-                return false;
-            };
-            match value {
-                // Keys are text nearly always: compared in place, without a copy.
-                Value::Text(t) => t.eq_ignore_ascii_case(v),
-                other => value_text(other).is_some_and(|p| p.eq_ignore_ascii_case(v)),
-            }
+        .all(|(k, v)| match value(k).as_deref() {
+            None => false,
+            // Keys are text nearly always: compared in place, without a copy, and in their
+            // own case first, as clients send them (one `memcmp`, not a fold per byte).
+            Some(Value::Text(t)) => t == v || t.eq_ignore_ascii_case(v),
+            Some(other) => value_text(other).is_some_and(|p| p.eq_ignore_ascii_case(v)),
         })
 }
 
@@ -642,7 +737,7 @@ pub fn epr_of(inst: &Instance) -> Epr {
         .filter_map(|k| {
             inst.props.iter().find_map(|(name, v)| match v {
                 Value::Ref(r) if name.eq_ignore_ascii_case(k) => {
-                    Some(((*k).to_string(), r.clone()))
+                    Some(((*k).to_string(), Epr::clone(r)))
                 }
                 _ => None,
             })
@@ -710,6 +805,60 @@ mod tests {
             }
         }
         assert!(!instances(&w, "HV-REPLICA", "Msvm_ConcreteJob").is_empty());
+    }
+
+    /// What a Get writes and matches from an unbuilt instance must be what the built one
+    /// gives, byte for byte: every instance of every class, with the values the built
+    /// instance holds as selectors and with a changed copy of each.
+    #[test]
+    fn an_unbuilt_instance_answers_as_the_built_one() {
+        let w = world();
+        let h = ReplyHeader {
+            message_guid: "G",
+            relates_to: Some("uuid:R"),
+            lang: None,
+        };
+        let mut checked = 0;
+        for def in served().filter(|d| d.served != Served::Association) {
+            for host in ["HV-PRIMARY", "HV-REPLICA"] {
+                for rendered in iter_rendered(&w, host, def.name) {
+                    let written = rendered.get_response(&h);
+                    let texts: Vec<(String, Option<String>)> = def
+                        .props
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.name.to_ascii_lowercase(),
+                                rendered.text(&p.name.to_ascii_lowercase()),
+                            )
+                        })
+                        .collect();
+                    let keys: Vec<(String, String)> = def
+                        .keys
+                        .iter()
+                        .filter_map(|k| rendered.text(k).map(|v| ((*k).to_string(), v)))
+                        .collect();
+                    let mut other = keys.clone();
+                    if let Some((_, v)) = other.first_mut() {
+                        v.push('x');
+                    }
+                    let (matches_keys, matches_other) = (
+                        rendered.matches_selectors(&keys),
+                        rendered.matches_selectors(&other),
+                    );
+                    let built = rendered.build();
+                    assert_eq!(written, writer::get_response(&h, &built), "{}", def.name);
+                    for (name, text) in texts {
+                        assert_eq!(text, prop_text(&built, &name), "{}.{name}", def.name);
+                    }
+                    assert_eq!(matches_keys, matches_selectors(&built, &keys));
+                    assert_eq!(matches_other, matches_selectors(&built, &other));
+                    assert!(matches_keys && !matches_other, "{}: {keys:?}", def.name);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 10, "{checked} instances");
     }
 
     /// Whether a value is written the way its declared CIM type is (NULL fits every type).

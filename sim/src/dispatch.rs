@@ -330,26 +330,32 @@ fn unknown_resource(resource: &str) -> Fault {
 /// Checks selectors against the class's keys, as WinRM does before asking the provider.
 fn check_selectors(class: &str, selectors: &[(String, String)]) -> Result<(), Fault> {
     let keys = keys_of(class);
-    let real: Vec<_> = selectors
-        .iter()
-        .filter(|(k, _)| !k.eq_ignore_ascii_case("__cimnamespace"))
-        .collect();
-    if real.is_empty() {
+    // Iterated afresh rather than collected: this runs on every Get and method call.
+    let real = || {
+        selectors
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("__cimnamespace"))
+    };
+    if real().next().is_none() {
         return Err(
             Fault::new(FaultKind::InvalidSelectors(SelectorProblem::Insufficient)).with_message(
                 format!("{class} is addressed by its keys: {}", keys.join(", ")),
             ),
         );
     }
-    for (i, (k, _)) in real.iter().enumerate() {
-        if !keys.iter().any(|key| key.eq_ignore_ascii_case(k)) {
+    for (i, (k, _)) in real().enumerate() {
+        // In the key's own case first, as clients send it (one `memcmp`, not a fold per byte).
+        if !keys
+            .iter()
+            .any(|key| *key == k.as_str() || key.eq_ignore_ascii_case(k))
+        {
             return Err(
                 Fault::new(FaultKind::InvalidSelectors(SelectorProblem::Unexpected)).with_message(
                     format!("{k} is not a key of {class}; keys are {}", keys.join(", ")),
                 ),
             );
         }
-        if real[..i].iter().any(|(p, _)| p.eq_ignore_ascii_case(k)) {
+        if real().take(i).any(|(p, _)| p.eq_ignore_ascii_case(k)) {
             return Err(Fault::new(FaultKind::InvalidSelectors(
                 SelectorProblem::Duplicate,
             )));
@@ -374,7 +380,7 @@ fn get(slot: &mut WorldSlot, host: &str, req: &Request, note: &mut Note, guid: &
             req.selectors.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
         ))
     })?;
-    Ok(writer::get_response(&req.reply(guid), &inst))
+    Ok(inst.get_response(&req.reply(guid)))
 }
 
 /// The instances an enumeration selects, and the properties to keep (a WQL projection).
@@ -823,8 +829,10 @@ fn pull(slot: &mut WorldSlot, req: &Request, limits: &Limits, guid: &str) -> Out
 }
 
 /// Decodes one parameter by its declared kind.
-fn decode_param(kind: ParamKind, values: &[&ParamValue]) -> Result<Arg, String> {
-    let Some(first) = values.first() else {
+fn decode_param(kind: ParamKind, values: Vec<ParamValue>) -> Result<Arg, String> {
+    // Owned: the request's strings move into the call instead of being copied.
+    let mut values = values.into_iter();
+    let Some(first) = values.next() else {
         return Ok(Arg::Null);
     };
     Ok(match (kind, first) {
@@ -836,11 +844,12 @@ fn decode_param(kind: ParamKind, values: &[&ParamValue]) -> Result<Arg, String> 
                 .next()
                 .unwrap_or_default()
                 .to_string(),
-            keys: e.selectors.as_slice().iter().cloned().collect(),
+            keys: e.selectors.0.into_iter().collect(),
         },
         (ParamKind::Instance(_), ParamValue::Text(t)) if t.trim().is_empty() => Arg::Null,
         (ParamKind::Instance(_), ParamValue::Text(t)) => {
-            let inst = EmbeddedInstance::parse(t).map_err(|e| format!("embedded instance: {e}"))?;
+            let inst =
+                EmbeddedInstance::parse(&t).map_err(|e| format!("embedded instance: {e}"))?;
             let mut props = BTreeMap::new();
             for (k, v) in inst.properties {
                 match v {
@@ -858,11 +867,11 @@ fn decode_param(kind: ParamKind, values: &[&ParamValue]) -> Result<Arg, String> 
                 props,
             }
         }
-        (ParamKind::StrArray, _) => Arg::List(
-            values
-                .iter()
+        (ParamKind::StrArray, first) => Arg::List(
+            std::iter::once(first)
+                .chain(values)
                 .filter_map(|v| match v {
-                    ParamValue::Text(t) => Some(t.clone()),
+                    ParamValue::Text(t) => Some(t),
                     _ => None,
                 })
                 .collect(),
@@ -872,14 +881,14 @@ fn decode_param(kind: ParamKind, values: &[&ParamValue]) -> Result<Arg, String> 
         // model refuses as not a datetime.
         (ParamKind::Datetime, ParamValue::Text(t)) => {
             match crate::wsman::xsd::parse_dmtf_datetime_ms(t.trim())
-                .or_else(|| crate::wsman::xsd::parse_datetime_ms(t))
+                .or_else(|| crate::wsman::xsd::parse_datetime_ms(&t))
                 .and_then(|ms| i64::try_from(ms).ok())
             {
                 Some(ms) => Arg::Int(ms),
-                None => Arg::Text(t.clone()),
+                None => Arg::Text(t),
             }
         }
-        (_, ParamValue::Text(t)) => Arg::Text(t.clone()),
+        (_, ParamValue::Text(t)) => Arg::Text(t),
         (_, ParamValue::Epr(_)) => {
             return Err("a reference was given where a value was expected".into());
         }
@@ -948,9 +957,14 @@ fn invoke(
         return Ok(get_error(slot, host, &target, &h, resource, sig.name, note));
     }
     let mut args = BTreeMap::new();
+    let mut params = input.params;
     for (name, kind) in sig.inputs {
-        let values: Vec<&ParamValue> = input.get_all(name).collect();
-        match decode_param(*kind, &values) {
+        // Taken out, in document order (`InvokeInput::get_all`'s values), to be moved.
+        let values: Vec<ParamValue> = params
+            .extract_if(.., |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect();
+        match decode_param(*kind, values) {
             Ok(a) => {
                 args.insert((*name).to_string(), a);
             }
@@ -965,10 +979,10 @@ fn invoke(
         class: Some(class),
         method: sig.name.to_string(),
         target_vm: (class == WmiClass::ComputerSystem)
-            .then(|| classes::prop_text(&target, "Name"))
+            .then(|| target.text("Name"))
             .flatten(),
         target_job: (class == WmiClass::ConcreteJob)
-            .then(|| classes::prop_text(&target, "InstanceID"))
+            .then(|| target.text("InstanceID"))
             .flatten(),
         args,
     };
@@ -981,12 +995,13 @@ fn invoke(
     };
     note.vm = op.vm().map(str::to_string);
     let now = slot.world.now();
-    let ans = slot.world.apply(host, &op, now);
+    let mut ans = slot.world.apply(host, &op, now);
     slot.coverage.record(&ans);
     note.code = Some(ans.code);
     note.job = ans.job.clone();
     note.rule = ans.rule.map(str::to_string);
-    note.reason = ans.reason.clone();
+    // Moved, not copied: the answer below needs its code, job and output only.
+    note.reason = ans.reason.take();
     for f in &ans.faults {
         note.faults.push(f.name().to_string());
         match f {
@@ -997,7 +1012,7 @@ fn invoke(
     }
     // The model fills `output` only when a rule has effects; for a successful statistics call
     // without any, read the relationship here (a view of the same world).
-    let mut output = ans.output.clone();
+    let mut output = std::mem::take(&mut ans.output);
     if let (0, Output::None, replica_core::ops::Operation::GetReplicationStatistics { vm, rel }) =
         (ans.code, &output, &op)
         && let Some(r) = slot.world.find_vm(host, vm).and_then(|v| v.rel(*rel))
@@ -1016,11 +1031,11 @@ fn invoke(
             "Job" => ans
                 .job
                 .as_deref()
-                .map_or(Value::Null, |j| Value::Ref(classes::job_epr(j))),
+                .map_or(Value::Null, |j| Value::Ref(Box::new(classes::job_epr(j)))),
             "ResultingSystem" => ans
                 .resulting_system
                 .as_deref()
-                .map_or(Value::Null, |v| Value::Ref(classes::vm_epr(v))),
+                .map_or(Value::Null, |v| Value::Ref(Box::new(classes::vm_epr(v)))),
             "ReplicationStatistics" => match &output {
                 Output::Statistics {
                     health,
@@ -1073,14 +1088,14 @@ fn invoke(
 fn get_error(
     slot: &mut WorldSlot,
     host: &str,
-    target: &Instance,
+    target: &instances::Found,
     h: &ReplyHeader<'_>,
     resource: &str,
     method: &'static str,
     note: &mut Note,
 ) -> String {
     note.code = Some(0);
-    let id = classes::prop_text(target, "InstanceID").unwrap_or_default();
+    let id = target.text("InstanceID").unwrap_or_default();
     let err = slot
         .world
         .job(host, &id)

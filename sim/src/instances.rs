@@ -4,7 +4,7 @@
 //! never has to call back into `assoc` (the two used to form a module cycle).
 
 use crate::schema::{self, Served};
-use crate::wsman::writer::Instance;
+use crate::wsman::writer::{self, Instance, ReplyHeader};
 use crate::{assoc, classes};
 use replica_core::World;
 
@@ -37,12 +37,38 @@ pub fn find(
     host: &str,
     class: &str,
     selectors: &[(String, String)],
-) -> Option<Instance> {
+) -> Option<Found> {
     if is_association(class) {
         assoc::association_instances(world, host, class)
             .into_iter()
             .find(|i| classes::matches_selectors(i, selectors))
+            .map(Found::Built)
     } else {
-        classes::find(world, host, class, selectors)
+        classes::find_rendered(world, host, class, selectors).map(Found::Rendered)
+    }
+}
+
+/// An instance [`find`] found: an association's, built by `assoc`, or any other, not yet
+/// built (see [`classes::Rendered`]).
+pub enum Found {
+    Built(Instance),
+    Rendered(classes::Rendered),
+}
+
+impl Found {
+    /// The text of a property ([`classes::prop_text`]).
+    pub fn text(&self, name: &str) -> Option<String> {
+        match self {
+            Found::Built(i) => classes::prop_text(i, name),
+            Found::Rendered(r) => r.text(name),
+        }
+    }
+
+    /// The WS-Transfer GetResponse carrying the instance.
+    pub fn get_response(&self, h: &ReplyHeader<'_>) -> String {
+        match self {
+            Found::Built(i) => writer::get_response(h, i),
+            Found::Rendered(r) => r.get_response(h),
+        }
     }
 }

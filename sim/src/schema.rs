@@ -8,7 +8,7 @@
 //! every client that requires the element only needs it present); the rest are marked where
 //! they are declared.
 
-use crate::wsman::writer::Value;
+use crate::wsman::writer::{self, Value};
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
@@ -78,6 +78,21 @@ pub struct ClassDef {
     /// Property indices in the order instances are written: alphabetical, case-insensitive,
     /// as WinRM's WMI plugin writes them.
     order: OnceLock<Vec<usize>>,
+    /// The class's resource URI, made once: every instance carries it.
+    uri: OnceLock<String>,
+    /// The properties in written order with the declared values already written (see
+    /// [`ClassDef::write`]).
+    written: OnceLock<Vec<Piece>>,
+    /// The key properties' declarations, in `keys` order (see [`ClassDef::value`]).
+    key_props: OnceLock<Vec<&'static Prop>>,
+}
+
+/// A stretch of an instance's properties in written order: declared values, written once
+/// as the writer writes them, or one value from the world.
+#[derive(Debug)]
+enum Piece {
+    Written(String),
+    World(&'static str),
 }
 
 impl ClassDef {
@@ -95,7 +110,16 @@ impl ClassDef {
             served,
             props,
             order: OnceLock::new(),
+            uri: OnceLock::new(),
+            written: OnceLock::new(),
+            key_props: OnceLock::new(),
         }
+    }
+
+    /// The class's resource URI, borrowed for the process.
+    pub fn uri(&'static self) -> &'static str {
+        self.uri
+            .get_or_init(|| crate::wsman::ns::class_uri(self.name))
     }
 
     pub fn prop(&self, name: &str) -> Option<&'static Prop> {
@@ -104,14 +128,17 @@ impl ClassDef {
             .find(|p| p.name.eq_ignore_ascii_case(name))
     }
 
-    /// The properties in written order.
-    pub fn ordered(&self) -> impl Iterator<Item = &'static Prop> + '_ {
-        let order = self.order.get_or_init(|| {
+    fn order(&self) -> &[usize] {
+        self.order.get_or_init(|| {
             let mut ix: Vec<usize> = (0..self.props.len()).collect();
             ix.sort_by_key(|i| self.props[*i].name.to_ascii_lowercase());
             ix
-        });
-        order.iter().map(|i| &self.props[*i])
+        })
+    }
+
+    /// The properties in written order.
+    pub fn ordered(&self) -> impl Iterator<Item = &'static Prop> + '_ {
+        self.order().iter().map(|i| &self.props[*i])
     }
 
     /// Whether this class is `class` or derives from it (WQL `ISA`, polymorphic `FROM`).
@@ -131,10 +158,13 @@ impl ClassDef {
         for p in self.ordered() {
             let v = match p.src {
                 Src::World => {
-                    let at = if computed.get(next).is_some_and(|(n, _)| *n == p.name) {
+                    let at = if computed
+                        .get(next)
+                        .is_some_and(|(n, _)| same_name(n, p.name))
+                    {
                         Some(next)
                     } else {
-                        computed.iter().position(|(n, _)| *n == p.name)
+                        computed.iter().position(|(n, _)| same_name(n, p.name))
                     };
                     match at.and_then(|i| computed.get_mut(i).map(|e| (i, e))) {
                         Some((i, (name, value))) => {
@@ -158,6 +188,84 @@ impl ClassDef {
         );
         props
     }
+}
+
+impl ClassDef {
+    /// Writes every property in written order, as [`writer::write_property`] writes what
+    /// [`ClassDef::build`] gives for `computed`, without building it: the declared values
+    /// were written once for the process and are copied (a Get of a VM has 12 values from
+    /// the world among 45 properties).
+    pub fn write(&self, out: &mut String, computed: &[(&'static str, Value)]) {
+        let pieces = self.written.get_or_init(|| {
+            let mut pieces = Vec::new();
+            let mut run = String::new();
+            for p in self.ordered() {
+                if p.src == Src::World {
+                    if !run.is_empty() {
+                        pieces.push(Piece::Written(std::mem::take(&mut run)));
+                    }
+                    pieces.push(Piece::World(p.name));
+                } else {
+                    writer::write_property(&mut run, p.name, &p.src.fixed_value());
+                }
+            }
+            if !run.is_empty() {
+                pieces.push(Piece::Written(run));
+            }
+            pieces
+        });
+        // As in `build`: the value after the last one taken is tried first.
+        let mut next = 0;
+        for piece in pieces {
+            match piece {
+                Piece::Written(xml) => out.push_str(xml),
+                Piece::World(name) => {
+                    let at = if computed.get(next).is_some_and(|(n, _)| same_name(n, name)) {
+                        Some(next)
+                    } else {
+                        computed.iter().position(|(n, _)| same_name(n, name))
+                    };
+                    let value = at.and_then(|i| {
+                        next = i + 1;
+                        computed.get(i).map(|(_, v)| v)
+                    });
+                    writer::write_property(out, name, value.unwrap_or(&Value::Null));
+                }
+            }
+        }
+    }
+
+    /// The value [`ClassDef::build`] gives property `name` (any case), without building the
+    /// others; `None` when the class declares no such property.
+    pub fn value<'c>(
+        &self,
+        computed: &'c [(&'static str, Value)],
+        name: &str,
+    ) -> Option<Cow<'c, Value>> {
+        // Selectors name keys: their few declarations are tried before all the others.
+        let keys = self
+            .key_props
+            .get_or_init(|| self.keys.iter().filter_map(|k| self.prop(k)).collect());
+        let p = keys
+            .iter()
+            .copied()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .or_else(|| self.prop(name))?;
+        Some(match p.src {
+            Src::World => computed
+                .iter()
+                .find(|(n, _)| same_name(n, p.name))
+                .map_or(Cow::Owned(Value::Null), |(_, v)| Cow::Borrowed(v)),
+            fixed => Cow::Owned(fixed.fixed_value()),
+        })
+    }
+}
+
+/// Whether a renderer's property name is the declaration's. Both are literals, which the
+/// compiler usually stores once, so the address is compared first (a call to `memcmp` per
+/// property was a tenth of building an instance); the bytes decide when it differs.
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
 }
 
 use Src::{Bool, Int, Interval, Ints, Nil, Str, Strs, World};
@@ -1100,6 +1208,35 @@ mod tests {
             );
             for k in def.keys {
                 assert!(def.prop(k).is_some(), "{}: key {k}", def.name);
+            }
+        }
+    }
+
+    /// `prop` finds every declared property, in any case, and it alone: names are unique
+    /// without regard to case (the binary search would pick either of two), and absent
+    /// names are not found.
+    #[test]
+    fn prop_finds_each_property_in_any_case() {
+        for def in &CLASSES {
+            for p in def.props {
+                for name in [
+                    p.name.to_string(),
+                    p.name.to_ascii_lowercase(),
+                    p.name.to_ascii_uppercase(),
+                ] {
+                    assert!(
+                        def.prop(&name).is_some_and(|found| std::ptr::eq(found, p)),
+                        "{}.{name}",
+                        def.name
+                    );
+                }
+                for absent in [
+                    format!("{}x", p.name),
+                    p.name[1..].to_string(),
+                    String::new(),
+                ] {
+                    assert!(def.prop(&absent).is_none(), "{}.{absent}", def.name);
+                }
             }
         }
     }

@@ -167,7 +167,7 @@ impl InvokeInput {
         let Some(el) = body else {
             return Ok(InvokeInput::default());
         };
-        // `{method}_INPUT`, compared without building the name (every invoke asks).
+        // `{method}_INPUT`, compared without writing it out (a `format!` per call).
         if el.local.strip_suffix("_INPUT") != Some(method) {
             return Err(BodyError::new(format!(
                 "the body is {} but method {method} needs {method}_INPUT",

@@ -45,8 +45,10 @@ pub enum Value {
     Datetime(i64),
     /// Milliseconds; written as `cim:Interval`.
     Interval(u64),
-    /// A reference, written as `a:Address` + `a:ReferenceParameters`.
-    Ref(Epr),
+    /// A reference, written as `a:Address` + `a:ReferenceParameters`. Boxed: an `Epr` is four
+    /// times the size of every other value, and instances are vectors of dozens of values that
+    /// are nearly never references.
+    Ref(Box<Epr>),
     /// Repeated elements, one per value; an empty array is one nil element.
     Array(Vec<Value>),
 }
@@ -141,8 +143,24 @@ pub fn response_envelope(h: &ReplyHeader<'_>, action: &str, body: &str) -> Strin
 
 /// WS-Transfer GetResponse: the instance is the body.
 pub fn get_response(h: &ReplyHeader<'_>, instance: &Instance) -> String {
+    get_response_with(h, &instance.class, &instance.resource_uri, |out| {
+        for (name, value) in &instance.props {
+            write_value(out, name, value);
+        }
+    })
+}
+
+/// [`get_response`] of an instance whose properties `props` writes with [`write_property`]
+/// or copies: for a server whose instances share most of their values, which it keeps
+/// written once instead of building them into every [`Instance`] it answers with.
+pub fn get_response_with(
+    h: &ReplyHeader<'_>,
+    class: &str,
+    resource_uri: &str,
+    props: impl FnOnce(&mut String),
+) -> String {
     with_envelope(h, ns::action::GET_RESPONSE, |out| {
-        write_instance(out, instance)
+        write_instance_with(out, class, resource_uri, props)
     })
 }
 
@@ -212,7 +230,12 @@ pub fn invoke_response(
     out_params: &[(&str, Value)],
     return_value: u32,
 ) -> String {
-    let action = format!("{resource_uri}/{method}Response");
+    // Joined by hand: `format!` was a tenth of writing this answer.
+    let mut action = String::with_capacity(resource_uri.len() + method.len() + 9);
+    action.push_str(resource_uri);
+    action.push('/');
+    action.push_str(method);
+    action.push_str("Response");
     with_envelope(h, &action, |out| {
         out.push_str("<p:");
         out.push_str(method);
@@ -227,7 +250,7 @@ pub fn invoke_response(
             write_value(out, name, value);
         }
         out.push_str("<p:ReturnValue>");
-        out.push_str(&return_value.to_string());
+        out.push_str(itoa::Buffer::new().format(return_value));
         out.push_str("</p:ReturnValue></p:");
         out.push_str(method);
         out.push_str("_OUTPUT>");
@@ -323,23 +346,39 @@ pub fn item_len(item: &Item<'_>) -> usize {
 /// then the properties (runner-mei's WinRM sample, docs/facts.md#get-and-job-polling). Class and
 /// property names come from the model, not from requests, and must be XML names.
 pub fn write_instance(out: &mut String, inst: &Instance) {
+    write_instance_with(out, &inst.class, &inst.resource_uri, |out| {
+        for (name, value) in &inst.props {
+            write_value(out, name, value);
+        }
+    });
+}
+
+fn write_instance_with(
+    out: &mut String,
+    class: &str,
+    resource_uri: &str,
+    props: impl FnOnce(&mut String),
+) {
     out.push_str("<p:");
-    out.push_str(&inst.class);
+    out.push_str(class);
     out.push_str(" xmlns:p=\"");
-    escape_attr_into(out, &inst.resource_uri);
+    escape_attr_into(out, resource_uri);
     out.push_str("\" xmlns:xsi=\"");
     out.push_str(ns::XSI);
     out.push_str("\" xmlns:cim=\"");
     out.push_str(ns::CIM_COMMON);
     out.push_str("\" xsi:type=\"p:");
-    out.push_str(&inst.class);
+    out.push_str(class);
     out.push_str("_Type\">");
-    for (name, value) in &inst.props {
-        write_value(out, name, value);
-    }
+    props(out);
     out.push_str("</p:");
-    out.push_str(&inst.class);
+    out.push_str(class);
     out.push('>');
+}
+
+/// One property of an instance as [`write_instance`] writes it, for [`get_response_with`].
+pub fn write_property(out: &mut String, name: &str, value: &Value) {
+    write_value(out, name, value);
 }
 
 /// One property element `p:{name}` (or several, for an array).
@@ -435,33 +474,75 @@ pub fn escape_attr_into(out: &mut String, s: &str) {
 }
 
 fn escape_impl(out: &mut String, s: &str, attr: bool) {
-    let needs = |c: char| match c {
-        '&' | '<' | '>' | '\r' => true,
-        '"' | '\n' | '\t' => attr,
-        c => is_forbidden_char(c),
-    };
-    // Fast path: plain printable ASCII with nothing to escape (nearly every value), one
-    // table lookup per byte.
-    let table = if attr { &PLAIN_ATTR } else { &PLAIN_TEXT };
-    let plain = s.bytes().all(|b| table[usize::from(b)]);
-    if plain || !s.chars().any(needs) {
+    // Fast path: plain printable ASCII with nothing to escape (nearly every value).
+    if is_plain(s.as_bytes(), attr) {
         out.push_str(s);
         return;
     }
+    // Otherwise the unescaped runs between replacements go in whole, not a char at a time.
     out.reserve(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            '"' if attr => out.push_str("&quot;"),
-            '\n' if attr => out.push_str("&#10;"),
-            '\t' if attr => out.push_str("&#9;"),
-            c if is_forbidden_char(c) => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
+    let mut rest = s;
+    while let Some(at) = rest.find(|c| replacement(c, attr).is_some()) {
+        let Some((run, tail)) = rest.split_at_checked(at) else {
+            break;
+        };
+        let mut chars = tail.chars();
+        let Some(rep) = chars.next().and_then(|c| replacement(c, attr)) else {
+            break;
+        };
+        out.push_str(run);
+        out.push_str(rep);
+        rest = chars.as_str();
     }
+    out.push_str(rest);
+}
+
+/// What a character is written as when it cannot stand as itself; `None` when it can.
+fn replacement(c: char, attr: bool) -> Option<&'static str> {
+    match c {
+        '&' => Some("&amp;"),
+        '<' => Some("&lt;"),
+        '>' => Some("&gt;"),
+        '\r' => Some("&#13;"),
+        '"' if attr => Some("&quot;"),
+        '\n' if attr => Some("&#10;"),
+        '\t' if attr => Some("&#9;"),
+        c if is_forbidden_char(c) => Some("\u{FFFD}"),
+        _ => None,
+    }
+}
+
+/// Whether `bytes` are all written as they are: printable ASCII but `&`, `<`, `>` (and `"`
+/// in an attribute). Eight bytes at a time, as bit tricks on a `u64` (a byte lookup each was
+/// most of writing a response's text); each test below is exact for "some byte is …",
+/// because a borrow or carry only leaves a byte that already answers yes. A `"` in text
+/// fails the test too and is then written as itself by the careful path.
+fn is_plain(bytes: &[u8], attr: bool) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // The high bit of each byte that is not plain (and perhaps of the bytes after it).
+    let flags = |x: u64| {
+        let control = x.wrapping_sub(ONES * 0x20) & !x;
+        // 0x7F and above: DEL and every byte of a non-ASCII character.
+        let not_ascii = x.wrapping_add(ONES) | x;
+        // `<` (0x3C) and `>` (0x3E) differ in bit 1 only, `"` (0x22) and `&` (0x26) in bit 2;
+        // a zero byte of `v` is a match.
+        let angle = (x | (ONES * 0x02)) ^ (ONES * u64::from(b'>'));
+        let amp = (x | (ONES * 0x04)) ^ (ONES * u64::from(b'&'));
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+        (control | not_ascii | zero(angle) | zero(amp)) & HIGH
+    };
+    // Two words per test: one branch per 16 bytes.
+    let (pairs, rest) = bytes.as_chunks::<16>();
+    let (words, rest) = rest.as_chunks::<8>();
+    let word = |w: &[u8; 8]| u64::from_ne_bytes(*w);
+    let table = if attr { &PLAIN_ATTR } else { &PLAIN_TEXT };
+    pairs.iter().all(|pair| {
+        let (a, b) = pair.split_at(8);
+        let (a, b) = (a.as_chunks::<8>().0, b.as_chunks::<8>().0);
+        a.iter().chain(b).fold(0, |acc, w| acc | flags(word(w))) == 0
+    }) && words.iter().all(|w| flags(word(w)) == 0)
+        && rest.iter().all(|b| table[usize::from(*b)])
 }
 
 /// Bytes written as they are in text: printable ASCII but `&`, `<` and `>`.
@@ -525,10 +606,10 @@ mod tests {
                 ("StartTime".into(), Value::Datetime(1_714_557_600_123)),
                 (
                     "Owner".into(),
-                    Value::Ref(Epr::new(
+                    Value::Ref(Box::new(Epr::new(
                         "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_ComputerSystem",
                         [("Name", "HV01")],
-                    )),
+                    ))),
                 ),
                 (
                     "Tags".into(),
@@ -679,7 +760,7 @@ mod tests {
             &H,
             svc,
             "InitiateFailback",
-            &[("Job", Value::Ref(job))],
+            &[("Job", Value::Ref(Box::new(job)))],
             4096,
         );
         let d = doc(&xml);
@@ -793,6 +874,32 @@ mod tests {
         let read_back = "a<b>&\"c\"'d'\r\n\t\u{FFFD}";
         assert_eq!(root.attribute("a"), Some(read_back));
         assert_eq!(root.text(), Some(read_back));
+    }
+
+    #[test]
+    fn word_scan_agrees_with_the_byte_table() {
+        // Every byte value at every place of a pair of words, of a single word and of the
+        // tail after the words, in both contexts: the word tests must answer exactly as the
+        // per-byte table (but for `"` in text, which words refer to the careful path).
+        const TEXT: &[u8; 27] = b"abcdefghijklmnopqrstuvwxyz0";
+        for attr in [false, true] {
+            let table = if attr { &PLAIN_ATTR } else { &PLAIN_TEXT };
+            for len in [3, 11, 19, 27] {
+                for b in 0..=u8::MAX {
+                    for at in 0..len {
+                        let mut bytes = TEXT[..len].to_vec();
+                        bytes[at] = b;
+                        let in_words = at < len - len % 8;
+                        let quote_in_text = !attr && b == b'"' && in_words;
+                        assert_eq!(
+                            is_plain(&bytes, attr),
+                            table[usize::from(b)] && !quote_in_text,
+                            "byte {b:#04x} at {at} of {len}, attr {attr}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -531,7 +531,7 @@ fn what_the_writer_writes_the_client_reads_back() {
         class: "Msvm_X".into(),
         resource_uri: format!("{}Msvm_X", ns::V2_BASE).into(),
         props: vec![
-            ("Owner".into(), Value::Ref(assoc.clone())),
+            ("Owner".into(), Value::Ref(Box::new(assoc.clone()))),
             ("Name".into(), Value::Text("<&]]>".into())),
             ("Gone".into(), Value::Null),
             (
