@@ -276,8 +276,8 @@ pub struct Limits {
     /// A connection must deliver a request's whole header within this time, and an idle
     /// keep-alive connection is closed after it (HTTP/1.1 `header_read_timeout`).
     pub header_read_timeout_ms: u64,
-    /// A request body must arrive within this time of its header; a client that stalls
-    /// mid-body gets 408 and is disconnected.
+    /// A request body must arrive within this time of the server starting to read it (right
+    /// after its header); a client that stalls mid-body gets 408 and is disconnected.
     pub body_read_timeout_ms: u64,
     /// Open connections per listener (each simulated host has its own); over it a new
     /// connection is accepted and closed at once, unanswered.
