@@ -163,7 +163,7 @@ impl Client {
         let content_type = if path.starts_with("/_replica/") {
             "application/json"
         } else {
-            "application/soap+xml;charset=UTF-8"
+            ns::SOAP_CONTENT_TYPE
         };
         let mut req = hyper::Request::post(path)
             .header("host", &self.host)
@@ -350,12 +350,9 @@ async fn baseline_server(body_len: usize) -> anyhow::Result<SocketAddr> {
     let body: &'static str = Box::leak(body.into_boxed_str());
     let app = axum::Router::new().route(
         "/wsman",
-        axum::routing::post(move || async move {
-            (
-                [("content-type", "application/soap+xml;charset=UTF-8")],
-                body,
-            )
-        }),
+        axum::routing::post(
+            move || async move { ([("content-type", ns::SOAP_CONTENT_TYPE)], body) },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -151,21 +151,13 @@ impl ClassDef {
     /// the renderer gave none), the declared one otherwise.
     pub fn build(&self, computed: Vec<(&'static str, Value)>) -> Vec<(Cow<'static, str>, Value)> {
         let mut computed = computed;
-        // Renderers list their values in written order, so the one after the last taken is
-        // tried first; a taken entry's name is blanked (the list keeps its order).
+        // A taken entry's name is blanked (the list keeps its order; see `slot`).
         let mut next = 0;
         let mut props = Vec::with_capacity(self.props.len());
         for p in self.ordered() {
             let v = match p.src {
                 Src::World => {
-                    let at = if computed
-                        .get(next)
-                        .is_some_and(|(n, _)| same_name(n, p.name))
-                    {
-                        Some(next)
-                    } else {
-                        computed.iter().position(|(n, _)| same_name(n, p.name))
-                    };
+                    let at = slot(&computed, next, p.name);
                     match at.and_then(|i| computed.get_mut(i).map(|e| (i, e))) {
                         Some((i, (name, value))) => {
                             next = i + 1;
@@ -214,18 +206,12 @@ impl ClassDef {
             }
             pieces
         });
-        // As in `build`: the value after the last one taken is tried first.
         let mut next = 0;
         for piece in pieces {
             match piece {
                 Piece::Written(xml) => out.push_str(xml),
                 Piece::World(name) => {
-                    let at = if computed.get(next).is_some_and(|(n, _)| same_name(n, name)) {
-                        Some(next)
-                    } else {
-                        computed.iter().position(|(n, _)| same_name(n, name))
-                    };
-                    let value = at.and_then(|i| {
+                    let value = slot(computed, next, name).and_then(|i| {
                         next = i + 1;
                         computed.get(i).map(|(_, v)| v)
                     });
@@ -258,6 +244,17 @@ impl ClassDef {
                 .map_or(Cow::Owned(Value::Null), |(_, v)| Cow::Borrowed(v)),
             fixed => Cow::Owned(fixed.fixed_value()),
         })
+    }
+}
+
+/// Where `computed` holds the renderer's value for property `name`, `next` being the place
+/// after the last value taken: renderers list their values in written order, so that place
+/// is tried first and the list is searched only when it does not hold the name.
+fn slot(computed: &[(&'static str, Value)], next: usize, name: &str) -> Option<usize> {
+    if computed.get(next).is_some_and(|(n, _)| same_name(n, name)) {
+        Some(next)
+    } else {
+        computed.iter().position(|(n, _)| same_name(n, name))
     }
 }
 
@@ -1213,8 +1210,8 @@ mod tests {
     }
 
     /// `prop` finds every declared property, in any case, and it alone: names are unique
-    /// without regard to case (the binary search would pick either of two), and absent
-    /// names are not found.
+    /// without regard to case (a lookup that ignores case could otherwise find either of
+    /// two), and absent names are not found.
     #[test]
     fn prop_finds_each_property_in_any_case() {
         for def in &CLASSES {

@@ -1287,7 +1287,7 @@ fn soap_media_type_accepted(content_type: Option<&str>) -> bool {
         return false;
     };
     // The exact value every WinRM client sends (see above), settled without taking it apart.
-    if ct == SOAP_CONTENT_TYPE {
+    if ct == crate::wsman::ns::SOAP_CONTENT_TYPE {
         return true;
     }
     if replica_ntlm::mime::is_encrypted(ct) {
@@ -1399,9 +1399,6 @@ fn sealed_response(conn: &ConnAuth, reply: dispatch::Reply) -> Response<Body> {
     resp
 }
 
-/// The media type of a plain SOAP answer, and the one WinRM clients send.
-const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
-
 fn soap_response(reply: dispatch::Reply) -> Response<Body> {
     // Built in place: the builder would validate and copy the constant header value, and
     // carry a `Result` for errors a status and a static value cannot have.
@@ -1410,7 +1407,7 @@ fn soap_response(reply: dispatch::Reply) -> Response<Body> {
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(SOAP_CONTENT_TYPE),
+        HeaderValue::from_static(crate::wsman::ns::SOAP_CONTENT_TYPE),
     );
     if reply.drop_connection {
         resp.extensions_mut().insert(DropConnection);

@@ -44,6 +44,9 @@ pub const XPATH_DIALECT: &str = "http://www.w3.org/TR/1999/REC-xpath-19991116";
 pub const ANONYMOUS: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
 /// Base of every WMI resource URI: `{WMI_BASE}root/virtualization/v2/Msvm_ConcreteJob`.
 pub const WMI_BASE: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/";
+/// The HTTP media type of a plain SOAP 1.2 envelope, exactly as every WinRM client sends it
+/// and WinRM answers with (docs/facts.md#key-facts).
+pub const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
 /// Protocol version announced by Identify (the DMTF schema URI, as WinRM does).
 pub const PROTOCOL_VERSION: &str = WSMAN;
 /// The WMI namespace of Hyper-V's v2 provider.

@@ -143,10 +143,8 @@ pub fn response_envelope(h: &ReplyHeader<'_>, action: &str, body: &str) -> Strin
 
 /// WS-Transfer GetResponse: the instance is the body.
 pub fn get_response(h: &ReplyHeader<'_>, instance: &Instance) -> String {
-    get_response_with(h, &instance.class, &instance.resource_uri, |out| {
-        for (name, value) in &instance.props {
-            write_value(out, name, value);
-        }
+    with_envelope(h, ns::action::GET_RESPONSE, |out| {
+        write_instance(out, instance)
     })
 }
 
@@ -247,7 +245,7 @@ pub fn invoke_response(
         out.push_str(ns::CIM_COMMON);
         out.push_str("\">");
         for (name, value) in out_params {
-            write_value(out, name, value);
+            write_property(out, name, value);
         }
         out.push_str("<p:ReturnValue>");
         out.push_str(itoa::Buffer::new().format(return_value));
@@ -348,7 +346,7 @@ pub fn item_len(item: &Item<'_>) -> usize {
 pub fn write_instance(out: &mut String, inst: &Instance) {
     write_instance_with(out, &inst.class, &inst.resource_uri, |out| {
         for (name, value) in &inst.props {
-            write_value(out, name, value);
+            write_property(out, name, value);
         }
     });
 }
@@ -376,13 +374,9 @@ fn write_instance_with(
     out.push('>');
 }
 
-/// One property of an instance as [`write_instance`] writes it, for [`get_response_with`].
+/// One property of an instance as [`write_instance`] writes it: one element `p:{name}` (or
+/// several, for an array). Public for [`get_response_with`].
 pub fn write_property(out: &mut String, name: &str, value: &Value) {
-    write_value(out, name, value);
-}
-
-/// One property element `p:{name}` (or several, for an array).
-fn write_value(out: &mut String, name: &str, value: &Value) {
     let open = |out: &mut String| {
         out.push_str("<p:");
         out.push_str(name);
@@ -441,10 +435,10 @@ fn write_value(out: &mut String, name: &str, value: &Value) {
             epr.write_children(out);
             close(out);
         }
-        Value::Array(values) if values.is_empty() => write_value(out, name, &Value::Null),
+        Value::Array(values) if values.is_empty() => write_property(out, name, &Value::Null),
         Value::Array(values) => {
             for v in values {
-                write_value(out, name, v);
+                write_property(out, name, v);
             }
         }
     }

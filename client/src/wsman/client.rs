@@ -18,7 +18,7 @@ use super::types::{
 };
 
 /// The content type every WinRM client sends (docs/facts.md#key-facts).
-pub const CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
+pub const CONTENT_TYPE: &str = replica_wsman::ns::SOAP_CONTENT_TYPE;
 
 /// User name and password, for Basic and for Negotiate (NTLM; `DOMAIN\\user` names a domain).
 #[derive(Clone)]
